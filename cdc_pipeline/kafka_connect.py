@@ -1,0 +1,160 @@
+"""Kafka Connect's REST API: create or update a connector, and wait until it and its tasks run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from cdc_pipeline.errors import ConnectorError
+
+log = logging.getLogger(__name__)
+
+RUNNING = "RUNNING"
+FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class ConnectorStatus:
+    """The parts of ``GET /connectors/{name}/status`` the pipeline acts on."""
+
+    name: str
+    state: str
+    trace: str | None
+    tasks: tuple[dict, ...]
+
+    @property
+    def failed_tasks(self) -> list[dict]:
+        return [t for t in self.tasks if t.get("state") == FAILED]
+
+    @property
+    def is_running(self) -> bool:
+        return self.state == RUNNING and bool(self.tasks) and all(t.get("state") == RUNNING for t in self.tasks)
+
+    def describe(self) -> str:
+        tasks = ", ".join(f"task {t.get('id')}: {t.get('state')}" for t in self.tasks) or "no tasks yet"
+        return f"connector {self.name}: {self.state}; {tasks}"
+
+
+class KafkaConnectClient:
+    """A small client over ``httpx`` for the few endpoints the pipeline uses."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> KafkaConnectClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectorError(
+                f"Kafka Connect at {self.base_url} did not answer {method} {path} ({exc.__class__.__name__}: {exc}). "
+                "Is the worker running? Locally: ./stack status, then ./stack logs connect; check the "
+                "'cdc_kafka_connect' Airflow connection's host and port."
+            ) from exc
+
+    @staticmethod
+    def _error_text(response: httpx.Response) -> str:
+        try:
+            body = response.json()
+            return str(body.get("message", body))
+        except ValueError:
+            return response.text[:2000]
+
+    def connector_plugins(self) -> list[str]:
+        response = self._request("GET", "/connector-plugins")
+        response.raise_for_status()
+        return [p["class"] for p in response.json()]
+
+    def get_config(self, name: str) -> dict[str, str] | None:
+        response = self._request("GET", f"/connectors/{name}/config")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ConnectorError(f"GET /connectors/{name}/config answered {response.status_code}: {self._error_text(response)}")
+        return response.json()
+
+    def put_config(self, name: str, config: dict[str, str]) -> str:
+        """Create or update; answer 'created', 'updated' or 'unchanged' (nothing is sent when equal)."""
+        wanted = dict(config, name=name)
+        current = self.get_config(name)
+        if current is not None and current == wanted:
+            return "unchanged"
+        response = self._request("PUT", f"/connectors/{name}/config", json=wanted)
+        if response.status_code not in (200, 201):
+            raise ConnectorError(
+                f"Kafka Connect refused the config of connector {name!r} ({response.status_code}): "
+                f"{self._error_text(response)}. Fix the connector file in include/connectors/ or the "
+                "'cdc_postgres' connection, then clear the task."
+            )
+        return "created" if response.status_code == 201 else "updated"
+
+    def status(self, name: str) -> ConnectorStatus | None:
+        response = self._request("GET", f"/connectors/{name}/status")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ConnectorError(f"GET /connectors/{name}/status answered {response.status_code}: {self._error_text(response)}")
+        body = response.json()
+        connector = body.get("connector", {})
+        return ConnectorStatus(
+            name=name,
+            state=connector.get("state", "UNKNOWN"),
+            trace=connector.get("trace"),
+            tasks=tuple(body.get("tasks", [])),
+        )
+
+    def restart_failed(self, name: str) -> None:
+        response = self._request("POST", f"/connectors/{name}/restart", params={"includeTasks": "true", "onlyFailed": "true"})
+        if response.status_code not in (200, 202, 204):
+            raise ConnectorError(f"restarting connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
+
+    def wait_until_running(self, name: str, *, timeout: float = 90.0, interval: float = 2.0) -> ConnectorStatus:
+        """Wait, bounded, for the connector and every task to be RUNNING; restart failed ones once.
+
+        A connector whose task failed again after the restart raises ConnectorError quoting the task's
+        trace, which is where Debezium says what is wrong (wal_level, a missing slot, bad credentials).
+        """
+        deadline = time.monotonic() + timeout
+        restarted = False
+        last: ConnectorStatus | None = None
+        while True:
+            last = self.status(name)
+            if last is not None:
+                if last.is_running:
+                    return last
+                if last.state == FAILED or last.failed_tasks:
+                    if restarted:
+                        raise ConnectorError(_failure_message(last, "still failed after one restart"))
+                    log.warning("%s; restarting the failed parts once", last.describe())
+                    self.restart_failed(name)
+                    restarted = True
+            if time.monotonic() >= deadline:
+                state = last.describe() if last else f"connector {name} does not exist"
+                raise ConnectorError(
+                    f"{state} after waiting {timeout:.0f} s for RUNNING. Check the worker log "
+                    "(locally: ./stack logs connect) and PostgreSQL's reachability from the worker."
+                )
+            time.sleep(interval)
+
+
+def _failure_message(status: ConnectorStatus, what: str) -> str:
+    traces = [status.trace] if status.trace else []
+    traces += [f"task {t.get('id')}: {t.get('trace')}" for t in status.failed_tasks if t.get("trace")]
+    first_lines = "\n".join(_head(t, 12) for t in traces) or "(no trace reported)"
+    return f"{status.describe()}: {what}. Trace:\n{first_lines}"
+
+
+def _head(text: str, lines: int) -> str:
+    return "\n".join(text.splitlines()[:lines])

@@ -1,0 +1,245 @@
+"""The three steps of a pipeline run, as plain functions: register, consume, merge.
+
+Each takes its clients and paths as arguments (the Airflow edge builds them from connections), records
+its try in the run history, logs a one-line human summary and returns a small summary dict (paths and
+numbers, never data) that becomes the task's XCom value. Each is safe to retry and to run twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer
+
+from cdc_pipeline.atomic import atomic_write_text
+from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.connector_spec import ConnectorSpec
+from cdc_pipeline.event_collector import EventCollector
+from cdc_pipeline.kafka_batch import (
+    OffsetOutOfRangeError,
+    commit_offsets,
+    plan_start,
+    read_range,
+    topic_partitions,
+    watermarks,
+)
+from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.merge import DestinyTable, merge_batch
+from cdc_pipeline.run_history import RunHistory, RunRef
+from cdc_pipeline.source_checks import SourceParams, check_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelinePaths:
+    """Where one pipeline keeps its files: ``<data dir>/<connector name>/``."""
+
+    folder: Path
+
+    @classmethod
+    def for_connector(cls, data_dir: str | Path, spec: ConnectorSpec) -> PipelinePaths:
+        return cls(Path(data_dir) / spec.name)
+
+    @property
+    def history(self) -> Path:
+        return self.folder / "runs.sqlite"
+
+    @property
+    def table_info(self) -> Path:
+        return self.folder / "table.json"
+
+    @property
+    def dead_letters(self) -> Path:
+        return self.folder / "dead_letters.jsonl"
+
+
+@contextmanager
+def tracked(history: RunHistory, run: RunRef, task_id: str) -> Iterator[dict[str, Any]]:
+    """Record the try in task_tries and its duration in runs; the body fills the summary dict."""
+    history.ensure_run(run)
+    history.start_try(run, task_id)
+    started = time.monotonic()
+    summary: dict[str, Any] = {}
+    try:
+        yield summary
+    except BaseException as exc:
+        duration = time.monotonic() - started
+        history.end_try(run, task_id, status="failed", duration=duration, summary=summary, error=str(exc)[:4000])
+        history.update_run(run.run_id, status="failed", error=f"{task_id}: {str(exc)[:4000]}", ended_at=_now())
+        raise
+    duration = time.monotonic() - started
+    summary["seconds"] = round(duration, 3)
+    history.end_try(run, task_id, status="success", duration=duration, summary=summary)
+    history.update_run(run.run_id, **{f"{task_id.split('_')[0]}_seconds": round(duration, 3)})
+
+
+def register_connector(
+    spec: ConnectorSpec,
+    connect: KafkaConnectClient,
+    source: SourceParams,
+    paths: PipelinePaths,
+    run: RunRef,
+    *,
+    timeout: float = 90.0,
+) -> dict[str, Any]:
+    """Check the source, create or update the connector (a no-op when unchanged), wait until RUNNING."""
+    history = RunHistory(paths.history)
+    with tracked(history, run, "register_connector") as summary:
+        report = check_source(source, spec.schema, spec.table, spec.slot_name)
+        atomic_write_text(
+            paths.table_info,
+            json.dumps({"table": spec.qualified_table, "key_columns": report.key_columns, "key_types": report.key_types}, indent=2) + "\n",
+        )
+        action = connect.put_config(spec.name, spec.config_for_source(
+            host=source.host, port=source.port, user=source.user, password=source.password, dbname=source.dbname,
+        ))
+        status = connect.wait_until_running(spec.name, timeout=timeout)
+        summary.update(
+            connector=spec.name, config=action, state=status.describe(), wal_level=report.wal_level,
+            slot=spec.slot_name, slot_exists=report.slot_exists, slot_retained_wal_bytes=report.slot_retained_wal_bytes,
+            notes=report.notes,
+        )
+        history.update_run(run.run_id, topic=spec.topic)
+        log.info(
+            "connector %s: config %s; %s; source wal_level=%s, slot %s %s (retained WAL: %s bytes)",
+            spec.name, action, status.describe(), report.wal_level, spec.slot_name,
+            "exists" if report.slot_exists else "will be created", report.slot_retained_wal_bytes,
+        )
+    return summary
+
+
+def consume_batch(
+    spec: ConnectorSpec,
+    consumer: Consumer,
+    paths: PipelinePaths,
+    run: RunRef,
+    *,
+    max_events: int,
+    start_from: datetime | None = None,
+    max_seconds: float = 120.0,
+) -> dict[str, Any]:
+    """Read a bounded batch into buffer.csv, commit its end offsets, record the resume point.
+
+    A retry of the same run re-reads exactly the range its first try recorded. Offsets are committed
+    only after buffer.csv is durable, so a crash at any point loses nothing: the next try or run reads
+    the uncommitted events again, and the buffer deduplicates them.
+    """
+    history = RunHistory(paths.history)
+    buffer = BatchBuffer(paths.folder)
+    with tracked(history, run, "consume_batch") as summary:
+        summary.update(topic=spec.topic, buffer=str(buffer.path))
+        partitions = topic_partitions(consumer, spec.topic)
+        if partitions is None:
+            summary.update(events=0, notes=[f"topic {spec.topic} does not exist yet: no change captured so far"])
+            history.update_run(run.run_id, topic=spec.topic, status="committed", offset_ranges={}, notes=summary["notes"])
+            log.info("consume: topic %s does not exist yet; nothing to read", spec.topic)
+            return summary
+
+        notes: list[str] = []
+        recorded = history.recorded_ranges(run.run_id)
+        collector = EventCollector(spec, start_from_ms=None)
+        if recorded is not None:
+            notes.append("retry: re-reading the offset range recorded by the first try")
+            starts = {p: r[0] for p, r in recorded.items()}
+            result = read_range(consumer, spec.topic, starts, collector.add, max_events=None,
+                                fixed_ends={p: r[1] for p, r in recorded.items()}, max_seconds=max_seconds)
+        else:
+            start_from_ms = int(start_from.timestamp() * 1000) if start_from else None
+            plan = plan_start(consumer, spec.topic, partitions,
+                              last_recorded_ends=history.last_committed_ends(spec.topic), start_from_ms=start_from_ms)
+            notes += plan.notes
+            collector = EventCollector(spec, start_from_ms=plan.from_timestamp_ms)
+            try:
+                result = read_range(consumer, spec.topic, plan.starts, collector.add, max_events=max_events, max_seconds=max_seconds)
+            except OffsetOutOfRangeError as exc:
+                low = watermarks(consumer, spec.topic, exc.partition)[0]
+                notes.append(f"{exc}; re-reading partition {exc.partition} from {low}")
+                log.warning("%s; re-reading partition %s from %s", exc, exc.partition, low)
+                collector = EventCollector(spec, start_from_ms=plan.from_timestamp_ms)
+                result = read_range(consumer, spec.topic, {**plan.starts, exc.partition: low}, collector.add,
+                                    max_events=max_events, max_seconds=max_seconds)
+        for note in notes:
+            log.warning("consume: %s", note)
+
+        buffered = 0
+        if collector.rows:
+            _, buffered = buffer.add(collector.meta(), collector.rows)
+        if collector.dead_letters:
+            collector.write_dead_letters(paths.dead_letters)
+        ranges = {str(p): [r.start, r.end] for p, r in sorted(result.ranges.items())}
+        counts = collector.counts()
+        history.update_run(
+            run.run_id, topic=spec.topic, status="buffered", offset_ranges=ranges,
+            max_lsn=collector.max_lsn, max_source_ts=collector.max_source_ts(), notes=notes or None, **counts,
+        )
+        commit_offsets(consumer, spec.topic, {p: r.end for p, r in result.ranges.items()})
+        history.update_run(run.run_id, status="committed", offsets_committed=1)
+
+        summary.update(
+            events=result.records_read, complete=result.complete, offset_ranges=ranges, buffer_rows=buffered,
+            dead_letters=str(paths.dead_letters) if collector.dead_letters else None, notes=notes, **counts,
+        )
+        log.info(
+            "consume: read %s records of %s (%s) -> %s rows now in %s; c=%s u=%s d=%s r=%s, tombstones=%s, "
+            "other tables=%s, dead-lettered=%s, before start=%s; offsets committed%s",
+            result.records_read, spec.topic, _describe_ranges(result.ranges), buffered, buffer.path,
+            counts["creates"], counts["updates"], counts["deletes"], counts["reads"], counts["tombstones"],
+            counts["other_tables"], counts["dead_lettered"], counts["before_start"],
+            "" if result.complete else " (batch limit reached: the next run continues)",
+        )
+    return summary
+
+
+def merge_buffer(paths: PipelinePaths, run: RunRef, *, archive_keep: int = 50) -> dict[str, Any]:
+    """Apply buffer.csv to destiny.csv (see cdc_pipeline.merge), then archive the buffer."""
+    history = RunHistory(paths.history)
+    buffer = BatchBuffer(paths.folder)
+    table = DestinyTable(paths.folder)
+    with tracked(history, run, "merge_batch") as summary:
+        meta, frame = buffer.read()
+        summary.update(destiny=str(table.csv_path))
+        if meta is None:
+            summary.update(events=0, notes=["no buffer yet: nothing captured so far"])
+            log.info("merge: no buffer yet; nothing to merge")
+            history.update_run(run.run_id, status="merged", ended_at=_now(), error=None)
+            return summary
+        key_types = _read_key_types(paths.table_info)
+        result = merge_batch(table, meta, frame, key_types)
+        archived = buffer.archive(run.run_id, archive_keep) if len(frame) else None
+        history.update_run(
+            run.run_id, status="merged", ended_at=_now(), error=None, merge_inserted=result.inserted,
+            merge_updated=result.updated, merge_deleted=result.deleted, merge_stale=result.stale,
+            destiny_rows=result.destiny_rows,
+        )
+        summary.update(result.as_dict(), archived_buffer=str(archived) if archived else None)
+        log.info(
+            "merge: %s events -> inserted %s, updated %s, deleted %s, already applied or older %s; "
+            "%s rows in %s%s",
+            result.events, result.inserted, result.updated, result.deleted, result.stale, result.destiny_rows,
+            table.csv_path,
+            f"; {result.unavailable_values} unchanged-TOAST values had no earlier value (see README)" if result.unavailable_values else "",
+        )
+    return summary
+
+
+def _read_key_types(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8")).get("key_types", {})
+
+
+def _describe_ranges(ranges) -> str:
+    return ", ".join(f"p{p}: {r.start}..{r.end}" for p, r in sorted(ranges.items())) or "no partitions"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

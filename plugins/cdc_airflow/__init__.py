@@ -1,0 +1,1 @@
+"""Airflow-specific edge of the pipeline: connections, hooks and the DAG factory. The logic is in cdc_pipeline."""

@@ -1,0 +1,77 @@
+import json
+
+import pytest
+
+from cdc_pipeline.connector_spec import discover_connector_specs, load_connector_spec
+from cdc_pipeline.errors import ConfigError
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT = REPO / "include" / "connectors" / "clientes.json"
+
+
+def write(tmp_path, config: dict, name="x") -> Path:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"name": name, "config": config}))
+    return path
+
+
+def base_config() -> dict:
+    return dict(json.loads(DEFAULT.read_text())["config"])
+
+
+def test_default_connector_captures_clientes_on_the_prototypes_topic():
+    spec = load_connector_spec(DEFAULT)
+    assert (spec.name, spec.qualified_table, spec.topic) == ("clientes", "public.clientes", "pgserver1.public.clientes")
+    assert spec.slot_name == "debezium_clientes"
+
+
+def test_source_details_are_filled_in_at_registration_not_kept_in_the_file():
+    spec = load_connector_spec(DEFAULT)
+    assert "database.password" not in spec.config
+    filled = spec.config_for_source(host="h", port=5, user="u", password="secret", dbname="d")
+    assert filled["database.password"] == "secret" and filled["database.port"] == "5"
+    assert "database.password" not in spec.config  # the spec itself is unchanged
+
+
+def test_a_password_in_the_file_is_refused_with_the_fix(tmp_path):
+    config = base_config() | {"database.password": "x"}
+    with pytest.raises(ConfigError, match="remove database.password.*cdc_postgres"):
+        load_connector_spec(write(tmp_path, config))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("decimal.handling.mode", "precise", "trailing zeros"),
+        ("value.converter.schemas.enable", "false", "inline schema"),
+        ("slot.drop.on.stop", "true", "discards every change"),
+    ],
+)
+def test_settings_that_break_fidelity_are_refused(tmp_path, key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_connector_spec(write(tmp_path, base_config() | {key: value}))
+
+
+def test_more_than_one_table_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="exactly one table"):
+        load_connector_spec(write(tmp_path, base_config() | {"table.include.list": "public.a,public.b"}))
+
+
+def test_invalid_json_names_the_file(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{nope")
+    with pytest.raises(ConfigError, match="bad.json: not valid JSON"):
+        load_connector_spec(path)
+
+
+def test_duplicate_names_are_refused(tmp_path):
+    write(tmp_path, base_config(), name="same")
+    (tmp_path / "other.json").write_text(json.dumps({"name": "same", "config": base_config()}))
+    with pytest.raises(ConfigError, match="unique"):
+        discover_connector_specs(tmp_path)
+
+
+def test_booleans_and_numbers_are_normalised_to_connect_strings(tmp_path):
+    spec = load_connector_spec(write(tmp_path, base_config() | {"tasks.max": 1, "tombstones.on.delete": True}))
+    assert spec.config["tasks.max"] == "1" and spec.config["tombstones.on.delete"] == "true"

@@ -1,0 +1,86 @@
+"""KafkaConnectClient against a scripted HTTP transport (the real worker is exercised in tests/stack)."""
+
+import json
+
+import httpx
+import pytest
+
+from cdc_pipeline.errors import ConnectorError
+from cdc_pipeline.kafka_connect import KafkaConnectClient
+
+
+class FakeConnect:
+    def __init__(self, statuses=None, config=None):
+        self.config = config
+        self.statuses = list(statuses or [])
+        self.calls: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(f"{request.method} {request.url.path}")
+        if request.url.path.endswith("/config") and request.method == "GET":
+            return httpx.Response(200, json=self.config) if self.config else httpx.Response(404, json={"message": "not found"})
+        if request.method == "PUT":
+            created = self.config is None
+            self.config = json.loads(request.content)
+            return httpx.Response(201 if created else 200, json={})
+        if request.url.path.endswith("/status"):
+            return httpx.Response(200, json=self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0])
+        if request.url.path.endswith("/restart"):
+            return httpx.Response(202)
+        return httpx.Response(500)
+
+
+def client(fake) -> KafkaConnectClient:
+    return KafkaConnectClient("http://connect", transport=httpx.MockTransport(fake))
+
+
+def status(connector="RUNNING", *tasks, trace=None):
+    return {"connector": {"state": connector}, "tasks": [{"id": i, "state": s, "trace": trace} for i, s in enumerate(tasks)]}
+
+
+def test_put_creates_then_updates_then_sends_nothing_when_equal():
+    fake = FakeConnect()
+    c = client(fake)
+    assert c.put_config("a", {"k": "1"}) == "created"
+    assert c.put_config("a", {"k": "2"}) == "updated"
+    fake.calls.clear()
+    assert c.put_config("a", {"k": "2"}) == "unchanged"
+    assert fake.calls == ["GET /connectors/a/config"]
+
+
+def test_wait_restarts_a_failed_task_once_then_succeeds():
+    fake = FakeConnect(statuses=[status("RUNNING", "FAILED", trace="boom"), status("RUNNING", "RUNNING")])
+    result = client(fake).wait_until_running("a", timeout=5, interval=0)
+    assert result.is_running
+    assert "POST /connectors/a/restart" in fake.calls
+
+
+def test_wait_quotes_the_task_trace_when_it_fails_again():
+    trace = "io.debezium.DebeziumException: wal_level must be logical\n\tat x"
+    fake = FakeConnect(statuses=[status("RUNNING", "FAILED", trace=trace)])
+    with pytest.raises(ConnectorError, match="(?s)still failed after one restart.*wal_level must be logical"):
+        client(fake).wait_until_running("a", timeout=5, interval=0)
+
+
+def test_wait_is_bounded():
+    fake = FakeConnect(statuses=[status("UNASSIGNED")])
+    with pytest.raises(ConnectorError, match="after waiting 0 s"):
+        client(fake).wait_until_running("a", timeout=0, interval=0)
+
+
+def test_unreachable_worker_says_where_to_look():
+    def refuse(request):
+        raise httpx.ConnectError("connection refused")
+
+    with pytest.raises(ConnectorError, match="did not answer.*stack logs connect"):
+        client(refuse).get_config("a")
+
+
+def test_refused_config_quotes_connects_message():
+    def bad(request):
+        if request.method == "GET":
+            return httpx.Response(404)
+        return httpx.Response(400, json={"message": "Connector configuration is invalid: slot.name"})
+
+    with pytest.raises(ConnectorError, match="invalid: slot.name"):
+        client(bad).put_config("a", {})
