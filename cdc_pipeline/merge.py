@@ -62,7 +62,12 @@ class DestinyTable:
             return pd.DataFrame(), {}
         table = pq.read_table(self.state_path)
         info = json.loads((table.schema.metadata or {}).get(b"cdc", b"{}"))
-        return table.to_pandas(), info
+        state = table.to_pandas()
+        for column in info.get("columns", []):
+            # pandas' own string dtype would hand NaN back for NULL; the merge and the writer want None.
+            values = state[column].astype(object)
+            state[column] = values.where(values.notna(), None)
+        return state, info
 
     def save_state(self, state: pd.DataFrame, info: dict) -> None:
         table = pa.Table.from_pandas(state, preserve_index=False)

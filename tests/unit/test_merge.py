@@ -153,3 +153,11 @@ def test_empty_batch_renders_existing_state(table):
     table.csv_path.unlink()
     merge_batch(table, META, pd.DataFrame(), KEY_TYPES)
     assert destiny(table) == "id,nombre,email\n1,a,b\n"
+
+
+def test_a_replayed_batch_after_a_reload_renders_nulls_from_the_state_file(table):
+    # All events stale: destiny.csv is rendered straight from the state file, NULLs included.
+    batch = events(("c", "1", None, "", 100, 0, 0))
+    merge_batch(table, META, batch, KEY_TYPES)
+    merge_batch(table, META, batch, KEY_TYPES)
+    assert destiny(table) == 'id,nombre,email\n1,,""\n'
