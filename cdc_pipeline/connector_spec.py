@@ -32,6 +32,11 @@ REQUIRED_SETTINGS = {
     "key.converter.schemas.enable": ("true", "logical types (dates, times, decimals) are decoded from the inline schema"),
     "value.converter.schemas.enable": ("true", "logical types (dates, times, decimals) are decoded from the inline schema"),
     "slot.drop.on.stop": ("false", "dropping the slot on stop discards every change not yet read"),
+    "column.propagate.source.type": (
+        ".*",
+        "the decoder needs each column's PostgreSQL type where the Connect schema hides it (numeric NaN and "
+        "Infinity, money, bit, timetz)",
+    ),
 }
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")

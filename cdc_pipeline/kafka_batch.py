@@ -55,6 +55,11 @@ class ReadResult:
     complete: bool  # every partition reached its end (False when stopped by max_events or the deadline)
 
 
+def group_id_for(prefix: str, connector_name: str) -> str:
+    """One consumer group per pipeline, so two connectors never share offsets."""
+    return f"{prefix}.{connector_name}"
+
+
 def batch_consumer_config(connection_config: dict, group_id: str) -> dict:
     """The connection's librdkafka settings, with what the pipeline's correctness depends on forced."""
     config = dict(connection_config)
@@ -162,6 +167,16 @@ def plan_start(
     return plan
 
 
+class OffsetOutOfRangeError(KafkaError):
+    def __init__(self, partition: int, offset: int, detail: str) -> None:
+        super().__init__(
+            f"partition {partition}: offset {offset} is out of range ({detail}): the topic was recreated or the "
+            "broker lost its data"
+        )
+        self.partition = partition
+        self.offset = offset
+
+
 OnRecord = Callable[[Message], None]
 
 
@@ -240,16 +255,6 @@ def read_range(
     return ReadResult(ranges=ranges, records_read=count, complete=not pending)
 
 
-class OffsetOutOfRangeError(KafkaError):
-    def __init__(self, partition: int, offset: int, detail: str) -> None:
-        super().__init__(
-            f"partition {partition}: offset {offset} is out of range ({detail}): the topic was recreated or the "
-            "broker lost its data"
-        )
-        self.partition = partition
-        self.offset = offset
-
-
 def commit_offsets(consumer: Consumer, topic: str, ends: dict[int, int]) -> None:
     """Commit synchronously and check every partition's result; never move a partition backwards."""
     if not ends:
@@ -267,3 +272,42 @@ def commit_offsets(consumer: Consumer, topic: str, ends: dict[int, int]) -> None
     failed = [f"{tp.partition}: {tp.error}" for tp in results or [] if tp.error is not None]
     if failed:
         raise KafkaError(f"the broker refused the commit of {topic} for partitions {failed}. The retry commits it again.")
+
+
+def commit_offsets_exactly(consumer: Consumer, topic: str, offsets: dict[int, int]) -> None:
+    """Commit these offsets even if they move a partition backwards (an operator's reset)."""
+    if not offsets:
+        return
+    try:
+        results = consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in sorted(offsets.items())], asynchronous=False)
+    except KafkaException as exc:
+        raise KafkaError(f"committing offsets {offsets} of {topic} failed: {exc}") from exc
+    failed = [f"{tp.partition}: {tp.error}" for tp in results or [] if tp.error is not None]
+    if failed:
+        raise KafkaError(f"the broker refused the commit of {topic} for partitions {failed}")
+
+
+def offsets_at_time(consumer: Consumer, topic: str, partitions: list[int], timestamp_ms: int) -> dict[int, int]:
+    """Per partition, the first offset whose record is at or after ``timestamp_ms`` (the end if none).
+
+    Apache Kafka answers -1 when every record is older; Tansu answers 0. The record at the answered
+    offset is read to tell the two apart, and in the second case the partition is read to its end.
+    """
+    try:
+        found = consumer.offsets_for_times([TopicPartition(topic, p, timestamp_ms) for p in partitions], timeout=METADATA_TIMEOUT_S)
+    except KafkaException as exc:
+        raise KafkaError(f"offsets_for_times on {topic} failed: {exc}") from exc
+    targets: dict[int, int] = {}
+    for tp in found:
+        if tp.offset < 0:
+            targets[tp.partition] = watermarks(consumer, topic, tp.partition)[1]
+            continue
+        first: list[Message] = []
+        result = read_range(consumer, topic, {tp.partition: tp.offset}, first.append, max_events=1, max_seconds=15)
+        kind, ts = first[0].timestamp() if first else (0, 0)
+        if first and kind and ts < timestamp_ms:
+            end = read_range(consumer, topic, {tp.partition: tp.offset}, lambda m: None, max_events=None, max_seconds=300)
+            targets[tp.partition] = end.ranges[tp.partition].end
+        else:
+            targets[tp.partition] = tp.offset if first or not result.complete else result.ranges[tp.partition].end
+    return targets

@@ -9,7 +9,7 @@ from airflow.sdk import BaseHook
 
 from cdc_airflow.settings import KAFKA_CONN_ID, KAFKA_CONNECT_CONN_ID, POSTGRES_CONN_ID
 from cdc_pipeline.errors import ConfigError
-from cdc_pipeline.kafka_batch import batch_consumer_config
+from cdc_pipeline.kafka_batch import batch_consumer_config, group_id_for
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.source_checks import SourceParams
 
@@ -27,8 +27,7 @@ class BatchConsumerHook(KafkaBaseHook):
         self.connector_name = connector_name
 
     def _get_client(self, config) -> Consumer:
-        group_prefix = config.get("group.id") or "cdc-csv"
-        return Consumer(batch_consumer_config(config, f"{group_prefix}.{self.connector_name}"))
+        return Consumer(batch_consumer_config(config, group_id_for(config.get("group.id") or "cdc-csv", self.connector_name)))
 
 
 def kafka_connect_client(conn_id: str = KAFKA_CONNECT_CONN_ID) -> KafkaConnectClient:

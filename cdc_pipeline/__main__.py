@@ -1,0 +1,5 @@
+"""Operator commands that need no Airflow: ``python -m cdc_pipeline history|reset ...``."""
+
+from cdc_pipeline.cli import main
+
+raise SystemExit(main())

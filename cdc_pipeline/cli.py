@@ -1,0 +1,117 @@
+"""Operator commands that need no Airflow: read the run history, reset a pipeline.
+
+    python -m cdc_pipeline history --connector clientes [--limit 20] [--run RUN_ID]
+    python -m cdc_pipeline reset --connector clientes (--from-beginning | --from-date 2026-11-24) [--yes]
+
+Defaults come from the same CDC_* variables as the local stack (CDC_DATA_DIR, CDC_CONNECTORS_DIR,
+CDC_KAFKA_PORT, CDC_KAFKA_GROUP_ID); pass --bootstrap-servers for another broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cdc_pipeline.connector_spec import discover_connector_specs
+from cdc_pipeline.errors import CdcError, ConfigError
+from cdc_pipeline.run_history import RunHistory
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CdcError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    stack_home = Path(os.environ.get("CDC_STACK_HOME") or REPO_ROOT / ".stack")
+    parser = argparse.ArgumentParser(prog="python -m cdc_pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("CDC_DATA_DIR") or stack_home / "data"))
+    parser.add_argument("--connectors-dir", type=Path,
+                        default=Path(os.environ.get("CDC_CONNECTORS_DIR") or REPO_ROOT / "include" / "connectors"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    history = sub.add_parser("history", help="recent runs of a pipeline, newest first")
+    history.add_argument("--connector", required=True)
+    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--run", help="show every task try of this run id")
+    history.set_defaults(func=cmd_history)
+
+    reset = sub.add_parser("reset", help="set a pipeline's files aside and move its consumer group")
+    reset.add_argument("--connector", required=True)
+    where = reset.add_mutually_exclusive_group(required=True)
+    where.add_argument("--from-beginning", action="store_true", help="rebuild destiny.csv from the whole topic")
+    where.add_argument("--from-date", help="ISO date or date-time (UTC if no zone): only changes from then on")
+    reset.add_argument("--bootstrap-servers", default=f"127.0.0.1:{os.environ.get('CDC_KAFKA_PORT', '19092')}")
+    reset.add_argument("--group-prefix", default=os.environ.get("CDC_KAFKA_GROUP_ID", "cdc-csv"))
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.set_defaults(func=cmd_reset)
+    return parser
+
+
+def _spec(args):
+    for spec in discover_connector_specs(args.connectors_dir):
+        if spec.name == args.connector:
+            return spec
+    raise ConfigError(f"no connector named {args.connector!r} in {args.connectors_dir}")
+
+
+def cmd_history(args) -> int:
+    path = args.data_dir / args.connector / "runs.sqlite"
+    if not path.exists():
+        raise ConfigError(f"no run history at {path}: has the DAG cdc_{args.connector} run yet? (--data-dir?)")
+    history = RunHistory(path)
+    if args.run:
+        for row in history.tries(args.run):
+            print(json.dumps(row, default=str))
+        return 0
+    fields = ("run_id", "status", "offset_ranges", "creates", "updates", "deletes", "reads", "dead_lettered",
+              "merge_inserted", "merge_updated", "merge_deleted", "destiny_rows", "max_source_ts", "error")
+    print("\t".join(fields))
+    for run in history.recent_runs(args.limit):
+        print("\t".join("" if run[f] is None else str(run[f]).replace("\n", " ")[:200] for f in fields))
+    return 0
+
+
+def cmd_reset(args) -> int:
+    from confluent_kafka import Consumer
+
+    from cdc_pipeline.kafka_batch import (
+        batch_consumer_config, commit_offsets_exactly, group_id_for, offsets_at_time, topic_partitions, watermarks,
+    )
+
+    spec = _spec(args)
+    folder = args.data_dir / spec.name
+    group = group_id_for(args.group_prefix, spec.name)
+    if not args.yes and sys.stdin.isatty():
+        answer = input(f"Set {folder} aside and move group {group} on {spec.topic}? Pause the DAG cdc_{spec.name} first. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing changed")
+            return 1
+    consumer = Consumer(batch_consumer_config({"bootstrap.servers": args.bootstrap_servers}, group))
+    try:
+        partitions = topic_partitions(consumer, spec.topic) or []
+        if args.from_beginning:
+            targets = {p: watermarks(consumer, spec.topic, p)[0] for p in partitions}
+        else:
+            when = datetime.fromisoformat(args.from_date.replace("Z", "+00:00"))
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+            targets = offsets_at_time(consumer, spec.topic, partitions, int(when.timestamp() * 1000))
+        commit_offsets_exactly(consumer, spec.topic, targets)
+    finally:
+        consumer.close()
+    if folder.exists():
+        aside = folder.with_name(f"{folder.name}.before-reset-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        folder.rename(aside)
+        print(f"moved {folder} to {aside} (delete it when you no longer need it)")
+    print(f"group {group} now starts {spec.topic} at {targets}; the next run of cdc_{spec.name} rebuilds {folder}/destiny.csv")
+    return 0
