@@ -5,9 +5,10 @@ The table's state lives in ``destiny.state.parquet`` beside destiny.csv: every k
 whether it is deleted. Keeping deleted keys as tombstones is what lets an older batch, merged late, never
 bring a row back; keeping positions is what makes merging the same batch twice change nothing.
 
-destiny.csv is rendered from that state after every merge, in primary-key order, in the exact form of
-PostgreSQL's ``COPY ... TO STDOUT WITH (FORMAT csv, HEADER)``. Both files are replaced atomically, state
-first: a crash between the two leaves a state the retry re-renders from.
+destiny.csv is rendered from that state after every merge that changed something, in primary-key order, in
+the exact form of PostgreSQL's ``COPY ... TO STDOUT WITH (FORMAT csv, HEADER)``. Both files are replaced
+atomically, destiny.csv first: after a crash between the two, the retry merges the same buffer into the old
+state again and renders the same rows.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import pyarrow.parquet as pq
 
 from cdc_pipeline.atomic import atomic_writer
 from cdc_pipeline.batch_buffer import OPERATION, POSITION, BufferMeta
-from cdc_pipeline.copy_csv import format_row
+from cdc_pipeline.copy_csv import format_dataframe
 from cdc_pipeline.decoding import UNAVAILABLE_VALUE
 from cdc_pipeline.errors import BatchFileError
 
 DELETED = "_deleted"
 STATE_COLUMNS = (*POSITION, DELETED)
-NUMERIC_KEY_TYPES = frozenset({"smallint", "integer", "bigint", "numeric", "real", "double precision"})
+INTEGER_KEY_TYPES = frozenset({"smallint", "integer", "bigint"})
+NUMERIC_KEY_TYPES = frozenset({"numeric", "real", "double precision"})
 
 # A NULL that must survive forward-filling of TOAST placeholders, which fills only missing values.
 _NULL = "\x00null\x00"
@@ -77,15 +79,13 @@ class DestinyTable:
 
     def render(self, state: pd.DataFrame, columns: list[str], key_columns: list[str], key_types: dict[str, str]) -> int:
         """Write destiny.csv from the state's live rows, ordered by primary key like ORDER BY would."""
-        live = state[~state[DELETED]] if len(state) else state
-        rows = live[columns].to_numpy(dtype=object).tolist() if len(live) else []
-        positions = [columns.index(k) for k in key_columns]
-        converters = [_sort_converter(key_types.get(k)) for k in key_columns]
-        rows.sort(key=lambda row: tuple(conv(row[i]) for conv, i in zip(converters, positions)))
+        live = state.loc[~state[DELETED], columns] if len(state) else pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        if len(live) > 1:
+            sort_keys = pd.DataFrame({f"_k{i}": _sort_key(live[k], key_types.get(k)) for i, k in enumerate(key_columns)})
+            live = live.loc[sort_keys.sort_values(list(sort_keys.columns), kind="stable").index]
         with atomic_writer(self.csv_path) as handle:
-            handle.write(format_row(columns))
-            handle.writelines(format_row(row) for row in rows)
-        return len(rows)
+            handle.write(format_dataframe(live.reset_index(drop=True)))
+        return len(live)
 
 
 def merge_batch(table: DestinyTable, meta: BufferMeta, batch: pd.DataFrame, key_types: dict[str, str] | None = None) -> MergeResult:
@@ -100,10 +100,16 @@ def merge_batch(table: DestinyTable, meta: BufferMeta, batch: pd.DataFrame, key_
     for column in columns:
         if column not in state.columns:
             state[column] = None  # a column added at the source: NULL for rows not changed since
+    new_info = {"columns": columns, "key_columns": key, "key_types": key_types, "table": meta.table}
+    changed = False
     if len(batch):
-        state = _apply(state, _prepare(batch, key, columns), key, columns, result)
+        state, changed = _apply(state, _prepare(batch, key, columns), key, columns, result)
+    if not changed and new_info == info and table.csv_path.exists():
+        # A replay or an empty batch: the files already hold this state.
+        result.destiny_rows = int((~state[DELETED]).sum()) if len(state) else 0
+        return result
     result.destiny_rows = table.render(state, columns, key, key_types)
-    table.save_state(state[[*columns, *STATE_COLUMNS]], {"columns": columns, "key_columns": key, "key_types": key_types, "table": meta.table})
+    table.save_state(state[[*columns, *STATE_COLUMNS]], new_info)
     return result
 
 
@@ -120,7 +126,7 @@ def _prepare(batch: pd.DataFrame, key: list[str], columns: list[str]) -> pd.Data
     return events.sort_values(list(POSITION), kind="stable")
 
 
-def _apply(state: pd.DataFrame, events: pd.DataFrame, key: list[str], columns: list[str], result: MergeResult) -> pd.DataFrame:
+def _apply(state: pd.DataFrame, events: pd.DataFrame, key: list[str], columns: list[str], result: MergeResult) -> tuple[pd.DataFrame, bool]:
     value_columns = [c for c in columns if c not in key and c in events.columns]
     indexed = state.set_index(key, drop=False)
     # Drop what is at or below each key's applied position: replays and late, older batches.
@@ -131,7 +137,7 @@ def _apply(state: pd.DataFrame, events: pd.DataFrame, key: list[str], columns: l
     result.stale = int((~newer).sum())
     events = known[newer][events.columns]
     if events.empty:
-        return state
+        return state, False
 
     # Unchanged-TOAST placeholders take the value of the key's previous event in the batch, or of the
     # state; a NULL is protected as a marker meanwhile so the fill never crosses it.
@@ -169,7 +175,7 @@ def _apply(state: pd.DataFrame, events: pd.DataFrame, key: list[str], columns: l
     merged[DELETED] = merged[DELETED].astype(bool)
     for column in POSITION:
         merged[column] = merged[column].astype("int64")
-    return merged
+    return merged, True
 
 
 def _position_greater(events: pd.DataFrame, applied: pd.DataFrame) -> pd.Series:
@@ -191,20 +197,19 @@ def _empty_positions() -> dict[str, pd.Series]:
     return {"_lsn": pd.Series(dtype="int64"), "_partition": pd.Series(dtype="int64"), "_offset": pd.Series(dtype="int64"), DELETED: pd.Series(dtype=bool)}
 
 
-def _sort_converter(pg_type: str | None):
+def _sort_key(values: pd.Series, pg_type: str | None) -> pd.Series:
     """Order keys as PostgreSQL's ORDER BY does: numbers by value, text by code point (C collation)."""
+    if pg_type in INTEGER_KEY_TYPES:
+        return values.astype("int64")
     if pg_type in NUMERIC_KEY_TYPES:
-        return _numeric_sort_key
-    return lambda value: (value is None, value or "")
+        return values.map(_numeric_sort_key)
+    return values
 
 
 def _numeric_sort_key(value: str | None):
-    if value is None:
-        return (2, Decimal(0))
+    # Decimal keeps numeric's exact order; NaN sorts above every number in PostgreSQL.
     try:
         number = Decimal(value)
-    except InvalidOperation:
+    except (InvalidOperation, TypeError):
         return (2, Decimal(0))
-    if number.is_nan():
-        return (1, Decimal(0))  # PostgreSQL sorts NaN above every number
-    return (0, number)
+    return (1, Decimal(0)) if number.is_nan() else (0, number)
