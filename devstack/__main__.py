@@ -1,0 +1,150 @@
+"""``python -m devstack`` (what ./stack calls): up, start, status, logs, stop, reset, demo-load."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from devstack import process
+from devstack.airflow import dag_files
+from devstack.demo import run_demo
+from devstack.errors import StackError
+from devstack.settings import StackSettings
+from devstack.stack import PART_NAMES, Stack
+
+COMMANDS_HELP = """\
+Other commands:
+  ./stack status                 each part: pid, port, real health check
+  ./stack logs [part] [-n N]     last N lines of a part's log (all parts without a name)
+  ./stack start [part...]        start some parts only (postgres broker connect airflow)
+  ./stack demo-load [--count N] [--rate R]   inserts/updates/deletes on public.clientes
+  ./stack stop                   stop everything, keep data (broker topics are lost: memory only)
+  ./stack reset                  stop and delete all local state
+  ./stack test [pytest args]     run the tests"""
+
+
+def connector_names(settings: StackSettings) -> list[str]:
+    names = []
+    for path in sorted(settings.connectors_dir.glob("*.json")):
+        try:
+            names.append(json.loads(path.read_text())["name"])
+        except (ValueError, KeyError):
+            names.append(path.stem)
+    return names
+
+
+def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
+    began = time.monotonic()
+    stack.start()
+    s = stack.settings
+    with stack["airflow"].client() as client:  # type: ignore[attr-defined]
+        dags = client.list_dags()
+        for dag in dags:
+            if dag.get("is_paused"):
+                client.unpause(dag["dag_id"])
+        errors = client.import_errors()
+    print(f"\nLocal stack is up in {time.monotonic() - began:.0f} s (state in {s.stack_home}).")
+    print(f"  Airflow UI   {s.airflow_url}/   login {s.airflow_user} / {s.airflow_password}")
+    print(f"  PostgreSQL   127.0.0.1:{s.pg_port} db {s.pg_db} user {s.pg_user}")
+    print(f"  Kafka        {s.kafka_bootstrap}      Kafka Connect {s.connect_url}")
+    if dags:
+        print(f"  DAGs unpaused: {', '.join(d['dag_id'] for d in dags)}")
+    elif not dag_files(s):
+        print(f"  No DAG files in {s.dags_folder} yet.")
+    for error in errors:
+        print(f"  DAG import error in {error['filename']}:\n{error.get('stack_trace', '')}")
+    print(f"  CSV output   $CDC_DATA_DIR/<connector name>/buffer.csv and destiny.csv, here {s.data_dir}/<name>/")
+    for name in connector_names(s):
+        print(f"               {s.data_dir / name / 'destiny.csv'}")
+    print("  Stop with    ./stack stop   (data kept; ./stack reset deletes it)\n")
+    print(COMMANDS_HELP)
+    return 0
+
+
+def cmd_start(stack: Stack, args: argparse.Namespace) -> int:
+    for result in stack.start(args.parts):
+        print(f"{result.name:9} {'reused' if result.reused else 'started'} pid {result.pid} ({result.seconds:.1f} s)")
+    return 0
+
+
+def cmd_status(stack: Stack, args: argparse.Namespace) -> int:
+    statuses = stack.status()
+    print(f"state: {stack.settings.stack_home}")
+    for status in statuses:
+        print(status.line())
+    return 0 if all(st.healthy for st in statuses if st.running) else 1
+
+
+def cmd_logs(stack: Stack, args: argparse.Namespace) -> int:
+    for name in [args.part] if args.part else PART_NAMES:
+        path = stack[name].log_path
+        print(f"==> {path} <==")
+        print(process.log_tail(path, args.lines) or "(no log yet)")
+    return 0
+
+
+def cmd_stop(stack: Stack, args: argparse.Namespace) -> int:
+    stopped = stack.stop()
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    return 0
+
+
+def cmd_reset(stack: Stack, args: argparse.Namespace) -> int:
+    contents = {p: sorted(c.name for c in p.iterdir()) for p in (stack.settings.stack_home, stack.settings.data_dir)
+                if p.is_dir()}
+    deleted = stack.reset()
+    for path in deleted:
+        inside = contents.get(path)
+        print(f"deleted {path}" + (f" ({', '.join(inside)})" if inside else ""))
+    if not deleted:
+        print(f"nothing to delete ({stack.settings.stack_home} does not exist)")
+    return 0
+
+
+def cmd_demo_load(stack: Stack, args: argparse.Namespace) -> int:
+    summary = run_demo(stack.settings, count=args.count, rate=args.rate, seed=args.seed, report=print)
+    print(f"done: {summary.inserts} inserts, {summary.updates} updates, {summary.deletes} deletes")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="./stack", description="The local, Docker-free CDC stack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start everything, unpause the DAGs, print where things are").set_defaults(func=cmd_up)
+    start = sub.add_parser("start", help="start some parts (default all)")
+    start.add_argument("parts", nargs="*", metavar="part", help=f"any of {', '.join(PART_NAMES)}")
+    start.set_defaults(func=cmd_start)
+    sub.add_parser("status", help="real health check of each part").set_defaults(func=cmd_status)
+    logs = sub.add_parser("logs", help="tail of a part's log")
+    logs.add_argument("part", nargs="?", choices=PART_NAMES)
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    logs.set_defaults(func=cmd_logs)
+    sub.add_parser("stop", help="stop everything, keep data").set_defaults(func=cmd_stop)
+    sub.add_parser("reset", help="stop and delete all local state").set_defaults(func=cmd_reset)
+    demo = sub.add_parser("demo-load", help="a bounded stream of changes on public.clientes")
+    demo.add_argument("--count", type=int, default=60, help="number of changes (default 60)")
+    demo.add_argument("--rate", type=float, default=2.0, help="changes per second (default 2)")
+    demo.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable stream")
+    demo.set_defaults(func=cmd_demo_load)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return args.func(Stack(StackSettings.load()), args)
+    except (StackError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Refuse to start a part on a port that something else already holds."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from devstack.errors import PortInUseError
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when binding ``host:port`` fails because the address is taken (as a server would try it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def ensure_port_free(port: int, env_name: str, other: str) -> None:
+    """Raise PortInUseError naming the variable to change; ``other`` guesses the culprit ("another broker")."""
+    if port_in_use(port):
+        raise PortInUseError(
+            f"port {port} ({env_name}) is already in use: {other} or a stale process? "
+            f"Set {env_name} to a free port or stop it"
+        )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel considers free right now (for tests; another process may still take it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]

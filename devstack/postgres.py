@@ -1,0 +1,143 @@
+"""A private PostgreSQL cluster with logical decoding, owned by the ``postgres`` OS user when we run as root."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import stat
+import subprocess
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from devstack import process
+from devstack.errors import PartStartError
+from devstack.part import Part
+
+log = logging.getLogger(__name__)
+
+DEMO_SQL = Path(__file__).resolve().parent.parent / "include" / "demo" / "clientes.sql"
+OS_USER = "postgres"  # initdb refuses to run as root
+
+
+def postgres_bin_dir() -> Path:
+    """The newest installed PostgreSQL server's bin folder (Debian keeps them under /usr/lib/postgresql)."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if not candidates:
+        raise PartStartError("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: "
+                             "run scripts/bootstrap.sh (it installs the Debian package postgresql)")
+    return candidates[-1].parent
+
+
+class PostgresPart(Part):
+    name = "postgres"
+    port_env = "CDC_PG_PORT"
+    port_field = "pg_port"
+    marker = "postgres"
+    other = "another PostgreSQL (the Debian cluster uses 5432)"
+    start_timeout = 60.0
+    stop_timeout = 30.0
+    launch_grace = 15.0
+
+    @property
+    def _as_root(self) -> bool:
+        return os.geteuid() == 0
+
+    def _run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """Run a PostgreSQL tool, as the postgres OS user when we are root."""
+        extra = {"user": OS_USER, "group": OS_USER, "extra_groups": []} if self._as_root else {}
+        env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+        if self._as_root:
+            env["HOME"] = pwd.getpwnam(OS_USER).pw_dir
+        return subprocess.run(argv, cwd="/", env=env, capture_output=True, text=True, **extra, **kwargs)
+
+    def pid(self) -> int | None:
+        # The postmaster's own pid file; pg_ctl does the daemonizing.
+        return process.running_pid(self.settings.pgdata / "postmaster.pid", self.marker)
+
+    def prepare(self) -> None:
+        settings = self.settings
+        for folder in (settings.stack_home, settings.pgdata, settings.pg_socket_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.log_path.touch()
+        if self._as_root:
+            self._make_reachable(settings.pgdata)
+            uid, gid = pwd.getpwnam(OS_USER).pw_uid, pwd.getpwnam(OS_USER).pw_gid
+            for path in (settings.pgdata, settings.pg_socket_dir, self.log_path):
+                os.chown(path, uid, gid)
+            settings.pgdata.chmod(0o700)
+        if not (settings.pgdata / "PG_VERSION").exists():
+            log.info("initdb %s", settings.pgdata)
+            result = self._run([str(postgres_bin_dir() / "initdb"), "-D", str(settings.pgdata),
+                                "-U", settings.pg_user, "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"])
+            if result.returncode != 0:
+                raise PartStartError(f"initdb failed for {settings.pgdata} (exit {result.returncode}):\n"
+                                     f"{result.stdout}{result.stderr}")
+
+    def _make_reachable(self, pgdata: Path) -> None:
+        """The postgres user must traverse every folder above pgdata; add o+x to the ones we own that lack it.
+
+        Temporary folders (pytest's, mkdtemp's) are 0700, which would make the cluster fail to start.
+        """
+        for folder in reversed(pgdata.parents):
+            info = folder.stat()
+            if info.st_mode & stat.S_IXOTH:
+                continue
+            if info.st_uid == os.geteuid():
+                folder.chmod(stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
+                log.info("added o+x to %s so the postgres user can reach %s", folder, pgdata)
+        probe = self._run(["test", "-x", str(pgdata.parent)])
+        if probe.returncode != 0:
+            raise PartStartError(f"the postgres OS user cannot reach {pgdata.parent}: a folder above it is not "
+                                 f"traversable by others. Set CDC_STACK_HOME to a folder under /work or /tmp "
+                                 f"that others can traverse (chmod o+x)")
+
+    def launch(self) -> None:
+        settings = self.settings
+        options = (f"-p {settings.pg_port} -c wal_level=logical -c listen_addresses=127.0.0.1 "
+                   f"-k {settings.pg_socket_dir}")
+        result = self._run([str(postgres_bin_dir() / "pg_ctl"), "-D", str(settings.pgdata), "-l",
+                            str(self.log_path), "-o", options, "-W", "start"])
+        if result.returncode != 0:
+            raise PartStartError(f"pg_ctl start failed (exit {result.returncode}): {result.stdout}{result.stderr}"
+                                 f"\n--- last lines of {self.log_path} ---\n{process.log_tail(self.log_path)}")
+
+    def _connect(self, dbname: str) -> psycopg.Connection:
+        s = self.settings
+        return psycopg.connect(host="127.0.0.1", port=s.pg_port, dbname=dbname, user=s.pg_user,
+                               password=s.pg_password, connect_timeout=3, autocommit=True)
+
+    def probe(self) -> str:
+        with self._connect("postgres") as conn:
+            wal_level = conn.execute("SHOW wal_level").fetchone()[0]
+            has_db = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  (self.settings.pg_db,)).fetchone() is not None
+        if wal_level != "logical":
+            raise PartStartError(f"wal_level={wal_level} on port {self.settings.pg_port}: this is not our "
+                                 f"cluster (ours runs with wal_level=logical)")
+        return f"wal_level={wal_level}; database {self.settings.pg_db} " + ("present" if has_db else "MISSING")
+
+    def after_ready(self) -> None:
+        """Create CDC_PG_DB if missing, then apply the demo table script (safe to run twice)."""
+        db = self.settings.pg_db
+        with self._connect("postgres") as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone() is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+                log.info("created database %s", db)
+        with self._connect(db) as conn:
+            conn.execute(DEMO_SQL.read_text())
+
+    def stop(self) -> bool:
+        pid = self.pid()
+        if pid is None:
+            return False
+        log.info("stopping postgres (pid %s)", pid)
+        result = self._run([str(postgres_bin_dir() / "pg_ctl"), "-D", str(self.settings.pgdata), "-m", "fast",
+                            "-t", str(int(self.stop_timeout)), "-w", "stop"])
+        if result.returncode != 0 and process.is_alive(pid):
+            log.warning("pg_ctl stop failed (%s): %s; signalling pid %s", result.returncode, result.stderr, pid)
+            process.stop_process(pid, timeout=10)
+        return True

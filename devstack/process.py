@@ -1,0 +1,150 @@
+"""Detached processes with a log file and a pid file: start, is-alive, stop (TERM, then KILL after a deadline)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def start_detached(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    pid_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start ``argv`` in its own session (so it outlives us and stops as a group), output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pid_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        log_file.write(f"\n=== {stamp} starting: {' '.join(map(str, argv))}\n".encode())
+        log_file.flush()
+        process = subprocess.Popen(
+            [str(a) for a in argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    pid_path.write_text(f"{process.pid}\n")
+    return process.pid
+
+
+def read_pid(pid_path: Path) -> int | None:
+    try:
+        return int(pid_path.read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+
+
+def is_alive(pid: int) -> bool:
+    """True when ``pid`` runs and is not a zombie (a child of ours that exited is reaped here)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not our child: nothing to reap
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    # The state letter follows the command name, which is in parentheses and may hold spaces.
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return ""
+
+
+def running_pid(pid_path: Path, marker: str) -> int | None:
+    """The pid in ``pid_path`` if that process is alive and its command line contains ``marker``.
+
+    The marker guards against pid reuse: after a reboot the number may belong to anything.
+    """
+    pid = read_pid(pid_path)
+    if pid is None or not is_alive(pid) or marker not in cmdline(pid):
+        return None
+    return pid
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, grandchildren, ...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_process(pid: int, *, timeout: float = 20.0) -> bool:
+    """Send TERM to ``pid``, its process group and its descendants; KILL what is left after ``timeout``.
+
+    Returns True when the processes are gone. Airflow standalone in particular leaves its
+    scheduler, api-server, ... running if only the parent gets the signal.
+    """
+    targets = [pid, *descendants(pid)]
+    _signal_all(pid, targets, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(is_alive(p) for p in targets):
+            return True
+        time.sleep(0.2)
+    left = [p for p in targets if is_alive(p)]
+    log.warning("pid(s) %s still alive %.0f s after SIGTERM: sending SIGKILL", left, timeout)
+    _signal_all(pid, left + descendants(pid), signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if not any(is_alive(p) for p in targets):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _signal_all(leader: int, pids: Sequence[int], sig: signal.Signals) -> None:
+    try:
+        if os.getpgid(leader) == leader:
+            os.killpg(leader, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def log_tail(log_path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a log file ("" when there is none)."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

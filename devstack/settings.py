@@ -1,0 +1,181 @@
+"""The launcher's settings: one frozen dataclass, read once, typed.
+
+Precedence, for every field: an explicit argument to ``StackSettings.load(...)``, then the
+environment variable named in ``SETTINGS``, then the default in ``SETTINGS``. Paths that
+default to a place inside another setting (``CDC_DATA_DIR`` inside ``CDC_STACK_HOME``) follow
+that setting. ``SETTINGS`` is the one table of variables: the docs and the docker-compose
+checks import it instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.errors import SettingsError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: the field it fills, its default as documented, and what it means."""
+
+    env: str
+    field: str
+    default: str
+    description: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("CDC_STACK_HOME", "stack_home", "<repo>/.stack",
+            "All local state: pgdata, logs, pids, Kafka Connect offsets, Airflow home, data dir."),
+    Setting("CDC_DATA_DIR", "data_dir", "$CDC_STACK_HOME/data",
+            "buffer.csv, destiny.csv and the run history: one subfolder per connector."),
+    Setting("CDC_CONNECTORS_DIR", "connectors_dir", "<repo>/include/connectors",
+            "Connector JSON files, one DAG each."),
+    Setting("CDC_PG_HOST", "pg_host", "127.0.0.1", "PostgreSQL host."),
+    Setting("CDC_PG_PORT", "pg_port", "55432", "PostgreSQL port."),
+    Setting("CDC_PG_DB", "pg_db", "testdb", "PostgreSQL database holding the source tables."),
+    Setting("CDC_PG_USER", "pg_user", "postgres", "PostgreSQL user."),
+    Setting("CDC_PG_PASSWORD", "pg_password", "postgres", "PostgreSQL password (the local cluster trusts 127.0.0.1)."),
+    Setting("CDC_KAFKA_PORT", "kafka_port", "19092", "Kafka broker port (Tansu locally)."),
+    Setting("CDC_CONNECT_PORT", "connect_port", "18083", "Kafka Connect REST port."),
+    Setting("CDC_AIRFLOW_PORT", "airflow_port", "18080", "Airflow api-server and UI port."),
+    Setting("CDC_AIRFLOW_USER", "airflow_user", "admin", "Airflow login (SimpleAuthManager, role admin)."),
+    Setting("CDC_AIRFLOW_PASSWORD", "airflow_password", "admin", "Airflow password."),
+    Setting("CDC_KAFKA_GROUP_ID", "kafka_group_id", "cdc-csv", "Kafka consumer group prefix."),
+)
+
+_BY_FIELD = {s.field: s for s in SETTINGS}
+_PORT_FIELDS = ("pg_port", "kafka_port", "connect_port", "airflow_port")
+_PATH_FIELDS = ("stack_home", "data_dir", "connectors_dir")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    stack_home: Path
+    data_dir: Path
+    connectors_dir: Path
+    pg_host: str
+    pg_port: int
+    pg_db: str
+    pg_user: str
+    pg_password: str
+    kafka_port: int
+    connect_port: int
+    airflow_port: int
+    airflow_user: str
+    airflow_password: str
+    kafka_group_id: str
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> StackSettings:
+        """Build settings: ``overrides`` win over ``env`` (default ``os.environ``), which wins over defaults."""
+        unknown = set(overrides) - set(_BY_FIELD)
+        if unknown:
+            raise SettingsError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(_BY_FIELD)}")
+        env = os.environ if env is None else env
+
+        def raw(field: str) -> object | None:
+            if overrides.get(field) is not None:
+                return overrides[field]
+            value = env.get(_BY_FIELD[field].env)
+            return value if value not in (None, "") else None
+
+        stack_home = Path(raw("stack_home") or REPO_ROOT / ".stack").expanduser().absolute()
+        values: dict[str, object] = {
+            "stack_home": stack_home,
+            "data_dir": Path(raw("data_dir") or stack_home / "data").expanduser().absolute(),
+            "connectors_dir": Path(raw("connectors_dir") or REPO_ROOT / "include" / "connectors").expanduser().absolute(),
+        }
+        for setting in SETTINGS:
+            if setting.field in values:
+                continue
+            value = raw(setting.field)
+            value = setting.default if value is None else value
+            if setting.field in _PORT_FIELDS:
+                value = _parse_port(setting, value)
+            values[setting.field] = value
+        return cls(**values)  # type: ignore[arg-type]
+
+    def replace(self, **changes: object) -> StackSettings:
+        return dataclasses.replace(self, **changes)
+
+    def as_env(self) -> dict[str, str]:
+        """Every setting as ``CDC_*`` variables, for child processes (Airflow tasks read some of them)."""
+        return {s.env: str(getattr(self, s.field)) for s in SETTINGS}
+
+    # Derived places; all local state lives under stack_home.
+    @property
+    def repo_root(self) -> Path:
+        return REPO_ROOT
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.stack_home / "logs"
+
+    @property
+    def pids_dir(self) -> Path:
+        return self.stack_home / "pids"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.stack_home / "pgdata"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        return self.stack_home / "run"
+
+    @property
+    def connect_dir(self) -> Path:
+        return self.stack_home / "connect"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.stack_home / "airflow"
+
+    @property
+    def dags_folder(self) -> Path:
+        return REPO_ROOT / "dags"
+
+    @property
+    def plugins_folder(self) -> Path:
+        return REPO_ROOT / "plugins"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def connect_url(self) -> str:
+        return f"http://127.0.0.1:{self.connect_port}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def pg_conninfo(self) -> str:
+        return (f"host={self.pg_host} port={self.pg_port} dbname={self.pg_db} "
+                f"user={self.pg_user} password={self.pg_password} connect_timeout=3")
+
+
+def _parse_port(setting: Setting, value: object) -> int:
+    try:
+        port = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        port = -1
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"{setting.env}={value!r} is not a TCP port: set it to a number from 1 to 65535")
+    return port
+
+
+def settings_table_markdown() -> str:
+    """The settings table as Markdown, for docs/local-stack.md (a test checks the doc matches)."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    lines += [f"| `{s.env}` | `{s.default}` | {s.description} |" for s in SETTINGS]
+    return "\n".join(lines)

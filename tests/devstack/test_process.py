@@ -1,0 +1,40 @@
+"""Detached processes: pid file, is-alive, TERM then KILL after the deadline, children included."""
+
+import sys
+import time
+
+from devstack import process
+
+# A parent that starts a child ignoring SIGTERM, then waits: stop must still leave nothing behind.
+STUBBORN = """
+import signal, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('child up', flush=True); time.sleep(600)"])
+print("CHILDPID", child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_start_writes_pid_and_log_and_stop_kills_the_whole_tree(tmp_path):
+    log, pid_file = tmp_path / "x.log", tmp_path / "x.pid"
+    pid = process.start_detached([sys.executable, "-c", STUBBORN], log_path=log, pid_path=pid_file)
+    assert process.read_pid(pid_file) == pid
+    deadline = time.monotonic() + 10
+    while "child up" not in log.read_text().splitlines() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(next(line.split()[1] for line in log.read_text().splitlines() if line.startswith("CHILDPID ")))
+    assert process.is_alive(pid) and process.is_alive(child)
+    assert process.running_pid(pid_file, "no-such-marker") is None  # marker guards against someone else's pid
+    assert process.running_pid(pid_file, "child up") == pid
+
+    began = time.monotonic()
+    assert process.stop_process(pid, timeout=0.5)
+    assert time.monotonic() - began < 5
+    assert not process.is_alive(pid) and not process.is_alive(child)
+
+
+def test_log_tail_returns_the_last_lines(tmp_path):
+    log = tmp_path / "a.log"
+    log.write_text("".join(f"{i}\n" for i in range(1000)))
+    assert process.log_tail(log, 3) == "997\n998\n999"
+    assert process.log_tail(tmp_path / "missing.log") == ""
