@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,5 +114,9 @@ def cmd_reset(args) -> int:
         aside = folder.with_name(f"{folder.name}.before-reset-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
         folder.rename(aside)
         print(f"moved {folder} to {aside} (delete it when you no longer need it)")
+        if (aside / "table.json").exists():
+            # The key's types order destiny.csv; register_connector rewrites the file on every run anyway.
+            folder.mkdir(parents=True)
+            shutil.copy2(aside / "table.json", folder / "table.json")
     print(f"group {group} now starts {spec.topic} at {targets}; the next run of cdc_{spec.name} rebuilds {folder}/destiny.csv")
     return 0

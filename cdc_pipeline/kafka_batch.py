@@ -77,13 +77,13 @@ def batch_consumer_config(connection_config: dict, group_id: str) -> dict:
     return config
 
 
-def topic_partitions(consumer: Consumer, topic: str) -> list[int] | None:
+def topic_partitions(consumer: Consumer, topic: str, timeout: float = METADATA_TIMEOUT_S) -> list[int] | None:
     """The topic's partitions, or None when it does not exist yet (nothing captured so far)."""
     try:
-        metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S)
+        metadata = consumer.list_topics(topic, timeout=timeout)
     except KafkaException as exc:
         raise KafkaError(
-            f"the broker did not answer a metadata request for topic {topic!r} within {METADATA_TIMEOUT_S:.0f} s "
+            f"the broker did not answer a metadata request for topic {topic!r} within {timeout:.0f} s "
             f"({exc}). Is it running (locally: ./stack status)? Check the 'cdc_kafka' connection's bootstrap.servers."
         ) from exc
     topic_md = metadata.topics.get(topic)

@@ -47,7 +47,7 @@ def check_source(params: SourceParams, schema: str, table: str, slot_name: str) 
         )
     except psycopg.OperationalError as exc:
         raise SourceError(
-            f"cannot connect to PostgreSQL at {params.describe()}: {str(exc).strip()}. Is it running "
+            f"cannot connect to PostgreSQL at {params.describe()}: {' '.join(str(exc).split()).rstrip('.')}. Is it running "
             "(locally: ./stack status)? Check the 'cdc_postgres' Airflow connection."
         ) from exc
     with conn:
