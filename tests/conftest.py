@@ -10,6 +10,7 @@ ports, in a temporary CDC_STACK_HOME, and are stopped at the end of the session 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -27,11 +28,23 @@ from devstack.testing import AirflowStack, make_test_settings
 def stack_settings(request: pytest.FixtureRequest) -> Iterator[StackSettings]:
     """Free ports and a temporary CDC_STACK_HOME (deleted at the end unless a test failed)."""
     settings = make_test_settings()
+    settings = dataclasses.replace(settings, connectors_dir=_test_connectors(settings.stack_home / "connectors"))
     yield settings
     if request.session.testsfailed or os.environ.get("CDC_KEEP_TEST_STACK"):
         print(f"\nlocal stack state kept for inspection in {settings.stack_home}")
     else:
         shutil.rmtree(settings.stack_home, ignore_errors=True)
+
+
+def _test_connectors(folder):
+    """The shipped connector files, plus ``af_types`` (every promised column type) for tests/airflow."""
+    from tests.stack.pipeline_driver import REPO, write_connector
+
+    folder.mkdir(parents=True)
+    for path in (REPO / "include" / "connectors").glob("*.json"):
+        shutil.copy2(path, folder / path.name)
+    write_connector(folder, "af_types", "public.af_types", "af")
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,12 @@ TYPES_TABLE = "public.af_types"
 
 
 @pytest.fixture(scope="module")
-def types_driver(airflow_stack) -> PipelineDriver:
+def types_driver(airflow_stack):
     s = airflow_stack.settings
-    return PipelineDriver(s, s.connectors_dir / "af_types.json", s.data_dir)
+    # New DAGs start paused, and a paused DAG's triggered runs stay queued.
+    airflow_stack.unpause(TYPES_DAG)
+    yield PipelineDriver(s, s.connectors_dir / "af_types.json", s.data_dir)
+    airflow_stack.set_paused(TYPES_DAG, True)
 
 
 def run_dag(airflow_stack, dag_id: str, conf: dict | None = None) -> str:
