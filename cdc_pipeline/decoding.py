@@ -303,11 +303,15 @@ def _format_time_millis(millis: int) -> str:
     return _format_time_micros(millis * 1000)
 
 
-def _format_time_nanos(nanos: int) -> str:
+def _nanos_to_micros(nanos: int) -> int:
     micros, rest = divmod(nanos, 1000)
     if rest:
         raise ValueError(f"{nanos} ns has sub-microsecond digits PostgreSQL cannot hold")
-    return _format_time_micros(micros)
+    return micros
+
+
+def _format_time_nanos(nanos: int) -> str:
+    return _format_time_micros(_nanos_to_micros(nanos))
 
 
 _EPOCH = _dt.datetime(1970, 1, 1)
@@ -347,10 +351,7 @@ def _format_timestamp_millis(millis: int) -> str:
 
 
 def _format_timestamp_nanos(nanos: int) -> str:
-    micros, rest = divmod(nanos, 1000)
-    if rest:
-        raise ValueError(f"{nanos} ns has sub-microsecond digits PostgreSQL cannot hold")
-    return _format_timestamp_micros(micros)
+    return _format_timestamp_micros(_nanos_to_micros(nanos))
 
 
 _ZONED = re.compile(

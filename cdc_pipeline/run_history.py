@@ -110,6 +110,10 @@ class RunHistory:
         with self._connect() as db:
             db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*values.values(), run_id))
 
+    def clear_error(self, run_id: str, task_id: str) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE runs SET error = NULL WHERE run_id = ? AND error LIKE ?", (run_id, f"{task_id}:%"))
+
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         with self._connect() as db:
             row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()

@@ -80,6 +80,8 @@ def tracked(history: RunHistory, run: RunRef, task_id: str) -> Iterator[dict[str
     summary["seconds"] = round(duration, 3)
     history.end_try(run, task_id, status="success", duration=duration, summary=summary)
     history.update_run(run.run_id, **{f"{task_id.split('_')[0]}_seconds": round(duration, 3)})
+    # A later try that succeeded clears its own task's error; another task's error stays visible.
+    history.clear_error(run.run_id, task_id)
 
 
 def register_connector(
@@ -210,13 +212,13 @@ def merge_buffer(paths: PipelinePaths, run: RunRef, *, archive_keep: int = 50) -
         if meta is None:
             summary.update(events=0, notes=["no buffer yet: nothing captured so far"])
             log.info("merge: no buffer yet; nothing to merge")
-            history.update_run(run.run_id, status="merged", ended_at=_now(), error=None)
+            history.update_run(run.run_id, status="merged", ended_at=_now())
             return summary
         key_types = _read_key_types(paths.table_info)
         result = merge_batch(table, meta, frame, key_types)
         archived = buffer.archive(run.run_id, archive_keep) if len(frame) else None
         history.update_run(
-            run.run_id, status="merged", ended_at=_now(), error=None, merge_inserted=result.inserted,
+            run.run_id, status="merged", ended_at=_now(), merge_inserted=result.inserted,
             merge_updated=result.updated, merge_deleted=result.deleted, merge_stale=result.stale,
             destiny_rows=result.destiny_rows,
         )

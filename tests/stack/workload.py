@@ -78,7 +78,8 @@ def update(driver, rng, k1, k2, columns, table: str = "public.acc_types"):
 def create_types_table(sql, table: str = "public.acc_types") -> None:
     """(Re)create the sample schema's table under another name when asked."""
     sql(f"DROP TABLE IF EXISTS {table}")
-    sql(SCHEMA_SQL.read_text().replace("public.acc_types", table))
+    # Every name, the primary key constraint's too: index names are unique per schema.
+    sql(SCHEMA_SQL.read_text().replace("acc_types", table.split(".")[-1]))
 
 
 def run_mixed_workload(driver, rng: random.Random, table: str = "public.acc_types", *, register) -> None:

@@ -29,3 +29,22 @@ def test_each_try_is_a_row(tmp_path):
     tries = history.tries("r")
     assert [(t["try_number"], t["status"]) for t in tries] == [(1, "failed"), (2, "success")]
     assert len(history.recent_runs()) == 1
+
+
+def test_a_failed_task_stays_visible_until_that_task_succeeds(tmp_path):
+    from cdc_pipeline.steps import tracked
+
+    history = RunHistory(tmp_path / "runs.sqlite")
+    run = RunRef("r", 1)
+    try:
+        with tracked(history, run, "register_connector"):
+            raise RuntimeError("PostgreSQL unreachable")
+    except RuntimeError:
+        pass
+    with tracked(history, run, "consume_batch"):
+        pass
+    assert history.get_run("r")["error"] == "register_connector: PostgreSQL unreachable"
+    with tracked(history, RunRef("r", 2), "register_connector"):
+        pass
+    assert history.get_run("r")["error"] is None
+    assert history.get_run("r")["register_seconds"] is not None
