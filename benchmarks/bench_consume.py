@@ -40,7 +40,8 @@ def main() -> None:
     try:
         stack.start(["broker"])
         bootstrap = settings.kafka_bootstrap
-        AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(TOPIC, 4)])[TOPIC].result()
+        admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the future resolves
+        admin.create_topics([NewTopic(TOPIC, 4)])[TOPIC].result(timeout=30)
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
         encoded = [(json.dumps(r["key"]).encode(), json.dumps(r["value"], separators=(",", ":")).encode()) for r in records]
         started = time.perf_counter()
