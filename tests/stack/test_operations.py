@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from datetime import UTC, datetime
 
@@ -10,6 +12,7 @@ from confluent_kafka import Consumer
 
 from cdc_pipeline import cli
 from cdc_pipeline.errors import KafkaError, SourceError
+from cdc_pipeline.run_history import RunHistory
 from cdc_pipeline.kafka_batch import batch_consumer_config, topic_partitions
 from cdc_pipeline.source_checks import SourceParams, check_source
 from devstack.ports import free_port
@@ -87,3 +90,20 @@ def test_a_table_without_primary_key_is_refused_before_registration(stack_servic
     driver.sql("CREATE TABLE public.nokey (v text)")
     with pytest.raises(SourceError, match="has no primary key"):
         check_source(driver.source, "public", "nokey", "slot_nokey")
+
+
+def test_an_undecodable_message_is_dead_lettered_and_the_run_goes_on(ops):
+    from confluent_kafka import Producer
+
+    driver, _ = ops
+    producer = Producer({"bootstrap.servers": f"127.0.0.1:{driver.settings.kafka_port}"})
+    producer.produce(driver.spec.topic, key=b"junk", value=b"\x00 not a debezium event", partition=0)
+    producer.flush(10)
+    driver.sql("INSERT INTO public.ops_items VALUES (100, 'after the junk')")
+    time.sleep(2)
+    expected = driver.drain_until_equal("id")
+    assert driver.destiny() == expected and b"after the junk" in expected
+    letters = [json.loads(line) for line in driver.paths.dead_letters.read_text().splitlines()]
+    assert [(d["partition"], base64.b64decode(d["value_base64"])) for d in letters] == [(0, b"\x00 not a debezium event")]
+    runs = RunHistory(driver.paths.history).recent_runs(100)
+    assert sum(r["dead_lettered"] or 0 for r in runs) == 1

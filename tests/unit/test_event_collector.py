@@ -1,0 +1,103 @@
+"""EventCollector: what a batch's records become, and what is counted and set aside."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from pathlib import Path
+
+from cdc_pipeline.connector_spec import load_connector_spec
+from cdc_pipeline.event_collector import EventCollector
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "tests" / "fixtures" / "samples" / "debezium-3.1.1-acc_types-events.jsonl.gz"
+
+
+class FakeMessage:
+    """The confluent_kafka.Message methods the collector reads."""
+
+    def __init__(self, key, value, offset, partition=0, topic="acc2.public.acc_types", ts=1_795_487_926_813):
+        self._key, self._value, self._offset, self._partition, self._topic, self._ts = key, value, offset, partition, topic, ts
+
+    def key(self):
+        return self._key
+
+    def value(self):
+        return self._value
+
+    def offset(self):
+        return self._offset
+
+    def partition(self):
+        return self._partition
+
+    def topic(self):
+        return self._topic
+
+    def timestamp(self):
+        return (1, self._ts)
+
+
+def spec_for(tmp_path, table="public.acc_types"):
+    config = json.loads((REPO / "include" / "connectors" / "clientes.json").read_text())["config"]
+    config.update({"table.include.list": table, "topic.prefix": "acc2"})
+    path = tmp_path / "acc.json"
+    path.write_text(json.dumps({"name": "acc", "config": config}))
+    return load_connector_spec(path)
+
+
+def sample_records():
+    with gzip.open(SAMPLES, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def encode(obj) -> bytes | None:
+    return None if obj is None else json.dumps(obj).encode()
+
+
+def test_rows_counts_and_tombstones(tmp_path):
+    collector = EventCollector(spec_for(tmp_path), start_from_ms=None)
+    records = sample_records()[:80]
+    for r in records:
+        collector.add(FakeMessage(encode(r["key"]), encode(r["value"]), r["offset"], r["partition"]))
+    counts = collector.counts()
+    ops = [r["value"]["payload"]["op"] for r in records if r["value"]]
+    assert counts["reads"] == ops.count("r") and counts["creates"] == ops.count("c")
+    assert counts["tombstones"] == sum(1 for r in records if r["value"] is None)
+    assert len(collector.rows) == len(ops)
+    row = collector.rows[0]
+    assert row["operacion"] == ops[0] and row["_topic"] == "acc2.public.acc_types"
+    assert row["timestamp"].endswith("+00")
+    assert collector.meta().key_columns == ("k1", "k2")
+    assert collector.max_lsn == max(r["value"]["payload"]["source"]["lsn"] for r in records if r["value"])
+
+
+def test_events_of_another_table_are_counted_and_skipped(tmp_path):
+    collector = EventCollector(spec_for(tmp_path, "public.other"), start_from_ms=None)
+    record = next(r for r in sample_records() if r["value"])
+    collector.add(FakeMessage(encode(record["key"]), encode(record["value"]), 0))
+    assert collector.rows == [] and collector.counts()["other_tables"] == 1
+
+
+def test_undecodable_messages_go_to_the_dead_letter_file_once(tmp_path):
+    collector = EventCollector(spec_for(tmp_path), start_from_ms=None)
+    collector.add(FakeMessage(b"k", b"not json at all", 7, partition=2))
+    assert collector.counts()["dead_lettered"] == 1 and collector.rows == []
+    target = tmp_path / "dead_letters.jsonl"
+    collector.write_dead_letters(target)
+    collector.write_dead_letters(target)  # a retry of the same range
+    entries = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(entries) == 1
+    entry = entries[0]
+    assert (entry["topic"], entry["partition"], entry["offset"]) == ("acc2.public.acc_types", 2, 7)
+    assert base64.b64decode(entry["value_base64"]) == b"not json at all"
+    assert "JSON" in entry["error"] or "json" in entry["error"]
+
+
+def test_records_before_start_from_are_counted_not_kept(tmp_path):
+    collector = EventCollector(spec_for(tmp_path), start_from_ms=2_000)
+    record = next(r for r in sample_records() if r["value"])
+    collector.add(FakeMessage(encode(record["key"]), encode(record["value"]), 0, ts=1_000))
+    collector.add(FakeMessage(encode(record["key"]), encode(record["value"]), 1, ts=3_000))
+    assert collector.counts()["before_start"] == 1 and len(collector.rows) == 1
