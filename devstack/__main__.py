@@ -46,6 +46,7 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
             if dag.get("is_paused"):
                 client.unpause(dag["dag_id"])
         errors = client.import_errors()
+        first_runs = _run_once(client, [d["dag_id"] for d in dags]) if dags and not args.no_run else {}
     print(f"\nLocal stack is up in {time.monotonic() - began:.0f} s (state in {s.stack_home}).")
     print(f"  Airflow UI   {s.airflow_url}/   login {s.airflow_user} / {s.airflow_password}")
     print(f"  PostgreSQL   127.0.0.1:{s.pg_port} db {s.pg_db} user {s.pg_user}")
@@ -56,12 +57,27 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
         print(f"  No DAG files in {s.dags_folder} yet.")
     for error in errors:
         print(f"  DAG import error in {error['filename']}:\n{error.get('stack_trace', '')}")
+    for dag_id, state in first_runs.items():
+        print(f"  First run of {dag_id}: {state}")
     print(f"  CSV output   $CDC_DATA_DIR/<connector name>/buffer.csv and destiny.csv, here {s.data_dir}/<name>/")
     for name in connector_names(s):
         print(f"               {s.data_dir / name / 'destiny.csv'}")
     print("  Stop with    ./stack stop   (data kept; ./stack reset deletes it)\n")
     print(COMMANDS_HELP)
     return 0
+
+
+def _run_once(client, dag_ids: list[str], timeout: float = 300.0) -> dict[str, str]:
+    """Trigger one run of each DAG and wait for it, so `up` ends with the pipeline shown working."""
+    states = {}
+    for dag_id in dag_ids:
+        try:
+            run_id = client.trigger(dag_id)
+            print(f"waiting for a first run of {dag_id} (registers the connector, snapshots the table)...")
+            states[dag_id] = client.wait_for_run(dag_id, run_id, timeout=timeout)
+        except StackError as exc:
+            states[dag_id] = f"not finished ({exc}); see the Airflow UI"
+    return states
 
 
 def cmd_start(stack: Stack, args: argparse.Namespace) -> int:
@@ -113,7 +129,9 @@ def cmd_demo_load(stack: Stack, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./stack", description="The local, Docker-free CDC stack.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start everything, unpause the DAGs, print where things are").set_defaults(func=cmd_up)
+    up = sub.add_parser("up", help="start everything, unpause the DAGs, run each once, print where things are")
+    up.add_argument("--no-run", action="store_true", help="do not trigger and wait for a first run")
+    up.set_defaults(func=cmd_up)
     start = sub.add_parser("start", help="start some parts (default all)")
     start.add_argument("parts", nargs="*", metavar="part", help=f"any of {', '.join(PART_NAMES)}")
     start.set_defaults(func=cmd_start)
