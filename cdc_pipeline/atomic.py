@@ -34,11 +34,6 @@ def atomic_writer(path: str | os.PathLike[str], mode: str = "w", encoding: str |
     fsync_dir(target.parent)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    with atomic_writer(path, "wb") as handle:
-        handle.write(data)
-
-
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_writer(path, "w") as handle:
         handle.write(text)

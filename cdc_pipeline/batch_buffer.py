@@ -82,13 +82,18 @@ class BatchBuffer:
         if meta is None or not self.path.exists():
             return meta, pd.DataFrame()
         frame = read_copy_csv(self.path)
-        if list(frame.columns) != meta.header():
+        header = list(frame.columns)
+        columns = tuple(header[1:-1 - len(PROVENANCE)])
+        if header[:1] != [OPERATION] or tuple(header[-1 - len(PROVENANCE):]) != (TIMESTAMP, *PROVENANCE) \
+                or not set(meta.key_columns) <= set(columns):
             raise BatchFileError(
-                f"{self.path} has columns {list(frame.columns)} but {self.meta_path} describes {meta.header()}. "
-                "The files were edited by hand or written by another version; move both aside and clear the "
-                "consume task to re-read the batch from Kafka."
+                f"{self.path} has columns {header}, not operacion, the table's columns (key {list(meta.key_columns)}), "
+                f"timestamp, {', '.join(PROVENANCE)}. It was edited by hand or written by another version: restore "
+                "it from archive/ or from a backup; its events' offsets are already committed."
             )
-        return meta, frame
+        # The columns come from the buffer itself: the meta file is written first and may already name a
+        # column that a crash kept out of the buffer.
+        return BufferMeta(meta.table, columns, meta.key_columns), frame
 
     def add(self, meta: BufferMeta, rows: list[dict[str, str | None]]) -> tuple[BufferMeta, int]:
         """Add rows (dicts keyed by buffer column) to the unmerged ones; atomic; answer the new row count."""
@@ -96,10 +101,11 @@ class BatchBuffer:
         old_meta, old = self.read()
         merged_meta = combine_meta(old_meta, meta)
         header = merged_meta.header()
-        seen: set[tuple[str, str, str]] = set()
+        seen: set[tuple[str, str, str, str]] = set()
         lines: list[str] = []
         for row in [*old.to_dict("records"), *rows]:
-            ident = (row["_topic"], str(row["_partition"]), str(row["_offset"]))
+            # The LSN too: a broker that lost its data (Tansu keeps memory only) hands out offsets again.
+            ident = (row["_topic"], str(row["_partition"]), str(row["_offset"]), str(row["_lsn"]))
             if ident in seen:
                 continue
             seen.add(ident)

@@ -104,7 +104,10 @@ def cmd_reset(args) -> int:
         if args.from_beginning:
             targets = {p: watermarks(consumer, spec.topic, p)[0] for p in partitions}
         else:
-            when = datetime.fromisoformat(args.from_date.replace("Z", "+00:00"))
+            try:
+                when = datetime.fromisoformat(args.from_date.replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise ConfigError(f"--from-date {args.from_date!r} is not an ISO date or date-time, e.g. 2026-11-24 or 2026-11-24T08:00:00Z") from exc
             when = when if when.tzinfo else when.replace(tzinfo=UTC)
             targets = offsets_at_time(consumer, spec.topic, partitions, int(when.timestamp() * 1000))
         commit_offsets_exactly(consumer, spec.topic, targets)
@@ -112,7 +115,13 @@ def cmd_reset(args) -> int:
         consumer.close()
     if folder.exists():
         aside = folder.with_name(f"{folder.name}.before-reset-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
-        folder.rename(aside)
+        try:
+            folder.rename(aside)
+        except OSError as exc:
+            raise ConfigError(
+                f"the consumer group was moved, but {folder} could not be moved aside ({exc}): move it yourself "
+                "before the next run, or the old destiny.csv stays mixed with the new events"
+            ) from exc
         print(f"moved {folder} to {aside} (delete it when you no longer need it)")
         if (aside / "table.json").exists():
             # The key's types order destiny.csv; register_connector rewrites the file on every run anyway.

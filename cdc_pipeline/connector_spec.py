@@ -54,7 +54,6 @@ class ConnectorSpec:
     table: str
     topic: str
     slot_name: str
-    publication_name: str
 
     @property
     def qualified_table(self) -> str:
@@ -107,7 +106,6 @@ def load_connector_spec(path: str | Path) -> ConnectorSpec:
         table=table,
         topic=f"{prefix}.{schema}.{table}",
         slot_name=config.get("slot.name", "debezium"),
-        publication_name=config.get("publication.name", "dbz_publication"),
     )
 
 

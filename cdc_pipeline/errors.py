@@ -31,3 +31,7 @@ class KafkaError(CdcError):
 
 class BatchFileError(CdcError):
     """buffer.csv or destiny.csv is not in the shape the pipeline wrote."""
+
+
+class RunFailedError(CdcError):
+    """A run's task failed earlier; the run's last task reports it so the run shows failed."""

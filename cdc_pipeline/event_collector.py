@@ -33,11 +33,6 @@ class EventCollector:
         self._max_ts_ms: int | None = None
 
     def add(self, message: Message) -> None:
-        if self.start_from_ms is not None:
-            kind, ts = message.timestamp()
-            if kind and ts < self.start_from_ms:
-                self._counts["before_start"] += 1
-                return
         if message.value() is None:
             # A delete's tombstone carries nothing the delete event before it did not; it exists for compaction.
             self._counts["tombstones"] += 1
@@ -52,6 +47,10 @@ class EventCollector:
             return
         if (event.schema, event.table) != (self.spec.schema, self.spec.table):
             self._counts["other_tables"] += 1
+            return
+        if self.start_from_ms is not None and event.source_ts_ms < self.start_from_ms:
+            # The source's commit time, not the Kafka timestamp: a backlog published late is still old.
+            self._counts["before_start"] += 1
             return
         if self._key_columns is None:
             self._key_columns = event.key_columns

@@ -34,10 +34,6 @@ class OffsetRange:
     start: int
     end: int
 
-    @property
-    def size(self) -> int:
-        return max(0, self.end - self.start)
-
 
 @dataclass
 class StartPlan:
@@ -219,7 +215,10 @@ def read_range(
                     if error.code() == RdKafkaError._PARTITION_EOF:
                         if p in pending:
                             ends.setdefault(p, max(message.offset(), positions[p]))
-                            if positions[p] >= ends[p]:
+                            if message.offset() >= ends[p]:
+                                # Everything below the end was delivered; what is left is a gap (compaction,
+                                # transaction markers), so the range ends at the end, not at the last record.
+                                positions[p] = ends[p]
                                 pending.discard(p)
                         continue
                     if error.code() in (RdKafkaError._AUTO_OFFSET_RESET, RdKafkaError.OFFSET_OUT_OF_RANGE):
@@ -234,6 +233,7 @@ def read_range(
                     fetched_high = consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)[1]
                     ends[p] = max(listed_high.get(p, 0), fetched_high, message.offset() + 1)
                 if message.offset() >= ends[p]:
+                    positions[p] = ends[p]  # same reasoning as at EOF: records arrive in offset order
                     pending.discard(p)
                     continue
                 on_record(message)
@@ -260,31 +260,21 @@ def commit_offsets(consumer: Consumer, topic: str, ends: dict[int, int]) -> None
     if not ends:
         return
     current = committed_offsets(consumer, topic, sorted(ends))
-    to_commit = [
-        TopicPartition(topic, p, end) for p, end in sorted(ends.items()) if current.get(p) is None or end > current[p]
-    ]
-    if not to_commit:
-        return
-    try:
-        results = consumer.commit(offsets=to_commit, asynchronous=False)
-    except KafkaException as exc:
-        raise KafkaError(f"committing offsets {ends} of {topic} failed: {exc}. The batch is kept; the retry commits it.") from exc
-    failed = [f"{tp.partition}: {tp.error}" for tp in results or [] if tp.error is not None]
-    if failed:
-        raise KafkaError(f"the broker refused the commit of {topic} for partitions {failed}. The retry commits it again.")
+    forward = {p: end for p, end in ends.items() if current.get(p) is None or end > current[p]}
+    commit_offsets_exactly(consumer, topic, forward)
 
 
 def commit_offsets_exactly(consumer: Consumer, topic: str, offsets: dict[int, int]) -> None:
-    """Commit these offsets even if they move a partition backwards (an operator's reset)."""
+    """Commit these offsets synchronously, even backwards (an operator's reset), and check each result."""
     if not offsets:
         return
     try:
         results = consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in sorted(offsets.items())], asynchronous=False)
     except KafkaException as exc:
-        raise KafkaError(f"committing offsets {offsets} of {topic} failed: {exc}") from exc
+        raise KafkaError(f"committing offsets {offsets} of {topic} failed: {exc}. The batch is kept; the retry commits it.") from exc
     failed = [f"{tp.partition}: {tp.error}" for tp in results or [] if tp.error is not None]
     if failed:
-        raise KafkaError(f"the broker refused the commit of {topic} for partitions {failed}")
+        raise KafkaError(f"the broker refused the commit of {topic} for partitions {failed}. The retry commits it again.")
 
 
 def offsets_at_time(consumer: Consumer, topic: str, partitions: list[int], timestamp_ms: int) -> dict[int, int]:

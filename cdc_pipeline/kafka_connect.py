@@ -72,11 +72,6 @@ class KafkaConnectClient:
         except ValueError:
             return response.text[:2000]
 
-    def connector_plugins(self) -> list[str]:
-        response = self._request("GET", "/connector-plugins")
-        response.raise_for_status()
-        return [p["class"] for p in response.json()]
-
     def get_config(self, name: str) -> dict[str, str] | None:
         response = self._request("GET", f"/connectors/{name}/config")
         if response.status_code == 404:

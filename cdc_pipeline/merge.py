@@ -32,6 +32,7 @@ DELETED = "_deleted"
 STATE_COLUMNS = (*POSITION, DELETED)
 INTEGER_KEY_TYPES = frozenset({"smallint", "integer", "bigint"})
 NUMERIC_KEY_TYPES = frozenset({"numeric", "real", "double precision"})
+TEMPORAL_KEY_TYPES = frozenset({"date", "timestamp without time zone", "timestamp with time zone"})
 
 # A NULL that must survive forward-filling of TOAST placeholders, which fills only missing values.
 _NULL = "\x00null\x00"
@@ -169,6 +170,11 @@ def _apply(state: pd.DataFrame, events: pd.DataFrame, key: list[str], columns: l
     # A delete keeps the key and its position as a tombstone; its other values are of no use.
     winners.loc[is_delete, value_columns] = None
     winners[DELETED] = is_delete
+    # A column the batch does not carry (dropped at the source, or a hand-trimmed buffer) keeps its value.
+    for column in columns:
+        if column not in winners.columns:
+            kept = previous[column] if column in previous.columns else pd.Series(None, index=winners.index)
+            winners[column] = kept.astype(object).where(kept.notna(), None)
     update = winners.reindex(columns=[*columns, *STATE_COLUMNS])
     rest = indexed[~indexed.index.isin(update.index)]
     merged = pd.concat([rest[[*columns, *STATE_COLUMNS]], update], ignore_index=True)
@@ -198,12 +204,26 @@ def _empty_positions() -> dict[str, pd.Series]:
 
 
 def _sort_key(values: pd.Series, pg_type: str | None) -> pd.Series:
-    """Order keys as PostgreSQL's ORDER BY does: numbers by value, text by code point (C collation)."""
+    """Order keys as PostgreSQL's ORDER BY does: numbers by value, dates and timestamps by time (BC and
+    years past 9999 included), text by code point (the C collation)."""
     if pg_type in INTEGER_KEY_TYPES:
         return values.astype("int64")
     if pg_type in NUMERIC_KEY_TYPES:
         return values.map(_numeric_sort_key)
+    if pg_type in TEMPORAL_KEY_TYPES:
+        return values.map(_temporal_sort_key)
     return values
+
+
+def _temporal_sort_key(value: str):
+    if value in ("infinity", "-infinity"):
+        return (1 if value == "infinity" else -1, 0, "")
+    bc = value.endswith(" BC")
+    text = value[:-3] if bc else value
+    cut = text.index("-")
+    year = int(text[:cut])
+    # The rest ("-MM-DD HH:MM:SS.ffffff+00") has fixed-width fields, so it orders as text.
+    return (0, 1 - year if bc else year, text[cut:])
 
 
 def _numeric_sort_key(value: str | None):

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS runs (
     notes             TEXT,
     error             TEXT
 );
+CREATE TABLE IF NOT EXISTS pipeline_settings (   -- what outlives one run, e.g. start_from_ms
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS task_tries (
     run_id           TEXT NOT NULL,
     task_id          TEXT NOT NULL,
@@ -110,6 +114,16 @@ class RunHistory:
         with self._connect() as db:
             db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*values.values(), run_id))
 
+    def get_setting(self, name: str) -> str | None:
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM pipeline_settings WHERE name = ?", (name,)).fetchone()
+        return row["value"] if row else None
+
+    def set_setting(self, name: str, value: str) -> None:
+        with self._connect() as db:
+            db.execute("INSERT INTO pipeline_settings (name, value) VALUES (?, ?)"
+                       " ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, value))
+
     def clear_error(self, run_id: str, task_id: str) -> None:
         with self._connect() as db:
             db.execute("UPDATE runs SET error = NULL WHERE run_id = ? AND error LIKE ?", (run_id, f"{task_id}:%"))
@@ -122,7 +136,7 @@ class RunHistory:
     def recorded_ranges(self, run_id: str) -> dict[int, tuple[int, int]] | None:
         """The offset range an earlier try of this run read, so a retry re-reads exactly that."""
         run = self.get_run(run_id)
-        if not run or not run["offset_ranges"]:
+        if not run or not run["offset_ranges"] or run["offset_ranges"] == "{}":
             return None
         return {int(p): (int(r[0]), int(r[1])) for p, r in json.loads(run["offset_ranges"]).items()}
 

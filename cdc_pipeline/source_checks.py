@@ -13,7 +13,8 @@ import psycopg
 
 from cdc_pipeline.errors import SourceError
 
-NUMERIC_TYPES = frozenset({"smallint", "integer", "bigint", "numeric", "real", "double precision"})
+# Collations whose order is the code-point order destiny.csv uses for text keys.
+BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic", "pg_c_utf8"})
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,14 @@ def check_source(params: SourceParams, schema: str, table: str, slot_name: str) 
                 f"PostgreSQL at {params.describe()} has wal_level={wal_level}; logical decoding needs "
                 "wal_level=logical. Run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL."
             )
-        key_types = _primary_key(conn, schema, table)
+        key_types, collations = _primary_key(conn, schema, table)
         report = SourceReport(wal_level=wal_level, key_columns=list(key_types), key_types=key_types, slot_exists=False)
+        linguistic = {c: coll for c, coll in collations.items() if coll and coll not in BYTE_ORDER_COLLATIONS}
+        if linguistic:
+            report.notes.append(
+                f"key columns {linguistic} use a linguistic collation: destiny.csv orders text keys by code point "
+                "(the C collation), so its row order can differ from ORDER BY on this database; the rows are the same"
+            )
         row = conn.execute(
             "SELECT plugin, active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint"
             " FROM pg_replication_slots WHERE slot_name = %s",
@@ -85,7 +92,7 @@ def check_source(params: SourceParams, schema: str, table: str, slot_name: str) 
         return report
 
 
-def _primary_key(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
+def _primary_key(conn: psycopg.Connection, schema: str, table: str) -> tuple[dict[str, str], dict[str, str | None]]:
     exists = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{table}"',)).fetchone()[0]
     if exists is None:
         raise SourceError(
@@ -94,9 +101,13 @@ def _primary_key(conn: psycopg.Connection, schema: str, table: str) -> dict[str,
         )
     rows = conn.execute(
         """
-        SELECT a.attname, format_type(a.atttypid, NULL)
+        SELECT a.attname, format_type(a.atttypid, NULL),
+               CASE WHEN a.attcollation = 0 THEN NULL
+                    WHEN co.collname = 'default' THEN (SELECT datcollate FROM pg_database WHERE datname = current_database())
+                    ELSE co.collname END
         FROM pg_index i
         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+        LEFT JOIN pg_collation co ON co.oid = a.attcollation
         WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
         ORDER BY array_position(i.indkey::int2[], a.attnum)
         """,
@@ -107,4 +118,4 @@ def _primary_key(conn: psycopg.Connection, schema: str, table: str) -> dict[str,
             f"table {schema}.{table} has no primary key; the merge keeps one row per key, so it needs one. "
             "Add a primary key (ALTER TABLE ... ADD PRIMARY KEY (...))."
         )
-    return {name: type_name for name, type_name in rows}
+    return {name: type_name for name, type_name, _ in rows}, {name: coll for name, _, coll in rows}

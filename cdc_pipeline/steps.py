@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from confluent_kafka import Consumer
 from cdc_pipeline.atomic import atomic_write_text
 from cdc_pipeline.batch_buffer import BatchBuffer
 from cdc_pipeline.connector_spec import ConnectorSpec
+from cdc_pipeline.errors import KafkaError, RunFailedError
 from cdc_pipeline.event_collector import EventCollector
 from cdc_pipeline.kafka_batch import (
     OffsetOutOfRangeError,
@@ -33,7 +34,8 @@ from cdc_pipeline.kafka_batch import (
 )
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.merge import DestinyTable, merge_batch
-from cdc_pipeline.run_history import RunHistory, RunRef
+from cdc_pipeline.pipeline_lock import pipeline_lock
+from cdc_pipeline.run_history import RunHistory, RunRef, utc_now
 from cdc_pipeline.source_checks import SourceParams, check_source
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,13 @@ class PipelinePaths:
         return self.folder / "dead_letters.jsonl"
 
 
+DURATION_COLUMNS = {
+    "register_connector": "register_seconds",
+    "consume_batch": "consume_seconds",
+    "merge_batch": "merge_seconds",
+}
+
+
 @contextmanager
 def tracked(history: RunHistory, run: RunRef, task_id: str) -> Iterator[dict[str, Any]]:
     """Record the try in task_tries and its duration in runs; the body fills the summary dict."""
@@ -74,12 +83,12 @@ def tracked(history: RunHistory, run: RunRef, task_id: str) -> Iterator[dict[str
     except BaseException as exc:
         duration = time.monotonic() - started
         history.end_try(run, task_id, status="failed", duration=duration, summary=summary, error=str(exc)[:4000])
-        history.update_run(run.run_id, status="failed", error=f"{task_id}: {str(exc)[:4000]}", ended_at=_now())
+        history.update_run(run.run_id, status="failed", error=f"{task_id}: {str(exc)[:4000]}", ended_at=utc_now())
         raise
     duration = time.monotonic() - started
     summary["seconds"] = round(duration, 3)
     history.end_try(run, task_id, status="success", duration=duration, summary=summary)
-    history.update_run(run.run_id, **{f"{task_id.split('_')[0]}_seconds": round(duration, 3)})
+    history.update_run(run.run_id, **{DURATION_COLUMNS[task_id]: round(duration, 3)})
     # A later try that succeeded clears its own task's error; another task's error stays visible.
     history.clear_error(run.run_id, task_id)
 
@@ -137,38 +146,33 @@ def consume_batch(
     """
     history = RunHistory(paths.history)
     buffer = BatchBuffer(paths.folder)
-    with tracked(history, run, "consume_batch") as summary:
+    with tracked(history, run, "consume_batch") as summary, pipeline_lock(paths.folder):
         summary.update(topic=spec.topic, buffer=str(buffer.path))
         partitions = topic_partitions(consumer, spec.topic)
         if partitions is None:
             summary.update(events=0, notes=[f"topic {spec.topic} does not exist yet: no change captured so far"])
-            history.update_run(run.run_id, topic=spec.topic, status="committed", offset_ranges={}, notes=summary["notes"])
+            history.update_run(run.run_id, topic=spec.topic, status="committed", notes=summary["notes"])
             log.info("consume: topic %s does not exist yet; nothing to read", spec.topic)
             return summary
 
         notes: list[str] = []
         recorded = history.recorded_ranges(run.run_id)
-        collector = EventCollector(spec, start_from_ms=None)
         if recorded is not None:
             notes.append("retry: re-reading the offset range recorded by the first try")
             starts = {p: r[0] for p, r in recorded.items()}
-            result = read_range(consumer, spec.topic, starts, collector.add, max_events=None,
-                                fixed_ends={p: r[1] for p, r in recorded.items()}, max_seconds=max_seconds)
+            fixed_ends: dict[int, int] | None = {p: r[1] for p, r in recorded.items()}
         else:
             start_from_ms = int(start_from.timestamp() * 1000) if start_from else None
             plan = plan_start(consumer, spec.topic, partitions,
                               last_recorded_ends=history.last_committed_ends(spec.topic), start_from_ms=start_from_ms)
             notes += plan.notes
-            collector = EventCollector(spec, start_from_ms=plan.from_timestamp_ms)
-            try:
-                result = read_range(consumer, spec.topic, plan.starts, collector.add, max_events=max_events, max_seconds=max_seconds)
-            except OffsetOutOfRangeError as exc:
-                low = watermarks(consumer, spec.topic, exc.partition)[0]
-                notes.append(f"{exc}; re-reading partition {exc.partition} from {low}")
-                log.warning("%s; re-reading partition %s from %s", exc, exc.partition, low)
-                collector = EventCollector(spec, start_from_ms=plan.from_timestamp_ms)
-                result = read_range(consumer, spec.topic, {**plan.starts, exc.partition: low}, collector.add,
-                                    max_events=max_events, max_seconds=max_seconds)
+            if plan.from_timestamp_ms is not None:
+                # Kept for every later run and retry: events older than the cut-off are skipped for good.
+                history.set_setting("start_from_ms", str(plan.from_timestamp_ms))
+            starts, fixed_ends = plan.starts, None
+        cutoff = history.get_setting("start_from_ms")
+        collector, result = _read_batch(consumer, spec, starts, fixed_ends, notes, max_events=max_events,
+                                        max_seconds=max_seconds, start_from_ms=int(cutoff) if cutoff else None)
         for note in notes:
             log.warning("consume: %s", note)
 
@@ -179,6 +183,7 @@ def consume_batch(
             collector.write_dead_letters(paths.dead_letters)
         ranges = {str(p): [r.start, r.end] for p, r in sorted(result.ranges.items())}
         counts = collector.counts()
+        # Recorded before the commit: a retry after a failed commit re-reads exactly this range.
         history.update_run(
             run.run_id, topic=spec.topic, status="buffered", offset_ranges=ranges,
             max_lsn=collector.max_lsn, max_source_ts=collector.max_source_ts(), notes=notes or None, **counts,
@@ -191,9 +196,10 @@ def consume_batch(
             dead_letters=str(paths.dead_letters) if collector.dead_letters else None, notes=notes, **counts,
         )
         log.info(
-            "consume: read %s records of %s (%s) -> %s rows now in %s; c=%s u=%s d=%s r=%s, tombstones=%s, "
-            "other tables=%s, dead-lettered=%s, before start=%s; offsets committed%s",
-            result.records_read, spec.topic, _describe_ranges(result.ranges), buffered, buffer.path,
+            "consume: read %s records of %s (%s); %s; c=%s u=%s d=%s r=%s, tombstones=%s, other tables=%s, "
+            "dead-lettered=%s, before start=%s; offsets committed%s",
+            result.records_read, spec.topic, _describe_ranges(result.ranges),
+            f"{buffered} unmerged rows now in {buffer.path}" if collector.rows else f"{buffer.path} unchanged",
             counts["creates"], counts["updates"], counts["deletes"], counts["reads"], counts["tombstones"],
             counts["other_tables"], counts["dead_lettered"], counts["before_start"],
             "" if result.complete else " (batch limit reached: the next run continues)",
@@ -201,24 +207,49 @@ def consume_batch(
     return summary
 
 
+def _read_batch(consumer, spec, starts, fixed_ends, notes, *, max_events, max_seconds, start_from_ms):
+    """read_range, restarting from the log start any partition whose position is past the log end.
+
+    Past the end means the topic was recreated or the broker lost its data; below the log start means
+    retention deleted unread events, which no restart repairs: that one fails with the remedy.
+    """
+    starts = dict(starts)
+    for _ in range(len(starts) + 1):
+        collector = EventCollector(spec, start_from_ms=start_from_ms)
+        try:
+            return collector, read_range(consumer, spec.topic, starts, collector.add, max_events=max_events,
+                                         fixed_ends=fixed_ends, max_seconds=max_seconds)
+        except OffsetOutOfRangeError as exc:
+            low, _high = watermarks(consumer, spec.topic, exc.partition)
+            if fixed_ends is not None or exc.offset < low:
+                raise KafkaError(
+                    f"{exc}. The events from offset {exc.offset} on partition {exc.partition} can no longer be read "
+                    f"(log start {low}), so destiny.csv cannot be kept consistent from this topic: re-snapshot, "
+                    "see 'Reset a pipeline' in the README."
+                ) from exc
+            notes.append(f"{exc}; re-reading partition {exc.partition} from {low}")
+            starts[exc.partition] = low
+    raise KafkaError(f"every partition of {spec.topic} kept answering out of range; see the broker's log")
+
+
 def merge_buffer(paths: PipelinePaths, run: RunRef, *, archive_keep: int = 50) -> dict[str, Any]:
     """Apply buffer.csv to destiny.csv (see cdc_pipeline.merge), then archive the buffer."""
     history = RunHistory(paths.history)
     buffer = BatchBuffer(paths.folder)
     table = DestinyTable(paths.folder)
-    with tracked(history, run, "merge_batch") as summary:
+    with tracked(history, run, "merge_batch") as summary, pipeline_lock(paths.folder):
         meta, frame = buffer.read()
         summary.update(destiny=str(table.csv_path))
         if meta is None:
             summary.update(events=0, notes=["no buffer yet: nothing captured so far"])
             log.info("merge: no buffer yet; nothing to merge")
-            history.update_run(run.run_id, status="merged", ended_at=_now())
+            history.update_run(run.run_id, status="merged", ended_at=utc_now())
             return summary
         key_types = _read_key_types(paths.table_info)
         result = merge_batch(table, meta, frame, key_types)
         archived = buffer.archive(run.run_id, archive_keep) if len(frame) else None
         history.update_run(
-            run.run_id, status="merged", ended_at=_now(), merge_inserted=result.inserted,
+            run.run_id, status="merged", ended_at=utc_now(), merge_inserted=result.inserted,
             merge_updated=result.updated, merge_deleted=result.deleted, merge_stale=result.stale,
             destiny_rows=result.destiny_rows,
         )
@@ -243,5 +274,30 @@ def _describe_ranges(ranges) -> str:
     return ", ".join(f"p{p}: {r.start}..{r.end}" for p, r in sorted(ranges.items())) or "no partitions"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+RUN_SUMMARY_FIELDS = (
+    "status", "offset_ranges", "creates", "updates", "deletes", "reads", "tombstones", "other_tables",
+    "dead_lettered", "before_start", "max_lsn", "max_source_ts", "merge_inserted", "merge_updated",
+    "merge_deleted", "merge_stale", "destiny_rows", "register_seconds", "consume_seconds", "merge_seconds", "error",
+)
+
+
+def finish_run(paths: PipelinePaths, run: RunRef, failed_tasks: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Close the run in the history and answer its summary; raise if one of its tasks failed.
+
+    ``failed_tasks`` are what the orchestrator saw fail; a task can fail before it reaches the history
+    (a missing connection, say), so both sources count.
+    """
+    history = RunHistory(paths.history)
+    history.ensure_run(run)
+    record = history.get_run(run.run_id) or {}
+    failed = record.get("error") or (f"{', '.join(failed_tasks)} failed: see their task logs" if failed_tasks else None)
+    if failed and not record.get("error"):
+        history.update_run(run.run_id, error=failed)
+    history.update_run(run.run_id, status="failed" if failed else record.get("status"), ended_at=utc_now())
+    summary = {k: record.get(k) for k in RUN_SUMMARY_FIELDS}
+    summary.update(status="failed" if failed else record.get("status"), history=str(paths.history),
+                   destiny=str(paths.folder / "destiny.csv"))
+    if failed:
+        raise RunFailedError(f"this run had a failed task: {failed}")
+    log.info("run %s: %s; %s rows in destiny.csv", run.run_id, summary["status"], summary["destiny_rows"])
+    return summary

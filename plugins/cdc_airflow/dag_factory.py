@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
@@ -11,14 +12,16 @@ from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 from cdc_airflow.hooks import BatchConsumerHook, kafka_connect_client, source_params
 from cdc_airflow.settings import DagSettings
 from cdc_pipeline import steps
-from cdc_pipeline.connector_spec import ConnectorSpec, discover_connector_specs
+from cdc_pipeline.connector_spec import ConnectorSpec, load_connector_spec
 from cdc_pipeline.errors import ConfigError
-from cdc_pipeline.run_history import RunHistory, RunRef
+from cdc_pipeline.run_history import RunRef
 
 log = logging.getLogger(__name__)
 
 DAG_ID_PREFIX = "cdc_"
 DEFAULT_MAX_EVENTS = 10_000
+# An ISO date or date-time, checked when the run is triggered (jsonschema's "format" is not enforced here).
+START_FROM_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$"
 
 DOC_MD = """
 ### CDC of `{table}` into CSV
@@ -40,6 +43,9 @@ Every minute, three tasks:
 3. **merge_batch** applies `buffer.csv` to `destiny.csv`: per primary key the latest source position (LSN, then
    partition offset) wins; deletes are kept as tombstones so an older batch never brings a row back. Then the
    buffer is archived under `archive/`.
+4. **finish_run** runs whatever happened before it: it marks the run in the history and fails the run if any
+   task failed (so a failed registration shows red even though the drain succeeded). Its return value is the
+   run's summary.
 
 **Recover:** every task is safe to clear and re-run. The run history is `runs.sqlite` in the folder above
 (`runs`: one row per run with its offsets and counts; `task_tries`: one row per try). A message that cannot be
@@ -49,8 +55,44 @@ starting from a date, resetting, and backfilling.
 
 
 def build_dags(settings: DagSettings | None = None) -> dict[str, DAG]:
+    """One DAG per connector file. A broken file gets a DAG that fails and says why, so one bad file
+    neither hides the others nor goes unnoticed."""
     settings = settings or DagSettings.from_env()
-    return {dag.dag_id: dag for dag in (build_pipeline_dag(spec, settings) for spec in discover_connector_specs(settings.connectors_dir))}
+    dags: dict[str, DAG] = {}
+    names: dict[str, Path] = {}
+    for path in sorted(settings.connectors_dir.glob("*.json")):
+        try:
+            spec = load_connector_spec(path)
+            if spec.name in names:
+                raise ConfigError(f"{path} and {names[spec.name]} both name the connector {spec.name!r}; names must be unique.")
+        except ConfigError as exc:
+            log.error("skipping connector file %s: %s", path, exc)
+            dag = build_invalid_connector_dag(path, exc)
+        else:
+            names[spec.name] = path
+            dag = build_pipeline_dag(spec, settings)
+        dags[dag.dag_id] = dag
+    return dags
+
+
+def build_invalid_connector_dag(path: Path, error: ConfigError) -> DAG:
+    """A DAG that only reports what is wrong with a connector file (its one task fails with the message)."""
+    with DAG(
+        dag_id=f"{DAG_ID_PREFIX}{path.stem}_invalid",
+        description=f"{path.name} is not a valid connector file",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        tags=["cdc", "invalid-connector"],
+        doc_md=f"### `{path.name}` is not a valid connector file\n\n{error}\n\nFix the file; this DAG then disappears.",
+    ) as dag:
+
+        @task(task_id="report_invalid_connector", retries=0)
+        def report_invalid_connector() -> None:
+            raise ConfigError(str(error))
+
+        report_invalid_connector()
+    return dag
 
 
 def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
@@ -71,7 +113,7 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
         params={
             "max_events": Param(DEFAULT_MAX_EVENTS, type="integer", minimum=1, maximum=5_000_000,
                                 description="Most change events one run reads; the next run continues."),
-            "start_from": Param(None, type=["null", "string"], format="date-time",
+            "start_from": Param(None, type=["null", "string"], pattern=START_FROM_PATTERN,
                                 description="ISO date-time (UTC if no zone). Only for a pipeline with no resume "
                                             "point yet: skip events older than this instead of reading all history."),
             "connector_timeout_seconds": Param(90, type="integer", minimum=5, maximum=900,
@@ -101,16 +143,16 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
 
         @task(task_id="merge_batch", execution_timeout=timedelta(minutes=15))
         def merge_batch() -> dict[str, Any]:
-            context = get_current_context()
-            run = _run_ref(context)
-            summary = steps.merge_buffer(paths, run)
-            # The run's summary: this task's numbers plus what the run history holds for the run.
-            record = RunHistory(paths.history).get_run(run.run_id) or {}
-            keys = ("offset_ranges", "creates", "updates", "deletes", "reads", "tombstones", "other_tables",
-                    "dead_lettered", "max_lsn", "max_source_ts", "register_seconds", "consume_seconds")
-            return {**summary, **{k: record.get(k) for k in keys}, "history": str(paths.history)}
+            return steps.merge_buffer(paths, _run_ref(get_current_context()))
 
-        register_connector() >> consume_batch() >> merge_batch()
+        @task(task_id="finish_run", trigger_rule=TriggerRule.ALL_DONE, retries=0)
+        def finish_run() -> dict[str, Any]:
+            # Airflow takes a run's state from its last task; without this one, a failed registration
+            # followed by a successful drain would show green.
+            context = get_current_context()
+            return steps.finish_run(paths, _run_ref(context), failed_tasks=_failed_upstream(context))
+
+        register_connector() >> consume_batch() >> merge_batch() >> finish_run()
     return dag
 
 
@@ -122,10 +164,19 @@ def parse_start_from(value: str | None) -> datetime | None:
     except ValueError as exc:
         raise ConfigError(f"start_from {value!r} is not an ISO date or date-time, e.g. 2026-11-24 or 2026-11-24T08:00:00Z.") from exc
     if parsed.tzinfo is None:
-        from datetime import UTC
-
         parsed = parsed.replace(tzinfo=UTC)
     return parsed
+
+
+PIPELINE_TASKS = ("register_connector", "consume_batch", "merge_batch")
+
+
+def _failed_upstream(context) -> list[str]:
+    """The run's pipeline tasks that ended failed or upstream_failed, as Airflow recorded them."""
+    states = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["dag_run"].run_id],
+                                           task_ids=list(PIPELINE_TASKS))
+    by_task = states.get(context["dag_run"].run_id, states)
+    return sorted(task for task, state in by_task.items() if str(state) in ("failed", "upstream_failed"))
 
 
 def _run_ref(context) -> RunRef:

@@ -72,7 +72,7 @@ def test_every_promised_type_through_the_scheduler_is_byte_identical_to_copy(air
     assert "merge:" in merge_log and "rows in" in merge_log
 
     xcom = airflow_stack.request(
-        "GET", f"/api/v2/dags/{TYPES_DAG}/dagRuns/{last}/taskInstances/merge_batch/xcomEntries/return_value"
+        "GET", f"/api/v2/dags/{TYPES_DAG}/dagRuns/{last}/taskInstances/finish_run/xcomEntries/return_value"
     ).json()["value"]
     summary = xcom if isinstance(xcom, dict) else json.loads(xcom)
     assert summary["destiny_rows"] == len(read_copy_csv(driver.paths.folder / "destiny.csv"))

@@ -16,6 +16,7 @@ import copy
 import fnmatch
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 AIRFLOW_SERVICES_REQUIRED = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                              "airflow-triggerer"}
-# Services that may publish a port on the host, and the container port they publish.
-PUBLISHED = {"airflow-apiserver": 8080, "connect": 8083}
+# Services that may publish a port on the host, and the container port they publish. Only the Airflow UI:
+# Kafka Connect's REST API is unauthenticated and returns each connector's config with database.password,
+# and the DAG reaches it inside the compose network.
+PUBLISHED = {"airflow-apiserver": 8080}
+# Services the Airflow containers reach by their REST API inside the network, and the port it listens on.
+REST_PORTS = {"connect": 8083}
+# Collations under which PostgreSQL's ORDER BY on text is code-point order, the order destiny.csv uses:
+# C / POSIX (byte order, which is code-point order in UTF-8) and glibc's C.UTF-8 (code-point sorting since
+# glibc 2.35; the postgres image is Debian with a newer glibc; the local stack's initdb uses it).
+CODE_POINT_COLLATIONS = {"C", "POSIX", "C.UTF-8", "C.utf8"}
+# What the official postgres image initialises with when POSTGRES_INITDB_ARGS sets no locale (its ENV LANG).
+POSTGRES_IMAGE_DEFAULT_LOCALE = "en_US.utf8"
 DEFAULT_PUBLISH_ADDRESS = "127.0.0.1"
 # Environment keys whose value is a secret and must come from .env.
 SECRET_KEY_RE = re.compile(r"(PASSWORD|SECRET|FERNET|TOKEN|PRIVATE_KEY)(?!\w*_(FILE|PATH)$)", re.I)
@@ -428,7 +439,7 @@ def check_volumes(project: Project) -> list[str]:
 
 
 def check_ports(project: Project) -> list[str]:
-    """Only the Airflow UI and the Connect REST API are published, on 127.0.0.1 by default."""
+    """Only the Airflow UI is published, on 127.0.0.1 by default (never Connect's REST API)."""
     services = project.services()
     problems = []
     env = project.env_example
@@ -452,9 +463,10 @@ def check_ports(project: Project) -> list[str]:
     api_ports = (services.get("airflow-apiserver") or {}).get("ports") or []
     if not any(str(p).split(":")[1] == env.get("CDC_AIRFLOW_PORT") for p in api_ports if isinstance(p, str)):
         problems.append("airflow-apiserver: must publish the UI on CDC_AIRFLOW_PORT")
-    connect_ports = (services.get("connect") or {}).get("ports") or []
-    if not any(str(p).split(":")[1] == env.get("CDC_CONNECT_PORT") for p in connect_ports if isinstance(p, str)):
-        problems.append("connect: must publish the REST API on CDC_CONNECT_PORT")
+    for name in REST_PORTS:
+        if (services.get(name) or {}).get("ports"):
+            problems.append(f"{name}: must not publish its REST API (unauthenticated, returns connector configs "
+                            "with database.password); reach it with docker compose exec")
     return problems
 
 
@@ -597,7 +609,7 @@ def _connection_targets(name: str, env: dict[str, str], conns: dict[str, Any],
         problems.append(f"{name}: CDC_KAFKA_PORT {env.get('CDC_KAFKA_PORT')!r} is not the broker's port")
     connect = conns.get("AIRFLOW_CONN_CDC_KAFKA_CONNECT", {})
     if connect.get("host") not in services or str(connect.get("port")) != env.get("CDC_CONNECT_PORT") \
-            or str(connect.get("port")) != str(PUBLISHED.get(str(connect.get("host")), "")):
+            or str(connect.get("port")) != str(REST_PORTS.get(str(connect.get("host")), "")):
         problems.append(f"{name}: cdc_kafka_connect must be the connect service on its REST port = CDC_CONNECT_PORT")
     pg = conns.get("AIRFLOW_CONN_CDC_POSTGRES", {})
     pg_env = service_env(services.get(str(pg.get("host"))) or {})
@@ -672,8 +684,57 @@ def check_connectors_and_dockerfile(project: Project) -> list[str]:
     return problems
 
 
+def initdb_settings(args: str) -> dict[str, str]:
+    """The locale settings initdb ends up with for these arguments (the postgres image's POSTGRES_INITDB_ARGS).
+
+    initdb takes ``--opt=value`` or ``--opt value`` (``-E``/``-l`` short forms too); a specific ``--lc-*`` wins
+    over ``--locale`` whatever their order; without either, the image's LANG applies.
+    """
+    aliases = {"-E": "--encoding", "-l": "--locale"}
+    wanted = ("--encoding", "--locale", "--lc-collate", "--lc-ctype", "--locale-provider", "--icu-locale")
+    found: dict[str, str] = {}
+    tokens = shlex.split(args)
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        name, eq, value = token.partition("=")
+        name = aliases.get(name, name)
+        if name in wanted:
+            if not eq:
+                index += 1
+                value = tokens[index] if index < len(tokens) else ""
+            found[name] = value
+        index += 1
+    locale = found.get("--locale", POSTGRES_IMAGE_DEFAULT_LOCALE)
+    return {"encoding": found.get("--encoding", ""),
+            "lc_collate": found.get("--lc-collate", locale),
+            "lc_ctype": found.get("--lc-ctype", locale),
+            "provider": found.get("--locale-provider", "libc") if "--icu-locale" not in found else "icu"}
+
+
+def check_source_collation(project: Project) -> list[str]:
+    """The demo source database sorts text as destiny.csv does: initdb with a code-point (C) collation, UTF8."""
+    postgres = project.services().get("postgres") or {}
+    args = service_env(postgres).get("POSTGRES_INITDB_ARGS", "")
+    try:
+        settings = initdb_settings(args)
+    except ValueError as exc:
+        return [f"postgres: POSTGRES_INITDB_ARGS {args!r} does not parse: {exc}"]
+    problems = []
+    if settings["provider"] != "libc":
+        problems.append(f"postgres: POSTGRES_INITDB_ARGS uses the {settings['provider']!r} locale provider; "
+                        "use libc with --lc-collate=C")
+    if settings["lc_collate"] not in CODE_POINT_COLLATIONS:
+        problems.append(f"postgres: initdb collation {settings['lc_collate']!r} (POSTGRES_INITDB_ARGS {args!r}); "
+                        "destiny.csv orders text keys by code point, PostgreSQL's ORDER BY only under C "
+                        "(set --lc-collate=C)")
+    if settings["encoding"].upper().replace("-", "") != "UTF8":
+        problems.append(f"postgres: POSTGRES_INITDB_ARGS must set --encoding=UTF8 (got {settings['encoding']!r})")
+    return problems
+
+
 ALL_CHECKS = (check_parses, check_schema, check_services, check_expected_services, check_volumes, check_ports,
-              check_secrets, check_local_stack_agreement, check_connectors_and_dockerfile)
+              check_secrets, check_local_stack_agreement, check_connectors_and_dockerfile, check_source_collation)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -770,6 +831,17 @@ BROKEN = {
     "published on all interfaces": (check_ports, lambda d: d["services"]["airflow-apiserver"].update({
         "ports": ["0.0.0.0:8080:8080"]})),
     "kafka published": (check_ports, lambda d: d["services"]["kafka"].update({"ports": ["127.0.0.1:9092:9092"]})),
+    "connect published": (check_ports, lambda d: d["services"]["connect"].update({"ports": ["127.0.0.1:8083:8083"]})),
+    "connect published long syntax": (check_ports, lambda d: d["services"]["connect"].update({"ports": [
+        {"target": 8083, "published": "8083", "host_ip": "127.0.0.1"}]})),
+    "no initdb args": (check_source_collation, _set_env("postgres", "POSTGRES_INITDB_ARGS", None)),
+    "linguistic collation": (check_source_collation,
+                             _set_env("postgres", "POSTGRES_INITDB_ARGS", "--encoding=UTF8 --locale=en_US.UTF-8")),
+    "linguistic lc-collate": (check_source_collation, _set_env(
+        "postgres", "POSTGRES_INITDB_ARGS", "--encoding=UTF8 --lc-collate en_US.UTF-8 --locale=C.UTF-8")),
+    "icu collation": (check_source_collation, _set_env(
+        "postgres", "POSTGRES_INITDB_ARGS", "--encoding=UTF8 --locale=C.UTF-8 --locale-provider=icu --icu-locale=en")),
+    "not utf8": (check_source_collation, _set_env("postgres", "POSTGRES_INITDB_ARGS", "--locale=C")),
     "literal password": (check_secrets, lambda d: d["services"]["postgres"]["environment"].update({
         "POSTGRES_PASSWORD": "hunter2"})),
     "literal password in connection": (check_secrets, _set_env(
@@ -898,3 +970,14 @@ def test_docker_compose_config_rejects_a_broken_copy(project: Project, tmp_path:
     path.write_text(broken.compose_text, encoding="utf-8")
     result = run_compose_config(project, _env_text(project.test_env()), tmp_path, compose_file=path)
     assert result.returncode != 0 and "zookeeper" in result.stderr, result.stderr
+
+
+def test_initdb_settings_reads_args_as_initdb_does() -> None:
+    assert initdb_settings("") == {"encoding": "", "lc_collate": POSTGRES_IMAGE_DEFAULT_LOCALE,
+                                   "lc_ctype": POSTGRES_IMAGE_DEFAULT_LOCALE, "provider": "libc"}
+    assert initdb_settings("--encoding=UTF8 --locale=C.UTF-8 --lc-collate=C") == {
+        "encoding": "UTF8", "lc_collate": "C", "lc_ctype": "C.UTF-8", "provider": "libc"}
+    # A specific --lc-* wins over --locale in either order; short and spaced forms.
+    assert initdb_settings("--lc-collate C -E UTF8 -l en_US.UTF-8")["lc_collate"] == "C"
+    assert initdb_settings("--lc-collate C -E UTF8 -l en_US.UTF-8")["lc_ctype"] == "en_US.UTF-8"
+    assert initdb_settings("--data-checksums --locale-provider=icu --icu-locale=und")["provider"] == "icu"

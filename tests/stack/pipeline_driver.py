@@ -11,7 +11,7 @@ from confluent_kafka import Consumer
 
 from cdc_pipeline import steps
 from cdc_pipeline.connector_spec import load_connector_spec
-from cdc_pipeline.kafka_batch import batch_consumer_config
+from cdc_pipeline.kafka_batch import batch_consumer_config, read_range, topic_partitions, watermarks
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.run_history import RunRef
 from cdc_pipeline.source_checks import SourceParams
@@ -84,6 +84,23 @@ class PipelineDriver:
         run = self.next_run()
         consumed = self.consume(run, max_events=max_events)
         return consumed, self.merge(run)
+
+    def topic_record_count(self) -> int:
+        """Records now in the topic (read through, since Tansu's ListOffsets answers short of the end)."""
+        consumer = Consumer(batch_consumer_config({"bootstrap.servers": f"127.0.0.1:{self.settings.kafka_port}"}, "test.peek"))
+        try:
+            partitions = topic_partitions(consumer, self.spec.topic) or []
+            starts = {p: watermarks(consumer, self.spec.topic, p)[0] for p in partitions}
+            return read_range(consumer, self.spec.topic, starts, lambda m: None, max_events=None).records_read
+        finally:
+            consumer.close()
+
+    def wait_for_records(self, at_least: int, timeout: float = 30.0) -> int:
+        """Wait until Debezium has published at least this many records to the topic."""
+        deadline = time.monotonic() + timeout
+        while (count := self.topic_record_count()) < at_least and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return count
 
     def destiny(self) -> bytes:
         path = self.paths.folder / "destiny.csv"

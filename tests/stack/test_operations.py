@@ -107,3 +107,15 @@ def test_an_undecodable_message_is_dead_lettered_and_the_run_goes_on(ops):
     assert [(d["partition"], base64.b64decode(d["value_base64"])) for d in letters] == [(0, b"\x00 not a debezium event")]
     runs = RunHistory(driver.paths.history).recent_runs(100)
     assert sum(r["dead_lettered"] or 0 for r in runs) == 1
+
+
+def test_a_linguistic_collation_on_a_text_key_is_reported(stack_services):
+    s = stack_services.settings
+    driver = PipelineDriver(s, write_connector(s.stack_home, "coll", "public.coll_items", "co"), s.data_dir)
+    driver.sql("DROP TABLE IF EXISTS public.coll_items")
+    driver.sql('CREATE TABLE public.coll_items (k text COLLATE "und-x-icu" PRIMARY KEY)')
+    report = check_source(driver.source, "public", "coll_items", "slot_coll")
+    assert any("linguistic collation" in note and "und-x-icu" in note for note in report.notes)
+    driver.sql("DROP TABLE public.coll_items")
+    driver.sql('CREATE TABLE public.coll_items (k text PRIMARY KEY)')  # the cluster's C.UTF-8
+    assert not any("collation" in note for note in check_source(driver.source, "public", "coll_items", "slot_coll").notes)

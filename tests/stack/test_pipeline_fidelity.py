@@ -48,8 +48,10 @@ def test_destiny_is_byte_identical_to_copy_after_a_mixed_workload(acc_driver):
 
 def test_a_retry_after_a_failed_commit_rereads_exactly_the_recorded_range(acc_driver, monkeypatch):
     driver, rng = acc_driver, random.Random(7)
+    before = driver.topic_record_count()
     for i in range(1000, 1040):
         insert(driver, rng, i, "retry")
+    assert driver.wait_for_records(before + 40) >= before + 40
     run = driver.next_run()
 
     def refuse(*args, **kwargs):

@@ -40,10 +40,12 @@ def test_pipeline_policy(dag_bag, dag_id):
     assert dag.catchup is False
     assert {"cdc", "debezium"} <= set(dag.tags)
     assert "register_connector" in dag.doc_md and "Recover" in dag.doc_md
-    assert [t.task_id for t in dag.topological_sort()] == ["register_connector", "consume_batch", "merge_batch"]
+    assert [t.task_id for t in dag.topological_sort()] == ["register_connector", "consume_batch", "merge_batch", "finish_run"]
     for task in dag.tasks:
-        assert task.retries >= 1 and task.retry_delay > timedelta(0)
+        if task.task_id != "finish_run":  # it only reports; retrying it would change nothing
+            assert task.retries >= 1 and task.retry_delay > timedelta(0)
     assert dag.get_task("consume_batch").trigger_rule == "all_done"
+    assert dag.get_task("finish_run").trigger_rule == "all_done"
     assert {"max_events", "start_from", "connector_timeout_seconds"} <= set(dag.params.keys())
 
 
@@ -56,3 +58,30 @@ def test_start_from_accepts_dates_and_refuses_garbage():
     assert parse_start_from(None) is None
     with pytest.raises(ConfigError, match="not an ISO date"):
         parse_start_from("yesterday")
+
+
+def test_a_broken_connector_file_gets_a_dag_that_says_why_and_the_others_still_load(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from cdc_airflow.dag_factory import build_dags
+    from cdc_airflow.settings import DagSettings
+
+    shutil.copy(REPO / "include" / "connectors" / "clientes.json", tmp_path / "clientes.json")
+    config = json.loads((tmp_path / "clientes.json").read_text())["config"] | {"database.password": "oops"}
+    (tmp_path / "leaky.json").write_text(json.dumps({"name": "leaky", "config": config}))
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    dags = build_dags(DagSettings(connectors_dir=tmp_path, data_dir=tmp_path / "data"))
+    assert set(dags) == {"cdc_clientes", "cdc_leaky_invalid"}
+    assert "remove database.password" in dags["cdc_leaky_invalid"].doc_md
+
+
+def test_start_from_param_refuses_a_malformed_value(dag_bag):
+    import re
+
+    from cdc_airflow.dag_factory import START_FROM_PATTERN
+
+    for good in ("2026-11-24", "2026-11-24T08:00:00Z", "2026-11-24 08:00", "2026-11-24T08:00:00.5+01:00"):
+        assert re.match(START_FROM_PATTERN, good), good
+    for bad in ("yesterday", "24/11/2026", "2026-11-24T"):
+        assert not re.match(START_FROM_PATTERN, bad), bad

@@ -95,9 +95,14 @@ def test_undecodable_messages_go_to_the_dead_letter_file_once(tmp_path):
     assert "JSON" in entry["error"] or "json" in entry["error"]
 
 
-def test_records_before_start_from_are_counted_not_kept(tmp_path):
-    collector = EventCollector(spec_for(tmp_path), start_from_ms=2_000)
-    record = next(r for r in sample_records() if r["value"])
-    collector.add(FakeMessage(encode(record["key"]), encode(record["value"]), 0, ts=1_000))
-    collector.add(FakeMessage(encode(record["key"]), encode(record["value"]), 1, ts=3_000))
-    assert collector.counts()["before_start"] == 1 and len(collector.rows) == 1
+def test_records_committed_before_start_from_are_counted_not_kept(tmp_path):
+    events = [r for r in sample_records() if r["value"] and r["value"]["payload"]["op"] == "c"]
+    commit_times = sorted({r["value"]["payload"]["source"]["ts_ms"] for r in events})
+    cut = commit_times[len(commit_times) // 2]
+    collector = EventCollector(spec_for(tmp_path), start_from_ms=cut)
+    for r in events:
+        # A Kafka timestamp far in the future: the filter must use the source commit time.
+        collector.add(FakeMessage(encode(r["key"]), encode(r["value"]), r["offset"], ts=9_999_999_999_999))
+    older = sum(1 for r in events if r["value"]["payload"]["source"]["ts_ms"] < cut)
+    assert older > 0
+    assert collector.counts()["before_start"] == older and len(collector.rows) == len(events) - older

@@ -161,3 +161,22 @@ def test_a_replayed_batch_after_a_reload_renders_nulls_from_the_state_file(table
     merge_batch(table, META, batch, KEY_TYPES)
     merge_batch(table, META, batch, KEY_TYPES)
     assert destiny(table) == 'id,nombre,email\n1,,""\n'
+
+
+def test_date_keys_order_by_time_including_bc_and_long_years(tmp_path):
+    meta = BufferMeta("public.t", ("d", "v"), ("d",))
+    days = ["2026-01-01", "0044-03-15 BC", "10000-01-01", "0043-01-01", "0001-01-01 BC", "infinity", "-infinity"]
+    frame = pd.DataFrame([{"operacion": "c", "d": d, "v": "x", "_lsn": str(i + 1), "_partition": "0", "_offset": str(i)}
+                          for i, d in enumerate(days)], dtype=object)
+    table = DestinyTable(tmp_path)
+    merge_batch(table, meta, frame, {"d": "date"})
+    ordered = [line.split(",")[0] for line in table.csv_path.read_text().splitlines()[1:]]
+    assert ordered == ["-infinity", "0044-03-15 BC", "0001-01-01 BC", "0043-01-01", "2026-01-01", "10000-01-01", "infinity"]
+
+
+def test_a_column_missing_from_the_batch_keeps_its_value(table):
+    merge_batch(table, META, events(("c", "1", "a", "a@x", 100, 0, 0)), KEY_TYPES)
+    narrow = BufferMeta("public.clientes", ("id", "nombre"), ("id",))
+    frame = events(("u", "1", "b", None, 200, 0, 1)).drop(columns=["email"])
+    merge_batch(table, narrow, frame, KEY_TYPES)
+    assert destiny(table) == "id,nombre,email\n1,b,a@x\n"

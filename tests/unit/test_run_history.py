@@ -48,3 +48,16 @@ def test_a_failed_task_stays_visible_until_that_task_succeeds(tmp_path):
         pass
     assert history.get_run("r")["error"] is None
     assert history.get_run("r")["register_seconds"] is not None
+
+
+def test_finish_run_fails_a_run_whose_task_failed_outside_the_history(tmp_path):
+    import pytest
+
+    from cdc_pipeline.errors import RunFailedError
+    from cdc_pipeline.steps import PipelinePaths, finish_run
+
+    paths = PipelinePaths(tmp_path)
+    assert finish_run(paths, RunRef("ok"))["status"] == "started"
+    with pytest.raises(RunFailedError, match="register_connector failed"):
+        finish_run(paths, RunRef("bad"), failed_tasks=["register_connector"])
+    assert RunHistory(paths.history).get_run("bad")["status"] == "failed"
