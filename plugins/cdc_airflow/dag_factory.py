@@ -176,7 +176,7 @@ def _failed_upstream(context) -> list[str]:
     states = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["dag_run"].run_id],
                                            task_ids=list(PIPELINE_TASKS))
     by_task = states.get(context["dag_run"].run_id, states)
-    return sorted(task for task, state in by_task.items() if str(state) in ("failed", "upstream_failed"))
+    return sorted(task for task, state in by_task.items() if getattr(state, "value", state) in ("failed", "upstream_failed"))
 
 
 def _run_ref(context) -> RunRef:

@@ -85,3 +85,17 @@ def test_start_from_param_refuses_a_malformed_value(dag_bag):
         assert re.match(START_FROM_PATTERN, good), good
     for bad in ("yesterday", "24/11/2026", "2026-11-24T"):
         assert not re.match(START_FROM_PATTERN, bad), bad
+
+
+def test_finish_run_reads_failed_tasks_from_airflows_task_states():
+    from types import SimpleNamespace
+
+    from cdc_airflow.dag_factory import _failed_upstream
+
+    class FakeTI:
+        def get_task_states(self, dag_id, run_ids, task_ids):
+            # The shape the execution API answers: {run_id: {task_id: state}}.
+            return {run_ids[0]: {"register_connector": "failed", "consume_batch": "success", "merge_batch": "success"}}
+
+    context = {"ti": FakeTI(), "dag": SimpleNamespace(dag_id="cdc_x"), "dag_run": SimpleNamespace(run_id="r1")}
+    assert _failed_upstream(context) == ["register_connector"]
