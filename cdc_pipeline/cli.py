@@ -2,6 +2,7 @@
 
     python -m cdc_pipeline history --connector clientes [--limit 20] [--run RUN_ID]
     python -m cdc_pipeline reset --connector clientes (--from-beginning | --from-date 2026-11-24) [--yes]
+    python -m cdc_pipeline resnapshot --connector clientes [--yes]
 
 Defaults come from the same CDC_* variables as the local stack (CDC_DATA_DIR, CDC_CONNECTORS_DIR,
 CDC_KAFKA_PORT, CDC_KAFKA_GROUP_ID); pass --bootstrap-servers for another broker.
@@ -56,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--group-prefix", default=os.environ.get("CDC_KAFKA_GROUP_ID", "cdc-csv"))
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.set_defaults(func=cmd_reset)
+
+    resnap = sub.add_parser("resnapshot", help="rebuild destiny.csv from a new snapshot of the table")
+    resnap.add_argument("--connector", required=True)
+    resnap.add_argument("--connect-url", default=f"http://127.0.0.1:{os.environ.get('CDC_CONNECT_PORT', '18083')}")
+    resnap.add_argument("--bootstrap-servers", default=f"127.0.0.1:{os.environ.get('CDC_KAFKA_PORT', '19092')}")
+    resnap.add_argument("--group-prefix", default=os.environ.get("CDC_KAFKA_GROUP_ID", "cdc-csv"))
+    resnap.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    resnap.set_defaults(func=cmd_resnapshot)
     return parser
 
 
@@ -93,11 +102,9 @@ def cmd_reset(args) -> int:
     spec = _spec(args)
     folder = args.data_dir / spec.name
     group = group_id_for(args.group_prefix, spec.name)
-    if not args.yes and sys.stdin.isatty():
-        answer = input(f"Set {folder} aside and move group {group} on {spec.topic}? Pause the DAG cdc_{spec.name} first. [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing changed")
-            return 1
+    if not _confirm(args, f"Set {folder} aside and move group {group} on {spec.topic}? Pause the DAG cdc_{spec.name} first."):
+        print("nothing changed")
+        return 1
     consumer = Consumer(batch_consumer_config({"bootstrap.servers": args.bootstrap_servers}, group))
     try:
         partitions = topic_partitions(consumer, spec.topic) or []
@@ -113,19 +120,70 @@ def cmd_reset(args) -> int:
         commit_offsets_exactly(consumer, spec.topic, targets)
     finally:
         consumer.close()
-    if folder.exists():
-        aside = folder.with_name(f"{folder.name}.before-reset-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
-        try:
-            folder.rename(aside)
-        except OSError as exc:
-            raise ConfigError(
-                f"the consumer group was moved, but {folder} could not be moved aside ({exc}): move it yourself "
-                "before the next run, or the old destiny.csv stays mixed with the new events"
-            ) from exc
-        print(f"moved {folder} to {aside} (delete it when you no longer need it)")
-        if (aside / "table.json").exists():
-            # The key's types order destiny.csv; register_connector rewrites the file on every run anyway.
-            folder.mkdir(parents=True)
-            shutil.copy2(aside / "table.json", folder / "table.json")
+    _set_aside(folder)
     print(f"group {group} now starts {spec.topic} at {targets}; the next run of cdc_{spec.name} rebuilds {folder}/destiny.csv")
+    return 0
+
+
+def _set_aside(folder: Path) -> None:
+    """Move a pipeline folder aside (nothing is deleted), keeping table.json for the key's types."""
+    if not folder.exists():
+        return
+    aside = folder.with_name(f"{folder.name}.before-reset-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    try:
+        folder.rename(aside)
+    except OSError as exc:
+        raise ConfigError(
+            f"the consumer group was moved, but {folder} could not be moved aside ({exc}): move it yourself "
+            "before the next run, or the old destiny.csv stays mixed with the new events"
+        ) from exc
+    print(f"moved {folder} to {aside} (delete it when you no longer need it)")
+    if (aside / "table.json").exists():
+        # The key's types order destiny.csv; register_connector rewrites the file on every run anyway.
+        folder.mkdir(parents=True)
+        shutil.copy2(aside / "table.json", folder / "table.json")
+
+
+def _confirm(args, question: str) -> bool:
+    if args.yes or not sys.stdin.isatty():
+        return True
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_resnapshot(args) -> int:
+    """Stop the connector, forget its source offsets, move the group to the topic's end and the folder
+    aside, resume: Debezium snapshots the table again and the next runs rebuild destiny.csv from it."""
+    from confluent_kafka import Consumer
+
+    from cdc_pipeline.kafka_batch import (
+        batch_consumer_config, commit_offsets_exactly, group_id_for, read_range, topic_partitions, watermarks,
+    )
+    from cdc_pipeline.kafka_connect import KafkaConnectClient
+
+    spec = _spec(args)
+    folder = args.data_dir / spec.name
+    group = group_id_for(args.group_prefix, spec.name)
+    if not _confirm(args, f"Re-snapshot {spec.qualified_table}: set {folder} aside and skip what {spec.topic} holds? "
+                          f"Pause the DAG cdc_{spec.name} first."):
+        print("nothing changed")
+        return 1
+    with KafkaConnectClient(args.connect_url) as connect:
+        if connect.status(spec.name) is None:
+            raise ConfigError(f"connector {spec.name!r} is not registered on {args.connect_url}: run the DAG once first")
+        connect.stop(spec.name)
+        connect.delete_offsets(spec.name)
+        consumer = Consumer(batch_consumer_config({"bootstrap.servers": args.bootstrap_servers}, group))
+        try:
+            partitions = topic_partitions(consumer, spec.topic) or []
+            starts = {p: watermarks(consumer, spec.topic, p)[0] for p in partitions}
+            # The true end of each partition (read through: Tansu's ListOffsets answers short of it).
+            ends = read_range(consumer, spec.topic, starts, lambda m: None, max_events=None, max_seconds=600)
+            targets = {p: r.end for p, r in ends.ranges.items()}
+            commit_offsets_exactly(consumer, spec.topic, targets)
+        finally:
+            consumer.close()
+        _set_aside(folder)
+        connect.resume(spec.name)
+    print(f"connector {spec.name} resumed without offsets: it snapshots {spec.qualified_table} again; group {group} "
+          f"skips the old events ({targets}). Unpause cdc_{spec.name}: its next runs rebuild {folder}/destiny.csv")
     return 0

@@ -156,7 +156,7 @@ def plan_start(
             raise KafkaError(
                 f"partition {p} of {topic}: the committed offset {offset} is below the log start {low}: events "
                 f"{offset}..{low - 1} were deleted by retention before being read, so destiny.csv cannot be made "
-                "consistent from this topic. Re-snapshot: see 'Reset a pipeline' in the README."
+                "consistent from this topic. Re-snapshot: python -m cdc_pipeline resnapshot --connector <name> (README, Operations)."
             )
         else:
             plan.starts[p] = offset

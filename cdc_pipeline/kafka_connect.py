@@ -110,6 +110,28 @@ class KafkaConnectClient:
             tasks=tuple(body.get("tasks", [])),
         )
 
+    def stop(self, name: str, *, timeout: float = 60.0) -> None:
+        """Stop the connector and its tasks (Connect 3.5+), waiting until it reports STOPPED."""
+        response = self._request("PUT", f"/connectors/{name}/stop")
+        if response.status_code not in (200, 202, 204):
+            raise ConnectorError(f"stopping connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
+        deadline = time.monotonic() + timeout
+        while (status := self.status(name)) is not None and status.state != "STOPPED":
+            if time.monotonic() >= deadline:
+                raise ConnectorError(f"{status.describe()}: not STOPPED after {timeout:.0f} s")
+            time.sleep(1)
+
+    def delete_offsets(self, name: str) -> None:
+        """Forget the connector's source offsets (Connect 3.6+, KIP-875): its next start snapshots again."""
+        response = self._request("DELETE", f"/connectors/{name}/offsets")
+        if response.status_code != 200:
+            raise ConnectorError(f"deleting the offsets of connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
+
+    def resume(self, name: str) -> None:
+        response = self._request("PUT", f"/connectors/{name}/resume")
+        if response.status_code not in (200, 202, 204):
+            raise ConnectorError(f"resuming connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
+
     def restart_failed(self, name: str) -> None:
         response = self._request("POST", f"/connectors/{name}/restart", params={"includeTasks": "true", "onlyFailed": "true"})
         if response.status_code not in (200, 202, 204):

@@ -224,8 +224,8 @@ def _read_batch(consumer, spec, starts, fixed_ends, notes, *, max_events, max_se
             if fixed_ends is not None or exc.offset < low:
                 raise KafkaError(
                     f"{exc}. The events from offset {exc.offset} on partition {exc.partition} can no longer be read "
-                    f"(log start {low}), so destiny.csv cannot be kept consistent from this topic: re-snapshot, "
-                    "see 'Reset a pipeline' in the README."
+                    f"(log start {low}), so destiny.csv cannot be kept consistent from this topic: re-snapshot with "
+                    f"python -m cdc_pipeline resnapshot --connector {spec.name} (README, Operations)."
                 ) from exc
             notes.append(f"{exc}; re-reading partition {exc.partition} from {low}")
             starts[exc.partition] = low
