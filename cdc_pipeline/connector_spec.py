@@ -109,14 +109,31 @@ def load_connector_spec(path: str | Path) -> ConnectorSpec:
     )
 
 
-def discover_connector_specs(folder: str | Path) -> list[ConnectorSpec]:
-    """Every ``*.json`` in ``folder``, sorted by file name; names must be unique."""
-    specs = [load_connector_spec(p) for p in sorted(Path(folder).glob("*.json"))]
+def load_connector_files(folder: str | Path) -> list[tuple[Path, ConnectorSpec | ConfigError]]:
+    """Every ``*.json`` in ``folder``, sorted by file name, each with its spec or what is wrong with it
+    (names must be unique: a second file with a taken name is an error)."""
+    results: list[tuple[Path, ConnectorSpec | ConfigError]] = []
     seen: dict[str, Path] = {}
-    for spec in specs:
-        if spec.name in seen:
-            raise ConfigError(f"{spec.path} and {seen[spec.name]} both name the connector {spec.name!r}; names must be unique.")
-        seen[spec.name] = spec.path
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            spec = load_connector_spec(path)
+            if spec.name in seen:
+                raise ConfigError(f"{path} and {seen[spec.name]} both name the connector {spec.name!r}; names must be unique.")
+        except ConfigError as exc:
+            results.append((path, exc))
+            continue
+        seen[spec.name] = path
+        results.append((path, spec))
+    return results
+
+
+def discover_connector_specs(folder: str | Path) -> list[ConnectorSpec]:
+    """Every valid connector of ``folder``; the first broken file raises its ConfigError."""
+    specs = []
+    for _, loaded in load_connector_files(folder):
+        if isinstance(loaded, ConfigError):
+            raise loaded
+        specs.append(loaded)
     return specs
 
 

@@ -128,15 +128,9 @@ def plan_start(
     by_time: dict[int, int] = {}
     if use_timestamp:
         plan.from_timestamp_ms = start_from_ms
-        try:
-            found = consumer.offsets_for_times(
-                [TopicPartition(topic, p, start_from_ms) for p in partitions], timeout=METADATA_TIMEOUT_S
-            )
-        except KafkaException as exc:
-            raise KafkaError(f"offsets_for_times on {topic} failed: {exc}") from exc
-        by_time = {tp.partition: tp.offset for tp in found}
+        by_time = offsets_at_time(consumer, topic, partitions, start_from_ms)
     for p in partitions:
-        low, high = watermarks(consumer, topic, p)
+        low, _high = watermarks(consumer, topic, p)
         offset = committed.get(p)
         if offset is None:
             if p in last_recorded_ends:
@@ -144,14 +138,9 @@ def plan_start(
                     f"partition {p}: the broker has no committed offset although the run history recorded "
                     f"{last_recorded_ends[p]}: the broker lost its state or the group was reset; re-reading from {low}"
                 )
-            start = low
-            if use_timestamp and by_time.get(p, -1) >= 0:
-                # Apache Kafka answers -1 past the last record; Tansu answers 0 there. Either way the
-                # reader also drops records older than start_from, so a low answer costs time, not data.
-                start = max(low, by_time[p])
-            elif use_timestamp:
-                start = high
-            plan.starts[p] = start
+            # The reader also drops events committed before start_from, so the offset is where reading
+            # can start, not what decides which events count.
+            plan.starts[p] = max(low, by_time[p]) if use_timestamp else low
         elif offset < low:
             raise KafkaError(
                 f"partition {p} of {topic}: the committed offset {offset} is below the log start {low}: events "

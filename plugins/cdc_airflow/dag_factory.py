@@ -12,7 +12,7 @@ from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 from cdc_airflow.hooks import BatchConsumerHook, kafka_connect_client, source_params
 from cdc_airflow.settings import DagSettings
 from cdc_pipeline import steps
-from cdc_pipeline.connector_spec import ConnectorSpec, load_connector_spec
+from cdc_pipeline.connector_spec import ConnectorSpec, load_connector_files
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.run_history import RunRef
 
@@ -59,18 +59,12 @@ def build_dags(settings: DagSettings | None = None) -> dict[str, DAG]:
     neither hides the others nor goes unnoticed."""
     settings = settings or DagSettings.from_env()
     dags: dict[str, DAG] = {}
-    names: dict[str, Path] = {}
-    for path in sorted(settings.connectors_dir.glob("*.json")):
-        try:
-            spec = load_connector_spec(path)
-            if spec.name in names:
-                raise ConfigError(f"{path} and {names[spec.name]} both name the connector {spec.name!r}; names must be unique.")
-        except ConfigError as exc:
-            log.error("skipping connector file %s: %s", path, exc)
-            dag = build_invalid_connector_dag(path, exc)
+    for path, loaded in load_connector_files(settings.connectors_dir):
+        if isinstance(loaded, ConfigError):
+            log.error("skipping connector file %s: %s", path, loaded)
+            dag = build_invalid_connector_dag(path, loaded)
         else:
-            names[spec.name] = path
-            dag = build_pipeline_dag(spec, settings)
+            dag = build_pipeline_dag(loaded, settings)
         dags[dag.dag_id] = dag
     return dags
 
