@@ -1,12 +1,22 @@
-"""Every error the pipeline raises on purpose derives from CdcError, so callers can catch ours and not others'."""
+"""Every error the pipeline raises on purpose derives from CdcError, so callers can catch ours and not others'.
+
+Messages say what failed, the value, the likely cause and the fix. ``expected`` marks errors that
+describe an outage or a refusal an operator is meant to read as one line (no traceback in the task log).
+"""
+
+from __future__ import annotations
 
 
 class CdcError(Exception):
-    """Base of the pipeline's own errors. Messages say what failed, the value, the likely cause and the fix."""
+    """Base of the pipeline's own errors."""
+
+    expected = False
 
 
 class ConfigError(CdcError):
-    """A connector file, a connection or a setting is wrong."""
+    """A connector file, a connection, a parameter or a setting is wrong."""
+
+    expected = True
 
 
 class EventDecodeError(CdcError):
@@ -21,17 +31,87 @@ class ConnectorError(CdcError):
     """Kafka Connect refused the connector, or it or one of its tasks is not RUNNING."""
 
 
+class ConnectUnreachableError(ConnectorError):
+    """Kafka Connect's REST API did not answer."""
+
+    expected = True
+
+
 class SourceError(CdcError):
-    """PostgreSQL is unreachable or misconfigured for logical decoding."""
+    """PostgreSQL is misconfigured for logical decoding, or the table cannot be captured as it is."""
+
+
+class SourceUnreachableError(SourceError):
+    """PostgreSQL did not accept a connection."""
+
+    expected = True
 
 
 class KafkaError(CdcError):
-    """The broker is unreachable, refused a commit, or its offsets contradict the run history."""
+    """The broker refused a request, or its offsets contradict the run history."""
+
+
+class BrokerUnreachableError(KafkaError):
+    """The broker did not answer."""
+
+    expected = True
+
+
+class OffsetOutOfRangeError(KafkaError):
+    def __init__(self, partition: int, offset: int, detail: str) -> None:
+        super().__init__(
+            f"partition {partition}: offset {offset} is out of range ({detail}): the topic was recreated or the "
+            "broker lost its data"
+        )
+        self.partition = partition
+        self.offset = offset
+
+
+class DataLossError(KafkaError):
+    """Kafka no longer holds everything after the pipeline's resume point (and on_data_loss is 'fail')."""
+
+    expected = True
+
+
+class SchemaChangedError(CdcError):
+    """The source table's columns or types changed (and on_schema_change is 'fail')."""
+
+    expected = True
+
+
+class DeadLettersError(CdcError):
+    """A batch held more undecodable messages than max_dead_letters allows; nothing was committed."""
+
+    expected = True
 
 
 class BatchFileError(CdcError):
     """buffer.csv or destiny.csv is not in the shape the pipeline wrote."""
 
 
+class StateError(CdcError):
+    """The state store is missing, inconsistent with destiny.csv, or was written by another version."""
+
+
+class PipelineBusyError(CdcError):
+    """Another task or operator command of the same pipeline held the lock for longer than we wait."""
+
+    expected = True
+
+
+class OperationInProgressError(CdcError):
+    """An operator command (reset, resnapshot) is running or did not finish: scheduled runs wait for it."""
+
+    expected = True
+
+
+class AsOfError(CdcError):
+    """An as-of snapshot or a change window was asked for an instant the change log cannot answer."""
+
+    expected = True
+
+
 class RunFailedError(CdcError):
     """A run's task failed earlier; the run's last task reports it so the run shows failed."""
+
+    expected = True

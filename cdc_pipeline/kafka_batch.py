@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError as RdKafkaError, KafkaException, Message, TopicPartition
 
-from cdc_pipeline.errors import KafkaError
+from cdc_pipeline.errors import KafkaError, OffsetOutOfRangeError
 
 log = logging.getLogger(__name__)
 
@@ -150,16 +150,6 @@ def plan_start(
         else:
             plan.starts[p] = offset
     return plan
-
-
-class OffsetOutOfRangeError(KafkaError):
-    def __init__(self, partition: int, offset: int, detail: str) -> None:
-        super().__init__(
-            f"partition {partition}: offset {offset} is out of range ({detail}): the topic was recreated or the "
-            "broker lost its data"
-        )
-        self.partition = partition
-        self.offset = offset
 
 
 OnRecord = Callable[[Message], None]

@@ -15,11 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cdc_pipeline.errors import CdcError
-
-
-class PipelineBusyError(CdcError):
-    """Another task of the same pipeline held the lock for longer than we wait."""
+from cdc_pipeline.errors import PipelineBusyError
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.merge import DestinyTable, merge_batch
 from cdc_pipeline.pipeline_lock import pipeline_lock
 from cdc_pipeline.run_history import RunHistory, RunRef, utc_now
-from cdc_pipeline.source_checks import SourceParams, check_source
+from cdc_pipeline.source.checks import SourceParams, check_source
 
 log = logging.getLogger(__name__)
 

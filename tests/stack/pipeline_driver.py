@@ -14,7 +14,7 @@ from cdc_pipeline.connector_spec import load_connector_spec
 from cdc_pipeline.kafka_batch import batch_consumer_config, read_range, topic_partitions, watermarks
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.run_history import RunRef
-from cdc_pipeline.source_checks import SourceParams
+from cdc_pipeline.source.checks import SourceParams
 
 REPO = Path(__file__).resolve().parents[2]
 

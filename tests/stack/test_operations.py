@@ -14,7 +14,7 @@ from cdc_pipeline import cli
 from cdc_pipeline.errors import KafkaError, SourceError
 from cdc_pipeline.run_history import RunHistory
 from cdc_pipeline.kafka_batch import batch_consumer_config, topic_partitions
-from cdc_pipeline.source_checks import SourceParams, check_source
+from cdc_pipeline.source.checks import SourceParams, check_source
 from devstack.ports import free_port
 from tests.stack.pipeline_driver import PipelineDriver, write_connector
 

@@ -1,0 +1,115 @@
+"""Where everything lives: the one data folder, and inside it one folder per pipeline.
+
+Every path of a pipeline folder is derived here and nowhere else, so the tasks, the CLI, the Airflow
+page and the tests agree on the names. A pipeline folder is ``<data dir>/<connector name>/``:
+
+====================  ==========================================================================
+``destiny.csv``       the table's current state (a hard link to the live state generation's file)
+``buffer.csv``        the consumed, not yet merged change events (+ ``buffer.meta.json``)
+``runs.sqlite``       the run history: runs, tries, incarnations, outages, recoveries, operations
+``state/``            the keyed state store (generations, the live pointer, a rebuild aside)
+``changelog/``        every merged event, Parquet, by source commit date
+``archive/``          the last merged buffers, for inspection
+``dead_letters.jsonl``  messages that could not be decoded
+``table.json``        the source table's description as register_connector last read it
+``.lock``             the pipeline lock (an OS flock)
+====================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_stack_home(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("CDC_STACK_HOME") or REPO_ROOT / ".stack")
+
+
+def default_data_dir(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    """The data folder, the same for the CLI and Airflow: ``$CDC_DATA_DIR``, else ``$CDC_STACK_HOME/data``
+    (which is ``<repo>/.stack/data`` when neither is set)."""
+    env = os.environ if env is None else env
+    return Path(env.get("CDC_DATA_DIR") or default_stack_home(env) / "data")
+
+
+def default_connectors_dir(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("CDC_CONNECTORS_DIR") or REPO_ROOT / "include" / "connectors")
+
+
+@dataclass(frozen=True)
+class PipelineLayout:
+    """The files of one pipeline, ``<data dir>/<name>/``."""
+
+    folder: Path
+
+    @classmethod
+    def under(cls, data_dir: str | Path, name: str) -> PipelineLayout:
+        return cls(Path(data_dir) / name)
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def destiny(self) -> Path:
+        return self.folder / "destiny.csv"
+
+    @property
+    def buffer(self) -> Path:
+        return self.folder / "buffer.csv"
+
+    @property
+    def buffer_meta(self) -> Path:
+        return self.folder / "buffer.meta.json"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.folder / "archive"
+
+    @property
+    def history(self) -> Path:
+        return self.folder / "runs.sqlite"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.folder / "state"
+
+    @property
+    def changelog_dir(self) -> Path:
+        return self.folder / "changelog"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """As-of snapshots written by backfill runs: ``snapshots/<end>.csv``."""
+        return self.folder / "snapshots"
+
+    @property
+    def changes_dir(self) -> Path:
+        """Changes of an interval written by backfill runs: ``changes/<start>_<end>.csv``."""
+        return self.folder / "changes"
+
+    @property
+    def dead_letters(self) -> Path:
+        return self.folder / "dead_letters.jsonl"
+
+    @property
+    def table_info(self) -> Path:
+        return self.folder / "table.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.folder / ".lock"
+
+    def sink_file(self, suffix: str) -> Path:
+        """A file sink beside destiny.csv, e.g. ``destiny.parquet``."""
+        return self.folder / f"destiny.{suffix}"
+
+    def aside(self, label: str) -> Path:
+        """Where an operator command moves this folder: ``<name>.<label>`` beside it (nothing is deleted)."""
+        return self.folder.with_name(f"{self.folder.name}.{label}")

@@ -1,0 +1,1 @@
+"""The source PostgreSQL: prerequisite checks, the table's catalog description, and verify."""
