@@ -115,3 +115,32 @@ class RunFailedError(CdcError):
     """A run's task failed earlier; the run's last task reports it so the run shows failed."""
 
     expected = True
+
+
+class WaitTimeout(CdcError):
+    """A bounded wait (cdc_pipeline.waiting.wait_until) ended without the condition it waited for.
+
+    ``gave_up`` is True when it stopped early because the process it waited on had exited. The message
+    names what was awaited, the timeout, the last answer of the check and the end of the log, if any.
+    """
+
+    def __init__(self, what: str, timeout: float, last_answer: str, log_tail: str = "", *,
+                 log_path: object = None, gave_up: bool = False, elapsed: float | None = None) -> None:
+        self.what = what
+        self.timeout = timeout
+        self.last_answer = last_answer
+        self.log_tail = log_tail
+        self.log_path = log_path
+        self.gave_up = gave_up
+        self.elapsed = timeout if elapsed is None else elapsed
+        where = f" (log: {log_path})" if log_path else ""
+        if gave_up:
+            message = (f"stopped waiting for {what} after {self.elapsed:.1f} s of {timeout:g} s: the process it "
+                       f"waited on has exited{where}; last check: {last_answer}")
+        else:
+            message = (f"timed out after {timeout:g} s waiting for {what}{where}; last check: {last_answer}. "
+                       + ("The log below usually says why; if it is only slow, allow a longer timeout" if log_tail
+                          else "If it is only slow, allow a longer timeout"))
+        if log_tail:
+            message += f"\n--- last lines of {log_path or 'the log'} ---\n{log_tail}"
+        super().__init__(message)
