@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 
+from cdc_pipeline.errors import CdcError, WaitTimeout
 from devstack import process
 from devstack.airflow import dag_files
 from devstack.demo import run_demo
@@ -75,7 +76,7 @@ def _run_once(client, dag_ids: list[str], timeout: float = 300.0) -> dict[str, s
             run_id = client.trigger(dag_id)
             print(f"waiting for a first run of {dag_id} (registers the connector, snapshots the table)...")
             states[dag_id] = client.wait_for_run(dag_id, run_id, timeout=timeout)
-        except StackError as exc:
+        except (StackError, WaitTimeout) as exc:
             states[dag_id] = f"not finished ({exc}); see the Airflow UI"
     return states
 
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return args.func(Stack(StackSettings.load()), args)
-    except (StackError, ValueError) as exc:
+    except (StackError, CdcError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
+from cdc_pipeline.waiting import wait_until
 from devstack.errors import AirflowApiError
-from devstack.readiness import wait_until
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 
@@ -78,12 +78,12 @@ class AirflowClient:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0, interval: float = 2.0) -> str:
-        """Wait until the run is success or failed; returns that state (ReadinessTimeout past the deadline)."""
+        """Wait until the run is success or failed; returns that state (cdc_pipeline's WaitTimeout past the deadline)."""
         def terminal() -> str | None:
             state = self.get_run(dag_id, run_id)["state"]
             return state if state in TERMINAL_RUN_STATES else None
 
-        return wait_until(terminal, part=f"DAG run {dag_id}/{run_id}", timeout=timeout, interval=interval)
+        return wait_until(terminal, what=f"DAG run {dag_id}/{run_id} to finish", timeout=timeout, interval=interval)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]

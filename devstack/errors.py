@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from cdc_pipeline.errors import WaitTimeout
+
 
 class StackError(Exception):
     """Base of the launcher's errors. Messages say what failed, the value, the likely cause and the fix."""
@@ -15,17 +19,15 @@ class PortInUseError(StackError):
     """A part's port is taken by something that is not our own running part."""
 
 
-class ReadinessTimeout(StackError):
-    """A part did not become ready before its deadline; the message carries the tail of its log."""
+class ReadinessTimeout(StackError, WaitTimeout):
+    """A part did not become ready before its deadline; the message carries the tail of its log.
 
-    def __init__(self, part: str, timeout: float, detail: str, log_tail: str) -> None:
+    Also a ``cdc_pipeline.errors.WaitTimeout``: the wait is ``cdc_pipeline.waiting.wait_until``'s.
+    """
+
+    def __init__(self, part: str, timeout: float, detail: str, log_tail: str, log_path: Path | None = None) -> None:
         self.part = part
-        self.timeout = timeout
-        self.log_tail = log_tail
-        message = f"{part} was not ready after {timeout:g} s: {detail}"
-        if log_tail:
-            message += f"\n--- last lines of the {part} log ---\n{log_tail}"
-        super().__init__(message)
+        WaitTimeout.__init__(self, f"{part} to be ready", timeout, detail, log_tail, log_path=log_path)
 
 
 class PartStartError(StackError):

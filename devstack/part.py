@@ -5,12 +5,14 @@ from __future__ import annotations
 import abc
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cdc_pipeline.waiting import WaitTimeout, wait_until
 from devstack import process
+from devstack.errors import PartStartError, ReadinessTimeout
 from devstack.ports import ensure_port_free
-from devstack.readiness import wait_until
 from devstack.settings import StackSettings
 
 log = logging.getLogger(__name__)
@@ -105,14 +107,25 @@ class Part(abc.ABC):
             return self.is_running() or time.monotonic() - launched < self.launch_grace
 
         try:
-            wait_until(self.probe, part=self.name, timeout=timeout, interval=0.5,
-                       log_path=self.log_path, alive=alive)
+            self.wait_ready(timeout, alive)
             self.after_ready()
         except BaseException:
             if not reused:
                 self.stop()  # do not leave a half-started process behind
             raise
         return StartResult(self.name, self.pid(), reused, time.monotonic() - began)
+
+    def wait_ready(self, timeout: float, alive: Callable[[], bool]) -> str:
+        """Wait until ``probe`` answers; the launcher's errors say which part and show its log."""
+        try:
+            return wait_until(self.probe, what=f"{self.name} to be ready", timeout=timeout, interval=0.5,
+                              log_path=self.log_path, alive=alive)
+        except WaitTimeout as exc:
+            if exc.gave_up:
+                raise PartStartError(f"{self.name} exited before it was ready (log: {self.log_path}); last check: "
+                                     f"{exc.last_answer}\n--- last lines of the {self.name} log ---\n{exc.log_tail}"
+                                     ) from exc
+            raise ReadinessTimeout(self.name, timeout, exc.last_answer, exc.log_tail, self.log_path) from exc
 
     def stop(self) -> bool:
         """Stop the part; True if it was running."""

@@ -6,12 +6,16 @@ import logging
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cdc_pipeline.waiting import WaitTimeout, log_tail, wait_until
+
 log = logging.getLogger(__name__)
+
+__all__ = ["cmdline", "descendants", "is_alive", "log_tail", "read_pid", "running_pid", "start_detached",
+           "stop_process"]
 
 
 def start_detached(
@@ -108,20 +112,20 @@ def stop_process(pid: int, *, timeout: float = 20.0) -> bool:
     """
     targets = [pid, *descendants(pid)]
     _signal_all(pid, targets, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not any(is_alive(p) for p in targets):
-            return True
-        time.sleep(0.2)
+    if _wait_gone(targets, f"pid {pid} and its {len(targets) - 1} descendant(s) to exit after SIGTERM", timeout):
+        return True
     left = [p for p in targets if is_alive(p)]
     log.warning("pid(s) %s still alive %.0f s after SIGTERM: sending SIGKILL", left, timeout)
     _signal_all(pid, left + descendants(pid), signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if not any(is_alive(p) for p in targets):
-            return True
-        time.sleep(0.1)
-    return False
+    return _wait_gone(targets, f"pid(s) {left} to exit after SIGKILL", 5.0)
+
+
+def _wait_gone(pids: Sequence[int], what: str, timeout: float) -> bool:
+    try:
+        wait_until(lambda: not any(is_alive(p) for p in pids), what=what, timeout=timeout, interval=0.1)
+    except WaitTimeout:
+        return False
+    return True
 
 
 def _signal_all(leader: int, pids: Sequence[int], sig: signal.Signals) -> None:
@@ -135,16 +139,3 @@ def _signal_all(leader: int, pids: Sequence[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
-
-
-def log_tail(log_path: Path, lines: int = 40) -> str:
-    """The last ``lines`` lines of a log file ("" when there is none)."""
-    try:
-        with open(log_path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            text = handle.read().decode(errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])

@@ -8,10 +8,10 @@ import httpx
 import psycopg
 import pytest
 
+from cdc_pipeline.waiting import wait_until
 from devstack import process
 from devstack.demo import run_demo
 from devstack.ports import port_in_use
-from devstack.readiness import wait_until
 from devstack.settings import REPO_ROOT
 from devstack.stack import SERVICES, Stack
 from devstack.testing import make_test_settings
@@ -48,7 +48,7 @@ def test_stop_then_start_keeps_rows_and_offsets_and_stops_cleanly(small_stack):
     # Wait for the offsets of the finished snapshot: the worker writes the file's header before any offset,
     # and a copy taken in between would not be what the worker flushes on stop.
     wait_until(lambda: offsets.exists() and b'snapshot_completed":true' in offsets.read_bytes(),
-               part="connect offsets", timeout=60, interval=0.5, log_path=small_stack["connect"].log_path)
+               what="the snapshot's offsets in the offsets file", timeout=60, interval=0.5, log_path=small_stack["connect"].log_path)
     saved = offsets.read_bytes()
     pids = {name: small_stack[name].pid() for name in SERVICES}
     children = {name: process.descendants(pid) for name, pid in pids.items()}
