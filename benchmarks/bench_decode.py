@@ -18,7 +18,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cdc_pipeline import decoding  # noqa: E402
+from cdc_pipeline.debezium.events import decode_message  # noqa: E402
 from cdc_pipeline.copy_csv import format_dataframe, read_copy_csv, write_rows  # noqa: E402
 
 SAMPLES = ROOT / "tests" / "fixtures" / "samples" / "debezium-3.1.1-acc_types-events.jsonl.gz"
@@ -33,11 +33,11 @@ def bench_decode(rounds: int = 20) -> None:
     ]
     sizes = [len(value) for _, value in messages if value is not None]
     for key, value in messages:  # warm the schema cache, as a long-running consumer would be
-        decoding.decode_message(key, value)
+        decode_message(key, value)
     start = time.perf_counter()
     for _ in range(rounds):
         for key, value in messages:
-            decoding.decode_message(key, value)
+            decode_message(key, value)
     elapsed = time.perf_counter() - start
     count = rounds * len(messages)
     print(f"decode_message: {count / elapsed:,.0f} events/s "

@@ -12,7 +12,7 @@ from confluent_kafka import Message
 from cdc_pipeline.atomic import atomic_write_text
 from cdc_pipeline.batch_buffer import OPERATION, TIMESTAMP, BufferMeta
 from cdc_pipeline.connector_spec import ConnectorSpec
-from cdc_pipeline.decoding import decode_message, format_source_timestamp
+from cdc_pipeline.debezium.events import decode_message, format_source_timestamp
 from cdc_pipeline.errors import EventDecodeError
 
 OPERATION_COUNTS = {"c": "creates", "u": "updates", "d": "deletes", "r": "reads"}

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from cdc_pipeline.atomic import atomic_writer
 from cdc_pipeline.batch_buffer import OPERATION, POSITION, BufferMeta
 from cdc_pipeline.copy_csv import format_dataframe
-from cdc_pipeline.decoding import UNAVAILABLE_VALUE
+from cdc_pipeline.debezium.events import UNAVAILABLE_VALUE
 from cdc_pipeline.errors import BatchFileError
 
 DELETED = "_deleted"

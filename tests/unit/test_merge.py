@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cdc_pipeline.batch_buffer import BufferMeta
-from cdc_pipeline.decoding import UNAVAILABLE_VALUE
+from cdc_pipeline.debezium.events import UNAVAILABLE_VALUE
 from cdc_pipeline.merge import DestinyTable, merge_batch
 
 META = BufferMeta("public.clientes", ("id", "nombre", "email"), ("id",))
