@@ -11,7 +11,7 @@ from cdc_airflow.settings import KAFKA_CONN_ID, KAFKA_CONNECT_CONN_ID, POSTGRES_
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.kafka_batch import batch_consumer_config, group_id_for
 from cdc_pipeline.kafka_connect import KafkaConnectClient
-from cdc_pipeline.source_checks import SourceParams
+from cdc_pipeline.source.checks import SourceParams
 
 
 class BatchConsumerHook(KafkaBaseHook):

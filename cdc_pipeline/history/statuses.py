@@ -1,0 +1,48 @@
+"""The closed sets of values the run history stores: run statuses, run kinds, task-try statuses."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    """Where a run got to. A consuming run moves started → buffered → committed → merged; a try that
+    fails with retries left makes it ``retrying`` (Airflow still shows it running); ``failed`` is final."""
+
+    STARTED = "started"
+    BUFFERED = "buffered"      # buffer.csv durable, its offset range recorded
+    COMMITTED = "committed"    # offsets committed to the consumer group
+    MERGED = "merged"          # destiny.csv holds the batch
+    SKIPPED = "skipped"        # nothing done on purpose (an operator command was running)
+    RETRYING = "retrying"      # a task try failed; Airflow will try again
+    SUCCEEDED = "succeeded"    # a run that does not consume (backfill, operation, verify) ended well
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.MERGED, RunStatus.SKIPPED, RunStatus.SUCCEEDED, RunStatus.FAILED)
+
+
+# Statuses at which the run's batch is durable in buffer.csv: its range is a valid resume point.
+DURABLE = frozenset({RunStatus.BUFFERED, RunStatus.COMMITTED, RunStatus.MERGED})
+
+
+class RunKind(StrEnum):
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    BACKFILL = "backfill"
+    DRAIN = "drain"            # ./stack stop drains the broker before stopping it
+    OPERATION = "operation"    # reset, resnapshot, verify from the CLI or the operations DAG
+
+    @classmethod
+    def from_run_id(cls, run_id: str) -> RunKind:
+        """Airflow's run ids start with the run type (scheduled__, manual__, backfill__, asset_triggered__)."""
+        prefix = run_id.split("__", 1)[0]
+        return {"scheduled": cls.SCHEDULED, "backfill": cls.BACKFILL, "drain": cls.DRAIN,
+                "operation": cls.OPERATION}.get(prefix, cls.MANUAL)
+
+
+class TryStatus(StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"

@@ -1,0 +1,68 @@
+"""The consumer and admin clients of one pipeline, built from the connection's librdkafka settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
+
+METADATA_TIMEOUT_S = 15.0
+
+# What the pipeline's correctness depends on; the connection's own values for these are ignored.
+FORCED_CONSUMER_SETTINGS: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "enable.partition.eof": True,
+    # An out-of-range position must surface as an error, never as a silent jump to either end of the log.
+    "auto.offset.reset": "error",
+}
+
+# Consumer-only keys the admin client would reject or warn about.
+_CONSUMER_ONLY = frozenset({"group.id", "auto.offset.reset", "enable.auto.commit", "enable.auto.offset.store",
+                            "enable.partition.eof", "isolation.level", "group.instance.id", "session.timeout.ms",
+                            "max.poll.interval.ms", "fetch.wait.max.ms", "fetch.min.bytes", "queued.min.messages"})
+
+
+def group_id_for(prefix: str, connector_name: str) -> str:
+    """One consumer group per pipeline, so two connectors never share offsets."""
+    return f"{prefix}.{connector_name}"
+
+
+def batch_consumer_config(connection_config: dict, group_id: str) -> dict:
+    """The connection's librdkafka settings, with what the pipeline's correctness depends on forced."""
+    return {**connection_config, "group.id": group_id, **FORCED_CONSUMER_SETTINGS}
+
+
+class KafkaClients:
+    """A pipeline's consumer (explicit offsets, no auto-commit) and, on demand, an admin client.
+
+    The admin client answers what the consumer cannot: a topic's id, which tells a recreated topic
+    (the broker lost its data) from the one the run history knows.
+    """
+
+    def __init__(self, connection_config: dict, group_id: str) -> None:
+        self.connection_config = dict(connection_config)
+        self.group_id = group_id
+        self.consumer = Consumer(batch_consumer_config(self.connection_config, group_id))
+        self._admin: AdminClient | None = None
+
+    @classmethod
+    def for_pipeline(cls, connection_config: dict, connector_name: str) -> KafkaClients:
+        prefix = connection_config.get("group.id") or "cdc-csv"
+        return cls(connection_config, group_id_for(prefix, connector_name))
+
+    @property
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient({k: v for k, v in self.connection_config.items() if k not in _CONSUMER_ONLY})
+        return self._admin
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def __enter__(self) -> KafkaClients:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Never silently wrong: detect when Kafka forgot what the pipeline had not read, and rebuild aside."""
