@@ -1,0 +1,327 @@
+"""StateStore: the keyed state of one pipeline, merged in bounded memory, committed by moving one pointer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from cdc_pipeline.copy_csv import format_row
+from cdc_pipeline.crashpoints import crashpoint
+from cdc_pipeline.errors import BatchFileError, StateError
+from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.source.catalog import TableDescription
+from cdc_pipeline.state import batch as batch_columns
+from cdc_pipeline.state.batch import Batch, is_replay, merge_ranges, read_batch
+from cdc_pipeline.state.generations import LIVE, MAX_RANGES, REBUILD, GenerationFolder, GenerationInfo
+from cdc_pipeline.state.index_files import ROW_DTYPE, IndexReader
+from cdc_pipeline.state.reading import Row, diff, read_row, row_batches, rows
+from cdc_pipeline.state.resolve import DELETED, INSERTED, TRUNCATED, UPDATED, resolve
+from cdc_pipeline.state.rewrite import CHUNK_ROWS, Changes, look_up, rewrite
+from cdc_pipeline.state.sort_keys import KeyEncoder, unordered_key_types
+
+log = logging.getLogger(__name__)
+
+_ROLES = {"live": LIVE, "rebuild": REBUILD}
+
+
+@dataclass
+class MergeResult:
+    """What one :meth:`StateStore.apply` did. ``applied`` is for the change log (see :func:`applied_table`)."""
+
+    events: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    truncated: int = 0       # live rows removed by TRUNCATE events
+    stale: int = 0           # already applied, or older than the key's last applied event
+    unavailable_values: int = 0  # unchanged-TOAST placeholders with no earlier value to keep
+    destiny_rows: int = 0
+    generation: str | None = None  # the lineage's generation after the merge
+    written: bool = False    # a new generation was committed
+    replay: bool = False     # every event was inside the merged offset ranges: nothing was read
+    applied: pa.Table | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, object]:
+        summary = asdict(replace(self, applied=None))
+        summary.pop("applied")
+        summary["applied_events"] = self.applied.num_rows if self.applied is not None else 0
+        return summary
+
+
+class StateStore:
+    """The state of one pipeline folder (``layout.state_dir``). See the package docstring for the protocol."""
+
+    def __init__(self, layout: PipelineLayout, *, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.layout = layout
+        self.folder = GenerationFolder(layout)
+        self.chunk_rows = chunk_rows
+        self.notes: list[str] = []
+        self._opened = False
+
+    # --- reading the pointers --------------------------------------------------------------------------
+
+    def live(self) -> GenerationInfo | None:
+        self._open()
+        return self._current(LIVE)
+
+    def rebuild(self) -> GenerationInfo | None:
+        self._open()
+        return self._current(REBUILD)
+
+    def generation(self, generation_id: str) -> GenerationInfo:
+        return self.folder.load(generation_id)
+
+    # --- creating, promoting, discarding ---------------------------------------------------------------
+
+    def create(self, description: TableDescription, lineage: str = "live") -> GenerationInfo:
+        """An empty state for ``description`` in a new lineage. ``"live"`` also links destiny.csv to it and
+        refuses when a live state with keys exists (replace one through a rebuild); ``"rebuild"`` discards a
+        rebuild in progress. Idempotent: an empty state of the same description is answered as it is."""
+        self._open()
+        role = self._role(lineage)
+        if not description.key_columns:
+            raise StateError(f"{description.qualified_table} has no primary key; the state is keyed by it")
+        current = self._current(role)
+        if current is not None and current.keys == 0 and current.description == description:
+            return current
+        if role == LIVE and current is not None:
+            raise StateError(
+                f"a live state already exists ({current.id}, {current.rows} rows); build a replacement with "
+                "create(..., lineage='rebuild') and promote_rebuild()"
+            )
+        self.notes.extend(unordered_key_types(description.key_types))
+        lineage_name = self.folder.new_lineage()
+        generation_id, path = self.folder.new_generation_path(lineage_name)
+        header = format_row(list(description.column_names)).encode("utf-8")
+        rewrite(None, None, path, header, _no_changes(), self.chunk_rows)
+        info = GenerationInfo(generation_id, path, description, rows=0, tombstones=0,
+                              destiny_bytes=len(header), key_width=1)
+        self.folder.write_manifest(info)
+        self.folder.set_pointer(role, generation_id)
+        if role == LIVE:
+            self._relink(info)
+        self.folder.remove_leftovers(keep=set(), include_orphans=role == LIVE)
+        return self.folder.load(generation_id)
+
+    def promote_rebuild(self, *, retain: Iterable[str] = frozenset()) -> GenerationInfo:
+        """The rebuild becomes live in one step (one rename of LIVE); destiny.csv is relinked to it."""
+        self._open()
+        rebuilt = self._current(REBUILD)
+        if rebuilt is None:
+            raise StateError("there is no rebuild in progress to promote (state/REBUILD is missing)")
+        crashpoint("rebuild.before_swap")
+        self.folder.set_pointer(LIVE, rebuilt.id)
+        self.folder.clear_pointer(REBUILD)
+        self._relink(rebuilt)
+        self.folder.remove_old(keep=set(retain))
+        return rebuilt
+
+    def discard_rebuild(self) -> None:
+        self._open()
+        rebuilding = self.folder.pointer(REBUILD)
+        if rebuilding is None:
+            return
+        self.folder.clear_pointer(REBUILD)
+        live = self.folder.pointer(LIVE)
+        if live is None or live.split("/")[0] != rebuilding.split("/")[0]:
+            self.folder.remove_lineage(rebuilding.split("/")[0], keep=set())
+
+    # --- merging ---------------------------------------------------------------------------------------
+
+    def apply(self, batch: pd.DataFrame | pa.Table, *, lineage: str = "live", retain: Iterable[str] = frozenset()) -> MergeResult:
+        """Merge a batch of change events (buffer.csv's rows) into the lineage's state. Safe to run twice."""
+        self._open()
+        role = self._role(lineage)
+        current = self._current(role)
+        if current is None:
+            raise StateError(f"there is no {lineage} state to merge into; create one first (StateStore.create)")
+        events = read_batch(batch, current.description)
+        result = MergeResult(events=events.count, destiny_rows=current.rows, generation=current.id)
+        columns = current.columns
+        if events.count == 0:
+            result.applied = applied_table(events, columns, np.zeros(0, np.int64), {})
+            return result
+        replayed = is_replay(events, current.merged_ranges)
+        if replayed.all():
+            result.stale, result.replay = events.count, True
+            result.applied = applied_table(events, columns, np.zeros(0, np.int64), {})
+            return result
+
+        keep = set(retain)
+        self.folder.remove_leftovers(keep=keep, include_orphans=role == LIVE)
+        encoder = KeyEncoder(tuple(current.description.key_types.values()))
+        truncate = np.fromiter((op == "t" for op in events.ops), dtype=bool, count=events.count)
+        codes = np.full(events.count, -1, dtype=np.int64)
+        rows_at = np.flatnonzero(~truncate)
+        key_values = [[events.values[k][i] for k in current.key_columns] for i in rows_at.tolist()]
+        if any(v is None for row in key_values for v in row):
+            raise BatchFileError(f"an event of the batch has a NULL primary-key value ({list(current.key_columns)})")
+        distinct = np.zeros(0, "S1")
+        if len(rows_at):
+            encoded = np.array(encoder.encode_rows(key_values), dtype=object)
+            width = max(len(b) for b in encoded)
+            distinct, inverse = np.unique(encoded.astype(f"S{width}"), return_inverse=True)
+            codes[rows_at] = inverse.reshape(-1)
+
+        with _open_index(current) as reader, _open_file(current.destiny_path) as old_fd:
+            lookup = look_up(reader, distinct, self.chunk_rows)
+
+            def old_row(k: int) -> list[str | None]:
+                return read_row(old_fd, int(lookup.rows["offset"][k]), int(lookup.ends[k]))
+
+            resolution = resolve(events, columns, codes, lookup, truncate & replayed, old_row, _position(current.truncated_at))
+            result.stale = resolution.stale
+            result.applied = applied_table(events, columns, resolution.applied, resolution.applied_values)
+            if not resolution.anything_to_write:
+                return result
+            changed = np.flatnonzero(resolution.changed)
+            changes = Changes(
+                keys=distinct[changed], found=lookup.found[changed], position=lookup.position[changed],
+                rows=resolution.final[changed], lines=[resolution.lines[k] for k in changed.tolist()],
+                truncate=resolution.truncate_position,
+            )
+            generation_id, path = self.folder.new_generation_path(current.lineage)
+            header = format_row(list(columns)).encode("utf-8")
+            written = rewrite(reader, current.destiny_path, path, header, changes, self.chunk_rows)
+
+        info = GenerationInfo(
+            generation_id, path, current.description, rows=written.rows, tombstones=written.tombstones,
+            destiny_bytes=written.destiny_bytes, key_width=written.key_width,
+            merged_ranges=merge_ranges(current.merged_ranges, events, MAX_RANGES),
+            truncated_at=_latest_truncate(current.truncated_at, resolution.truncate_position),
+        )
+        self.folder.write_manifest(info)
+        crashpoint("merge.before_live_switch")
+        self.folder.set_pointer(role, generation_id)
+        crashpoint("merge.after_live_switch")
+        if role == LIVE:
+            self._relink(info)
+            self.folder.remove_old(keep=keep)
+        else:
+            self.folder.remove_lineage_except(current.lineage, keep={generation_id, *keep})
+        outcome = resolution.outcome
+        result.inserted = int((outcome == INSERTED).sum())
+        result.updated = int((outcome == UPDATED).sum())
+        result.deleted = int((outcome == DELETED).sum())
+        result.truncated = int((outcome == TRUNCATED).sum()) + written.truncated
+        result.unavailable_values = resolution.unavailable_values
+        result.destiny_rows = written.rows
+        result.generation = generation_id
+        result.written = True
+        return result
+
+    # --- reading generations ---------------------------------------------------------------------------
+
+    def rows(self, generation: GenerationInfo | str) -> Iterator[Row]:
+        """Every row of a generation in key order (tuples of COPY text, None for NULL)."""
+        return rows(self._info(generation))
+
+    def row_batches(self, generation: GenerationInfo | str) -> Iterator[pa.RecordBatch]:
+        """The same rows as Arrow record batches of strings (the fast path for a Parquet sink)."""
+        return row_batches(self._info(generation))
+
+    def diff(self, old_generation: GenerationInfo | str | None, new_generation: GenerationInfo | str) -> Iterator[tuple[Row, Row | None]]:
+        """(key values, row values or None for deleted) per key whose row changed between the generations."""
+        old = None if old_generation is None else self._info(old_generation)
+        return diff(old, self._info(new_generation))
+
+    # --- helpers ---------------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        """Repair what a crash between moving LIVE and relinking destiny.csv left (idempotent)."""
+        if self._opened:
+            return
+        live_id = self.folder.pointer(LIVE)
+        if live_id is not None and self.folder.pointer(REBUILD) == live_id:
+            self.folder.clear_pointer(REBUILD)  # a promotion stopped after moving LIVE
+        if live_id is not None:
+            info = self.folder.load(live_id)
+            self.notes.extend(unordered_key_types(info.description.key_types))
+            self._relink(info, repair=True)
+        self._opened = True
+
+    def _relink(self, info: GenerationInfo, repair: bool = False) -> None:
+        note = self.folder.relink_destiny(info, repair)
+        if note:
+            log.warning("%s", note)
+            self.notes.append(note)
+
+    def _current(self, role: str) -> GenerationInfo | None:
+        generation_id = self.folder.pointer(role)
+        return None if generation_id is None else self.folder.load(generation_id)
+
+    def _info(self, generation: GenerationInfo | str) -> GenerationInfo:
+        return generation if isinstance(generation, GenerationInfo) else self.folder.load(generation)
+
+    @staticmethod
+    def _role(lineage: str) -> str:
+        if lineage not in _ROLES:
+            raise ValueError(f"lineage must be one of {sorted(_ROLES)}. Got {lineage!r}")
+        return _ROLES[lineage]
+
+
+def applied_table(events: Batch, columns: tuple[str, ...], applied: np.ndarray, values: dict[int, list]) -> pa.Table:
+    """The events that applied, in batch order, TOAST placeholders resolved: the change log's rows."""
+    order = applied.tolist()
+    arrays: dict[str, pa.Array] = {batch_columns.OPERATION: pa.array([events.ops[i] for i in order], pa.string())}
+    for c, name in enumerate(columns):
+        arrays[name] = pa.array([values[i][c] if i in values else None for i in order], pa.string())
+    arrays[batch_columns.TIMESTAMP] = pa.array([events.timestamp[i] for i in order], pa.string())
+    arrays[batch_columns.TOPIC] = pa.array([events.topic[i] for i in order], pa.string())
+    arrays[batch_columns.PARTITION] = pa.array(events.partition[applied], pa.int32())
+    arrays[batch_columns.OFFSET] = pa.array(events.offset[applied], pa.int64())
+    arrays[batch_columns.LSN] = pa.array(events.lsn[applied], pa.int64())
+    arrays[batch_columns.INCARNATION] = pa.array(events.incarnation[applied], pa.int32())
+    arrays[batch_columns.TXID] = pa.array(events.txid[applied], pa.int64(), mask=events.txid_null[applied])
+    return pa.table(arrays)
+
+
+def _position(truncated_at: tuple[int, int, int, int] | None) -> np.ndarray | None:
+    if truncated_at is None:
+        return None
+    position = np.zeros((), ROW_DTYPE)
+    position["incarnation"], position["partition"], position["kafka_offset"], position["lsn"] = truncated_at
+    position["deleted"] = True
+    return position
+
+
+def _latest_truncate(previous: tuple[int, int, int, int] | None, applied: np.ndarray | None) -> tuple[int, int, int, int] | None:
+    if applied is None:
+        return previous
+    new = (int(applied["incarnation"]), int(applied["partition"]), int(applied["kafka_offset"]), int(applied["lsn"]))
+    if previous is None or (new[3], new[0]) > (previous[3], previous[0]):
+        return new
+    return previous
+
+
+def _no_changes() -> Changes:
+    return Changes(keys=np.zeros(0, "S1"), found=np.zeros(0, bool), position=np.zeros(0, np.int64),
+                   rows=np.zeros(0, ROW_DTYPE), lines=[], truncate=None)
+
+
+class _open_index:
+    def __init__(self, info: GenerationInfo) -> None:
+        self.reader = IndexReader(info.keys_path, info.rows_path, info.destiny_bytes)
+
+    def __enter__(self) -> IndexReader:
+        return self.reader
+
+    def __exit__(self, *exc: object) -> None:
+        self.reader.close()
+
+
+class _open_file:
+    def __init__(self, path) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
