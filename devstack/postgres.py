@@ -32,6 +32,10 @@ def postgres_bin_dir() -> Path:
     return candidates[-1].parent
 
 
+def _database_exists(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
 class PostgresPart(Part):
     name = "postgres"
     port_env = "CDC_PG_PORT"
@@ -111,24 +115,40 @@ class PostgresPart(Part):
                                password=s.pg_password, connect_timeout=3, autocommit=True)
 
     def probe(self) -> str:
+        s = self.settings
         with self._connect("postgres") as conn:
             wal_level = conn.execute("SHOW wal_level").fetchone()[0]
-            has_db = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                  (self.settings.pg_db,)).fetchone() is not None
+            present = {db: _database_exists(conn, db) for db in (s.pg_db, s.sink_db)}
         if wal_level != "logical":
-            raise PartStartError(f"wal_level={wal_level} on port {self.settings.pg_port}: this is not our "
+            raise PartStartError(f"wal_level={wal_level} on port {s.pg_port}: this is not our "
                                  f"cluster (ours runs with wal_level=logical)")
-        return f"wal_level={wal_level}; database {self.settings.pg_db} " + ("present" if has_db else "MISSING")
+        return f"wal_level={wal_level}; " + ", ".join(
+            f"database {db} {'present' if ok else 'MISSING'}" for db, ok in present.items())
 
     def after_ready(self) -> None:
-        """Create CDC_PG_DB if missing, then apply the demo table script (safe to run twice)."""
-        db = self.settings.pg_db
+        """Set the recorded password on CDC_PG_USER, create CDC_PG_DB (seeded with the demo table) and
+        CDC_SINK_DB when missing. Safe to run on every start: an existing database is never seeded again."""
+        s = self.settings
         with self._connect("postgres") as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone() is None:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-                log.info("created database %s", db)
-        with self._connect(db) as conn:
-            conn.execute(DEMO_SQL.read_text())
+            # The cluster trusts 127.0.0.1, but tools and Kafka Connect may use password authentication.
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(s.pg_user),
+                                                                     sql.Literal(s.pg_password)))
+            if not _database_exists(conn, s.pg_db):
+                self._create_seeded(conn, s.pg_db)
+            if not _database_exists(conn, s.sink_db):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(s.sink_db)))
+                log.info("created the sink database %s", s.sink_db)
+
+    def _create_seeded(self, conn: psycopg.Connection, db: str) -> None:
+        """Create ``db`` with the demo table: built aside under a temporary name and renamed when complete,
+        so a crash half-way leaves no half-seeded database that a later start would take as existing."""
+        aside = f"{db[:50]}__cdc_seeding"
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(aside)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(aside)))
+        with self._connect(aside) as seeding:
+            seeding.execute(DEMO_SQL.read_text())
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(aside), sql.Identifier(db)))
+        log.info("created database %s with the demo table (%s)", db, DEMO_SQL.name)
 
     def stop(self) -> bool:
         pid = self.pid()

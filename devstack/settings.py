@@ -1,7 +1,8 @@
 """The launcher's settings: one frozen dataclass, read once, typed.
 
 Precedence, for every field: an explicit argument to ``StackSettings.load(...)``, then the
-environment variable named in ``SETTINGS``, then the default in ``SETTINGS``. Paths that
+environment variable named in ``SETTINGS``, then the value ``./stack up`` recorded (devstack.recorded),
+then the default in ``SETTINGS``. Paths that
 default to a place inside another setting (``CDC_DATA_DIR`` inside ``CDC_STACK_HOME``) follow
 that setting. ``SETTINGS`` is the one table of variables: the docs and the docker-compose
 checks import it instead of repeating it.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +43,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CDC_PG_PORT", "pg_port", "55432", "PostgreSQL port."),
     Setting("CDC_PG_DB", "pg_db", "testdb", "PostgreSQL database holding the source tables."),
     Setting("CDC_PG_USER", "pg_user", "postgres", "PostgreSQL user."),
-    Setting("CDC_PG_PASSWORD", "pg_password", "postgres", "PostgreSQL password (the local cluster trusts 127.0.0.1)."),
+    Setting("CDC_PG_PASSWORD", "pg_password", "cdc-<16 random hex digits>",
+            "PostgreSQL password of `CDC_PG_USER`: generated once when unset, recorded, and set on the user at "
+            "every start (the local cluster also trusts 127.0.0.1)."),
+    Setting("CDC_SINK_DB", "sink_db", "cdc_sink",
+            "Database on the same PostgreSQL for the PostgreSQL sink (connection `cdc_sink_postgres`); "
+            "created at start if missing."),
     Setting("CDC_KAFKA_PORT", "kafka_port", "19092", "Kafka broker port (Tansu locally)."),
     Setting("CDC_CONNECT_PORT", "connect_port", "18083", "Kafka Connect REST port."),
     Setting("CDC_AIRFLOW_PORT", "airflow_port", "18080", "Airflow api-server and UI port."),
@@ -65,6 +72,7 @@ class StackSettings:
     pg_db: str
     pg_user: str
     pg_password: str
+    sink_db: str
     kafka_port: int
     connect_port: int
     airflow_port: int
@@ -73,24 +81,35 @@ class StackSettings:
     kafka_group_id: str
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> StackSettings:
-        """Build settings: ``overrides`` win over ``env`` (default ``os.environ``), which wins over defaults."""
+    def load(cls, env: Mapping[str, str] | None = None, recorded: Mapping[str, str] | None = None,
+             **overrides: object) -> StackSettings:
+        """Build settings: ``overrides`` win over ``env`` (default ``os.environ``), which wins over ``recorded``
+        (the values ``./stack up`` recorded, see devstack.recorded), which wins over the defaults.
+
+        With no password from any of them, a new one is generated (``cdc-`` + 16 hex digits): a common word
+        would be masked everywhere in Airflow's task logs, since Airflow hides connection passwords.
+        """
         unknown = set(overrides) - set(_BY_FIELD)
         if unknown:
             raise SettingsError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(_BY_FIELD)}")
         env = os.environ if env is None else env
+        recorded = recorded or {}
 
         def raw(field: str) -> object | None:
             if overrides.get(field) is not None:
                 return overrides[field]
-            value = env.get(_BY_FIELD[field].env)
-            return value if value not in (None, "") else None
+            for source in (env, recorded):
+                value = source.get(_BY_FIELD[field].env)
+                if value not in (None, ""):
+                    return value
+            return None
 
         stack_home = Path(raw("stack_home") or REPO_ROOT / ".stack").expanduser().absolute()
         values: dict[str, object] = {
             "stack_home": stack_home,
             "data_dir": Path(raw("data_dir") or stack_home / "data").expanduser().absolute(),
             "connectors_dir": Path(raw("connectors_dir") or REPO_ROOT / "include" / "connectors").expanduser().absolute(),
+            "pg_password": raw("pg_password") or generate_password(),
         }
         for setting in SETTINGS:
             if setting.field in values:
@@ -162,6 +181,11 @@ class StackSettings:
     def pg_conninfo(self) -> str:
         return (f"host={self.pg_host} port={self.pg_port} dbname={self.pg_db} "
                 f"user={self.pg_user} password={self.pg_password} connect_timeout=3")
+
+
+def generate_password() -> str:
+    """A local password that no log line contains by accident (Airflow masks it wherever it appears)."""
+    return f"cdc-{secrets.token_hex(8)}"
 
 
 def _parse_port(setting: Setting, value: object) -> int:

@@ -1,6 +1,7 @@
 """Settings precedence, the variable table, and the environment Airflow gets."""
 
 import json
+import re
 
 import pytest
 
@@ -14,9 +15,25 @@ def test_defaults_match_the_documented_table():
     assert s.stack_home == REPO_ROOT / ".stack"
     assert s.data_dir == REPO_ROOT / ".stack" / "data"
     assert s.connectors_dir == REPO_ROOT / "include" / "connectors"
-    assert (s.pg_host, s.pg_port, s.pg_db, s.pg_user, s.pg_password) == ("127.0.0.1", 55432, "testdb", "postgres", "postgres")
+    assert (s.pg_host, s.pg_port, s.pg_db, s.pg_user, s.sink_db) == ("127.0.0.1", 55432, "testdb", "postgres", "cdc_sink")
     assert (s.kafka_port, s.connect_port, s.airflow_port) == (19092, 18083, 18080)
     assert (s.airflow_user, s.airflow_password, s.kafka_group_id) == ("admin", "admin", "cdc-csv")
+
+
+def test_without_a_password_a_new_uncommon_one_is_generated_each_time():
+    first, second = StackSettings.load(env={}).pg_password, StackSettings.load(env={}).pg_password
+    assert re.fullmatch(r"cdc-[0-9a-f]{16}", first) and re.fullmatch(r"cdc-[0-9a-f]{16}", second)
+    assert first != second
+
+
+def test_environment_beats_recorded_beats_default():
+    recorded = {"CDC_PG_PASSWORD": "cdc-recorded", "CDC_KAFKA_PORT": "29092", "CDC_PG_PORT": "25432"}
+    s = StackSettings.load(env={"CDC_PG_PORT": "35432"}, recorded=recorded)
+    assert s.pg_port == 35432                 # environment
+    assert s.kafka_port == 29092              # recorded
+    assert s.pg_password == "cdc-recorded"    # recorded, not generated
+    assert s.connect_port == 18083            # default
+    assert StackSettings.load(env={"CDC_PG_PASSWORD": "cdc-env"}, recorded=recorded).pg_password == "cdc-env"
 
 
 def test_argument_beats_environment_beats_default(tmp_path):
@@ -51,7 +68,7 @@ def test_the_docs_hold_the_generated_settings_table():
     assert settings_table_markdown() in doc
 
 
-def test_airflow_environment_carries_the_three_connections_and_the_execution_api_url():
+def test_airflow_environment_carries_the_four_connections_and_the_execution_api_url():
     s = StackSettings.load(env={}, kafka_port=1111, connect_port=2222, airflow_port=3333, pg_port=4444)
     env = airflow_environment(s)
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:3333/execution/"
@@ -65,8 +82,16 @@ def test_airflow_environment_carries_the_three_connections_and_the_execution_api
     assert json.loads(env["AIRFLOW_CONN_CDC_KAFKA_CONNECT"]) == {"conn_type": "http", "host": "127.0.0.1",
                                                                  "port": 2222, "schema": "http"}
     pg = json.loads(env["AIRFLOW_CONN_CDC_POSTGRES"])
-    assert (pg["conn_type"], pg["host"], pg["port"], pg["login"], pg["schema"]) == ("postgres", "127.0.0.1", 4444,
-                                                                                   "postgres", "testdb")
+    assert pg == {"conn_type": "postgres", "host": "127.0.0.1", "port": 4444, "login": "postgres",
+                  "password": s.pg_password, "schema": "testdb",
+                  "extra": {"connect_password": "${env:CDC_PG_PASSWORD}"}}
+    sink = json.loads(env["AIRFLOW_CONN_CDC_SINK_POSTGRES"])
+    assert sink == {
+        "conn_type": "postgres", "host": "127.0.0.1", "port": 4444, "login": "postgres", "password": s.pg_password,
+        "schema": "cdc_sink"}
+    assert sorted(k for k in env if k.startswith("AIRFLOW_CONN_")) == [
+        "AIRFLOW_CONN_CDC_KAFKA", "AIRFLOW_CONN_CDC_KAFKA_CONNECT", "AIRFLOW_CONN_CDC_POSTGRES",
+        "AIRFLOW_CONN_CDC_SINK_POSTGRES"]
 
 
 def test_airflow_parses_the_connection_variables():
@@ -79,4 +104,8 @@ def test_airflow_parses_the_connection_variables():
     connect = Connection.from_json(env["AIRFLOW_CONN_CDC_KAFKA_CONNECT"], conn_id="cdc_kafka_connect")
     assert (connect.host, connect.port, connect.schema) == ("127.0.0.1", 18083, "http")
     pg = Connection.from_json(env["AIRFLOW_CONN_CDC_POSTGRES"], conn_id="cdc_postgres")
-    assert (pg.login, pg.password, pg.schema, pg.port) == ("postgres", "postgres", "testdb", 55432)
+    assert (pg.login, pg.password, pg.schema, pg.port) == ("postgres", env["CDC_PG_PASSWORD"], "testdb", 55432)
+    assert pg.extra_dejson == {"connect_password": "${env:CDC_PG_PASSWORD}"}
+    sink = Connection.from_json(env["AIRFLOW_CONN_CDC_SINK_POSTGRES"], conn_id="cdc_sink_postgres")
+    assert (sink.host, sink.port, sink.login, sink.password, sink.schema) == (
+        "127.0.0.1", 55432, "postgres", env["CDC_PG_PASSWORD"], "cdc_sink")

@@ -57,11 +57,22 @@ def test_another_stack_on_the_same_port_is_refused_with_the_variable_named(stack
         Stack(other).start(["broker"])
 
 
-def test_cli_status_exits_zero_and_prints_each_part(stack_services):
+def test_cli_status_prints_the_settings_source_and_each_part(stack_services):
     env = {**os.environ, **stack_services.settings.as_env()}
     result = subprocess.run([sys.executable, "-m", "devstack", "status"], env=env, capture_output=True, text=True,
                             timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("settings: "), result.stdout + result.stderr
     for name in SERVICES:
         assert f"{name:9} running pid {stack_services[name].pid()}" in result.stdout
     assert "wal_level=logical" in result.stdout
+    assert f"database {stack_services.settings.sink_db} present" in result.stdout
+    assert "connectors:" in result.stdout
+    # The exit code follows what it printed (exit 1 with a part down: tests/devstack/test_stop_start.py).
+    all_ok = "stopped" not in result.stdout and "NOT " not in result.stdout
+    assert result.returncode == (0 if all_ok else 1), result.stdout
+
+
+def test_the_sink_database_exists_beside_the_source(stack_services):
+    s = stack_services.settings
+    with psycopg.connect(s.pg_conninfo.replace(f"dbname={s.pg_db}", f"dbname={s.sink_db}")) as conn:
+        assert conn.execute("SELECT current_database()").fetchone()[0] == s.sink_db

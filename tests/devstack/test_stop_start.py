@@ -1,15 +1,20 @@
 """A separate small stack: clean stop, and what survives a stop/start (postgres rows, connect's offsets)."""
 
 import json
+import os
 import shutil
-import time
+import subprocess
+import sys
 
 import httpx
 import psycopg
 import pytest
+from psycopg import sql
 
 from cdc_pipeline.waiting import wait_until
 from devstack import process
+from devstack.__main__ import connector_lines
+from devstack.airflow import CONNECT_PASSWORD_REFERENCE
 from devstack.demo import run_demo
 from devstack.ports import port_in_use
 from devstack.settings import REPO_ROOT
@@ -33,7 +38,7 @@ def register_clientes(stack: Stack) -> None:
     s = stack.settings
     spec = json.loads((REPO_ROOT / "include" / "connectors" / "clientes.json").read_text())
     config = {**spec["config"], "database.hostname": "127.0.0.1", "database.port": str(s.pg_port),
-              "database.user": s.pg_user, "database.password": s.pg_password, "database.dbname": s.pg_db}
+              "database.user": s.pg_user, "database.password": CONNECT_PASSWORD_REFERENCE, "database.dbname": s.pg_db}
     response = httpx.put(f"{s.connect_url}/connectors/{spec['name']}/config", json=config, timeout=30)
     assert response.status_code in (200, 201), response.text
 
@@ -70,9 +75,83 @@ def test_stop_then_start_keeps_rows_and_offsets_and_stops_cleanly(small_stack):
 
 def test_demo_load_applies_inserts_updates_and_deletes(small_stack):
     small_stack.start(["postgres"])
-    began = time.monotonic()
     lines = []
     summary = run_demo(small_stack.settings, count=12, rate=100, seed=7, report=lines.append)
     assert summary.total == 12 == len(lines)
     assert summary.inserts and summary.updates and summary.deletes
-    assert time.monotonic() - began < 10
+
+
+def test_starting_postgres_again_never_seeds_the_existing_database_again(small_stack):
+    s = small_stack.settings
+    small_stack.start(["postgres"])
+    with psycopg.connect(s.pg_conninfo, autocommit=True) as conn:
+        conn.execute("INSERT INTO public.clientes (id, nombre) VALUES (1, 'Ana') ON CONFLICT (id) DO NOTHING")
+        conn.execute("DELETE FROM public.clientes WHERE id = 1")  # a demo seed row, deleted by the user
+    small_stack.stop(["postgres"])
+    assert small_stack.start(["postgres"])[0].reused is False
+    with psycopg.connect(s.pg_conninfo) as conn:
+        assert conn.execute("SELECT count(*) FROM public.clientes WHERE id = 1").fetchone()[0] == 0
+        databases = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+    assert {s.pg_db, s.sink_db} <= databases
+    assert not [d for d in databases if d.endswith("__cdc_seeding")]
+
+
+def test_every_start_sets_the_recorded_password_on_the_user(small_stack):
+    """The cluster trusts 127.0.0.1; a scram line for our user in pg_hba.conf shows the password really works."""
+    s = small_stack.settings
+    small_stack.start(["postgres"])
+    with psycopg.connect(s.pg_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD 'changed-behind-our-back'").format(sql.Identifier(s.pg_user)))
+    small_stack.stop(["postgres"])
+    small_stack.start(["postgres"])  # sets CDC_PG_PASSWORD on the user again
+    with psycopg.connect(s.pg_conninfo, autocommit=True) as conn:
+        hba_file = conn.execute("SHOW hba_file").fetchone()[0]
+        original = open(hba_file).read()
+        with open(hba_file, "w") as handle:  # the first matching line wins
+            handle.write(f"host all {s.pg_user} 127.0.0.1/32 scram-sha-256\n" + original)
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        with psycopg.connect(s.pg_conninfo) as conn:
+            assert conn.execute("SELECT current_user").fetchone()[0] == s.pg_user
+        for wrong in ("changed-behind-our-back", "postgres"):
+            with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+                psycopg.connect(s.pg_conninfo.replace(s.pg_password, wrong)).close()
+    finally:
+        with open(hba_file, "w") as handle:
+            handle.write(original)
+        with psycopg.connect(s.pg_conninfo.replace("host=127.0.0.1", f"host={s.pg_socket_dir}"),
+                             autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+
+
+def test_status_shows_each_connector_and_fails_unless_every_part_and_connector_runs(small_stack):
+    s = small_stack.settings
+    small_stack.start(SERVICES)
+    register_clientes(small_stack)
+    connect = httpx.Client(base_url=s.connect_url, timeout=10)
+    state = lambda: connect.get("/connectors/clientes/status").json()  # noqa: E731
+    wait_until(lambda: state()["tasks"] and state()["tasks"][0]["state"] == "RUNNING",
+               what="connector clientes to run", timeout=90, log_path=small_stack["connect"].log_path)
+    healthy, lines = connector_lines(s)
+    assert healthy, lines
+    assert any("clientes" in line and "ok connector RUNNING" in line for line in lines), lines
+    assert any("task 0 RUNNING" in line for line in lines), lines
+
+    assert connect.put("/connectors/clientes/pause").status_code == 202
+    try:
+        wait_until(lambda: state()["connector"]["state"] == "PAUSED", what="connector clientes to pause", timeout=60)
+        healthy, lines = connector_lines(s)
+        assert not healthy
+        assert any("NOT RUNNING connector PAUSED" in line for line in lines), lines
+
+        result = subprocess.run([sys.executable, "-m", "devstack", "status"], env={**os.environ, **s.as_env()},
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1, result.stdout + result.stderr
+        for name in SERVICES:
+            assert f"{name:9} running pid {small_stack[name].pid()}" in result.stdout
+        assert "airflow   stopped" in result.stdout
+        assert "NOT RUNNING connector PAUSED" in result.stdout
+        assert "task 0 PAUSED" in result.stdout
+    finally:
+        connect.put("/connectors/clientes/resume")
+        connect.close()
