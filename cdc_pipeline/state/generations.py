@@ -54,6 +54,7 @@ class GenerationInfo:
     key_width: int
     merged_ranges: dict[tuple[int, int], list[list[int]]] = field(default_factory=dict)
     truncated_at: tuple[int, int, int, int] | None = None  # (incarnation, partition, offset, lsn) of the last TRUNCATE
+    epoch: int = 0  # the caller's number for the lineage (e.g. which rebuild it came from), kept by every merge
     created_at: str = ""
 
     @property
@@ -158,6 +159,7 @@ class GenerationFolder:
             key_width=int(raw["key_width"]),
             merged_ranges={_parse_range_key(k): v for k, v in raw.get("merged_ranges", {}).items()},
             truncated_at=tuple(raw["truncated_at"]) if raw.get("truncated_at") else None,
+            epoch=int(raw.get("epoch", 0)),
             created_at=raw.get("created_at", ""),
         )
         try:
@@ -186,6 +188,7 @@ class GenerationFolder:
             "key_width": info.key_width,
             "merged_ranges": {f"{inc}:{part}": ranges for (inc, part), ranges in sorted(info.merged_ranges.items())},
             "truncated_at": list(info.truncated_at) if info.truncated_at else None,
+            "epoch": info.epoch,
             "created_at": info.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         with atomic_writer(info.manifest_path) as handle:

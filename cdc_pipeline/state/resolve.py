@@ -26,10 +26,7 @@ from cdc_pipeline.copy_csv import format_row
 from cdc_pipeline.state.batch import Batch
 from cdc_pipeline.state.index_files import ROW_DTYPE
 
-try:  # moving to cdc_pipeline.debezium.events
-    from cdc_pipeline.debezium.events import UNAVAILABLE_VALUE
-except ImportError:  # pragma: no cover - until the decoding split lands
-    from cdc_pipeline.decoding import UNAVAILABLE_VALUE
+from cdc_pipeline.debezium.events import UNAVAILABLE_VALUE
 
 INSERTED, UPDATED, DELETED, TRUNCATED, UNCHANGED = 1, 2, 3, 4, 0
 _KEEP = object()  # a column the batch does not carry

@@ -79,16 +79,17 @@ class StateStore:
 
     # --- creating, promoting, discarding ---------------------------------------------------------------
 
-    def create(self, description: TableDescription, lineage: str = "live") -> GenerationInfo:
+    def create(self, description: TableDescription, lineage: str = "live", *, epoch: int = 0) -> GenerationInfo:
         """An empty state for ``description`` in a new lineage. ``"live"`` also links destiny.csv to it and
-        refuses when a live state with keys exists (replace one through a rebuild); ``"rebuild"`` discards a
-        rebuild in progress. Idempotent: an empty state of the same description is answered as it is."""
+        refuses when a live state with keys exists (replace one through a rebuild); ``"rebuild"`` replaces a
+        rebuild in progress. ``epoch`` is the caller's number for the lineage, kept in every later generation.
+        Idempotent: an empty state of the same description and epoch is answered as it is."""
         self._open()
         role = self._role(lineage)
         if not description.key_columns:
             raise StateError(f"{description.qualified_table} has no primary key; the state is keyed by it")
         current = self._current(role)
-        if current is not None and current.keys == 0 and current.description == description:
+        if current is not None and current.keys == 0 and current.description == description and current.epoch == epoch:
             return current
         if role == LIVE and current is not None:
             raise StateError(
@@ -101,11 +102,13 @@ class StateStore:
         header = format_row(list(description.column_names)).encode("utf-8")
         rewrite(None, None, path, header, _no_changes(), self.chunk_rows)
         info = GenerationInfo(generation_id, path, description, rows=0, tombstones=0,
-                              destiny_bytes=len(header), key_width=1)
+                              destiny_bytes=len(header), key_width=1, epoch=epoch)
         self.folder.write_manifest(info)
         self.folder.set_pointer(role, generation_id)
         if role == LIVE:
             self._relink(info)
+        if current is not None and current.lineage != lineage_name and current.lineage != self._lineage_of(LIVE):
+            self.folder.remove_lineage(current.lineage, keep=set())  # the rebuild this one replaces
         self.folder.remove_leftovers(keep=set(), include_orphans=role == LIVE)
         return self.folder.load(generation_id)
 
@@ -151,6 +154,8 @@ class StateStore:
         if replayed.all():
             result.stale, result.replay = events.count, True
             result.applied = applied_table(events, columns, np.zeros(0, np.int64), {})
+            if role == LIVE:
+                self.folder.remove_old(keep=set(retain))  # a retry after a crash past the commit
             return result
 
         keep = set(retain)
@@ -195,6 +200,7 @@ class StateStore:
             destiny_bytes=written.destiny_bytes, key_width=written.key_width,
             merged_ranges=merge_ranges(current.merged_ranges, events, MAX_RANGES),
             truncated_at=_latest_truncate(current.truncated_at, resolution.truncate_position),
+            epoch=current.epoch,
         )
         self.folder.write_manifest(info)
         crashpoint("merge.before_live_switch")
@@ -251,6 +257,10 @@ class StateStore:
         if note:
             log.warning("%s", note)
             self.notes.append(note)
+
+    def _lineage_of(self, role: str) -> str | None:
+        generation_id = self.folder.pointer(role)
+        return None if generation_id is None else generation_id.split("/", 1)[0]
 
     def _current(self, role: str) -> GenerationInfo | None:
         generation_id = self.folder.pointer(role)
