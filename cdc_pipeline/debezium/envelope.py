@@ -40,17 +40,20 @@ def short_repr(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _field_signature(field: dict) -> tuple:
+# An unconstrained numeric is described as length 0 without a scale by snapshot reads (JDBC metadata) and as
+# length 131089, scale 0 by streamed changes (pgoutput): seen on the real chain. Both mean "no typmod".
+_UNCONSTRAINED_NUMERIC = (("0", None), ("131089", "0"))
+
+
+def _field_signature(field: dict, context: RenderContext) -> tuple:
     parameters = field.get("parameters") or {}
-    return (
-        field.get("field"),
-        field.get("type"),
-        field.get("name"),
-        parameters.get("__debezium.source.column.type"),
-        parameters.get("__debezium.source.column.length"),
-        parameters.get("__debezium.source.column.scale"),
-        bool(field.get("optional", False)),
-    )
+    source_type = parameters.get("__debezium.source.column.type")
+    length = parameters.get("__debezium.source.column.length")
+    scale = parameters.get("__debezium.source.column.scale")
+    if (length, scale) in _UNCONSTRAINED_NUMERIC and context.base_type(str(source_type).upper()) == "NUMERIC":
+        length = scale = None
+    return (field.get("field"), field.get("type"), field.get("name"), source_type, length, scale,
+            bool(field.get("optional", False)))
 
 
 def _build_value_plan(schema: Any, context: RenderContext) -> RowPlan:
@@ -73,7 +76,7 @@ def _build_value_plan(schema: Any, context: RenderContext) -> RowPlan:
         columns.append(field.get("field"))
         converters.append(converter_for(field, where, context))
         labels.append(describe_field(field))
-        signature.append(_field_signature(field))
+        signature.append(_field_signature(field, context))
     if not columns:
         raise EventDecodeError(f"{where}: the row struct has no fields")
     return RowPlan(tuple(columns), tuple(converters), tuple(labels), tuple(signature), {})

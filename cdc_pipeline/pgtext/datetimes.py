@@ -24,11 +24,17 @@ __all__ = [
     "days_from_civil",
 ]
 
-# Debezium encodes PostgreSQL's date/timestamp 'infinity' with these sentinels (PostgresValueConverter:
-# POSITIVE_/NEGATIVE_INFINITY_LOCAL_DATE = -5877611-06-21/22 and pgjdbc's DATE_POSITIVE/NEGATIVE_INFINITY
-# read as epoch microseconds). The dates lie outside PostgreSQL's range, so they cannot be real values.
-DATE_POS_INF = -2147472693
-DATE_NEG_INF = -2147472692
+# How Debezium 3.1.1 encodes PostgreSQL's 'infinity' / '-infinity' (seen on the real chain):
+# - streamed dates: PostgresValueConverter's POSITIVE_/NEGATIVE_INFINITY_LOCAL_DATE, -5877611-06-21 and -22;
+# - dates read by the snapshot (and array elements): pgjdbc's DATE_POSITIVE/NEGATIVE_INFINITY milliseconds
+#   through java.sql.Date.toLocalDate(), whose int day count overflows; that conversion uses the Connect
+#   JVM's time zone, so a day either side is accepted;
+# - timestamps, both paths: pgjdbc's infinity milliseconds read as epoch microseconds.
+# Every one lies far outside PostgreSQL's date range, so none can be a real value.
+DATE_POS_INF = -2147472692
+DATE_NEG_INF = -2147472691
+SNAPSHOT_DATE_POS_INF = -622191234
+SNAPSHOT_DATE_NEG_INF = -625821272
 TS_POS_INF_US = 9223372036825200000
 TS_NEG_INF_US = -9223372036832400000
 
@@ -41,11 +47,11 @@ US_PER_DAY = 86_400_000_000
 
 def format_date_days(days: int) -> str:
     """Days since 1970-01-01 (io.debezium.time.Date) as PostgreSQL prints a date: ``0044-03-15 BC``."""
-    if days == DATE_POS_INF:
-        return "infinity"
-    if days == DATE_NEG_INF:
-        return "-infinity"
     if type(days) is not int or not _MIN_DAY <= days <= _MAX_DAY:
+        if days == DATE_POS_INF or (type(days) is int and abs(days - SNAPSHOT_DATE_POS_INF) <= 1):
+            return "infinity"
+        if days == DATE_NEG_INF or (type(days) is int and abs(days - SNAPSHOT_DATE_NEG_INF) <= 1):
+            return "-infinity"
         raise ValueError(f"{days!r} days from 1970-01-01 is outside PostgreSQL's date range")
     return _date_text(days)
 
@@ -117,6 +123,9 @@ def format_time_nanos(nanos: int) -> str:
 
 
 _EPOCH = _dt.datetime(1970, 1, 1)
+# PostgreSQL's timestamp range: 4714-11-24 00:00:00 BC .. 294276-12-31 23:59:59.999999.
+_MIN_TS_US = _MIN_DAY * US_PER_DAY
+_MAX_TS_US = 9_224_318_015_999_999_999
 _FAST_MIN_US = -62135596800000000  # 0001-01-01 00:00:00
 _FAST_MAX_US = 253402300799999999  # 9999-12-31 23:59:59.999999
 
@@ -198,4 +207,7 @@ def format_zoned_timestamp(text: str) -> str:
         parts = [int(p) for p in offset[1:].split(":")]
         shift = (parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) > 2 else 0)) * 1_000_000
         micros -= shift if offset[0] == "+" else -shift
+    if not _MIN_TS_US <= micros <= _MAX_TS_US:
+        # In a timestamptz[] element Debezium turns '-infinity' into +292269055-12-02T23:00:00Z: refuse, not guess.
+        raise ValueError(f"{text!r} is outside PostgreSQL's timestamp range (an array's -infinity arrives so)")
     return timestamp_text(micros, "+00")

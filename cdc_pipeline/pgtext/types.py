@@ -1,19 +1,24 @@
-"""Which PostgreSQL text form each Debezium field gets, and which columns cannot be rendered exactly.
+"""Which PostgreSQL text form each Debezium field gets, and which catalog columns cannot be rendered exactly.
 
 A field is identified by its Connect ``type``, its logical ``name`` and, with the connector's
-``column.propagate.source.type=.*``, the PostgreSQL type in ``__debezium.source.column.type``. The table
-below maps that to a converter from the JSON value to PostgreSQL's text; a known but unfaithful form is
-refused with the fix to give the user, and anything unknown is refused rather than guessed.
+``column.propagate.source.type=.*``, the PostgreSQL type in ``__debezium.source.column.type`` (a domain's
+own name, resolved to its base through the RenderContext). :func:`converter_for` maps that to a converter
+from the JSON value to PostgreSQL's text; a known but unfaithful form is refused with the fix, and anything
+unknown is refused rather than guessed. :func:`unsupported_columns` says the same from the catalog, before
+the first event. What Debezium 3.1.1 delivers for each type was read on the real chain (docs/types.md).
 """
 
 from __future__ import annotations
 
 import binascii
+import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdc_pipeline.errors import EventDecodeError, UnsupportedTypeError
+from cdc_pipeline.pgtext.arrays import array_converter
 from cdc_pipeline.pgtext.binary import format_bytea_base64
+from cdc_pipeline.pgtext.bits import bits_converter, format_bit1
 from cdc_pipeline.pgtext.context import RenderContext
 from cdc_pipeline.pgtext.datetimes import (
     format_date_days,
@@ -26,25 +31,46 @@ from cdc_pipeline.pgtext.datetimes import (
     format_zoned_timestamp,
 )
 from cdc_pipeline.pgtext.floats import format_float4, format_float8
+from cdc_pipeline.pgtext.intervals import FAITHFUL_STYLES, interval_converter
+from cdc_pipeline.pgtext.money import SUPPORTED_LC_MONETARY, money_converter
 from cdc_pipeline.pgtext.numeric import decimal_converter, format_numeric_text
+from cdc_pipeline.pgtext.refusals import column_refusal, refusal_fix
 from cdc_pipeline.pgtext.scalars import format_bool, format_int
 
-__all__ = ["UNAVAILABLE_VALUE", "Converter", "converter_for", "describe_field"]
+if TYPE_CHECKING:
+    from cdc_pipeline.source.catalog import TableDescription
+
+__all__ = ["UNAVAILABLE_VALUE", "Converter", "converter_for", "describe_field", "unsupported_columns"]
 
 Converter = Callable[[Any], str]
 
 UNAVAILABLE_VALUE = "__debezium_unavailable_value"
 """Debezium's stand-in for an unchanged TOASTed value (default replica identity): keep the previous value."""
 
-# For a bytes field the placeholder arrives as its UTF-8 bytes, base64-encoded by the JsonConverter.
-_UNAVAILABLE_B64 = binascii.b2a_base64(UNAVAILABLE_VALUE.encode(), newline=False).decode()
+_PLACEHOLDER = UNAVAILABLE_VALUE.encode()
+# The placeholder as each field form carries it (UnchangedToastedPlaceholder): bytes as base64, text arrays as
+# a one-element list, int/bigint arrays as the placeholder's byte values, uuid arrays as a name-based UUID.
+_UNAVAILABLE_B64 = binascii.b2a_base64(_PLACEHOLDER, newline=False).decode()
 
 
-def _bytes_keeping_placeholder(convert: Converter) -> Converter:
-    def convert_or_placeholder(b64: str) -> str:
-        if b64 == _UNAVAILABLE_B64:
+def _name_uuid(data: bytes) -> str:
+    digest = bytearray(hashlib.md5(data).digest())  # noqa: S324 - Java's UUID.nameUUIDFromBytes, not security
+    digest[6] = (digest[6] & 0x0F) | 0x30
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_UNAVAILABLE_ARRAYS = (
+    [UNAVAILABLE_VALUE], [_UNAVAILABLE_B64], list(_PLACEHOLDER), [_name_uuid(_PLACEHOLDER)],
+)
+
+
+def _keeping_placeholder(convert: Converter, placeholders: tuple) -> Converter:
+    def convert_or_placeholder(value: Any) -> str:
+        if value in placeholders:
             return UNAVAILABLE_VALUE
-        return convert(b64)
+        return convert(value)
 
     return convert_or_placeholder
 
@@ -58,8 +84,9 @@ _BY_NAME: dict[tuple[str, str | None], Converter | None] = {
     ("float", None): format_float4,
     ("double", None): format_float8,
     ("boolean", None): format_bool,
-    ("string", None): None,  # text, varchar, char(n) (padding kept), numeric under decimal.handling.mode=string
-    ("bytes", None): _bytes_keeping_placeholder(format_bytea_base64),
+    # text, varchar, char(n) (padding kept), inet, cidr, macaddr, macaddr8: PostgreSQL's own output text.
+    ("string", None): None,
+    ("bytes", None): _keeping_placeholder(format_bytea_base64, (_UNAVAILABLE_B64,)),
     ("int32", "io.debezium.time.Date"): format_date_days,
     ("int32", "org.apache.kafka.connect.data.Date"): format_date_days,
     ("int32", "io.debezium.time.Time"): format_time_millis,
@@ -76,45 +103,17 @@ _BY_NAME: dict[tuple[str, str | None], Converter | None] = {
     ("string", "io.debezium.data.Ltree"): None,
 }
 
-# Known but not faithful: the fix to give the user, by logical name.
-_UNSUPPORTED_FIX: dict[str, str] = {
-    "io.debezium.data.VariableScaleDecimal": (
-        "unconstrained numeric under decimal.handling.mode=precise loses trailing zeros (3.10 arrives as 3.1); "
-        "set decimal.handling.mode=string in the connector config"
-    ),
-    "io.debezium.time.MicroDuration": (
-        "interval arrives as approximate microseconds (a month counted as 30.4375 days), which cannot give back "
-        "PostgreSQL's text; expose the column as text through a view (col::text) or leave it out of the table list"
-    ),
-    "io.debezium.time.Interval": (
-        "interval's ISO-8601 form is not PostgreSQL's interval text and this pipeline does not rebuild it; "
-        "expose the column as text through a view (col::text) or leave it out"
-    ),
-    "io.debezium.time.ZonedTime": (
-        "timetz arrives shifted to UTC, so its original offset, which PostgreSQL prints, is lost; "
-        "store it as time or timestamptz, or expose it as text through a view (col::text)"
-    ),
-    "org.apache.kafka.connect.data.Time": (
-        "time under time.precision.mode=connect is truncated to milliseconds; set time.precision.mode=adaptive"
-    ),
-    "org.apache.kafka.connect.data.Timestamp": (
-        "timestamp under time.precision.mode=connect is truncated to milliseconds; set time.precision.mode=adaptive"
-    ),
-    "io.debezium.data.Bits": "bit strings arrive as little-endian bytes; expose the column as text through a view",
+# Array element types (upper-case typname, as in "_INT4") Debezium delivers faithfully, and how each
+# element's JSON value becomes its text. Others are refused; refusals.py says why.
+_ARRAY_ELEMENTS: dict[str, Converter | None] = {
+    "TEXT": None, "VARCHAR": None, "BPCHAR": None, "UUID": None, "JSON": None, "JSONB": None,
+    "INET": None, "CIDR": None, "MACADDR": None, "MACADDR8": None,
+    "INT2": format_int, "INT4": format_int, "INT8": format_int, "BOOL": format_bool,
+    "FLOAT4": format_float4, "FLOAT8": format_float8, "BYTEA": format_bytea_base64,
+    "TIMESTAMPTZ": format_zoned_timestamp,
 }
+ARRAY_ELEMENT_TYPES = frozenset(name.lower() for name in _ARRAY_ELEMENTS)
 
-# PostgreSQL types (from column.propagate.source.type, when set) whose text Debezium changes even though
-# the Connect schema looks like a supported one: catch them instead of writing a wrong value.
-_UNFAITHFUL_SOURCE_TYPES: dict[str, str] = {
-    "MONEY": "money arrives without its currency symbol and grouping",
-    "BIT": "bit(1) arrives as a boolean, PostgreSQL prints 0/1",
-    "VARBIT": "bit varying arrives as bytes",
-    "HSTORE": "hstore arrives as JSON or a map, not hstore text",
-    "INTERVAL": "interval is not delivered as PostgreSQL text",
-    "TIMETZ": "timetz arrives shifted to UTC",
-}
-
-# numeric under decimal.handling.mode=string: Debezium spells the special values by its own enum names.
 _NUMERIC_SOURCE_TYPES = frozenset({"NUMERIC", "DECIMAL"})
 
 
@@ -124,40 +123,85 @@ def describe_field(field: dict) -> str:
     return f"{field.get('type')}" + (f" ({name})" if name else "")
 
 
+def _refuse(where: str, field: dict, source_type: str, why: str) -> UnsupportedTypeError:
+    shown = f"PostgreSQL {source_type.lower()}, " if source_type else ""
+    return UnsupportedTypeError(
+        f"{where}: column {field.get('field')!r} ({shown}delivered as {describe_field(field)}) cannot be written "
+        f"as PostgreSQL's text: {why}"
+    )
+
+
 def converter_for(field: dict, where: str, context: RenderContext) -> Converter | None:
     """The converter for one field of the row struct; raises UnsupportedTypeError with the fix."""
-    column = field.get("field")
     ftype = field.get("type")
     name = field.get("name")
     parameters = field.get("parameters") or {}
-    source_type = str(parameters.get("__debezium.source.column.type", "")).upper()
-    if source_type in _UNFAITHFUL_SOURCE_TYPES:
-        raise UnsupportedTypeError(
-            f"{where}: column {column!r} is PostgreSQL {source_type}, delivered as {describe_field(field)}: "
-            f"{_UNFAITHFUL_SOURCE_TYPES[source_type]}. Expose the column as text through a view (col::text) "
-            "or leave it out of the captured table"
-        )
+    source_type = context.base_type(str(parameters.get("__debezium.source.column.type", "")).upper())
+    if ftype == "array":
+        return _array_converter(field, source_type, where)
+    fix = refusal_fix(source_type.lower()) if source_type else None
+    if fix is not None:
+        raise _refuse(where, field, source_type, fix)
+    if source_type == "MONEY":
+        if context.lc_monetary not in SUPPORTED_LC_MONETARY:
+            raise _refuse(where, field, source_type, refusal_fix("money", lc_monetary=context.lc_monetary))
+        return money_converter(context.lc_monetary)
+    if name == "io.debezium.time.Interval":
+        if context.interval_style not in FAITHFUL_STYLES:
+            raise _refuse(where, field, source_type, refusal_fix("interval", interval_style=context.interval_style))
+        return interval_converter(context.interval_style)
+    if source_type == "BIT" and ftype == "boolean":
+        return format_bit1
+    if name == "io.debezium.data.Bits":
+        if source_type != "BIT":
+            raise _refuse(where, field, source_type, refusal_fix("varbit"))
+        return _keeping_placeholder(bits_converter(int(parameters.get("length", 0))), (_UNAVAILABLE_B64,))
     if source_type in _NUMERIC_SOURCE_TYPES and ftype == "string" and name is None:
         return format_numeric_text
     if name == "org.apache.kafka.connect.data.Decimal" and ftype == "bytes":
         try:
             scale = int(parameters["scale"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise EventDecodeError(f"{where}: column {column!r} is a Decimal without a scale parameter") from exc
-        return _bytes_keeping_placeholder(decimal_converter(scale))
-    if name in _UNSUPPORTED_FIX:
-        raise UnsupportedTypeError(
-            f"{where}: column {column!r} has Debezium type {describe_field(field)}, which has no faithful "
-            f"PostgreSQL text here: {_UNSUPPORTED_FIX[name]}"
-        )
+            raise EventDecodeError(f"{where}: column {field.get('field')!r} is a Decimal without a scale parameter") from exc
+        return _keeping_placeholder(decimal_converter(scale), (_UNAVAILABLE_B64,))
+    fix = refusal_fix(name) if name else None
+    if fix is not None:
+        raise _refuse(where, field, source_type, fix)
     key = (ftype, name)
     if key in _BY_NAME:
         return _BY_NAME[key]
-    if ftype in ("array", "map", "struct"):
-        fix = "arrays, composites, hstore maps and geometric types are not written; expose the column as text through a view (col::text)"
-    else:
-        fix = "expose the column as text through a view (col::text), or leave it out of the captured table"
-    raise UnsupportedTypeError(
-        f"{where}: column {column!r} has Debezium type {describe_field(field)}, which this pipeline cannot turn "
-        f"into PostgreSQL's text faithfully: {fix}"
-    )
+    raise _refuse(where, field, source_type, refusal_fix("unknown"))
+
+
+def _array_converter(field: dict, source_type: str, where: str) -> Converter:
+    if not source_type.startswith("_"):
+        raise _refuse(where, field, source_type, refusal_fix("array without source type"))
+    element_type = source_type[1:]
+    items = field.get("items") or {}
+    if items.get("name") == "io.debezium.data.Enum":
+        raise _refuse(where, field, source_type, refusal_fix("enum[]"))
+    if element_type not in _ARRAY_ELEMENTS:
+        raise _refuse(where, field, source_type, refusal_fix(f"{element_type.lower()}[]"))
+    convert = array_converter(_ARRAY_ELEMENTS[element_type], text_elements=items.get("type") == "string")
+    return _keeping_placeholder(convert, (UNAVAILABLE_VALUE, *_UNAVAILABLE_ARRAYS))
+
+
+def unsupported_columns(description: TableDescription) -> list[str]:
+    """One message per column of ``description`` that cannot be rendered exactly: the column, its type, why,
+    and the fix. [] when every column can. Unknown types are refused, not guessed."""
+    settings = description.settings
+    messages = []
+    for column in description.columns:
+        why = column_refusal(
+            column,
+            interval_style=str(settings.get("IntervalStyle", "postgres")).lower(),
+            lc_monetary=str(settings.get("lc_monetary", "C")),
+            array_elements=ARRAY_ELEMENT_TYPES,
+        )
+        if why is not None:
+            messages.append(
+                f"{description.qualified_table}.{column.name} ({column.format_type}): {why}; or leave the column "
+                f"out with \"column.exclude.list\": \"{description.qualified_table}.{column.name}\" in the "
+                "connector file"
+            )
+    return messages

@@ -205,3 +205,16 @@ def test_malformed_value_names_column_type_and_value():
 def test_unsupported_type_is_refused_when_the_schema_is_first_seen():
     with pytest.raises(UnsupportedTypeError, match="column 'v'.*MicroDuration"):
         _decode_one(_field("v", "int64", "io.debezium.time.MicroDuration"), 0)
+
+
+def test_unconstrained_numeric_has_one_signature_in_snapshot_and_stream():
+    # Seen on the real chain: snapshot reads say length 0 and no scale, streamed changes 131089 and 0.
+    def signature(length, scale):
+        parameters = {"__debezium.source.column.type": "NUMERIC", "__debezium.source.column.length": length}
+        if scale is not None:
+            parameters["__debezium.source.column.scale"] = scale
+        fields = [_field("id", "int32"), _field("n", "string", parameters=parameters)]
+        return decode_message(KEY, _value(fields, {"id": 1, "n": "1.50"})).signature
+
+    assert signature("0", None) == signature("131089", "0")
+    assert signature("12", "2") != signature("0", None)

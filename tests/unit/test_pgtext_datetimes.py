@@ -26,11 +26,29 @@ from cdc_pipeline.pgtext.datetimes import (
     (2932896, "9999-12-31"),
     (2932897, "10000-01-01"),
     (2145042905, "5874897-12-31"),
-    (-2147472693, "infinity"),
-    (-2147472692, "-infinity"),
 ])
 def test_date(raw, expected):
     assert format_date_days(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    # Seen on the real chain (Debezium 3.1.1): streamed changes carry -5877611-06-21/22 as days...
+    (-2147472692, "infinity"),
+    (-2147472691, "-infinity"),
+    # ...snapshot reads and array elements pgjdbc's infinity through java.sql.Date (a day either side: JVM zone).
+    (-622191234, "infinity"),
+    (-622191233, "infinity"),
+    (-625821272, "-infinity"),
+    (-625821273, "-infinity"),
+])
+def test_date_infinity_in_each_encoding(raw, expected):
+    assert format_date_days(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [-2147472693, -622191236, -625821270, 2145042906])
+def test_other_days_outside_the_range_are_errors(raw):
+    with pytest.raises(ValueError, match="outside PostgreSQL's date range"):
+        format_date_days(raw)
 
 
 def test_date_outside_postgres_range_is_an_error():
@@ -89,6 +107,19 @@ def test_timestamp(convert, raw, expected):
 ])
 def test_timestamptz_in_utc(raw, expected):
     assert format_zoned_timestamp(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["+292269055-12-02T23:00:00.000000Z", "+294277-01-01T00:00:00Z",
+                                 "-4713-11-23T23:59:59.999999Z"])
+def test_zoned_timestamp_outside_postgres_range_is_an_error(raw):
+    # The first is how Debezium delivers '-infinity' inside a timestamptz[]: refused rather than guessed.
+    with pytest.raises(ValueError, match="outside PostgreSQL's timestamp range"):
+        format_zoned_timestamp(raw)
+
+
+def test_zoned_timestamp_range_ends():
+    assert format_zoned_timestamp("+294276-12-31T23:59:59.999999Z") == "294276-12-31 23:59:59.999999+00"
+    assert format_zoned_timestamp("-4713-11-24T00:00:00Z") == "4714-11-24 00:00:00+00 BC"
 
 
 def test_malformed_zoned_timestamp_is_an_error():
