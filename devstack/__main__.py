@@ -172,9 +172,8 @@ def cmd_stop(stack: Stack, args: argparse.Namespace) -> int:
 def cmd_reset(stack: Stack, args: argparse.Namespace) -> int:
     contents = {p: sorted(c.name for c in p.iterdir()) for p in (stack.settings.stack_home, stack.settings.data_dir)
                 if p.is_dir()}
-    had_record = args.recorded.exists
     deleted = stack.reset()
-    if forget_recorded(args.recorded.path) or (had_record and not args.recorded.exists):
+    if forget_recorded(args.recorded.path):  # the default home holds it, and is gone with it
         deleted.append(args.recorded.path)
     for path in deleted:
         inside = contents.get(path)

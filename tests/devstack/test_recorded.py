@@ -81,3 +81,14 @@ def test_status_says_which_file_it_used_and_reset_removes_it(record, tmp_path, m
     assert main(["reset"], record_path=record) == 0
     assert f"deleted {record}" in capsys.readouterr().out
     assert not record.exists()
+
+
+def test_reset_lists_the_record_inside_the_default_home(tmp_path, monkeypatch, capsys):
+    home = tmp_path / ".stack"
+    record = home / "settings.json"
+    for name in ("CDC_STACK_HOME", "CDC_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    up({"CDC_STACK_HOME": str(home)}, record)
+    assert main(["reset"], record_path=record) == 0
+    assert f"deleted {home} (settings.json)" in capsys.readouterr().out
+    assert not home.exists()
