@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from cdc_pipeline.atomic import atomic_write_text
 from devstack import process
 from devstack.airflow_api import AirflowClient
 from devstack.errors import PartStartError
@@ -110,7 +111,8 @@ class AirflowPart(Part):
         self.settings.airflow_home.mkdir(parents=True, exist_ok=True)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         # A fixed password instead of a generated one: SimpleAuthManager keeps users already in this file.
-        passwords_file(self.settings).write_text(json.dumps({self.settings.airflow_user: self.settings.airflow_password}))
+        atomic_write_text(passwords_file(self.settings),
+                          json.dumps({self.settings.airflow_user: self.settings.airflow_password}))
 
     def launch(self) -> None:
         venv_bin = Path(sys.prefix) / "bin"

@@ -78,7 +78,7 @@ class AirflowClient:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0, interval: float = 2.0) -> str:
-        """Wait until the run is success or failed; returns that state (cdc_pipeline's WaitTimeout past the deadline)."""
+        """Wait until the run is success or failed; returns that state (WaitTimeout past the deadline)."""
         def terminal() -> str | None:
             state = self.get_run(dag_id, run_id)["state"]
             return state if state in TERMINAL_RUN_STATES else None

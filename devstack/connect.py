@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from cdc_pipeline.atomic import atomic_write_text
 from cdc_pipeline.kafka_connect import ConnectorStatus
 from devstack import process
 from devstack.errors import PartStartError
@@ -96,7 +97,7 @@ class ConnectPart(Part):
         folder = self.settings.connect_dir
         folder.mkdir(parents=True, exist_ok=True)
         # Rewritten on every start from the settings, so a port change needs no hand edit.
-        self.worker_properties.write_text("\n".join([
+        atomic_write_text(self.worker_properties, "\n".join([
             "# Written by devstack on every start; edit the CDC_* settings instead.",
             f"bootstrap.servers={self.settings.kafka_bootstrap}",
             "key.converter=org.apache.kafka.connect.json.JsonConverter",
@@ -116,7 +117,7 @@ class ConnectPart(Part):
             f"config.providers.env.param.allowlist.pattern={ENV_ALLOWLIST_PATTERN}",
             "",
         ]))
-        (folder / "log4j2.properties").write_text(LOG4J2)
+        atomic_write_text(folder / "log4j2.properties", LOG4J2)
 
     def launch(self) -> None:
         java = shutil.which("java")

@@ -92,7 +92,8 @@ def unescape(obj: Any) -> Any:
 
 
 def resolved_model(tmp_path: Path, compose_text: str | None = None, profile: tuple[str, ...] = ()) -> dict:
-    result = run_compose(tmp_path, env_with_sentinels(), *profile, "config", "--format", "json", compose_text=compose_text)
+    result = run_compose(tmp_path, env_with_sentinels(), *profile, "config", "--format", "json",
+                         compose_text=compose_text)
     assert result.returncode == 0, result.stderr
     return unescape(json.loads(result.stdout))
 
@@ -245,7 +246,8 @@ def check_local_stack_parity(model: dict) -> list[str]:
             problems.append(f"{name}: CDC_* variables {sorted(cdc)} differ from the local stack's {sorted(names)}")
         ours = connections(service)
         if set(ours) != set(local_connections):
-            problems.append(f"{name}: connections {sorted(ours)} differ from the local stack's {sorted(local_connections)}")
+            problems.append(f"{name}: connections {sorted(ours)} differ from the local stack's "
+                            f"{sorted(local_connections)}")
         for key in set(ours) & set(local_connections):
             conn, want = ours[key], local_connections[key]
             if set(conn) != set(want) or conn["conn_type"] != want["conn_type"]:
@@ -315,7 +317,7 @@ def check_databases(model: dict) -> list[str]:
             if target.startswith("/docker-entrypoint-initdb.d/")}
     for needed in (REPO_ROOT / "include" / "demo" / "clientes.sql", SINK_INIT_SCRIPT):
         if str(needed) not in init.values() or not needed.exists():
-            problems.append(f"postgres: {needed.relative_to(REPO_ROOT)} must be mounted in /docker-entrypoint-initdb.d/")
+            problems.append(f"postgres: mount {needed.relative_to(REPO_ROOT)} in /docker-entrypoint-initdb.d/")
     sinks = {env.get("CDC_SINK_DB")} | {env_of(s).get("CDC_SINK_DB") for s in airflow_services(model).values()}
     if sinks != {env_example().get("CDC_SINK_DB")}:
         problems.append(f"CDC_SINK_DB differs between postgres and Airflow services: {sinks}")

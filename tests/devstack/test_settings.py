@@ -15,7 +15,8 @@ def test_defaults_match_the_documented_table():
     assert s.stack_home == REPO_ROOT / ".stack"
     assert s.data_dir == REPO_ROOT / ".stack" / "data"
     assert s.connectors_dir == REPO_ROOT / "include" / "connectors"
-    assert (s.pg_host, s.pg_port, s.pg_db, s.pg_user, s.sink_db) == ("127.0.0.1", 55432, "testdb", "postgres", "cdc_sink")
+    assert (s.pg_host, s.pg_port, s.pg_db, s.pg_user) == ("127.0.0.1", 55432, "testdb", "postgres")
+    assert s.sink_db == "cdc_sink"
     assert (s.kafka_port, s.connect_port, s.airflow_port) == (19092, 18083, 18080)
     assert (s.airflow_user, s.airflow_password, s.kafka_group_id) == ("admin", "admin", "cdc-csv")
 

@@ -53,7 +53,8 @@ def test_stop_then_start_keeps_rows_and_offsets_and_stops_cleanly(small_stack):
     # Wait for the offsets of the finished snapshot: the worker writes the file's header before any offset,
     # and a copy taken in between would not be what the worker flushes on stop.
     wait_until(lambda: offsets.exists() and b'snapshot_completed":true' in offsets.read_bytes(),
-               what="the snapshot's offsets in the offsets file", timeout=60, interval=0.5, log_path=small_stack["connect"].log_path)
+               what="the snapshot's offsets in the offsets file", timeout=60, interval=0.5,
+               log_path=small_stack["connect"].log_path)
     saved = offsets.read_bytes()
     pids = {name: small_stack[name].pid() for name in SERVICES}
     children = {name: process.descendants(pid) for name, pid in pids.items()}
