@@ -98,11 +98,19 @@ _value_plans: dict[RenderContext, dict[bytes, RowPlan]] = {}
 _key_plans: dict[bytes, tuple[str, ...]] = {}  # a key's columns do not depend on the context
 
 
+# The last context used and its plans, as one tuple (replaced whole, so threads never see a mixed pair): a
+# consumer passes the same context object for a whole batch, and an identity check is much cheaper than
+# hashing the dataclass for every message.
+_last_context: tuple[RenderContext | None, dict[bytes, RowPlan]] = (None, {})
+
+
 def value_plan_and_payload(raw: bytes, context: RenderContext) -> tuple[RowPlan, Any]:
     """The row plan of a value message's schema (cached) and its parsed payload."""
-    plans = _value_plans.get(context)
-    if plans is None:
+    global _last_context
+    last_context, plans = _last_context
+    if context is not last_context:
         plans = _value_plans.setdefault(context, {})
+        _last_context = (context, plans)
     return _split_envelope(raw, "value", plans, _build_value_plan, context)
 
 

@@ -218,3 +218,14 @@ def test_unconstrained_numeric_has_one_signature_in_snapshot_and_stream():
 
     assert signature("0", None) == signature("131089", "0")
     assert signature("12", "2") != signature("0", None)
+
+
+def test_alternating_contexts_each_get_their_own_text():
+    from cdc_pipeline.pgtext.context import RenderContext
+
+    field = _field("v", "string", "io.debezium.time.Interval",
+                   parameters={"__debezium.source.column.type": "INTERVAL"})
+    raw = _value([_field("id", "int32"), field], {"id": 1, "v": "P0Y0M0DT0H0M-0.5S"})
+    postgres, iso = RenderContext(), RenderContext(interval_style="iso_8601")
+    texts = [decode_message(KEY, raw, context).values[1] for context in (postgres, iso, postgres, iso)]
+    assert texts == ["-00:00:00.5", "PT-0.5S", "-00:00:00.5", "PT-0.5S"]
