@@ -1,12 +1,14 @@
 """buffer.csv: the change events read from Kafka and not yet merged into destiny.csv.
 
 Layout: the prototype's columns first (``operacion``, the table's columns, ``timestamp`` = source commit
-time), then provenance (``_topic``, ``_partition``, ``_offset``, ``_lsn``). Values are in PostgreSQL's COPY
-text form, so NULL (empty, unquoted) and '' (``""``) stay apart. A sidecar ``buffer.meta.json`` names the
-table, its columns and its primary key, which the merge needs and the CSV header cannot say.
+time), then provenance (``_topic``, ``_partition``, ``_offset``, ``_lsn``, ``_incarnation``, ``_txid``).
+Values are in PostgreSQL's COPY text form, so NULL (empty, unquoted) and '' (``""``) stay apart. A TRUNCATE
+is a row with ``operacion`` ``t`` and every table column NULL. A sidecar ``buffer.meta.json`` names the
+table, its columns, its primary key and the state lineage (epoch) the events are meant for, which the
+merge needs and the CSV header cannot say.
 
-A batch is added to what is still unmerged, deduplicated by (topic, partition, offset): a retry that
-re-reads the same range, or a merge that failed last run, never loses nor doubles an event.
+A batch is added to what is still unmerged, deduplicated by (incarnation, partition, offset): a retry that
+reads the same range again, or a merge that failed last run, never loses nor doubles an event.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import pandas as pd
 from cdc_pipeline.atomic import atomic_write_text, atomic_writer
 from cdc_pipeline.copy_csv import format_row, read_copy_csv
 from cdc_pipeline.errors import BatchFileError, ConfigError
+from cdc_pipeline.layout import PipelineLayout
 
 OPERATION = "operacion"
 TIMESTAMP = "timestamp"
-PROVENANCE = ("_topic", "_partition", "_offset", "_lsn")
-POSITION = ("_lsn", "_partition", "_offset")
+PROVENANCE = ("_topic", "_partition", "_offset", "_lsn", "_incarnation", "_txid")
 RESERVED = (OPERATION, TIMESTAMP, *PROVENANCE)
+# What identifies one Kafka record across topic incarnations (offsets restart at 0 in a new one).
+RECORD_IDENTITY = ("_incarnation", "_partition", "_offset")
 
 
 @dataclass(frozen=True)
@@ -34,22 +38,10 @@ class BufferMeta:
     table: str
     columns: tuple[str, ...]
     key_columns: tuple[str, ...]
+    epoch: int = 0
 
     def header(self) -> list[str]:
         return [OPERATION, *self.columns, TIMESTAMP, *PROVENANCE]
-
-
-def combine_meta(old: BufferMeta | None, new: BufferMeta) -> BufferMeta:
-    """Columns of both, the old order first: an added source column is appended, as ADD COLUMN does."""
-    if old is None:
-        return new
-    if old.key_columns != new.key_columns:
-        raise BatchFileError(
-            f"the unmerged buffer has primary key {old.key_columns} but the new events have {new.key_columns}. "
-            "Merge or archive the buffer before changing the table's primary key."
-        )
-    extra = tuple(c for c in new.columns if c not in old.columns)
-    return BufferMeta(old.table, old.columns + extra, old.key_columns)
 
 
 def check_column_names(meta: BufferMeta) -> None:
@@ -64,17 +56,16 @@ def check_column_names(meta: BufferMeta) -> None:
 class BatchBuffer:
     """The buffer file pair of one pipeline (``buffer.csv`` + ``buffer.meta.json``)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.path = self.folder / "buffer.csv"
-        self.meta_path = self.folder / "buffer.meta.json"
-        self.archive_dir = self.folder / "archive"
+    def __init__(self, layout: PipelineLayout) -> None:
+        self.layout = layout
+        self.path = layout.buffer
+        self.meta_path = layout.buffer_meta
 
     def read_meta(self) -> BufferMeta | None:
         if not self.meta_path.exists():
             return None
         raw = json.loads(self.meta_path.read_text(encoding="utf-8"))
-        return BufferMeta(raw["table"], tuple(raw["columns"]), tuple(raw["key_columns"]))
+        return BufferMeta(raw["table"], tuple(raw["columns"]), tuple(raw["key_columns"]), int(raw.get("epoch", 0)))
 
     def read(self) -> tuple[BufferMeta | None, pd.DataFrame]:
         """The unmerged events as strings (None for NULL); an empty frame when there are none."""
@@ -83,51 +74,58 @@ class BatchBuffer:
             return meta, pd.DataFrame()
         frame = read_copy_csv(self.path)
         header = list(frame.columns)
-        columns = tuple(header[1:-1 - len(PROVENANCE)])
-        if header[:1] != [OPERATION] or tuple(header[-1 - len(PROVENANCE):]) != (TIMESTAMP, *PROVENANCE) \
-                or not set(meta.key_columns) <= set(columns):
+        tail = len(PROVENANCE) + 1
+        if header[:1] != [OPERATION] or tuple(header[-tail:]) != (TIMESTAMP, *PROVENANCE) \
+                or tuple(header[1:-tail]) != meta.columns:
             raise BatchFileError(
-                f"{self.path} has columns {header}, not operacion, the table's columns (key {list(meta.key_columns)}), "
-                f"timestamp, {', '.join(PROVENANCE)}. It was edited by hand or written by another version: restore "
-                "it from archive/ or from a backup; its events' offsets are already committed."
+                f"{self.path} has columns {header}, not {meta.header()}. It was edited by hand or written by another "
+                "version: restore it from archive/ or from a backup; its events' offsets are already committed."
             )
-        # The columns come from the buffer itself: the meta file is written first and may already name a
-        # column that a crash kept out of the buffer.
-        return BufferMeta(meta.table, columns, meta.key_columns), frame
+        return meta, frame
 
-    def add(self, meta: BufferMeta, rows: list[dict[str, str | None]]) -> tuple[BufferMeta, int]:
-        """Add rows (dicts keyed by buffer column) to the unmerged ones; atomic; answer the new row count."""
+    def add(self, meta: BufferMeta, rows: list[dict[str, str | None]]) -> int:
+        """Add rows (dicts keyed by buffer column) to the unmerged ones, atomically; answer the new row count.
+
+        Unmerged rows of another table layout or another state lineage cannot be merged with these: the
+        caller discards them first (a schema change or a rebuild supersedes them).
+        """
         check_column_names(meta)
         old_meta, old = self.read()
-        merged_meta = combine_meta(old_meta, meta)
-        header = merged_meta.header()
-        seen: set[tuple[str, str, str, str]] = set()
+        if old_meta is not None and len(old) and (old_meta.columns, old_meta.key_columns, old_meta.epoch) != (
+                meta.columns, meta.key_columns, meta.epoch):
+            raise BatchFileError(
+                f"{self.path} holds unmerged events of columns {list(old_meta.columns)} (epoch {old_meta.epoch}); the new "
+                f"ones have {list(meta.columns)} (epoch {meta.epoch}). Merge or discard the buffer first."
+            )
+        header = meta.header()
+        seen: set[tuple[str, str, str]] = set()
         lines: list[str] = []
         for row in [*old.to_dict("records"), *rows]:
-            # The LSN too: a broker that lost its data (Tansu keeps memory only) hands out offsets again.
-            ident = (row["_topic"], str(row["_partition"]), str(row["_offset"]), str(row["_lsn"]))
+            ident = tuple(str(row.get(c)) for c in RECORD_IDENTITY)
             if ident in seen:
                 continue
             seen.add(ident)
             lines.append(format_row([_text(row.get(c)) for c in header]))
         # Meta first: a buffer is never on disk with columns its meta does not describe.
-        atomic_write_text(self.meta_path, json.dumps(asdict(merged_meta), indent=2) + "\n")
+        atomic_write_text(self.meta_path, json.dumps(asdict(meta), indent=2) + "\n")
         with atomic_writer(self.path) as handle:
             handle.write(format_row(header))
             handle.writelines(lines)
-        return merged_meta, len(lines)
+        return len(lines)
 
-    def archive(self, run_label: str, keep: int) -> Path | None:
-        """Move the merged buffer to archive/ (keeping the newest ``keep``) and leave an empty buffer."""
+    def clear(self, *, archive_as: str | None, keep: int = 50) -> Path | None:
+        """Empty the buffer (header only), first copying it to ``archive/buffer-<label>.csv`` when asked
+        (keeping the newest ``keep``). Used after a merge, and to set aside events a rebuild supersedes."""
         meta = self.read_meta()
         if meta is None or not self.path.exists():
             return None
         archived = None
-        if keep > 0:
-            self.archive_dir.mkdir(parents=True, exist_ok=True)
-            archived = self.archive_dir / f"buffer-{_safe(run_label)}.csv"
+        if archive_as and keep > 0:
+            archive_dir = self.layout.archive_dir
+            archive_dir.mkdir(parents=True, exist_ok=True)
+            archived = archive_dir / f"buffer-{_safe(archive_as)}.csv"
             shutil.copyfile(self.path, archived)
-            for old in sorted(self.archive_dir.glob("buffer-*.csv"), key=lambda p: p.stat().st_mtime)[:-keep]:
+            for old in sorted(archive_dir.glob("buffer-*.csv"), key=lambda p: p.stat().st_mtime)[:-keep]:
                 old.unlink()
         with atomic_writer(self.path) as handle:
             handle.write(format_row(meta.header()))

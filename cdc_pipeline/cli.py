@@ -1,32 +1,37 @@
-"""Operator commands that need no Airflow: read the run history, reset a pipeline.
+"""``python -m cdc_pipeline``: the operator's commands, without Airflow.
 
-    python -m cdc_pipeline history --connector clientes [--limit 20] [--run RUN_ID]
-    python -m cdc_pipeline reset --connector clientes (--from-beginning | --from-date 2026-11-24) [--yes]
-    python -m cdc_pipeline resnapshot --connector clientes [--yes]
+    history     recent runs of a pipeline (or every try of one run)
+    outages     when PostgreSQL, Kafka Connect or the broker were down, and what it cost
+    reset       start a pipeline over: from the topic's beginning, from a date, or from a recorded run
+    resnapshot  rebuild destiny.csv from a new snapshot of the table, aside, switched in one step
+    drain       merge everything the broker holds and record a clean end (./stack stop does this)
+    operations  show, or --clear, an operator command that did not finish
 
-Defaults come from the same CDC_* variables as the local stack (CDC_DATA_DIR, CDC_CONNECTORS_DIR,
-CDC_KAFKA_PORT, CDC_KAFKA_GROUP_ID); pass --bootstrap-servers for another broker.
+Services and folders come from the CDC_* variables, else from what ./stack up recorded
+(.stack/settings.json), else the local stack's defaults; flags override them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
-from cdc_pipeline.connector_spec import discover_connector_specs
+from cdc_pipeline.connector_spec import find_connector_spec
+from cdc_pipeline.environment import PipelineEnvironment
 from cdc_pipeline.errors import CdcError, ConfigError
-from cdc_pipeline.run_history import RunHistory
+from cdc_pipeline.history import History
+from cdc_pipeline.instants import parse_instant
+from cdc_pipeline.pipeline import Pipeline
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+HISTORY_FIELDS = ("run_id", "status", "offset_ranges", "creates", "updates", "deletes", "reads", "truncates",
+                  "dead_lettered", "merge_inserted", "merge_updated", "merge_deleted", "destiny_rows", "backlog",
+                  "max_source_ts", "recovery", "schema_change", "error")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except CdcError as exc:
@@ -34,156 +39,178 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _parser() -> argparse.ArgumentParser:
-    stack_home = Path(os.environ.get("CDC_STACK_HOME") or REPO_ROOT / ".stack")
-    parser = argparse.ArgumentParser(prog="python -m cdc_pipeline", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("CDC_DATA_DIR") or stack_home / "data"))
-    parser.add_argument("--connectors-dir", type=Path,
-                        default=Path(os.environ.get("CDC_CONNECTORS_DIR") or REPO_ROOT / "include" / "connectors"))
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cdc_pipeline", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--data-dir", help="the folder holding one folder per pipeline (CDC_DATA_DIR)")
+    parser.add_argument("--connectors-dir", help="the connector files (CDC_CONNECTORS_DIR)")
+    parser.add_argument("--bootstrap-servers", help="Kafka, e.g. 127.0.0.1:19092 (CDC_KAFKA_BOOTSTRAP / CDC_KAFKA_PORT)")
+    parser.add_argument("--group-prefix", help="consumer group prefix (CDC_KAFKA_GROUP_ID)")
+    parser.add_argument("--connect-url", help="Kafka Connect's REST API (CDC_CONNECT_URL / CDC_CONNECT_PORT)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     history = sub.add_parser("history", help="recent runs of a pipeline, newest first")
     history.add_argument("--connector", required=True)
     history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--status", help="only runs with this status (merged, failed, skipped, ...)")
+    history.add_argument("--with-data", action="store_true", help="only runs that carried changes or recovered")
     history.add_argument("--run", help="show every task try of this run id")
     history.set_defaults(func=cmd_history)
 
-    reset = sub.add_parser("reset", help="set a pipeline's files aside and move its consumer group")
+    outages = sub.add_parser("outages", help="outages of PostgreSQL, Kafka Connect and the broker")
+    outages.add_argument("--connector", required=True)
+    outages.set_defaults(func=cmd_outages)
+
+    reset = sub.add_parser("reset", help="start a pipeline over (its files are moved aside, nothing is deleted)")
     reset.add_argument("--connector", required=True)
     where = reset.add_mutually_exclusive_group(required=True)
-    where.add_argument("--from-beginning", action="store_true", help="rebuild destiny.csv from the whole topic")
-    where.add_argument("--from-date", help="ISO date or date-time (UTC if no zone): only changes from then on")
-    reset.add_argument("--bootstrap-servers", default=f"127.0.0.1:{os.environ.get('CDC_KAFKA_PORT', '19092')}")
-    reset.add_argument("--group-prefix", default=os.environ.get("CDC_KAFKA_GROUP_ID", "cdc-csv"))
-    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    where.add_argument("--to-beginning", action="store_true", help="rebuild destiny.csv from the whole topic")
+    where.add_argument("--to-date", help="ISO date or date-time (UTC if no zone): only changes committed from then on")
+    where.add_argument("--to-run", help="read again from where this recorded run started")
+    reset.add_argument("--yes", action="store_true", help="do not ask (required without a terminal)")
     reset.set_defaults(func=cmd_reset)
 
-    resnap = sub.add_parser("resnapshot", help="rebuild destiny.csv from a new snapshot of the table")
+    resnap = sub.add_parser("resnapshot", help="rebuild destiny.csv from a new snapshot, aside, switched in one step")
     resnap.add_argument("--connector", required=True)
-    resnap.add_argument("--connect-url", default=f"http://127.0.0.1:{os.environ.get('CDC_CONNECT_PORT', '18083')}")
-    resnap.add_argument("--bootstrap-servers", default=f"127.0.0.1:{os.environ.get('CDC_KAFKA_PORT', '19092')}")
-    resnap.add_argument("--group-prefix", default=os.environ.get("CDC_KAFKA_GROUP_ID", "cdc-csv"))
-    resnap.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    resnap.add_argument("--yes", action="store_true", help="do not ask (required without a terminal)")
     resnap.set_defaults(func=cmd_resnapshot)
+
+    drain = sub.add_parser("drain", help="merge everything the broker holds; record a clean end (stop Connect first)")
+    drain.add_argument("--connector", action="append", help="a pipeline (repeat; default: every connector file)")
+    drain.set_defaults(func=cmd_drain)
+
+    ops = sub.add_parser("operations", help="operator commands of a pipeline; --clear one that did not finish")
+    ops.add_argument("--connector", required=True)
+    ops.add_argument("--clear", action="store_true")
+    ops.set_defaults(func=cmd_operations)
     return parser
 
 
-def _spec(args):
-    for spec in discover_connector_specs(args.connectors_dir):
-        if spec.name == args.connector:
-            return spec
-    raise ConfigError(f"no connector named {args.connector!r} in {args.connectors_dir}")
+def environment(args) -> PipelineEnvironment:
+    return PipelineEnvironment.load(
+        data_dir=args.data_dir and _path(args.data_dir), connectors_dir=args.connectors_dir and _path(args.connectors_dir),
+        bootstrap_servers=args.bootstrap_servers, group_prefix=args.group_prefix, connect_url=args.connect_url)
+
+
+def pipeline(args, env: PipelineEnvironment | None = None) -> Pipeline:
+    env = env or environment(args)
+    return Pipeline.under(env.data_dir, find_connector_spec(env.connectors_dir, args.connector))
+
+
+def read_history(args) -> History:
+    env = environment(args)
+    path = env.data_dir / args.connector / "runs.sqlite"
+    if not path.exists():
+        raise ConfigError(f"no run history at {path}: has the DAG cdc_{args.connector} run yet? (--data-dir?)")
+    return History.open(path, readonly=True)
 
 
 def cmd_history(args) -> int:
-    path = args.data_dir / args.connector / "runs.sqlite"
-    if not path.exists():
-        raise ConfigError(f"no run history at {path}: has the DAG cdc_{args.connector} run yet? (--data-dir?)")
-    history = RunHistory(path)
+    history = read_history(args)
     if args.run:
-        for row in history.tries(args.run):
+        for row in history.runs.tries(args.run):
             print(json.dumps(row, default=str))
         return 0
-    fields = ("run_id", "status", "offset_ranges", "creates", "updates", "deletes", "reads", "dead_lettered",
-              "merge_inserted", "merge_updated", "merge_deleted", "destiny_rows", "max_source_ts", "error")
-    print("\t".join(fields))
-    for run in history.recent_runs(args.limit):
-        print("\t".join("" if run[f] is None else str(run[f]).replace("\n", " ")[:200] for f in fields))
+    print("\t".join(HISTORY_FIELDS))
+    for run in history.runs.recent_runs(args.limit, status=args.status, with_data=args.with_data):
+        print("\t".join("" if run[f] is None else str(run[f]).replace("\n", " ")[:200] for f in HISTORY_FIELDS))
     return 0
+
+
+def cmd_outages(args) -> int:
+    history = read_history(args)
+    outages = history.incidents.outages()
+    if not outages:
+        print("no outage recorded")
+    for o in outages:
+        back = f"back at {o['back_at']}" if o["back_at"] else "STILL DOWN"
+        lost = f"; data lost, recovered by rebuild {o['recovery_id']}" if o["data_lost"] else ""
+        print(f"{o['service']}: down since {o['first_seen_down_at']} (first seen by {o['first_run_id']}), {back}; "
+              f"{o['runs_affected']} run(s) affected{lost}; last error: {' '.join((o['last_error'] or '').split())[:200]}")
+    return 0
+
+
+def _kafka(env: PipelineEnvironment, name: str):
+    from cdc_pipeline.kafka.client import KafkaClients
+
+    return KafkaClients.for_pipeline(env.kafka_config(), name)
 
 
 def cmd_reset(args) -> int:
-    from confluent_kafka import Consumer
+    from cdc_pipeline import operations
 
-    from cdc_pipeline.kafka_batch import (
-        batch_consumer_config, commit_offsets_exactly, group_id_for, offsets_at_time, topic_partitions, watermarks,
-    )
-
-    spec = _spec(args)
-    folder = args.data_dir / spec.name
-    group = group_id_for(args.group_prefix, spec.name)
-    if not _confirm(args, f"Set {folder} aside and move group {group} on {spec.topic}? Pause the DAG cdc_{spec.name} first."):
-        print("nothing changed")
-        return 1
-    consumer = Consumer(batch_consumer_config({"bootstrap.servers": args.bootstrap_servers}, group))
-    try:
-        partitions = topic_partitions(consumer, spec.topic) or []
-        if args.from_beginning:
-            targets = {p: watermarks(consumer, spec.topic, p)[0] for p in partitions}
-        else:
-            try:
-                when = datetime.fromisoformat(args.from_date.replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise ConfigError(f"--from-date {args.from_date!r} is not an ISO date or date-time, e.g. 2026-11-24 or 2026-11-24T08:00:00Z") from exc
-            when = when if when.tzinfo else when.replace(tzinfo=UTC)
-            targets = offsets_at_time(consumer, spec.topic, partitions, int(when.timestamp() * 1000))
-        commit_offsets_exactly(consumer, spec.topic, targets)
-    finally:
-        consumer.close()
-    _set_aside(folder)
-    print(f"group {group} now starts {spec.topic} at {targets}; the next run of cdc_{spec.name} rebuilds {folder}/destiny.csv")
+    env = environment(args)
+    pipe = pipeline(args, env)
+    target = "beginning" if args.to_beginning else "date" if args.to_date else "run"
+    date = parse_instant(args.to_date, "--to-date") if args.to_date else None
+    _confirm(args, f"Reset {pipe.spec.name}: move its state, destiny.csv and buffer aside and read {pipe.spec.topic} again "
+                   f"from {args.to_date or args.to_run or 'the beginning'}?")
+    with _kafka(env, pipe.spec.name) as kafka:
+        result = operations.reset(pipe, kafka, to=target, date=date, run_id=args.to_run, origin=_origin())
+    print(result.message)
     return 0
-
-
-def _set_aside(folder: Path) -> None:
-    """Move a pipeline folder aside (nothing is deleted), keeping table.json for the key's types."""
-    if not folder.exists():
-        return
-    aside = folder.with_name(f"{folder.name}.before-reset-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
-    try:
-        folder.rename(aside)
-    except OSError as exc:
-        raise ConfigError(
-            f"the consumer group was moved, but {folder} could not be moved aside ({exc}): move it yourself "
-            "before the next run, or the old destiny.csv stays mixed with the new events"
-        ) from exc
-    print(f"moved {folder} to {aside} (delete it when you no longer need it)")
-    if (aside / "table.json").exists():
-        # The key's types order destiny.csv; register_connector rewrites the file on every run anyway.
-        folder.mkdir(parents=True)
-        shutil.copy2(aside / "table.json", folder / "table.json")
-
-
-def _confirm(args, question: str) -> bool:
-    if args.yes or not sys.stdin.isatty():
-        return True
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def cmd_resnapshot(args) -> int:
-    """Stop the connector, forget its source offsets, move the group to the topic's end and the folder
-    aside, resume: Debezium snapshots the table again and the next runs rebuild destiny.csv from it."""
-    from confluent_kafka import Consumer
-
-    from cdc_pipeline.kafka_batch import (
-        batch_consumer_config, commit_offsets_exactly, group_id_for, read_range, topic_partitions, watermarks,
-    )
+    from cdc_pipeline import operations
     from cdc_pipeline.kafka_connect import KafkaConnectClient
 
-    spec = _spec(args)
-    folder = args.data_dir / spec.name
-    group = group_id_for(args.group_prefix, spec.name)
-    if not _confirm(args, f"Re-snapshot {spec.qualified_table}: set {folder} aside and skip what {spec.topic} holds? "
-                          f"Pause the DAG cdc_{spec.name} first."):
-        print("nothing changed")
-        return 1
-    with KafkaConnectClient(args.connect_url) as connect:
-        if connect.status(spec.name) is None:
-            raise ConfigError(f"connector {spec.name!r} is not registered on {args.connect_url}: run the DAG once first")
-        connect.stop(spec.name)
-        connect.delete_offsets(spec.name)
-        consumer = Consumer(batch_consumer_config({"bootstrap.servers": args.bootstrap_servers}, group))
-        try:
-            partitions = topic_partitions(consumer, spec.topic) or []
-            starts = {p: watermarks(consumer, spec.topic, p)[0] for p in partitions}
-            # The true end of each partition (read through: Tansu's ListOffsets answers short of it).
-            ends = read_range(consumer, spec.topic, starts, lambda m: None, max_events=None, max_seconds=600)
-            targets = {p: r.end for p, r in ends.ranges.items()}
-            commit_offsets_exactly(consumer, spec.topic, targets)
-        finally:
-            consumer.close()
-        _set_aside(folder)
-        connect.resume(spec.name)
-    print(f"connector {spec.name} resumed without offsets: it snapshots {spec.qualified_table} again; group {group} "
-          f"skips the old events ({targets}). Unpause cdc_{spec.name}: its next runs rebuild {folder}/destiny.csv")
+    env = environment(args)
+    pipe = pipeline(args, env)
+    _confirm(args, f"Re-snapshot {pipe.spec.qualified_table}: the connector reads the whole table again and destiny.csv "
+                   "switches to the new snapshot once it is complete?")
+    with _kafka(env, pipe.spec.name) as kafka, KafkaConnectClient(env.connect_url) as connect:
+        result = operations.resnapshot(pipe, kafka, connect, origin=_origin(), connector_config=env.connector_config(pipe.spec))
+    print(result.message)
     return 0
+
+
+def cmd_drain(args) -> int:
+    from cdc_pipeline import operations
+    from cdc_pipeline.connector_spec import discover_connector_specs
+    from cdc_pipeline.kafka_connect import KafkaConnectClient
+
+    env = environment(args)
+    specs = [s for s in discover_connector_specs(env.connectors_dir) if not args.connector or s.name in args.connector]
+    label = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for spec in specs:
+        pipe = Pipeline.under(env.data_dir, spec)
+        with _kafka(env, spec.name) as kafka:
+            result = operations.drain(pipe, kafka, run_label=label, connect_factory=lambda: KafkaConnectClient(env.connect_url))
+        print(result.message)
+    return 0
+
+
+def cmd_operations(args) -> int:
+    from cdc_pipeline import operations
+
+    pipe = pipeline(args)
+    if args.clear:
+        print(operations.clear_operation(pipe, _origin()))
+        return 0
+    for op in pipe.history.incidents.operations(20):
+        print(f"{op['id']}\t{op['kind']}\t{op['status']}\t{op['started_at']}\t{op['ended_at'] or ''}\t{op['origin']}\t"
+              f"{op['params']}\t{(op['detail'] or '')[:200]}")
+    return 0
+
+
+def _confirm(args, question: str) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("this command changes the pipeline: pass --yes to run it without a terminal")
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        raise ConfigError("nothing changed")
+
+
+def _origin() -> str:
+    import getpass
+    import socket
+
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _path(value: str):
+    from pathlib import Path
+
+    return Path(value)

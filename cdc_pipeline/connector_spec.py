@@ -1,16 +1,17 @@
-"""A pipeline is defined by one Kafka Connect connector file in include/connectors/.
+"""A pipeline is defined by one connector file in include/connectors/.
 
-The file is the standard Kafka Connect shape, ``{"name": ..., "config": {...}}``, so it can be sent to any
-Connect worker as it is. What the pipeline needs to know about it (the one captured table, the topic, the
-slot) is derived here, and the settings the pipeline depends on for fidelity are checked once, at load time,
-with a message that says which key to change.
+The file is Kafka Connect's own shape, ``{"name": ..., "config": {...}}``, so its ``config`` can be sent to any
+Connect worker as it is, plus optional top-level pipeline settings (``on_data_loss``, ``sinks``, ...; see
+``PipelineSettings``). What the pipeline needs to know about the connector (the one captured table, the
+topic, the slot) is derived here, and every setting it depends on is checked once, at load time, with a
+message that says which key to change.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,11 @@ from cdc_pipeline.errors import ConfigError
 POSTGRES_CONNECTOR_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
 
 # The connection details of the source come from the Airflow connection at registration time, so one
-# connector file serves the local stack and docker-compose alike, and no password sits in git.
+# connector file serves the local stack and docker-compose alike, and no secret sits in git.
 SOURCE_KEYS = ("database.hostname", "database.port", "database.user", "database.password", "database.dbname")
+DEFAULT_PASSWORD_REFERENCE = "${env:CDC_PG_PASSWORD}"
 
-# Settings the decoder relies on; a different value would silently change what destiny.csv holds.
+# Settings the pipeline relies on; a different value would silently change what destiny.csv holds.
 REQUIRED_SETTINGS = {
     "decimal.handling.mode": (
         "string",
@@ -35,12 +37,54 @@ REQUIRED_SETTINGS = {
     "column.propagate.source.type": (
         ".*",
         "the decoder needs each column's PostgreSQL type where the Connect schema hides it (numeric NaN and "
-        "Infinity, money, bit, timetz)",
+        "Infinity, money, bit, timetz) and to notice type changes",
+    ),
+    "skipped.operations": (
+        "none",
+        "Debezium skips TRUNCATE by default ('t'), and every truncated row would stay in destiny.csv forever",
     ),
 }
+# snapshot.mode must take a snapshot when the connector has no offsets: that is how a rebuild starts.
+SNAPSHOT_MODES = ("initial", "when_needed")
+
+ON_DATA_LOSS = ("resnapshot", "fail")
+ON_SCHEMA_CHANGE = ("resnapshot", "fail")
+SINK_TYPES = ("csv", "parquet", "postgres")
+PIPELINE_KEYS = ("on_data_loss", "on_schema_change", "max_dead_letters", "changelog_retention_days", "verify_every",
+                 "sinks")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _TABLE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_$]*)\.([A-Za-z_][A-Za-z0-9_$]*)$")
+_EVERY_RE = re.compile(r"^(\d+)\s*(m|h|d)$")
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """One output beside destiny.csv: ``csv`` (destiny.csv itself), ``parquet``, or ``postgres``."""
+
+    type: str
+    conn_id: str | None = None
+    table: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.type if self.type != "postgres" else f"postgres:{self.table}"
+
+    @property
+    def task_id(self) -> str:
+        return f"sink_{self.type}" if self.type != "postgres" else f"sink_postgres_{re.sub(r'[^A-Za-z0-9_]', '_', self.table or '')}"
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What the connector file says about the pipeline beside Kafka Connect's config."""
+
+    on_data_loss: str = "resnapshot"           # Kafka forgot unread events: rebuild from a new snapshot, or fail
+    on_schema_change: str = "resnapshot"       # the table's columns or types changed: rebuild, or fail
+    max_dead_letters: int = 0                  # undecodable messages one batch may set aside before the run fails
+    changelog_retention_days: int = 30         # how long the change log (as-of, backfill) keeps events
+    verify_every_minutes: int | None = None    # compare destiny.csv with the source on a schedule
+    sinks: tuple[SinkSpec, ...] = (SinkSpec("csv"),)
 
 
 @dataclass(frozen=True)
@@ -54,23 +98,31 @@ class ConnectorSpec:
     table: str
     topic: str
     slot_name: str
+    settings: PipelineSettings = field(default_factory=PipelineSettings)
 
     @property
     def qualified_table(self) -> str:
         return f"{self.schema}.{self.table}"
 
-    def config_for_source(self, *, host: str, port: int, user: str, password: str, dbname: str) -> dict[str, str]:
-        """The config to send to Kafka Connect: the file's settings plus the source's connection details."""
+    @property
+    def dag_id(self) -> str:
+        return f"cdc_{self.name}"
+
+    def config_for_source(self, *, host: str, port: int, user: str, dbname: str,
+                          password_reference: str = DEFAULT_PASSWORD_REFERENCE) -> dict[str, str]:
+        """The config to send to Kafka Connect: the file's settings plus the source's connection details.
+
+        The password is never sent: only a reference the worker resolves with its config provider
+        (``${env:...}`` or ``${file:...}``), so ``GET /connectors/<name>/config`` shows no secret.
+        """
+        if not (password_reference.startswith("${") and password_reference.endswith("}")):
+            raise ConfigError(
+                f"the source password reference {password_reference!r} is not a config-provider reference such as "
+                "${env:CDC_PG_PASSWORD}: set the 'cdc_postgres' connection's extra connect_password to one, so the "
+                "password never sits in Kafka Connect's stored config")
         filled = dict(self.config)
-        filled.update(
-            {
-                "database.hostname": host,
-                "database.port": str(port),
-                "database.user": user,
-                "database.password": password,
-                "database.dbname": dbname,
-            }
-        )
+        filled.update({"database.hostname": host, "database.port": str(port), "database.user": user,
+                       "database.password": password_reference, "database.dbname": dbname})
         return filled
 
 
@@ -83,6 +135,10 @@ def load_connector_spec(path: str | Path) -> ConnectorSpec:
         raise ConfigError(f"{path}: not valid JSON ({exc}). Fix the file; it must be {{\"name\": ..., \"config\": {{...}}}}.") from exc
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict) or "name" not in document:
         raise ConfigError(f"{path}: expected an object with \"name\" and \"config\" keys, the shape Kafka Connect's POST /connectors takes.")
+    unknown = sorted(set(document) - {"name", "config", *PIPELINE_KEYS})
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level keys {unknown}; besides \"name\" and \"config\" a connector file "
+                          f"may set {', '.join(PIPELINE_KEYS)} (include/connectors/README.md).")
     name = str(document["name"])
     if not _NAME_RE.match(name):
         raise ConfigError(f"{path}: connector name {name!r} may hold only letters, digits, '_', '.' and '-' (it names the DAG and the data folder).")
@@ -99,13 +155,8 @@ def load_connector_spec(path: str | Path) -> ConnectorSpec:
     schema, table = match.groups()
     prefix = config["topic.prefix"]
     return ConnectorSpec(
-        name=name,
-        config=config,
-        path=path,
-        schema=schema,
-        table=table,
-        topic=f"{prefix}.{schema}.{table}",
-        slot_name=config.get("slot.name", "debezium"),
+        name=name, config=config, path=path, schema=schema, table=table, topic=f"{prefix}.{schema}.{table}",
+        slot_name=config.get("slot.name", "debezium"), settings=_pipeline_settings(path, document, f"{schema}.{table}"),
     )
 
 
@@ -137,6 +188,13 @@ def discover_connector_specs(folder: str | Path) -> list[ConnectorSpec]:
     return specs
 
 
+def find_connector_spec(folder: str | Path, name: str) -> ConnectorSpec:
+    for spec in discover_connector_specs(folder):
+        if spec.name == name:
+            return spec
+    raise ConfigError(f"no connector named {name!r} in {folder} (--connectors-dir or CDC_CONNECTORS_DIR)")
+
+
 def _as_config_string(value: Any) -> str:
     # Kafka Connect stores every setting as a string; normalise so a later comparison with
     # GET /connectors/{name}/config sees equal values as equal.
@@ -154,10 +212,81 @@ def _check_config(path: Path, config: dict[str, str]) -> None:
     present_secrets = [k for k in SOURCE_KEYS if k in config]
     if present_secrets:
         raise ConfigError(
-            f"{path}: remove {', '.join(present_secrets)}: the source's host, port, user, password and database "
-            "come from the Airflow connection 'cdc_postgres' at registration, so no secret sits in the file."
+            f"{path}: remove {', '.join(present_secrets)}: the source's host, port, user and database come from the "
+            "Airflow connection 'cdc_postgres' at registration, and the password from Kafka Connect's config "
+            "provider, so no secret sits in the file."
         )
     for key, (wanted, why) in REQUIRED_SETTINGS.items():
         value = config.get(key)
         if value is None or value.lower() != wanted:
             raise ConfigError(f"{path}: set \"{key}\": \"{wanted}\" (found {value!r}): {why}.")
+    mode = config.get("snapshot.mode", "initial")
+    if mode not in SNAPSHOT_MODES:
+        raise ConfigError(f"{path}: set \"snapshot.mode\" to one of {SNAPSHOT_MODES} (found {mode!r}): a rebuild after a "
+                          "data loss or a schema change starts by removing the connector's offsets, and only these modes "
+                          "then take a new snapshot.")
+    heartbeat = config.get("heartbeat.interval.ms", "0")
+    if not heartbeat.isdigit() or int(heartbeat) <= 0:
+        raise ConfigError(f"{path}: set \"heartbeat.interval.ms\" to a positive number of milliseconds, e.g. \"10000\" "
+                          f"(found {heartbeat!r}): without heartbeats Debezium confirms no WAL position while the table "
+                          "is quiet, so the slot retains WAL and verify cannot tell when it has caught up.")
+
+
+def _pipeline_settings(path: Path, document: dict, table: str) -> PipelineSettings:
+    def choice(key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = document.get(key, default)
+        if value not in allowed:
+            raise ConfigError(f"{path}: \"{key}\" must be one of {', '.join(allowed)} (found {value!r}).")
+        return value
+
+    def count(key: str, default: int, minimum: int) -> int:
+        value = document.get(key, default)
+        if type(value) is not int or value < minimum:
+            raise ConfigError(f"{path}: \"{key}\" must be a whole number >= {minimum} (found {value!r}), e.g. {default}.")
+        return value
+
+    return PipelineSettings(
+        on_data_loss=choice("on_data_loss", ON_DATA_LOSS, "resnapshot"),
+        on_schema_change=choice("on_schema_change", ON_SCHEMA_CHANGE, "resnapshot"),
+        max_dead_letters=count("max_dead_letters", 0, 0),
+        changelog_retention_days=count("changelog_retention_days", 30, 1),
+        verify_every_minutes=_every(path, document.get("verify_every")),
+        sinks=_sinks(path, document.get("sinks"), table),
+    )
+
+
+def _every(path: Path, value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    match = _EVERY_RE.match(str(value).strip())
+    if not match or int(match.group(1)) == 0:
+        raise ConfigError(f"{path}: \"verify_every\" must be a duration like \"30m\", \"6h\" or \"1d\" (found {value!r}).")
+    return int(match.group(1)) * {"m": 1, "h": 60, "d": 1440}[match.group(2)]
+
+
+def _sinks(path: Path, raw: Any, table: str) -> tuple[SinkSpec, ...]:
+    if raw is None:
+        return (SinkSpec("csv"),)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{path}: \"sinks\" must be a non-empty list such as [{{\"type\": \"csv\"}}, {{\"type\": \"parquet\"}}].")
+    sinks: list[SinkSpec] = []
+    for item in raw:
+        if not isinstance(item, dict) or item.get("type") not in SINK_TYPES:
+            raise ConfigError(f"{path}: each sink needs \"type\": one of {', '.join(SINK_TYPES)} (found {item!r}).")
+        extra = sorted(set(item) - {"type", "conn_id", "table"})
+        if extra:
+            raise ConfigError(f"{path}: sink {item['type']} has unknown keys {extra}.")
+        if item["type"] == "postgres":
+            target = item.get("table") or f"public.{table.split('.')[-1]}_replica"
+            if not _TABLE_RE.match(target):
+                raise ConfigError(f"{path}: the postgres sink's \"table\" must be schema.table (found {target!r}).")
+            sinks.append(SinkSpec("postgres", item.get("conn_id") or "cdc_sink_postgres", target))
+        else:
+            sinks.append(SinkSpec(item["type"]))
+    if "csv" not in [s.type for s in sinks]:
+        raise ConfigError(f"{path}: \"sinks\" must include {{\"type\": \"csv\"}}: destiny.csv is the state the other sinks "
+                          "are rendered from.")
+    names = [s.name for s in sinks]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: \"sinks\" names the same sink twice ({names}).")
+    return tuple(sinks)

@@ -1,4 +1,9 @@
-"""Turn the Kafka records of one batch into buffer rows, counting what is skipped and why."""
+"""Turn the Kafka records of one batch into buffer rows, counting what is skipped and why.
+
+It also notices what the merge and the recovery logic need to know about the batch: the schema
+signatures its events carry (a change means the table's columns or types changed), the snapshot reads
+it holds (and Debezium's marker on the last one), and the first undecodable message.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +17,28 @@ from confluent_kafka import Message
 from cdc_pipeline.atomic import atomic_write_text
 from cdc_pipeline.batch_buffer import OPERATION, TIMESTAMP, BufferMeta
 from cdc_pipeline.connector_spec import ConnectorSpec
-from cdc_pipeline.debezium.events import decode_message, format_source_timestamp
+from cdc_pipeline.debezium.events import ChangeEvent, RenderContext, decode_message, format_source_timestamp
 from cdc_pipeline.errors import EventDecodeError
 
-OPERATION_COUNTS = {"c": "creates", "u": "updates", "d": "deletes", "r": "reads"}
+OPERATION_COUNTS = {"c": "creates", "u": "updates", "d": "deletes", "r": "reads", "t": "truncates"}
+COUNT_NAMES = (*OPERATION_COUNTS.values(), "tombstones", "other_tables", "dead_lettered", "before_start")
 
 
 class EventCollector:
-    """Decode each record; keep buffer rows, counts, and dead letters for undecodable records."""
+    """Decode each record of one incarnation; keep buffer rows, counts, and dead letters."""
 
-    def __init__(self, spec: ConnectorSpec, *, start_from_ms: int | None) -> None:
+    def __init__(self, spec: ConnectorSpec, *, incarnation: int, context: RenderContext,
+                 start_from_ms: int | None = None) -> None:
         self.spec = spec
+        self.incarnation = str(incarnation)
+        self.context = context
         self.start_from_ms = start_from_ms
         self.rows: list[dict[str, str | None]] = []
         self.dead_letters: list[dict] = []
+        self.signatures: dict[tuple, tuple[str, ...]] = {}  # signature -> its columns, in order of appearance
+        self.snapshot_reads = 0
+        self.last_snapshot_marker = False
         self._counts: Counter[str] = Counter()
-        self._columns: dict[str, None] = {}
         self._key_columns: tuple[str, ...] | None = None
         self.max_lsn: int | None = None
         self._max_ts_ms: int | None = None
@@ -38,7 +49,7 @@ class EventCollector:
             self._counts["tombstones"] += 1
             return
         try:
-            event = decode_message(message.key(), message.value())
+            event = decode_message(message.key(), message.value(), self.context)
         except EventDecodeError as exc:
             self._dead_letter(message, exc)
             return
@@ -52,10 +63,16 @@ class EventCollector:
             # The source's commit time, not the Kafka timestamp: a backlog published late is still old.
             self._counts["before_start"] += 1
             return
-        if self._key_columns is None:
-            self._key_columns = event.key_columns
-        for column in event.columns:
-            self._columns.setdefault(column, None)
+        self._keep(message, event)
+
+    def _keep(self, message: Message, event: ChangeEvent) -> None:
+        if event.op != "t":
+            self.signatures.setdefault(event.signature, event.columns)
+            if self._key_columns is None:
+                self._key_columns = event.key_columns
+        if event.snapshot is not None:
+            self.snapshot_reads += 1
+            self.last_snapshot_marker |= event.snapshot in ("last", "last_in_data_collection")
         row: dict[str, str | None] = dict(zip(event.columns, event.values))
         row[OPERATION] = event.op
         row[TIMESTAMP] = format_source_timestamp(event.source_ts_ms)
@@ -63,6 +80,8 @@ class EventCollector:
         row["_partition"] = str(message.partition())
         row["_offset"] = str(message.offset())
         row["_lsn"] = str(event.lsn)
+        row["_incarnation"] = self.incarnation
+        row["_txid"] = None if event.txid is None else str(event.txid)
         self.rows.append(row)
         self._counts[OPERATION_COUNTS[event.op]] += 1
         if self.max_lsn is None or event.lsn > self.max_lsn:
@@ -83,15 +102,24 @@ class EventCollector:
             }
         )
 
-    def meta(self) -> BufferMeta:
-        return BufferMeta(self.spec.qualified_table, tuple(self._columns), self._key_columns or ())
+    @property
+    def key_columns(self) -> tuple[str, ...] | None:
+        return self._key_columns
+
+    def meta(self, columns: tuple[str, ...], key_columns: tuple[str, ...], epoch: int) -> BufferMeta:
+        return BufferMeta(self.spec.qualified_table, columns, key_columns, epoch)
 
     def counts(self) -> dict[str, int]:
-        names = [*OPERATION_COUNTS.values(), "tombstones", "other_tables", "dead_lettered", "before_start"]
-        return {name: self._counts[name] for name in names}
+        return {name: self._counts[name] for name in COUNT_NAMES}
 
     def max_source_ts(self) -> str | None:
         return None if self._max_ts_ms is None else format_source_timestamp(self._max_ts_ms)
+
+    def first_dead_letter(self) -> str | None:
+        if not self.dead_letters:
+            return None
+        first = self.dead_letters[0]
+        return f"{first['topic']}[{first['partition']}] offset {first['offset']}: {first['error']}"
 
     def write_dead_letters(self, path: Path) -> None:
         """Add to the dead-letter file (JSON lines), once per (topic, partition, offset), atomically."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import httpx
 
-from cdc_pipeline.errors import ConnectorError
+from cdc_pipeline.errors import ConnectorError, ConnectUnreachableError
+from cdc_pipeline.waiting import WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class KafkaConnectClient:
         try:
             return self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ConnectorError(
+            raise ConnectUnreachableError(
                 f"Kafka Connect at {self.base_url} did not answer {method} {path} ({exc.__class__.__name__}: {exc}). "
                 "Is the worker running? Locally: ./stack status, then ./stack logs connect; check the "
                 "'cdc_kafka_connect' Airflow connection's host and port."
@@ -115,17 +115,27 @@ class KafkaConnectClient:
         response = self._request("PUT", f"/connectors/{name}/stop")
         if response.status_code not in (200, 202, 204):
             raise ConnectorError(f"stopping connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
-        deadline = time.monotonic() + timeout
-        while (status := self.status(name)) is not None and status.state != "STOPPED":
-            if time.monotonic() >= deadline:
-                raise ConnectorError(f"{status.describe()}: not STOPPED after {timeout:.0f} s")
-            time.sleep(1)
+        try:
+            wait_until(lambda: (s := self.status(name)) is None or s.state == "STOPPED", what=f"connector {name} to stop",
+                       timeout=timeout, interval=1.0)
+        except WaitTimeout as exc:
+            raise ConnectorError(f"connector {name!r} did not report STOPPED within {timeout:.0f} s: {exc}") from exc
 
     def delete_offsets(self, name: str) -> None:
         """Forget the connector's source offsets (Connect 3.6+, KIP-875): its next start snapshots again."""
         response = self._request("DELETE", f"/connectors/{name}/offsets")
         if response.status_code != 200:
             raise ConnectorError(f"deleting the offsets of connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
+
+    def offsets(self, name: str) -> list[dict] | None:
+        """The connector's committed source offsets (``GET /connectors/{name}/offsets``, Connect 3.5+, KIP-875):
+        ``[{"partition": {...}, "offset": {...}}]``; None when the connector is not registered."""
+        response = self._request("GET", f"/connectors/{name}/offsets")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ConnectorError(f"GET /connectors/{name}/offsets answered {response.status_code}: {self._error_text(response)}")
+        return list(response.json().get("offsets") or [])
 
     def resume(self, name: str) -> None:
         response = self._request("PUT", f"/connectors/{name}/resume")
@@ -143,27 +153,34 @@ class KafkaConnectClient:
         A connector whose task failed again after the restart raises ConnectorError quoting the task's
         trace, which is where Debezium says what is wrong (wal_level, a missing slot, bad credentials).
         """
-        deadline = time.monotonic() + timeout
         restarted = False
-        last: ConnectorStatus | None = None
-        while True:
-            last = self.status(name)
-            if last is not None:
-                if last.is_running:
-                    return last
-                if last.state == FAILED or last.failed_tasks:
-                    if restarted:
-                        raise ConnectorError(_failure_message(last, "still failed after one restart"))
-                    log.warning("%s; restarting the failed parts once", last.describe())
-                    self.restart_failed(name)
-                    restarted = True
-            if time.monotonic() >= deadline:
-                state = last.describe() if last else f"connector {name} does not exist"
-                raise ConnectorError(
-                    f"{state} after waiting {timeout:.0f} s for RUNNING. Check the worker log "
-                    "(locally: ./stack logs connect) and PostgreSQL's reachability from the worker."
-                )
-            time.sleep(interval)
+        last: list[ConnectorStatus | None] = [None]
+
+        def settled() -> ConnectorStatus | ConnectorError | None:
+            """RUNNING, or a final failure (returned, not raised: wait_until retries on exceptions)."""
+            nonlocal restarted
+            status = last[0] = self.status(name)
+            if status is None or status.is_running:
+                return status
+            if status.state == FAILED or status.failed_tasks:
+                if restarted:
+                    return ConnectorError(_failure_message(status, "still failed after one restart"))
+                log.warning("%s; restarting the failed parts once", status.describe())
+                self.restart_failed(name)
+                restarted = True
+            return None
+
+        try:
+            outcome = wait_until(settled, what=f"connector {name} and its tasks to run", timeout=timeout, interval=interval)
+        except WaitTimeout as exc:
+            state = last[0].describe() if last[0] else f"connector {name} does not exist"
+            raise ConnectorError(
+                f"{state} after waiting {timeout:.0f} s for RUNNING. Check the worker log "
+                "(locally: ./stack logs connect) and PostgreSQL's reachability from the worker."
+            ) from exc
+        if isinstance(outcome, ConnectorError):
+            raise outcome
+        return outcome
 
 
 def _failure_message(status: ConnectorStatus, what: str) -> str:

@@ -113,3 +113,8 @@ class PipelineLayout:
     def aside(self, label: str) -> Path:
         """Where an operator command moves this folder: ``<name>.<label>`` beside it (nothing is deleted)."""
         return self.folder.with_name(f"{self.folder.name}.{label}")
+
+
+# Where ``./stack up`` records the CDC_* settings it ran with ({"settings": {"CDC_...": "..."}}), so commands
+# in a new shell (./stack, python -m cdc_pipeline) find the same stack. The environment wins over it.
+RECORDED_SETTINGS = REPO_ROOT / ".stack" / "settings.json"

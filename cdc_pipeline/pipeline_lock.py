@@ -1,9 +1,9 @@
-"""One pipeline folder, one writer: consume and merge hold this lock while they touch the files.
+"""One pipeline folder, one writer: consume, merge, rebuilds and operator commands hold this lock.
 
-``max_active_runs=1`` keeps scheduled runs apart, but backfill runs and a hand-cleared old task can run
-beside them; without the lock a merge could archive rows that a concurrent consume just added and
-committed. An OS lock (flock) is released by the kernel when its holder dies, so a crash leaves no
-stale lock behind.
+``max_active_runs=1`` keeps scheduled runs apart, but backfill runs, a hand-cleared old task, ``./stack
+stop``'s drain and operator commands can run beside them; without the lock a merge could archive rows that
+a concurrent consume just added and committed. An OS lock (flock) is released by the kernel when its
+holder dies, so a crash leaves no stale lock behind.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from cdc_pipeline.errors import PipelineBusyError
+from cdc_pipeline.layout import PipelineLayout
 
 
 @contextlib.contextmanager
-def pipeline_lock(folder: Path, *, timeout: float = 600.0, interval: float = 0.5) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+def pipeline_lock(layout: PipelineLayout, *, timeout: float = 600.0, interval: float = 0.5) -> Iterator[None]:
+    layout.folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -31,10 +31,25 @@ def pipeline_lock(folder: Path, *, timeout: float = 600.0, interval: float = 0.5
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise PipelineBusyError(
-                        f"another task of this pipeline has held {folder}/.lock for {timeout:.0f} s "
-                        "(a backfill or a cleared task running beside the scheduled run?). The retry waits again."
+                        f"another task or command of this pipeline has held {layout.lock} for {timeout:.0f} s (a "
+                        "backfill, a cleared task or an operator command running beside the scheduled run?). The "
+                        "retry waits again."
                     ) from None
                 time.sleep(interval)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def is_locked(layout: PipelineLayout) -> bool:
+    """Does some process hold the lock right now? (Used to tell a running operator command from a dead one.)"""
+    if not layout.lock.exists():
+        return False
+    fd = os.open(layout.lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

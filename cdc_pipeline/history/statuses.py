@@ -6,15 +6,15 @@ from enum import StrEnum
 
 
 class RunStatus(StrEnum):
-    """Where a run got to. A consuming run moves started → buffered → committed → merged; a try that
-    fails with retries left makes it ``retrying`` (Airflow still shows it running); ``failed`` is final."""
+    """Where a run got to. A consuming run moves started → buffered → committed → merged. A task try that
+    fails with retries left changes no status (Airflow still shows the run running; the try is in
+    task_tries); the run's last task writes the final status, so the history agrees with Airflow."""
 
     STARTED = "started"
     BUFFERED = "buffered"      # buffer.csv durable, its offset range recorded
     COMMITTED = "committed"    # offsets committed to the consumer group
     MERGED = "merged"          # destiny.csv holds the batch
     SKIPPED = "skipped"        # nothing done on purpose (an operator command was running)
-    RETRYING = "retrying"      # a task try failed; Airflow will try again
     SUCCEEDED = "succeeded"    # a run that does not consume (backfill, operation, verify) ended well
     FAILED = "failed"
 

@@ -1,8 +1,7 @@
-"""Check PostgreSQL's prerequisites for logical decoding before registering the connector.
+"""Check PostgreSQL's prerequisites for logical decoding before registering the connector, and describe the table.
 
 Debezium reports these problems too, but only as a Java stack trace in a failed task; checked here they
-come with the fix. The primary key's column types are also read here: the merge orders destiny.csv by
-the key the way PostgreSQL does, which needs the key's types.
+come with the fix. The table's catalog description is read in the same connection (see catalog.py).
 """
 
 from __future__ import annotations
@@ -11,7 +10,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from cdc_pipeline.errors import SourceError
+from cdc_pipeline.errors import SourceError, SourceUnreachableError
+from cdc_pipeline.source.catalog import TableDescription, read_description
 
 # Collations whose order is the code-point order destiny.csv uses for text keys.
 BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic", "pg_c_utf8"})
@@ -28,39 +28,56 @@ class SourceParams:
     def describe(self) -> str:
         return f"{self.user}@{self.host}:{self.port}/{self.dbname}"
 
+    def connect(self, **kwargs) -> psycopg.Connection:
+        try:
+            return psycopg.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                                   dbname=self.dbname, connect_timeout=10, **kwargs)
+        except psycopg.OperationalError as exc:
+            raise SourceUnreachableError(
+                f"cannot connect to PostgreSQL at {self.describe()}: {' '.join(str(exc).split()).rstrip('.')}. Is it "
+                "running (locally: ./stack status)? Check the Airflow connection cdc_postgres."
+            ) from exc
+
 
 @dataclass
 class SourceReport:
     wal_level: str
-    key_columns: list[str]
-    key_types: dict[str, str]
+    description: TableDescription
     slot_exists: bool
     slot_active: bool | None = None
     slot_retained_wal_bytes: int | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def key_columns(self) -> list[str]:
+        return list(self.description.key_columns)
+
+    @property
+    def key_types(self) -> dict[str, str]:
+        return self.description.key_types
+
 
 def check_source(params: SourceParams, schema: str, table: str, slot_name: str) -> SourceReport:
-    try:
-        conn = psycopg.connect(
-            host=params.host, port=params.port, user=params.user, password=params.password,
-            dbname=params.dbname, connect_timeout=10, autocommit=True,
-        )
-    except psycopg.OperationalError as exc:
-        raise SourceError(
-            f"cannot connect to PostgreSQL at {params.describe()}: {' '.join(str(exc).split()).rstrip('.')}. Is it running "
-            "(locally: ./stack status)? Check the 'cdc_postgres' Airflow connection."
-        ) from exc
-    with conn:
+    with params.connect(autocommit=True) as conn:
         wal_level = conn.execute("SHOW wal_level").fetchone()[0]
         if wal_level != "logical":
             raise SourceError(
                 f"PostgreSQL at {params.describe()} has wal_level={wal_level}; logical decoding needs "
                 "wal_level=logical. Run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL."
             )
-        key_types, collations = _primary_key(conn, schema, table)
-        report = SourceReport(wal_level=wal_level, key_columns=list(key_types), key_types=key_types, slot_exists=False)
-        linguistic = {c: coll for c, coll in collations.items() if coll and coll not in BYTE_ORDER_COLLATIONS}
+        exists = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{table}"',)).fetchone()[0]
+        if exists is None:
+            raise SourceError(f"table {schema}.{table} does not exist in the source database. Create it, or fix "
+                              "table.include.list in the connector file.")
+        description = read_description(conn, schema, table)
+        if not description.key_columns:
+            raise SourceError(
+                f"table {schema}.{table} has no primary key; the merge keeps one row per key, so it needs one. "
+                "Add a primary key (ALTER TABLE ... ADD PRIMARY KEY (...))."
+            )
+        report = SourceReport(wal_level=wal_level, description=description, slot_exists=False)
+        key_collations = {c.name: c.collation for c in description.columns if c.name in description.key_columns}
+        linguistic = {c: coll for c, coll in key_collations.items() if coll and coll not in BYTE_ORDER_COLLATIONS}
         if linguistic:
             report.notes.append(
                 f"key columns {linguistic} use a linguistic collation: destiny.csv orders text keys by code point "
@@ -90,32 +107,3 @@ def check_source(params: SourceParams, schema: str, table: str, slot_name: str) 
                 )
             report.slot_exists, report.slot_active, report.slot_retained_wal_bytes = True, active, retained
         return report
-
-
-def _primary_key(conn: psycopg.Connection, schema: str, table: str) -> tuple[dict[str, str], dict[str, str | None]]:
-    exists = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{table}"',)).fetchone()[0]
-    if exists is None:
-        raise SourceError(
-            f"table {schema}.{table} does not exist in the source database. Create it, or fix "
-            "table.include.list in the connector file."
-        )
-    rows = conn.execute(
-        """
-        SELECT a.attname, format_type(a.atttypid, NULL),
-               CASE WHEN a.attcollation = 0 THEN NULL
-                    WHEN co.collname = 'default' THEN (SELECT datcollate FROM pg_database WHERE datname = current_database())
-                    ELSE co.collname END
-        FROM pg_index i
-        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-        LEFT JOIN pg_collation co ON co.oid = a.attcollation
-        WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
-        ORDER BY array_position(i.indkey::int2[], a.attnum)
-        """,
-        (f'"{schema}"."{table}"',),
-    ).fetchall()
-    if not rows:
-        raise SourceError(
-            f"table {schema}.{table} has no primary key; the merge keeps one row per key, so it needs one. "
-            "Add a primary key (ALTER TABLE ... ADD PRIMARY KEY (...))."
-        )
-    return {name: type_name for name, type_name, _ in rows}, {name: coll for name, _, coll in rows}

@@ -1,33 +1,39 @@
-"""Hooks that build the pipeline's clients from Airflow connections."""
+"""Hooks that build the pipeline's clients from Airflow connections.
+
+Imported only inside task callables: the Kafka provider pulls in confluent_kafka, which DAG parsing must not pay for.
+"""
 
 from __future__ import annotations
-
-from confluent_kafka import Consumer
 
 from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
 from airflow.sdk import BaseHook
 
 from cdc_airflow.settings import KAFKA_CONN_ID, KAFKA_CONNECT_CONN_ID, POSTGRES_CONN_ID
+from cdc_pipeline.connector_spec import DEFAULT_PASSWORD_REFERENCE
 from cdc_pipeline.errors import ConfigError
-from cdc_pipeline.kafka_batch import batch_consumer_config, group_id_for
+from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.source.checks import SourceParams
 
 
-class BatchConsumerHook(KafkaBaseHook):
-    """A consumer for explicit-offset batches, from the ``kafka`` connection's librdkafka settings.
+class PipelineKafkaHook(KafkaBaseHook):
+    """The pipeline's Kafka clients (an explicit-offset consumer, an admin client) from the ``kafka``
+    connection's librdkafka settings.
 
-    Like the provider's own hooks it only overrides ``_get_client``: the connection's extra is passed
-    through, with group id ``<group.id>.<connector>`` and the settings the batch's correctness depends
-    on (no auto-commit, partition EOF events) forced.
+    Like the provider's own hooks it only overrides ``_get_client``: the connection's extra is passed through,
+    with group id ``<group.id>.<connector>`` and the settings the batch's correctness depends on forced.
     """
 
     def __init__(self, connector_name: str, kafka_config_id: str = KAFKA_CONN_ID) -> None:
         super().__init__(kafka_config_id=kafka_config_id)
         self.connector_name = connector_name
 
-    def _get_client(self, config) -> Consumer:
-        return Consumer(batch_consumer_config(config, group_id_for(config.get("group.id") or "cdc-csv", self.connector_name)))
+    def _get_client(self, config) -> KafkaClients:
+        return KafkaClients.for_pipeline(config, self.connector_name)
+
+    def clients(self) -> KafkaClients:
+        """A new set of clients (the provider's ``get_conn`` caches one per hook)."""
+        return self._get_client(self.get_connection(self.kafka_config_id).extra_dejson)
 
 
 def kafka_connect_client(conn_id: str = KAFKA_CONNECT_CONN_ID) -> KafkaConnectClient:
@@ -45,3 +51,8 @@ def source_params(conn_id: str = POSTGRES_CONN_ID) -> SourceParams:
     if missing:
         raise ConfigError(f"Airflow connection {conn_id!r} lacks {', '.join(missing)}; it describes the source PostgreSQL.")
     return SourceParams(host=conn.host, port=int(conn.port or 5432), user=conn.login, password=conn.password or "", dbname=conn.schema)
+
+
+def password_reference(conn_id: str = POSTGRES_CONN_ID) -> str:
+    """What register_connector sends as database.password: a config-provider reference Kafka Connect resolves."""
+    return str(BaseHook.get_connection(conn_id).extra_dejson.get("connect_password") or DEFAULT_PASSWORD_REFERENCE)

@@ -6,7 +6,7 @@ import html
 import json
 from pathlib import Path
 
-from cdc_pipeline.run_history import RunHistory
+from cdc_pipeline.history import History
 
 COLUMNS = (
     ("run_id", "run"), ("status", "status"), ("started_at", "started"), ("ended_at", "ended"),
@@ -23,7 +23,7 @@ def pipeline_histories(data_dir: Path, limit: int) -> dict[str, list[dict]]:
     """Recent runs of each pipeline folder under ``data_dir`` that has a runs.sqlite."""
     found = {}
     for path in sorted(Path(data_dir).glob("*/runs.sqlite")):
-        found[path.parent.name] = RunHistory(path).recent_runs(limit)
+        found[path.parent.name] = History.open(path, readonly=True).runs.recent_runs(limit)
     return found
 
 

@@ -1,18 +1,16 @@
-"""Settings the DAGs read from the environment, parsed once into typed values."""
+"""Settings the DAGs read from the environment, parsed once into typed values (no heavy imports here)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdc_pipeline.errors import ConfigError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from cdc_pipeline.layout import default_connectors_dir, default_data_dir
 
 KAFKA_CONN_ID = "cdc_kafka"
 KAFKA_CONNECT_CONN_ID = "cdc_kafka_connect"
 POSTGRES_CONN_ID = "cdc_postgres"
+AIRFLOW_API_CONN_ID = "cdc_airflow_api"   # optional: lets finish_run put its summary on the run as a note
 
 
 @dataclass(frozen=True)
@@ -22,11 +20,5 @@ class DagSettings:
 
     @classmethod
     def from_env(cls) -> DagSettings:
-        connectors = Path(os.environ.get("CDC_CONNECTORS_DIR") or REPO_ROOT / "include" / "connectors")
-        data = os.environ.get("CDC_DATA_DIR")
-        if not data:
-            airflow_home = os.environ.get("AIRFLOW_HOME")
-            if not airflow_home:
-                raise ConfigError("set CDC_DATA_DIR: the folder where buffer.csv, destiny.csv and runs.sqlite are kept.")
-            data = str(Path(airflow_home) / "cdc-data")
-        return cls(connectors_dir=connectors, data_dir=Path(data))
+        """CDC_CONNECTORS_DIR and CDC_DATA_DIR, with the same defaults as the command line (cdc_pipeline.layout)."""
+        return cls(connectors_dir=default_connectors_dir(), data_dir=default_data_dir())

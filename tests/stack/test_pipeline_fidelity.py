@@ -13,8 +13,7 @@ import random
 
 import pytest
 
-from cdc_pipeline.kafka_batch import commit_offsets
-from cdc_pipeline.run_history import RunHistory
+from cdc_pipeline.kafka.offsets import commit_offsets
 from tests.stack.pipeline_driver import PipelineDriver, write_connector
 from tests.stack.workload import ANCIENT_DATES, ANCIENT_TSS, ANCIENT_TSTZS, create_types_table, insert, run_mixed_workload
 
@@ -38,15 +37,16 @@ def test_destiny_is_byte_identical_to_copy_after_a_mixed_workload(acc_driver):
     expected = driver.drain_until_equal("k1, k2", max_events=97)
     assert driver.destiny().decode() == expected.decode()
 
-    runs = RunHistory(driver.paths.history).recent_runs(1000)
+    runs = driver.history.runs.recent_runs(1000)
     partitions = {p for run in runs if run["offset_ranges"] for p in json.loads(run["offset_ranges"])}
     assert len(partitions) > 1, "the workload should have crossed several partitions"
     assert sum(r["reads"] or 0 for r in runs) >= 120
     assert sum(r["deletes"] or 0 for r in runs) >= 30
     assert all(r["status"] == "merged" for r in runs if r["offset_ranges"] is not None)
+    assert sum(r["merge_stale"] or 0 for r in runs) == 0  # no event was ever judged older than the state
 
 
-def test_a_retry_after_a_failed_commit_rereads_exactly_the_recorded_range(acc_driver, monkeypatch):
+def test_a_retry_after_a_failed_commit_commits_the_recorded_batch_without_reading_again(acc_driver, monkeypatch):
     driver, rng = acc_driver, random.Random(7)
     before = driver.topic_record_count()
     for i in range(1000, 1040):
@@ -55,37 +55,39 @@ def test_a_retry_after_a_failed_commit_rereads_exactly_the_recorded_range(acc_dr
     run = driver.next_run()
 
     def refuse(*args, **kwargs):
-        raise RuntimeError("simulated crash between the durable buffer and the commit")
+        raise RuntimeError("simulated failure between the durable buffer and the commit")
 
-    monkeypatch.setattr("cdc_pipeline.steps.commit_offsets", refuse)
+    monkeypatch.setattr("cdc_pipeline.tasks.consume.commit_offsets", refuse)
     with pytest.raises(RuntimeError):
         driver.consume(run, max_events=25)
-    first = RunHistory(driver.paths.history).recorded_ranges(run.run_id)
-    assert first and sum(end - start for start, end in first.values()) == 25
+    first = json.loads(driver.history.runs.get_run(run.run_id)["offset_ranges"])
+    assert sum(end - start for start, end in first.values()) == 25
+    assert driver.history.runs.resume_point().run_id == run.run_id  # the durable batch is the resume point
 
-    # Meanwhile more changes arrive; the retry must not widen its range.
+    # Meanwhile more changes arrive; the retry must neither read again nor widen its range.
     for i in range(1040, 1050):
         insert(driver, rng, i, "retry")
-    monkeypatch.setattr("cdc_pipeline.steps.commit_offsets", commit_offsets)
-    retry = type(run)(run.run_id, 2, run.logical_start, run.logical_end)
+    monkeypatch.setattr("cdc_pipeline.tasks.consume.commit_offsets", commit_offsets)
+    retry = type(run)(run.run_id, 2, 2, run.logical_start, run.logical_end)
     summary = driver.consume(retry, max_events=25)
-    assert summary["events"] == 25
-    assert RunHistory(driver.paths.history).recorded_ranges(run.run_id) == first
+    assert summary["events"] == 25 and "already in buffer.csv" in summary["notes"][0]
+    record = driver.history.runs.get_run(run.run_id)
+    assert json.loads(record["offset_ranges"]) == first and record["offsets_committed"] == 1
     driver.merge(retry)
 
     expected = driver.drain_until_equal("k1, k2")
     assert driver.destiny() == expected
 
 
-def test_a_lost_consumer_group_rereads_the_topic_and_stays_consistent(acc_driver):
-    """What a Tansu restart looks like to the pipeline: the group's offsets are gone, the history has some."""
+def test_a_lost_consumer_group_is_noted_and_the_run_history_resumes_exactly(acc_driver):
+    """The group's offsets are a mirror: when they are gone, the run history still knows where to resume."""
     driver = acc_driver
     expected = driver.drain_until_equal("k1, k2")
     assert driver.destiny() == expected
     driver.group = driver.group + ".lost"
     consumed, merged = driver.run_once(max_events=100_000)
-    assert any("no committed offset" in note for note in consumed["notes"])
-    assert merged["inserted"] == merged["updated"] == merged["deleted"] == 0
+    assert any("no committed offsets" in note for note in consumed["notes"])
+    assert consumed["events"] == 0 and merged.get("inserted", 0) == 0
     assert driver.destiny() == expected
 
 

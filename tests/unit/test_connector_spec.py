@@ -10,9 +10,9 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "include" / "connectors" / "clientes.json"
 
 
-def write(tmp_path, config: dict, name="x") -> Path:
+def write(tmp_path, config: dict, name="x", **settings) -> Path:
     path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps({"name": name, "config": config}))
+    path.write_text(json.dumps({"name": name, **settings, "config": config}))
     return path
 
 
@@ -29,8 +29,14 @@ def test_default_connector_captures_clientes_on_the_prototypes_topic():
 def test_source_details_are_filled_in_at_registration_not_kept_in_the_file():
     spec = load_connector_spec(DEFAULT)
     assert "database.password" not in spec.config
-    filled = spec.config_for_source(host="h", port=5, user="u", password="secret", dbname="d")
-    assert filled["database.password"] == "secret" and filled["database.port"] == "5"
+    filled = spec.config_for_source(host="h", port=5, user="u", dbname="d")
+    # Only a config-provider reference is sent: GET /connectors/<name>/config never shows the password.
+    assert filled["database.password"] == "${env:CDC_PG_PASSWORD}" and filled["database.port"] == "5"
+    assert spec.config_for_source(host="h", port=5, user="u", dbname="d",
+                                  password_reference="${file:/etc/cdc/pg.properties:password}")["database.password"] \
+        == "${file:/etc/cdc/pg.properties:password}"
+    with pytest.raises(ConfigError, match="not a config-provider reference"):
+        spec.config_for_source(host="h", port=5, user="u", dbname="d", password_reference="plain-secret")
     assert "database.password" not in spec.config  # the spec itself is unchanged
 
 
@@ -46,6 +52,9 @@ def test_a_password_in_the_file_is_refused_with_the_fix(tmp_path):
         ("decimal.handling.mode", "precise", "trailing zeros"),
         ("value.converter.schemas.enable", "false", "inline schema"),
         ("slot.drop.on.stop", "true", "discards every change"),
+        ("skipped.operations", "t", "TRUNCATE"),
+        ("snapshot.mode", "no_data", "take a new snapshot"),
+        ("heartbeat.interval.ms", "0", "heartbeat"),
     ],
 )
 def test_settings_that_break_fidelity_are_refused(tmp_path, key, value, message):
@@ -75,3 +84,35 @@ def test_duplicate_names_are_refused(tmp_path):
 def test_booleans_and_numbers_are_normalised_to_connect_strings(tmp_path):
     spec = load_connector_spec(write(tmp_path, base_config() | {"tasks.max": 1, "tombstones.on.delete": True}))
     assert spec.config["tasks.max"] == "1" and spec.config["tombstones.on.delete"] == "true"
+
+
+def test_pipeline_settings_have_safe_defaults():
+    settings = load_connector_spec(DEFAULT).settings
+    assert (settings.on_data_loss, settings.on_schema_change, settings.max_dead_letters) == ("resnapshot", "resnapshot", 0)
+    assert [s.type for s in settings.sinks] == ["csv"] and settings.changelog_retention_days == 30
+
+
+def test_pipeline_settings_are_read_and_checked(tmp_path):
+    spec = load_connector_spec(write(
+        tmp_path, base_config(), on_data_loss="fail", on_schema_change="fail", max_dead_letters=5, verify_every="6h",
+        sinks=[{"type": "csv"}, {"type": "parquet"}, {"type": "postgres", "table": "public.copy"}]))
+    settings = spec.settings
+    assert (settings.on_data_loss, settings.max_dead_letters, settings.verify_every_minutes) == ("fail", 5, 360)
+    assert [s.name for s in settings.sinks] == ["csv", "parquet", "postgres:public.copy"]
+    assert settings.sinks[2].conn_id == "cdc_sink_postgres"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"on_data_loss": "ignore"}, "on_data_loss.*resnapshot, fail"),
+        ({"max_dead_letters": -1}, "max_dead_letters.*whole number"),
+        ({"verify_every": "often"}, "verify_every.*30m"),
+        ({"sinks": [{"type": "parquet"}]}, "must include"),
+        ({"sinks": [{"type": "excel"}]}, "one of csv, parquet, postgres"),
+        ({"colour": "blue"}, "unknown top-level keys"),
+    ],
+)
+def test_bad_pipeline_settings_are_refused_with_the_fix(tmp_path, settings, message):
+    with pytest.raises(ConfigError, match=message):
+        load_connector_spec(write(tmp_path, base_config(), **settings))

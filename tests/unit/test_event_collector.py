@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from cdc_pipeline.connector_spec import load_connector_spec
+from cdc_pipeline.debezium.events import RenderContext
 from cdc_pipeline.event_collector import EventCollector
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,6 +40,11 @@ class FakeMessage:
         return (1, self._ts)
 
 
+def collector_for(tmp_path, table="public.acc_types", start_from_ms=None, incarnation=3):
+    return EventCollector(spec_for(tmp_path, table), incarnation=incarnation, context=RenderContext(),
+                          start_from_ms=start_from_ms)
+
+
 def spec_for(tmp_path, table="public.acc_types"):
     config = json.loads((REPO / "include" / "connectors" / "clientes.json").read_text())["config"]
     config.update({"table.include.list": table, "topic.prefix": "acc2"})
@@ -57,7 +63,7 @@ def encode(obj) -> bytes | None:
 
 
 def test_rows_counts_and_tombstones(tmp_path):
-    collector = EventCollector(spec_for(tmp_path), start_from_ms=None)
+    collector = collector_for(tmp_path)
     records = sample_records()[:80]
     for r in records:
         collector.add(FakeMessage(encode(r["key"]), encode(r["value"]), r["offset"], r["partition"]))
@@ -69,19 +75,21 @@ def test_rows_counts_and_tombstones(tmp_path):
     row = collector.rows[0]
     assert row["operacion"] == ops[0] and row["_topic"] == "acc2.public.acc_types"
     assert row["timestamp"].endswith("+00")
-    assert collector.meta().key_columns == ("k1", "k2")
+    assert collector.key_columns == ("k1", "k2")
+    assert row["_incarnation"] == "3" and row["_txid"] is not None
+    assert len(collector.signatures) == 1 and next(iter(collector.signatures.values()))[:2] == ("k1", "k2")
     assert collector.max_lsn == max(r["value"]["payload"]["source"]["lsn"] for r in records if r["value"])
 
 
 def test_events_of_another_table_are_counted_and_skipped(tmp_path):
-    collector = EventCollector(spec_for(tmp_path, "public.other"), start_from_ms=None)
+    collector = collector_for(tmp_path, "public.other")
     record = next(r for r in sample_records() if r["value"])
     collector.add(FakeMessage(encode(record["key"]), encode(record["value"]), 0))
     assert collector.rows == [] and collector.counts()["other_tables"] == 1
 
 
 def test_undecodable_messages_go_to_the_dead_letter_file_once(tmp_path):
-    collector = EventCollector(spec_for(tmp_path), start_from_ms=None)
+    collector = collector_for(tmp_path)
     collector.add(FakeMessage(b"k", b"not json at all", 7, partition=2))
     assert collector.counts()["dead_lettered"] == 1 and collector.rows == []
     target = tmp_path / "dead_letters.jsonl"
@@ -99,10 +107,33 @@ def test_records_committed_before_start_from_are_counted_not_kept(tmp_path):
     events = [r for r in sample_records() if r["value"] and r["value"]["payload"]["op"] == "c"]
     commit_times = sorted({r["value"]["payload"]["source"]["ts_ms"] for r in events})
     cut = commit_times[len(commit_times) // 2]
-    collector = EventCollector(spec_for(tmp_path), start_from_ms=cut)
+    collector = collector_for(tmp_path, start_from_ms=cut)
     for r in events:
         # A Kafka timestamp far in the future: the filter must use the source commit time.
         collector.add(FakeMessage(encode(r["key"]), encode(r["value"]), r["offset"], ts=9_999_999_999_999))
     older = sum(1 for r in events if r["value"]["payload"]["source"]["ts_ms"] < cut)
     assert older > 0
     assert collector.counts()["before_start"] == older and len(collector.rows) == len(events) - older
+
+
+def test_a_truncate_is_a_row_with_no_values_and_is_counted(tmp_path):
+    collector = collector_for(tmp_path)
+    record = next(r for r in sample_records() if r["value"])
+    value = json.loads(json.dumps(record["value"]))
+    payload = value["payload"]
+    payload.update(op="t", before=None, after=None)
+    collector.add(FakeMessage(None, encode(value), 41))
+    assert collector.counts()["truncates"] == 1
+    (row,) = collector.rows
+    assert row["operacion"] == "t" and row["_offset"] == "41" and "k1" not in row
+    assert collector.signatures == {}  # a truncate carries no row, so it says nothing about the columns
+
+
+def test_snapshot_reads_and_the_last_snapshot_marker_are_noticed(tmp_path):
+    collector = collector_for(tmp_path)
+    reads = [r for r in sample_records() if r["value"] and r["value"]["payload"]["op"] == "r"]
+    for number, r in enumerate(reads[:3]):
+        value = json.loads(json.dumps(r["value"]))
+        value["payload"]["source"]["snapshot"] = "last" if number == 2 else "true"
+        collector.add(FakeMessage(encode(r["key"]), encode(value), number))
+    assert collector.snapshot_reads == 3 and collector.last_snapshot_marker

@@ -1,63 +1,81 @@
-from cdc_pipeline.run_history import RunHistory, RunRef
+"""runs.sqlite: runs, tries, resume points, incarnations, outages, recoveries, migration from schema 1."""
+
+import sqlite3
+
+from cdc_pipeline.history import History, RunKind, RunRef, RunStatus, TryStatus
 
 
-def test_recorded_range_is_what_a_retry_rereads(tmp_path):
-    history = RunHistory(tmp_path / "runs.sqlite")
-    run = RunRef("manual__1", 1, "2026-11-24T00:00:00+00:00", "2026-11-24T00:01:00+00:00")
-    history.ensure_run(run)
-    assert history.recorded_ranges(run.run_id) is None
-    history.update_run(run.run_id, topic="t", offset_ranges={"0": [5, 9], "1": [0, 0]}, status="buffered")
-    assert history.recorded_ranges(run.run_id) == {0: (5, 9), 1: (0, 0)}
+def test_a_durable_batch_is_the_new_resume_point_in_one_step(tmp_path):
+    history = History.open(tmp_path / "runs.sqlite")
+    run = RunRef("scheduled__2026-11-24T08:00:00+00:00", 1, 4)
+    history.runs.ensure_run(run)
+    assert history.runs.resume_point() is None
+    history.runs.record_batch(run.run_id, incarnation=2, epoch=1, ranges={0: (5, 9), 1: (3, 3)}, creates=4)
+    point = history.runs.resume_point()
+    assert (point.incarnation, point.epoch, point.ends, point.reason) == (2, 1, {0: 9, 1: 3}, "batch")
+    record = history.runs.get_run(run.run_id)
+    assert record["status"] == RunStatus.BUFFERED and record["kind"] == RunKind.SCHEDULED and record["creates"] == 4
 
 
-def test_last_committed_ends_ignore_runs_that_did_not_commit(tmp_path):
-    history = RunHistory(tmp_path / "runs.sqlite")
-    for run_id, ranges, committed in (("a", {"0": [0, 4]}, 1), ("b", {"0": [4, 9]}, 0)):
-        history.ensure_run(RunRef(run_id))
-        history.update_run(run_id, topic="t", offset_ranges=ranges, offsets_committed=committed)
-    assert history.last_committed_ends("t") == {0: 4}
-    assert history.last_committed_ends("other") == {}
+def test_a_reset_or_rebuild_sets_a_resume_point_without_a_batch(tmp_path):
+    history = History.open(tmp_path / "runs.sqlite")
+    history.runs.set_resume_point(reason="rebuild", incarnation=None, epoch=3, ends={})
+    point = history.runs.resume_point()
+    assert point.incarnation is None and point.epoch == 3 and history.runs.current_epoch() == 3
 
 
 def test_each_try_is_a_row(tmp_path):
-    history = RunHistory(tmp_path / "runs.sqlite")
+    history = History.open(tmp_path / "runs.sqlite")
     for attempt in (1, 2):
-        run = RunRef("r", attempt)
-        history.ensure_run(run)
-        history.start_try(run, "consume_batch")
-        history.end_try(run, "consume_batch", status="failed" if attempt == 1 else "success", duration=0.5, error="x" if attempt == 1 else None)
-    tries = history.tries("r")
-    assert [(t["try_number"], t["status"]) for t in tries] == [(1, "failed"), (2, "success")]
-    assert len(history.recent_runs()) == 1
+        run = RunRef("r", attempt, 2)
+        history.runs.ensure_run(run)
+        history.runs.start_try(run, "consume_batch")
+        status = TryStatus.FAILED if attempt == 1 else TryStatus.SUCCESS
+        history.runs.end_try(run, "consume_batch", status=status, duration=0.5, error="x" if attempt == 1 else None)
+    tries = history.runs.tries("r")
+    assert [(t["try_number"], t["status"], t["max_tries"]) for t in tries] == [(1, "failed", 2), (2, "success", 2)]
+    assert history.runs.get_run("r")["tries"] == 2
 
 
-def test_a_failed_task_stays_visible_until_that_task_succeeds(tmp_path):
-    from cdc_pipeline.steps import tracked
-
-    history = RunHistory(tmp_path / "runs.sqlite")
-    run = RunRef("r", 1)
-    try:
-        with tracked(history, run, "register_connector"):
-            raise RuntimeError("PostgreSQL unreachable")
-    except RuntimeError:
-        pass
-    with tracked(history, run, "consume_batch"):
-        pass
-    assert history.get_run("r")["error"] == "register_connector: PostgreSQL unreachable"
-    with tracked(history, RunRef("r", 2), "register_connector"):
-        pass
-    assert history.get_run("r")["error"] is None
-    assert history.get_run("r")["register_seconds"] is not None
+def test_an_outage_opens_extends_and_closes(tmp_path):
+    incidents = History.open(tmp_path / "runs.sqlite").incidents
+    first = incidents.seen_down("postgres", "run1", "refused")
+    assert incidents.seen_down("postgres", "run2", "refused again") == first
+    (open_outage,) = incidents.open_outages()
+    assert open_outage["runs_affected"] == 2 and open_outage["last_error"] == "refused again"
+    closed = incidents.seen_up("postgres", "run3")
+    assert closed["id"] == first and incidents.open_outages() == []
+    assert incidents.seen_up("postgres", "run4") is None
 
 
-def test_finish_run_fails_a_run_whose_task_failed_outside_the_history(tmp_path):
-    import pytest
+def test_a_recovery_supersedes_the_one_before_and_moves_through_its_steps(tmp_path):
+    incidents = History.open(tmp_path / "runs.sqlite").incidents
+    old = incidents.start_recovery(run_id="a", reason="data_loss", detail="x", lost=[{"partition": 0}], epoch=1)
+    new = incidents.start_recovery(run_id="b", reason="schema_change", detail="y", lost=None, epoch=2)
+    assert incidents.active_recovery().id == new
+    assert [r["step"] for r in incidents.recoveries()] == ["requested", "superseded"]
+    incidents.recovery_step(new, "snapshot_confirmed")
+    assert incidents.active_recovery().snapshot_confirmed_at is not None
+    incidents.recovery_step(new, "promoted", run_id="c")
+    assert incidents.active_recovery() is None and old != new
 
-    from cdc_pipeline.errors import RunFailedError
-    from cdc_pipeline.steps import PipelinePaths, finish_run
 
-    paths = PipelinePaths(tmp_path)
-    assert finish_run(paths, RunRef("ok"))["status"] == "started"
-    with pytest.raises(RunFailedError, match="register_connector failed"):
-        finish_run(paths, RunRef("bad"), failed_tasks=["register_connector"])
-    assert RunHistory(paths.history).get_run("bad")["status"] == "failed"
+def test_a_schema_1_history_is_migrated_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE runs (seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+                               offset_ranges TEXT, offsets_committed INTEGER NOT NULL DEFAULT 0, error TEXT);
+            CREATE TABLE pipeline_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE task_tries (run_id TEXT NOT NULL, task_id TEXT NOT NULL, try_number INTEGER NOT NULL,
+                                     started_at TEXT NOT NULL, ended_at TEXT, status TEXT NOT NULL,
+                                     duration_seconds REAL, summary TEXT, error TEXT,
+                                     PRIMARY KEY (run_id, task_id, try_number));
+            INSERT INTO runs (run_id, status) VALUES ('old', 'merged');
+            INSERT INTO pipeline_settings VALUES ('start_from_ms', '123');
+        """)
+    history = History.open(path)
+    assert history.runs.get_run("old")["kind"] == "scheduled"
+    assert history.runs.get_setting("start_from_ms") == "123"
+    readonly = History.open(path, readonly=True)
+    assert [r["run_id"] for r in readonly.runs.recent_runs()] == ["old"]

@@ -1,0 +1,62 @@
+"""The command line's view of the services: CDC_* variables, else what ``./stack up`` recorded, else defaults.
+
+Airflow tasks do not use this: they get their clients from Airflow connections (plugins/cdc_airflow/hooks.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cdc_pipeline.connector_spec import DEFAULT_PASSWORD_REFERENCE, ConnectorSpec
+from cdc_pipeline.layout import RECORDED_SETTINGS, default_connectors_dir, default_data_dir
+from cdc_pipeline.source.checks import SourceParams
+
+
+def cdc_variables(env: Mapping[str, str] | None = None, recorded: Path = RECORDED_SETTINGS) -> dict[str, str]:
+    """CDC_* values: the environment over the recorded settings file (when there is one)."""
+    values: dict[str, str] = {}
+    try:
+        values.update({k: str(v) for k, v in json.loads(recorded.read_text(encoding="utf-8"))["settings"].items()})
+    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    env = os.environ if env is None else env
+    values.update({k: v for k, v in env.items() if k.startswith("CDC_") and v})
+    return values
+
+
+@dataclass(frozen=True)
+class PipelineEnvironment:
+    data_dir: Path
+    connectors_dir: Path
+    bootstrap_servers: str
+    group_prefix: str
+    connect_url: str
+    source: SourceParams
+    password_reference: str = DEFAULT_PASSWORD_REFERENCE
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides) -> PipelineEnvironment:
+        v = cdc_variables(env)
+        values = dict(
+            data_dir=default_data_dir(v),
+            connectors_dir=default_connectors_dir(v),
+            bootstrap_servers=v.get("CDC_KAFKA_BOOTSTRAP") or f"127.0.0.1:{v.get('CDC_KAFKA_PORT', '19092')}",
+            group_prefix=v.get("CDC_KAFKA_GROUP_ID", "cdc-csv"),
+            connect_url=v.get("CDC_CONNECT_URL") or f"http://127.0.0.1:{v.get('CDC_CONNECT_PORT', '18083')}",
+            source=SourceParams(v.get("CDC_PG_HOST", "127.0.0.1"), int(v.get("CDC_PG_PORT", "55432")),
+                                v.get("CDC_PG_USER", "postgres"), v.get("CDC_PG_PASSWORD", ""), v.get("CDC_PG_DB", "testdb")),
+        )
+        values.update({k: val for k, val in overrides.items() if val is not None})
+        return cls(**values)
+
+    def kafka_config(self) -> dict[str, str]:
+        return {"bootstrap.servers": self.bootstrap_servers, "group.id": self.group_prefix}
+
+    def connector_config(self, spec: ConnectorSpec) -> dict[str, str]:
+        s = self.source
+        return spec.config_for_source(host=s.host, port=s.port, user=s.user, dbname=s.dbname,
+                                      password_reference=self.password_reference)

@@ -1,0 +1,195 @@
+"""Operator commands, one implementation each, reached from the CLI and from the operations DAG alike.
+
+Each holds the pipeline lock for its whole duration (it waits for an in-flight run to finish its step) and
+leaves a marker in the run history while it works, so scheduled runs step aside with a clear log line; a
+command that dies leaves the marker, and runs keep stepping aside until it is run again or cleared.
+
+- reset: start over from the topic's beginning, from a date, or from where a recorded run started. The
+  state, destiny.csv, the buffer and the change log are moved aside (nothing is deleted); the run history
+  stays and records the new resume point.
+- resnapshot: rebuild from a new snapshot, aside; destiny.csv keeps its content until the rebuild is live.
+- drain: merge everything the broker holds (``./stack stop`` does it after stopping Kafka Connect and
+  before stopping the broker), then record that the topic incarnation ended cleanly there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cdc_pipeline.errors import ConfigError, DataLossError, OperationInProgressError
+from cdc_pipeline.history import RunRef
+from cdc_pipeline.kafka.client import KafkaClients
+from cdc_pipeline.kafka.offsets import commit_offsets, offsets_at_time
+from cdc_pipeline.kafka.topic import inspect_topic
+from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.pipeline_lock import pipeline_lock
+from cdc_pipeline.recovery.rebuild import RebuildContext, start_rebuild
+from cdc_pipeline.state import StateStore
+from cdc_pipeline.tasks.consume import START_FROM_SETTING, consume_batch, describe_ranges
+from cdc_pipeline.tasks.merge import merge_batch
+
+log = logging.getLogger(__name__)
+
+RESET_TARGETS = ("beginning", "date", "run")
+SET_ASIDE = ("state", "changelog", "destiny.csv", "destiny.parquet", "buffer.csv", "buffer.meta.json", "archive")
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    message: str
+    detail: dict
+
+
+@contextlib.contextmanager
+def operation(pipe: Pipeline, kind: str, params: dict, origin: str, *, lock_timeout: float = 900.0) -> Iterator[int]:
+    """Hold the lock and the marker for the body; the marker records how it ended."""
+    incidents = pipe.history.incidents
+    with pipeline_lock(pipe.layout, timeout=lock_timeout):
+        running = incidents.running_operation()
+        if running is not None:
+            log.warning("operator command %s (started %s from %s) did not finish; %s replaces it", running["kind"],
+                        running["started_at"], running["origin"], kind)
+            incidents.end_operation(running["id"], ok=False, detail=f"abandoned; replaced by {kind} from {origin}")
+        op_id = incidents.begin_operation(kind, params, origin)
+        try:
+            yield op_id
+        except BaseException as exc:
+            incidents.end_operation(op_id, ok=False, detail=str(exc))
+            raise
+        incidents.end_operation(op_id, ok=True, detail="done")
+
+
+def clear_operation(pipe: Pipeline, origin: str) -> str:
+    with pipeline_lock(pipe.layout, timeout=10):
+        running = pipe.history.incidents.running_operation()
+        if running is None:
+            return "no operator command is marked running"
+        pipe.history.incidents.end_operation(running["id"], ok=False, detail=f"cleared by {origin}")
+        return f"cleared the marker of {running['kind']} started {running['started_at']} from {running['origin']}"
+
+
+def reset(pipe: Pipeline, kafka: KafkaClients, *, to: str, date: datetime | None = None, run_id: str | None = None,
+          origin: str) -> OperationResult:
+    if to not in RESET_TARGETS:
+        raise ConfigError(f"reset target must be one of {', '.join(RESET_TARGETS)} (got {to!r})")
+    if to == "date" and date is None:
+        raise ConfigError("reset to a date needs the date, e.g. 2026-11-24 or 2026-11-24T08:00:00Z")
+    if to == "run" and not run_id:
+        raise ConfigError("reset to a run needs the run id, e.g. scheduled__2026-11-24T08:00:00+00:00 "
+                          "(python -m cdc_pipeline history lists them)")
+    spec, history = pipe.spec, pipe.history
+    params = {"to": to, "date": date.isoformat() if date else None, "run_id": run_id}
+    with operation(pipe, "reset", params, origin):
+        topic = inspect_topic(kafka, spec.topic)
+        if not topic.exists:
+            raise ConfigError(f"topic {spec.topic} does not exist, so there is nothing to reset to; the connector "
+                              "creates it with its first snapshot (let the DAG run)")
+        latest = history.incidents.latest_incarnation()
+        incarnation = latest.seq if latest and latest.topic_id == topic.topic_id else \
+            history.incidents.add_incarnation(spec.topic, topic.topic_id, origin)
+        cutoff = None
+        if to == "beginning":
+            gone = {p: low for p, low in topic.low.items() if low > 0}
+            if gone:
+                raise DataLossError(
+                    f"topic {spec.topic} no longer starts at offset 0 ({gone}): retention deleted its oldest events, the "
+                    "snapshot among them, so a table rebuilt from it would be partial. Re-snapshot instead: "
+                    f"python -m cdc_pipeline resnapshot --connector {spec.name}")
+            starts = {p: 0 for p in topic.partitions}
+        elif to == "date":
+            cutoff = int(date.timestamp() * 1000)
+            starts = offsets_at_time(kafka, spec.topic, list(topic.partitions), cutoff)
+        else:
+            starts = _run_starts(pipe, run_id, incarnation, topic.partitions)
+        aside = _set_aside(pipe, "before-reset")
+        epoch = history.runs.current_epoch() + 1
+        history.runs.set_setting(START_FROM_SETTING, str(cutoff) if cutoff is not None else None)
+        history.runs.set_resume_point(reason=f"reset to {to}", incarnation=incarnation, epoch=epoch, ends=starts,
+                                      run_id=origin)
+        commit_offsets(kafka, spec.topic, starts)
+    message = (f"reset {spec.name} to {_target(to, date, run_id)}: the next run reads {spec.topic} from "
+               f"{describe_ranges({p: (o, o) for p, o in starts.items()})} and rebuilds destiny.csv"
+               + (f"; the previous files are in {aside}" if aside else ""))
+    log.warning("%s", message)
+    return OperationResult(message, {"starts": starts, "aside": str(aside) if aside else None, "epoch": epoch})
+
+
+def resnapshot(pipe: Pipeline, kafka: KafkaClients, connect: KafkaConnectClient, *, origin: str,
+               connector_config: dict[str, str] | None) -> OperationResult:
+    description = pipe.table_description()
+    if description is None:
+        raise ConfigError(f"{pipe.spec.name} has never described its table (table.json): let register_connector run "
+                          "once before re-snapshotting")
+    with operation(pipe, "resnapshot", {}, origin):
+        context = RebuildContext(pipe.spec, pipe.layout, pipe.history, connect, kafka, connector_config)
+        recovery = start_rebuild(context, StateStore(pipe.layout), description, run_id=origin, reason="operator",
+                                 detail=f"re-snapshot asked by {origin}")
+    message = (f"rebuild {recovery.id} started: connector {pipe.spec.name} re-snapshots {pipe.spec.qualified_table}; "
+               "destiny.csv keeps its current content until the new snapshot is complete, then switches in one step")
+    log.warning("%s", message)
+    return OperationResult(message, {"recovery": recovery.id, "epoch": recovery.epoch})
+
+
+def drain(pipe: Pipeline, kafka: KafkaClients, *, run_label: str, connect_factory, max_batches: int = 100,
+          max_events: int = 100_000) -> OperationResult:
+    """Consume and merge until every partition was read to its end; then record the clean end.
+
+    The caller stops Kafka Connect first, so the end does not move. Each batch is a run of kind ``drain`` in
+    the history, through the same code as a scheduled run.
+    """
+    for number in range(1, max_batches + 1):
+        run = RunRef(f"drain__{run_label}-{number}", 1, 1)
+        consumed = consume_batch(pipe, kafka, run, max_events=max_events, connect=connect_factory)
+        merge_batch(pipe, run)
+        if consumed.get("skipped"):
+            raise OperationInProgressError(f"drain of {pipe.spec.name} skipped: {consumed['skipped']}")
+        if consumed.get("recovery") or consumed.get("schema_change"):
+            continue  # a rebuild started: read on (its snapshot arrives once Connect runs again)
+        if consumed.get("complete", True):
+            break
+    else:
+        raise OperationInProgressError(f"drain of {pipe.spec.name} did not reach the end in {max_batches} batches")
+    resume = pipe.history.runs.resume_point()
+    if resume is None or resume.incarnation is None:
+        return OperationResult(f"{pipe.spec.name}: nothing to drain (no topic read yet)", {})
+    pipe.history.incidents.mark_clean_end(resume.incarnation, resume.ends)
+    message = (f"{pipe.spec.name}: drained to the end of incarnation {resume.incarnation} "
+               f"({describe_ranges({p: (o, o) for p, o in resume.ends.items()})}); recorded as a clean end")
+    log.info("%s", message)
+    return OperationResult(message, {"incarnation": resume.incarnation, "ends": resume.ends})
+
+
+def _run_starts(pipe: Pipeline, run_id: str, incarnation: int, partitions) -> dict[int, int]:
+    run = pipe.history.runs.get_run(run_id)
+    if run is None or not run.get("offset_ranges"):
+        raise ConfigError(f"run {run_id!r} is not in {pipe.layout.history} or read nothing; pick a run with offsets "
+                          "(python -m cdc_pipeline history)")
+    if run.get("incarnation") != incarnation:
+        raise ConfigError(f"run {run_id!r} read incarnation {run.get('incarnation')} of the topic, which the broker no "
+                          f"longer holds (now {incarnation}); reset to the beginning or to a date instead")
+    starts = {int(p): r[0] for p, r in json.loads(run["offset_ranges"]).items()}
+    return {p: starts.get(p, 0) for p in partitions}
+
+
+def _set_aside(pipe: Pipeline, label: str):
+    folder = pipe.layout.folder
+    present = [folder / name for name in SET_ASIDE if (folder / name).exists()]
+    if not present:
+        return None
+    aside = pipe.layout.aside(f"{label}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    aside.mkdir(parents=True)
+    for path in present:
+        shutil.move(str(path), str(aside / path.name))
+    return aside
+
+
+def _target(to: str, date: datetime | None, run_id: str | None) -> str:
+    return {"beginning": "the topic's beginning", "date": f"{date.isoformat() if date else ''}",
+            "run": f"where run {run_id} started"}[to]

@@ -1,0 +1,137 @@
+"""Rebuild aside, swap atomically: recover from a data loss, a schema change, a failed verify or an operator's
+request by building a new state from a fresh snapshot while destiny.csv keeps its last good content.
+
+1. ``start_rebuild``: stop the connector (nothing more is produced), delete its source offsets (KIP-875: its
+   next start takes a new snapshot), take the topic's end as the new resume point, set aside the unmerged
+   buffer, create an empty state in a new lineage (epoch) beside the live one, resume the connector. Every
+   step is idempotent, so a crash in the middle is repaired by starting again.
+2. ``confirm_snapshot`` (register_connector, every run): Kafka Connect commits a source offset only after
+   every record before it was acknowledged by the broker, so once the connector's committed offset is past
+   the snapshot, every snapshot record is in the topic. We record when that was seen.
+3. The consume step marks a batch that started after that moment and read every partition to its end: it
+   holds the rest of the snapshot. After merging it, the merge step promotes the rebuilt state: destiny.csv
+   switches to it in one rename, and rows deleted at the source during the gap are gone.
+
+Why Debezium's blocking initial snapshot and not an incremental one (a signal table): it needs no table
+in the user's database and no write access, it is what the connector does by itself with no offsets, and
+its end is exact (see 2). Its cost is a table read while streaming waits; for tables too large for that,
+the incremental snapshot is the next step (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.connector_spec import ConnectorSpec
+from cdc_pipeline.errors import DataLossError, SchemaChangedError
+from cdc_pipeline.history import History, Recovery
+from cdc_pipeline.kafka.client import KafkaClients
+from cdc_pipeline.kafka.reader import read_to_end
+from cdc_pipeline.kafka.topic import inspect_topic
+from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.source.catalog import TableDescription
+
+log = logging.getLogger(__name__)
+
+REASONS = ("data_loss", "schema_change", "verify_mismatch", "operator")
+
+
+@dataclass(frozen=True)
+class RebuildContext:
+    """What a rebuild needs; the caller holds the pipeline lock."""
+
+    spec: ConnectorSpec
+    layout: PipelineLayout
+    history: History
+    connect: KafkaConnectClient
+    kafka: KafkaClients
+    connector_config: dict[str, str] | None  # the config to register when Connect forgot the connector
+
+
+def remedy_command(spec: ConnectorSpec) -> str:
+    return (f"python -m cdc_pipeline resnapshot --connector {spec.name} --yes (or trigger the DAG {spec.dag_id}_ops "
+            "with operation=resnapshot)")
+
+
+def refuse(spec: ConnectorSpec, reason: str, summary: str) -> Exception:
+    """The error for ``on_data_loss``/``on_schema_change`` = fail: what happened and the command that recovers."""
+    if reason == "schema_change":
+        return SchemaChangedError(f"{summary}. on_schema_change is 'fail', so nothing was merged: rebuild destiny.csv "
+                                  f"from a new snapshot with {remedy_command(spec)}")
+    return DataLossError(f"{summary}. on_data_loss is 'fail', so nothing was merged: rebuild destiny.csv from a new "
+                         f"snapshot with {remedy_command(spec)}")
+
+
+def start_rebuild(ctx: RebuildContext, store, description: TableDescription, *, run_id: str | None, reason: str,
+                  detail: str, lost=None) -> Recovery:
+    """Start (or restart) a rebuild; answer the recovery as recorded. ``store`` is the pipeline's StateStore."""
+    if reason not in REASONS:
+        raise ValueError(f"reason must be one of {REASONS}")
+    incidents, runs = ctx.history.incidents, ctx.history.runs
+    epoch = max(runs.current_epoch(), _state_epoch(store)) + 1
+    recovery_id = incidents.start_recovery(run_id=run_id, reason=reason, detail=detail, lost=lost, epoch=epoch)
+    if reason == "data_loss":
+        incidents.link_data_loss(recovery_id)
+    name = ctx.spec.name
+    if ctx.connect.status(name) is None:
+        if ctx.connector_config is None:
+            raise DataLossError(f"connector {name} is not registered on Kafka Connect; let register_connector run once, "
+                                "then the rebuild starts again")
+        ctx.connect.put_config(name, ctx.connector_config)
+    ctx.connect.stop(name)
+    ctx.connect.delete_offsets(name)
+    topic = inspect_topic(ctx.kafka, ctx.spec.topic)
+    incarnation = None
+    ends: dict[int, int] = {}
+    if topic.exists:
+        # Nothing is produced while the connector is stopped, so this end stays the end; reading from ListOffsets'
+        # answer to the end of partition covers Tansu answering short of it.
+        ends = read_to_end(ctx.kafka, ctx.spec.topic, dict(topic.listed_high))
+        latest = incidents.latest_incarnation()
+        if latest is not None and latest.topic_id == topic.topic_id:
+            incarnation = latest.seq
+        else:
+            if latest is not None:
+                incidents.end_incarnation(latest.seq, f"superseded by a rebuild ({reason})")
+            incarnation = incidents.add_incarnation(ctx.spec.topic, topic.topic_id, run_id)
+    set_aside = BatchBuffer(ctx.layout).clear(archive_as=f"superseded-by-rebuild-{recovery_id}")
+    store.discard_rebuild()
+    store.create(description, lineage="rebuild", epoch=epoch)
+    runs.set_resume_point(reason="rebuild", incarnation=incarnation, epoch=epoch, ends=ends, run_id=run_id)
+    ctx.connect.resume(name)
+    incidents.recovery_step(recovery_id, "resumed")
+    log.warning("rebuild %s started (%s): connector %s re-snapshots %s; reading topic %s from %s%s; destiny.csv keeps "
+                "its last good content until the snapshot is complete", recovery_id, reason, name,
+                ctx.spec.qualified_table, ctx.spec.topic, ends or "its beginning (it does not exist yet)",
+                f"; unmerged events set aside in {set_aside}" if set_aside else "")
+    return incidents.active_recovery()
+
+
+def snapshot_completed(offsets: list[dict] | None) -> bool:
+    """Has the connector committed a source offset past its snapshot? (Debezium's PostgreSQL offset carries
+    ``"snapshot": "INITIAL", "snapshot_completed": false`` while it snapshots, and neither key after.)"""
+    if not offsets:
+        return False
+    offset = offsets[0].get("offset") or {}
+    return "lsn" in offset and (offset.get("snapshot") in (None, False, "false") or offset.get("snapshot_completed") is True)
+
+
+def confirm_snapshot(history: History, connect: KafkaConnectClient, spec: ConnectorSpec) -> Recovery | None:
+    """For the active rebuild: record the moment its snapshot is known to be complete in the topic."""
+    recovery = history.incidents.active_recovery()
+    if recovery is None or recovery.step != "resumed":
+        return recovery
+    if snapshot_completed(connect.offsets(spec.name)):
+        history.incidents.recovery_step(recovery.id, "snapshot_confirmed")
+        log.info("rebuild %s: connector %s finished its snapshot; the next complete batch finishes the rebuild",
+                 recovery.id, spec.name)
+        return history.incidents.active_recovery()
+    return recovery
+
+
+def _state_epoch(store) -> int:
+    epochs = [info.epoch for info in (store.live(), store.rebuild()) if info is not None]
+    return max(epochs, default=0)

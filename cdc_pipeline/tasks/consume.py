@@ -1,0 +1,324 @@
+"""consume_batch: a bounded batch of change events into buffer.csv, offsets committed once it is durable.
+
+Order of the steps, and what a crash between them leaves (every case is in the crash-matrix tests):
+1. where to read: the run history's resume point, checked against what Kafka still holds (recovery.detection);
+   a loss starts a rebuild (on_data_loss=resnapshot) or fails the run (fail);
+2. read and decode; too many undecodable messages, or a schema change, stop here with nothing written;
+3. buffer.csv written atomically                 — crash: the next run reads the same range again, deduplicated;
+4. the range recorded as the new resume point     — crash: the retry commits it, no second read;
+5. the offsets committed to the consumer group    — a mirror of the history, for lag monitoring.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.crashpoints import crashpoint
+from cdc_pipeline.debezium.events import RenderContext
+from cdc_pipeline.errors import BrokerUnreachableError, DeadLettersError
+from cdc_pipeline.event_collector import EventCollector
+from cdc_pipeline.history import DURABLE, ResumePoint, RunRef, RunStatus, utc_now
+from cdc_pipeline.kafka.client import KafkaClients
+from cdc_pipeline.kafka.offsets import commit_offsets, committed_offsets, offsets_at_time
+from cdc_pipeline.kafka.reader import ReadResult, read_range
+from cdc_pipeline.kafka.topic import TopicState, holds_offset, inspect_topic
+from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.pipeline_lock import pipeline_lock
+from cdc_pipeline.recovery.detection import LossFound, NothingToRead, ReadPlan, plan_read
+from cdc_pipeline.recovery.rebuild import RebuildContext, refuse, start_rebuild
+from cdc_pipeline.state import StateStore
+from cdc_pipeline.tasks.operations_guard import skip_for_operation
+from cdc_pipeline.tasks.tracking import tracked
+
+log = logging.getLogger(__name__)
+
+START_FROM_SETTING = "start_from_ms"
+
+
+def consume_batch(
+    pipe: Pipeline,
+    kafka: KafkaClients,
+    run: RunRef,
+    *,
+    max_events: int,
+    connect: Callable[[], KafkaConnectClient],
+    connector_config: Callable[[], dict[str, str] | None] = lambda: None,
+    start_from: datetime | None = None,
+    max_seconds: float = 120.0,
+) -> dict[str, Any]:
+    """Read one bounded batch into buffer.csv and record it. ``connect`` makes a Kafka Connect client, used
+    only when a data loss or a schema change starts a rebuild."""
+    history = pipe.history
+    with tracked(history, run, "consume_batch") as summary:
+        summary.update(topic=pipe.spec.topic, buffer=str(pipe.layout.buffer))
+        if skip_for_operation(pipe, run, summary, holding_lock=False):
+            return summary
+        with pipeline_lock(pipe.layout):
+            if skip_for_operation(pipe, run, summary, holding_lock=True):
+                return summary
+            return _consume_locked(pipe, kafka, run, summary, max_events=max_events, connect=connect,
+                                   connector_config=connector_config, start_from=start_from, max_seconds=max_seconds)
+
+
+def _consume_locked(pipe: Pipeline, kafka: KafkaClients, run: RunRef, summary: dict, *, max_events, connect,
+                    connector_config, start_from, max_seconds) -> dict[str, Any]:
+    history = pipe.history
+    record = history.runs.get_run(run.run_id) or {}
+    if record.get("status") in DURABLE:
+        return _finish_recorded_batch(pipe, kafka, run, record, summary)
+    try:
+        topic = inspect_topic(kafka, pipe.spec.topic)
+        decision = _decide(pipe, kafka, topic, run, start_from)
+    except BrokerUnreachableError as exc:
+        history.incidents.seen_down("broker", run.run_id, str(exc))
+        raise
+    history.incidents.seen_up("broker", run.run_id)
+    if isinstance(decision, NothingToRead):
+        history.runs.update_run(run.run_id, topic=pipe.spec.topic, status=RunStatus.COMMITTED.value,
+                                notes=[decision.reason])
+        summary.update(events=0, notes=[decision.reason])
+        log.info("consume: %s", decision.reason)
+        return summary
+    if isinstance(decision, LossFound):
+        return _recover(pipe, kafka, run, decision, summary, connect, connector_config)
+    return _read_and_buffer(pipe, kafka, run, topic, decision, summary, max_events=max_events,
+                            max_seconds=max_seconds, connect=connect, connector_config=connector_config)
+
+
+def _decide(pipe: Pipeline, kafka: KafkaClients, topic: TopicState, run: RunRef, start_from: datetime | None):
+    history = pipe.history
+    resume = history.runs.resume_point()
+    incarnation = history.incidents.incarnation(resume.incarnation) if resume and resume.incarnation else None
+    committed = None
+    first_starts = None
+    if topic.exists and resume is not None and incarnation is not None and incarnation.topic_id == topic.topic_id:
+        committed = committed_offsets(kafka, pipe.spec.topic, list(topic.partitions))
+    if resume is None and start_from is not None and topic.exists:
+        cutoff = int(start_from.timestamp() * 1000)
+        history.runs.set_setting(START_FROM_SETTING, str(cutoff))
+        first_starts = offsets_at_time(kafka, pipe.spec.topic, list(topic.partitions), cutoff)
+    return plan_read(
+        topic, resume, incarnation, committed=committed, first_starts=first_starts,
+        holds=lambda p, end: holds_offset(kafka, pipe.spec.topic, p, end, listed_high=topic.listed_high.get(p, 0)),
+    )
+
+
+def _read_and_buffer(pipe: Pipeline, kafka: KafkaClients, run: RunRef, topic: TopicState, plan: ReadPlan,
+                     summary: dict, *, max_events: int, max_seconds: float, connect, connector_config) -> dict:
+    history, spec = pipe.history, pipe.spec
+    resume = history.runs.resume_point()
+    epoch = resume.epoch if resume else 0
+    incarnation = plan.incarnation
+    if incarnation is None:
+        incarnation = history.incidents.add_incarnation(spec.topic, plan.topic_id, run.run_id)
+        log.warning("consume: topic %s is incarnation %s (id %s)", spec.topic, incarnation, plan.topic_id)
+    else:
+        known = history.incidents.incarnation(incarnation)
+        if known and known.clean_end is not None:
+            history.incidents.clear_clean_end(incarnation)  # its broker kept it: a later stop records a new end
+    notes = list(plan.notes)
+    description = pipe.table_description()
+    context = RenderContext.from_settings(description.settings) if description else RenderContext()
+    cutoff = history.runs.get_setting(START_FROM_SETTING)
+    collector = EventCollector(spec, incarnation=incarnation, context=context,
+                               start_from_ms=int(cutoff) if cutoff else None)
+    consume_started = utc_now()
+    result = read_range(kafka, spec.topic, plan.starts, collector.add, max_events=max_events, max_seconds=max_seconds)
+    if collector.dead_letters and len(collector.dead_letters) > spec.settings.max_dead_letters:
+        collector.write_dead_letters(pipe.layout.dead_letters)
+        raise DeadLettersError(
+            f"{len(collector.dead_letters)} messages of this batch cannot be decoded (max_dead_letters is "
+            f"{spec.settings.max_dead_letters}); nothing was buffered or committed. First: {collector.first_dead_letter()}. "
+            f"All are in {pipe.layout.dead_letters}. Fix the cause (usually a connector setting or a column type), or "
+            "raise max_dead_letters in the connector file to let that many pass.")
+    change = _signature_change(pipe, collector, epoch)
+    if change:
+        return _schema_changed(pipe, kafka, run, change, summary, connect, connector_config)
+    buffered = 0
+    columns = _buffer_columns(collector, description)
+    if collector.rows:
+        key_columns = collector.key_columns or (tuple(description.key_columns) if description else ())
+        buffered = BatchBuffer(pipe.layout).add(collector.meta(columns, key_columns, epoch), collector.rows)
+    if collector.dead_letters:
+        collector.write_dead_letters(pipe.layout.dead_letters)
+        notes.append(f"{len(collector.dead_letters)} undecodable messages set aside in {pipe.layout.dead_letters} "
+                     f"(max_dead_letters {spec.settings.max_dead_letters}); first: {collector.first_dead_letter()}")
+    crashpoint("consume.after_buffer_write")
+    ranges = {p: (r.start, r.end) for p, r in result.ranges.items()}
+    counts = collector.counts()
+    backlog = _backlog(topic, result)
+    history.runs.record_batch(
+        run.run_id, incarnation=incarnation, epoch=epoch, ranges=ranges, topic=spec.topic,
+        batch_complete=int(result.complete), max_lsn=collector.max_lsn, max_source_ts=collector.max_source_ts(),
+        backlog=backlog, notes=notes or None, **counts)
+    crashpoint("consume.after_history_buffered")
+    commit_offsets(kafka, spec.topic, {p: end for p, (_, end) in ranges.items()})
+    crashpoint("consume.after_commit")
+    history.runs.update_run(run.run_id, status=RunStatus.COMMITTED.value, offsets_committed=1)
+    _note_rebuild_progress(pipe, run, result, consume_started, collector)
+    summary.update(events=result.records_read, complete=result.complete, incarnation=incarnation,
+                   offset_ranges={str(p): list(r) for p, r in sorted(ranges.items())}, buffer_rows=buffered,
+                   backlog=backlog, notes=notes, **counts)
+    for note in notes:
+        log.warning("consume: %s", note)
+    log.info("consume: %s records from %s %s%s", result.records_read, spec.topic, describe_ranges(ranges),
+             "" if result.complete else " (batch limit reached: the next run continues)")
+    log.info("consume: %s; %s unmerged rows in %s; backlog %s", describe_counts(counts), buffered,
+             pipe.layout.buffer.name, backlog)
+    return summary
+
+
+def _finish_recorded_batch(pipe: Pipeline, kafka: KafkaClients, run: RunRef, record: dict, summary: dict) -> dict:
+    """A retry after the batch was made durable: only the commit may be missing; nothing is read again."""
+    ranges = json.loads(record.get("offset_ranges") or "{}")
+    if not record.get("offsets_committed"):
+        incarnation = pipe.history.incidents.incarnation(record["incarnation"]) if record.get("incarnation") else None
+        topic = inspect_topic(kafka, pipe.spec.topic)
+        if incarnation is not None and topic.exists and topic.topic_id == incarnation.topic_id:
+            commit_offsets(kafka, pipe.spec.topic, {int(p): r[1] for p, r in ranges.items()})
+        pipe.history.runs.update_run(run.run_id, status=RunStatus.COMMITTED.value, offsets_committed=1)
+    summary.update(events=sum(r[1] - r[0] for r in ranges.values()), offset_ranges=ranges,
+                   notes=["retry: this run's batch was already in buffer.csv; committed its offsets"])
+    log.info("consume: retry of a recorded batch %s: nothing read again", describe_ranges(ranges))
+    return summary
+
+
+def _recover(pipe: Pipeline, kafka: KafkaClients, run: RunRef, loss: LossFound, summary: dict, connect,
+             connector_config) -> dict:
+    spec = pipe.spec
+    if spec.settings.on_data_loss == "fail":
+        pipe.history.runs.update_run(run.run_id, recovery=f"{loss.summary}; on_data_loss=fail: nothing merged")
+        raise refuse(spec, "data_loss", loss.summary)
+    description = pipe.table_description()
+    if description is None:
+        raise refuse(spec, "data_loss", loss.summary + " (and the table was never described, so no rebuild can start: "
+                                                       "let register_connector succeed once)")
+    with connect() as client:
+        context = RebuildContext(spec, pipe.layout, pipe.history, client, kafka, connector_config())
+        recovery = start_rebuild(context, StateStore(pipe.layout), description, run_id=run.run_id,
+                                 reason="data_loss", detail=loss.summary, lost=loss.lost)
+    done = (f"{loss.summary}. Rebuilding from a new snapshot (rebuild {recovery.id}); destiny.csv keeps its last good "
+            "content until the snapshot is complete")
+    pipe.history.runs.update_run(run.run_id, topic=spec.topic, status=RunStatus.COMMITTED.value, recovery=done)
+    log.warning("consume: DATA LOSS: %s", loss.summary)
+    log.warning("consume: recovery: rebuild %s started; destiny.csv keeps its last good content until it completes",
+                recovery.id)
+    summary.update(events=0, recovery=done, lost=loss.lost)
+    return summary
+
+
+def _signature_change(pipe: Pipeline, collector: EventCollector, epoch: int) -> str | None:
+    """Compare the batch's row schemas with the one recorded for this state lineage (set by its first batch)."""
+    if not collector.signatures:
+        return None
+    runs = pipe.history.runs
+    setting = f"event_signature.{epoch}"
+    recorded_raw = runs.get_setting(setting)
+    signatures = list(collector.signatures)
+    if recorded_raw is None:
+        if len(signatures) == 1:
+            runs.set_setting(setting, json.dumps(signatures[0]))
+            return None
+        recorded = signatures[0]
+    else:
+        recorded = _as_tuple(json.loads(recorded_raw))
+    changed = [s for s in signatures if s != recorded]
+    if not changed:
+        return None
+    return describe_signature_change(recorded, changed[0])
+
+
+def describe_signature_change(old: tuple, new: tuple) -> str:
+    old_cols = {c[0]: c for c in old}
+    new_cols = {c[0]: c for c in new}
+    parts = [f"column {n} added" for n in new_cols if n not in old_cols]
+    parts += [f"column {n} dropped" for n in old_cols if n not in new_cols]
+    parts += [f"column {n} changed type ({_type_label(old_cols[n])} -> {_type_label(new_cols[n])})"
+              for n in new_cols if n in old_cols and old_cols[n] != new_cols[n]]
+    if not parts and [c[0] for c in old] != [c[0] for c in new]:
+        parts.append("columns reordered")
+    return "the change events' schema changed: " + "; ".join(parts or ["column attributes changed"])
+
+
+def _type_label(column: tuple) -> str:
+    source_type, length, scale = column[3], column[4], column[5]
+    label = str(source_type or column[2] or column[1])
+    if length not in (None, "") and scale not in (None, ""):
+        return f"{label}({length},{scale})"
+    return f"{label}({length})" if length not in (None, "") else label
+
+
+def _schema_changed(pipe, kafka, run, change: str, summary: dict, connect, connector_config) -> dict:
+    spec = pipe.spec
+    if spec.settings.on_schema_change == "fail":
+        pipe.history.runs.update_run(run.run_id, schema_change=f"{change}; on_schema_change=fail: nothing merged")
+        raise refuse(spec, "schema_change", change)
+    description = pipe.table_description()
+    with connect() as client:
+        context = RebuildContext(spec, pipe.layout, pipe.history, client, kafka, connector_config())
+        recovery = start_rebuild(context, StateStore(pipe.layout), description, run_id=run.run_id,
+                                 reason="schema_change", detail=change)
+    done = f"{change}; rebuilding from a new snapshot (rebuild {recovery.id}); destiny.csv keeps its last good content"
+    pipe.history.runs.update_run(run.run_id, topic=spec.topic, status=RunStatus.COMMITTED.value, schema_change=done)
+    log.warning("consume: %s", done)
+    summary.update(events=0, schema_change=done)
+    return summary
+
+
+def _note_rebuild_progress(pipe: Pipeline, run: RunRef, result: ReadResult, consume_started: str,
+                           collector: EventCollector) -> None:
+    """A complete batch that started after the rebuild's snapshot was confirmed holds all of it."""
+    recovery = pipe.history.incidents.active_recovery()
+    if recovery is None:
+        return
+    if recovery.step == "snapshot_confirmed" and result.complete and recovery.snapshot_confirmed_at <= consume_started:
+        pipe.history.incidents.recovery_step(recovery.id, "snapshot_read")
+        log.warning("consume: rebuild %s: the whole snapshot is read (%s snapshot reads in this batch); the merge "
+                    "makes it live", recovery.id, collector.snapshot_reads)
+    elif collector.snapshot_reads:
+        log.info("consume: rebuild %s: %s snapshot reads so far in this batch%s", recovery.id, collector.snapshot_reads,
+                 " (Debezium marked the last one)" if collector.last_snapshot_marker else "")
+
+
+def _buffer_columns(collector: EventCollector, description) -> tuple[str, ...]:
+    if collector.signatures:
+        return next(iter(collector.signatures.values()))
+    return tuple(description.column_names) if description else ()
+
+
+def _backlog(topic: TopicState, result: ReadResult) -> int:
+    """Events left after this batch, per ListOffsets (a lower bound on Tansu, which answers short)."""
+    left = 0
+    for p, r in result.ranges.items():
+        left += max(0, topic.listed_high.get(p, r.end) - r.end)
+    return left
+
+
+def _as_tuple(value):
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, list) else value
+
+
+def describe_ranges(ranges: dict[int, tuple[int, int]]) -> str:
+    """Offset ranges written one way everywhere: ``p0 [12, 40)``."""
+    return ", ".join(f"p{p} [{start}, {end})" for p, (start, end) in sorted(ranges.items())) or "no partitions"
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    shown = [f"{counts[name]} {label}" for name, label in (
+        ("creates", "c"), ("updates", "u"), ("deletes", "d"), ("reads", "r"), ("truncates", "t")) if counts.get(name)]
+    skipped = [f"{counts[name]} {name.replace('_', ' ')}" for name in (
+        "tombstones", "other_tables", "dead_lettered", "before_start") if counts.get(name)]
+    return " · ".join(shown or ["no changes"]) + (f" (skipped: {', '.join(skipped)})" if skipped else "")
+
+
+def resume_description(point: ResumePoint | None) -> str:
+    if point is None:
+        return "none yet"
+    where = "the next topic" if point.incarnation is None else f"incarnation {point.incarnation}"
+    return f"{where}, {describe_ranges({p: (o, o) for p, o in point.ends.items()})}"

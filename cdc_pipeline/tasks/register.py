@@ -1,0 +1,128 @@
+"""register_connector: check the source, describe the table, keep the connector registered and running.
+
+It runs beside the drain (consume, merge), so an unreachable source or Connect never holds back what Kafka
+already has. It is also where changes that send no event are noticed: the catalog is compared with the
+description the state was built from (ADD COLUMN ... DEFAULT fills existing rows silently).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from cdc_pipeline.atomic import atomic_write_text
+from cdc_pipeline.errors import ConnectUnreachableError, SourceError, SourceUnreachableError
+from cdc_pipeline.history import RunRef
+from cdc_pipeline.kafka.client import KafkaClients
+from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.pgtext.types import unsupported_columns
+from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.pipeline_lock import pipeline_lock
+from cdc_pipeline.recovery.rebuild import RebuildContext, confirm_snapshot, refuse, start_rebuild
+from cdc_pipeline.source.catalog import TableDescription, schema_differences
+from cdc_pipeline.source.checks import SourceParams, check_source
+from cdc_pipeline.state import StateStore
+from cdc_pipeline.tasks.tracking import tracked
+
+log = logging.getLogger(__name__)
+
+
+def register_connector(
+    pipe: Pipeline,
+    connect: KafkaConnectClient,
+    source: SourceParams,
+    run: RunRef,
+    *,
+    kafka: Callable[[], KafkaClients],
+    password_reference: str,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Check the source, create or update the connector (a no-op when unchanged), wait until RUNNING.
+
+    ``kafka`` makes the Kafka clients a rebuild needs (only called when one starts).
+    """
+    spec, history = pipe.spec, pipe.history
+    with tracked(history, run, "register_connector") as summary:
+        report = _checked_source(pipe, source, run)
+        description = report.description
+        problems = unsupported_columns(description)
+        if problems:
+            raise SourceError(
+                f"{spec.qualified_table} has columns destiny.csv cannot hold exactly, so nothing is registered:\n- "
+                + "\n- ".join(problems))
+        atomic_write_text(pipe.layout.table_info, json.dumps(description.to_json(), indent=2) + "\n")
+        config = spec.config_for_source(host=source.host, port=source.port, user=source.user, dbname=source.dbname,
+                                        password_reference=password_reference)
+        try:
+            changed = _schema_change(pipe, description)
+            if changed:
+                summary["schema_change"] = _handle_schema_change(pipe, connect, kafka, config, description, changed, run)
+            action = connect.put_config(spec.name, config)
+            status = connect.wait_until_running(spec.name, timeout=timeout)
+            recovery = confirm_snapshot(history, connect, spec)
+        except ConnectUnreachableError as exc:
+            history.incidents.seen_down("connect", run.run_id, str(exc))
+            raise
+        history.incidents.seen_up("connect", run.run_id)
+        history.runs.update_run(run.run_id, topic=spec.topic)
+        summary.update(
+            connector=spec.name, config=action, state=status.describe(), slot=spec.slot_name,
+            slot_exists=report.slot_exists, slot_retained_wal_bytes=report.slot_retained_wal_bytes, notes=report.notes,
+            rebuild=(f"rebuild {recovery.id}: {recovery.step}" if recovery else None),
+        )
+        log.info("connector %s: config %s; %s", spec.name, action, status.describe())
+        log.info("source %s: slot %s %s, retained WAL %s", source.describe(), spec.slot_name,
+                 "exists" if report.slot_exists else "will be created", _bytes(report.slot_retained_wal_bytes))
+        for note in report.notes:
+            log.warning("source: %s", note)
+        if recovery:
+            log.warning("rebuild %s (%s) in progress: %s", recovery.id, recovery.reason, recovery.step)
+    return summary
+
+
+def _checked_source(pipe: Pipeline, source: SourceParams, run: RunRef):
+    incidents = pipe.history.incidents
+    try:
+        report = check_source(source, pipe.spec.schema, pipe.spec.table, pipe.spec.slot_name)
+    except SourceUnreachableError as exc:
+        incidents.seen_down("postgres", run.run_id, str(exc))
+        raise
+    incidents.seen_up("postgres", run.run_id)
+    return report
+
+
+def _schema_change(pipe: Pipeline, description: TableDescription) -> list[str]:
+    """What changed since the state (the rebuild in progress, else the live one) was built."""
+    store = StateStore(pipe.layout)
+    current = store.rebuild() or store.live()
+    if current is None or current.description is None:
+        return []
+    return schema_differences(current.description, description)
+
+
+def _handle_schema_change(pipe, connect, kafka, config, description, changes: list[str], run: RunRef) -> str:
+    spec = pipe.spec
+    what = f"schema of {spec.qualified_table} changed: {'; '.join(changes)}"
+    if spec.settings.on_schema_change == "fail":
+        pipe.history.runs.update_run(run.run_id, schema_change=f"{what}; on_schema_change=fail: nothing merged")
+        raise refuse(spec, "schema_change", what)
+    with pipeline_lock(pipe.layout), kafka() as clients:
+        context = RebuildContext(spec, pipe.layout, pipe.history, connect, clients, config)
+        recovery = start_rebuild(context, StateStore(pipe.layout), description, run_id=run.run_id,
+                                 reason="schema_change", detail=what)
+    done = f"{what}; rebuilding from a new snapshot (rebuild {recovery.id}); destiny.csv keeps its last good content until then"
+    pipe.history.runs.update_run(run.run_id, schema_change=done)
+    log.warning("%s", done)
+    return done
+
+
+def _bytes(count: int | None) -> str:
+    if count is None:
+        return "unknown"
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return str(count)

@@ -1,0 +1,81 @@
+"""One operations DAG per pipeline, ``cdc_<name>_ops``: what an operator does without a shell.
+
+Trigger it with a form: pick the operation, fill the field it needs, tick ``confirm`` for the ones that
+change the pipeline. The task log says what was done. Every operation is the same code as the command line
+(``python -m cdc_pipeline ...``). With ``verify_every`` in the connector file the DAG also runs ``verify`` on
+that schedule.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, get_current_context, task
+
+from cdc_airflow.settings import DagSettings
+from cdc_airflow.task_runtime import one_line_errors
+from cdc_pipeline.connector_spec import ConnectorSpec
+from cdc_pipeline.layout import PipelineLayout
+
+OPERATIONS = {
+    "status": "health, backlog, data as of, last runs (changes nothing)",
+    "history": "the last 20 runs (changes nothing)",
+    "verify": "compare destiny.csv with the source at one consistent point (changes nothing unless it differs "
+              "and on_data_loss is resnapshot)",
+    "reset_to_beginning": "move the state aside and rebuild destiny.csv from the topic's beginning",
+    "reset_to_date": "move the state aside; keep only changes committed from 'date' on",
+    "reset_to_run": "move the state aside; read again from where run 'run_id' started",
+    "resnapshot": "rebuild destiny.csv from a new snapshot, aside; it switches when complete",
+    "clear_unfinished_operation": "clear the marker of an operator command that died",
+}
+CHANGING = frozenset({"reset_to_beginning", "reset_to_date", "reset_to_run", "resnapshot", "clear_unfinished_operation"})
+
+DOC = """
+### Operations of `{name}` ({table})
+
+Trigger with config. `operation`:
+
+{operations}
+
+Operations that change the pipeline need `confirm` ticked; they take the pipeline's lock (waiting for an
+in-flight run to finish its step) and scheduled runs of `{dag_id}` step aside until they are done. Files:
+`{folder}`.
+"""
+
+
+def build_ops_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
+    layout = PipelineLayout.under(settings.data_dir, spec.name)
+    every = spec.settings.verify_every_minutes
+    with DAG(
+        dag_id=f"{spec.dag_id}_ops",
+        description=f"Operations of the CDC pipeline {spec.name}: reset, resnapshot, verify, status",
+        schedule=timedelta(minutes=every) if every else None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        tags=["cdc", "operations", spec.name],
+        doc_md=DOC.format(name=spec.name, table=spec.qualified_table, dag_id=spec.dag_id, folder=layout.folder,
+                          operations="\n".join(f"- `{k}`: {v}" for k, v in OPERATIONS.items())),
+        params={
+            "operation": Param("verify" if every else "status", enum=list(OPERATIONS), title="Operation",
+                               description="; ".join(f"{k}: {v}" for k, v in OPERATIONS.items())),
+            "date": Param(None, type=["null", "string"], maxLength=40, title="Date (reset_to_date)",
+                          description="ISO date or date-time, UTC if no zone, e.g. 2026-11-24 or 2026-11-24T08:00:00Z"),
+            "run_id": Param(None, type=["null", "string"], maxLength=250, title="Run id (reset_to_run)",
+                            description="A run of the pipeline DAG, e.g. scheduled__2026-11-24T08:00:00+00:00"),
+            "confirm": Param(False, type="boolean", title="Confirm",
+                             description="Tick for operations that change the pipeline: "
+                                         + ", ".join(sorted(CHANGING))),
+        },
+    ) as dag:
+
+        @task(task_id="run_operation", retries=0, execution_timeout=timedelta(minutes=30), multiple_outputs=False)
+        @one_line_errors
+        def run_operation() -> dict[str, Any]:
+            from cdc_airflow import ops_runner
+
+            return ops_runner.run(spec, layout, get_current_context())
+
+        run_operation()
+    return dag

@@ -1,0 +1,74 @@
+"""The bodies of the CDC tasks: build clients from Airflow connections, call cdc_pipeline.tasks.
+
+Imported inside the task callables only (it pulls in the pipeline's heavy dependencies).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cdc_airflow.hooks import PipelineKafkaHook, kafka_connect_client, password_reference, source_params
+from cdc_airflow.run_notes import set_run_note
+from cdc_airflow.task_runtime import run_ref
+from cdc_pipeline.connector_spec import ConnectorSpec
+from cdc_pipeline.errors import ConfigError
+from cdc_pipeline.instants import parse_instant
+from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.tasks.consume import consume_batch, resume_description
+from cdc_pipeline.tasks.finish import finish_run
+from cdc_pipeline.tasks.merge import merge_batch
+from cdc_pipeline.tasks.register import register_connector
+
+log = logging.getLogger(__name__)
+
+
+def _connector_config(spec: ConnectorSpec) -> dict[str, str]:
+    source = source_params()
+    return spec.config_for_source(host=source.host, port=source.port, user=source.user, dbname=source.dbname,
+                                  password_reference=password_reference())
+
+
+def register(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    pipe = Pipeline(spec, layout)
+    with kafka_connect_client() as connect:
+        return register_connector(pipe, connect, source_params(), run_ref(context),
+                                  kafka=PipelineKafkaHook(spec.name).clients, password_reference=password_reference(),
+                                  timeout=float(context["params"]["connector_timeout_seconds"]))
+
+
+def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    pipe = Pipeline(spec, layout)
+    params = context["params"]
+    start_from = parse_instant(params.get("start_from"))
+    if start_from is not None:
+        resume = pipe.history.runs.resume_point()
+        if resume is not None:
+            raise ConfigError(
+                f"start_from={params['start_from']} is only for a pipeline that has not read anything yet; {spec.name} "
+                f"resumes at {resume_description(resume)}. To restart it from that date, trigger {spec.dag_id}_ops with "
+                f"operation=reset_to_date and date={params['start_from']}; or trigger this DAG without start_from.")
+    with PipelineKafkaHook(spec.name).clients() as kafka:
+        return consume_batch(pipe, kafka, run_ref(context), max_events=int(params["max_events"]),
+                             connect=kafka_connect_client, connector_config=lambda: _connector_config(spec),
+                             start_from=start_from)
+
+
+def merge(spec: ConnectorSpec, layout: PipelineLayout, context, destiny_asset) -> dict[str, Any]:
+    summary = merge_batch(Pipeline(spec, layout), run_ref(context))
+    context["outlet_events"][destiny_asset].extra = {
+        key: summary.get(key) for key in ("events", "inserted", "updated", "deleted", "truncated", "destiny_rows",
+                                          "generation") if summary.get(key) is not None}
+    return summary
+
+
+def finish(spec: ConnectorSpec, layout: PipelineLayout, context, failed_tasks: list[str]) -> dict[str, Any]:
+    pipe = Pipeline(spec, layout)
+    try:
+        summary = finish_run(pipe, run_ref(context), failed_tasks)
+    except Exception as exc:
+        set_run_note(context, f"FAILED: {exc}")
+        raise
+    set_run_note(context, summary["line"])
+    return summary
