@@ -1,62 +1,288 @@
-"""Merge throughput and memory: a batch of change events applied to a destiny.csv of N rows.
+"""Merge cost against the file-rewrite floor: a batch of change events applied to a state of N rows.
 
-Prints figures; asserts nothing. Run: .venv/bin/python benchmarks/bench_merge.py [rows] [events]
-The prototype's loader managed 161 events/s against 1,000 rows and 69 events/s against 10,000 rows.
+Builds a realistic table itself (a composite key (k1 integer, k2 text) or an integer key, and columns of
+several types like tests/fixtures/samples/acc_types-schema.sql) through the state store, writes a batch of
+EVENTS changes (updates, inserts, deletes, unchanged-TOAST placeholders) to a buffer.csv, then measures:
+
+- ``merge_s``: ``StateStore.apply`` of the batch, in a child process (so its peak RSS is the merge's alone:
+  imports, reading buffer.csv, the merge and its replay; not the data generation);
+- ``replay_s``: the same batch merged again (the replay shortcut: nothing is rewritten);
+- ``floor_s``: ``pyarrow.csv.read_csv`` + ``write_csv`` of that same destiny.csv, in this process.
+
+Prints progress, then as its LAST line one JSON object. Asserts nothing.
+
+Run:  .venv/bin/python benchmarks/bench_merge.py ROWS EVENTS [--key composite|integer] [--workdir DIR]
+                                                 [--profile OUT.txt] [--results FILE.jsonl]
+Plot: .venv/bin/python benchmarks/bench_merge.py --plot FILE.jsonl OUT.png
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import platform
 import random
 import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
+import zlib
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-import pandas as pd
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from cdc_pipeline.batch_buffer import BufferMeta
-from cdc_pipeline.merge import DestinyTable, merge_batch
-
-META = BufferMeta("public.clientes", ("id", "nombre", "email"), ("id",))
-
-
-def batch(rows: list[tuple], start_lsn: int) -> pd.DataFrame:
-    return pd.DataFrame(
-        [{"operacion": op, "id": str(k), "nombre": n, "email": e, "timestamp": "2026-11-24 00:00:00+00", "_topic": "t",
-          "_partition": str(k % 4), "_offset": str(i), "_lsn": str(start_lsn + i)} for i, (op, k, n, e) in enumerate(rows)],
-        dtype=object,
-    )
+LOAD_BATCH = 500_000
+PARTITIONS = 4
 
 
 def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    events = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
-    rng = random.Random(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        table = DestinyTable(Path(tmp))
-        started = time.perf_counter()
-        merge_batch(table, META, batch([("r", k, f"name {k}", f"user{k}@example.com") for k in range(rows)], 1), {"id": "integer"})
-        initial = time.perf_counter() - started
-        size_mb = table.csv_path.stat().st_size / 1e6
-        changes = []
-        for _ in range(events):
-            k = rng.randrange(rows + events)
-            op = rng.choices(["c", "u", "d"], weights=[2, 6, 2])[0]
-            changes.append((op, k, None if op == "d" else f"changed {k}", None if op == "d" else "x@example.com"))
-        frame = batch(changes, rows + 10)
-        started = time.perf_counter()
-        result = merge_batch(table, META, frame, {"id": "integer"})
-        elapsed = time.perf_counter() - started
-        started = time.perf_counter()
-        merge_batch(table, META, frame, {"id": "integer"})
-        replay = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"initial load: {rows:,} rows ({size_mb:.1f} MB destiny.csv) in {initial:.2f} s")
-    print(f"merge: {events:,} events into {rows:,} rows in {elapsed:.2f} s = {events / elapsed:,.0f} events/s "
-          f"(inserted {result.inserted}, updated {result.updated}, deleted {result.deleted})")
-    print(f"replay of the same batch (all stale): {replay:.2f} s")
-    print(f"peak resident memory of this process: {peak_mb:,.0f} MB")
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--plot":
+        plot(Path(sys.argv[2]), Path(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("rows", type=int)
+    parser.add_argument("events", type=int)
+    parser.add_argument("--key", choices=["composite", "integer"], default="composite")
+    parser.add_argument("--workdir", type=Path, help="where to build the table (default: a temporary folder, removed)")
+    parser.add_argument("--profile", type=Path, help="profile the merge with pyinstrument, text report to this file")
+    parser.add_argument("--results", type=Path, help="also append the JSON line to this file")
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-merge-"))
+    try:
+        figures = run(args.rows, args.events, args.key, work, args.profile)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    line = json.dumps(figures)
+    if args.results:
+        with open(args.results, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+    print(line)
+
+
+def run(rows: int, events: int, key: str, work: Path, profile: Path | None) -> dict:
+    from cdc_pipeline.copy_csv import format_rows
+    from cdc_pipeline.layout import PipelineLayout
+    from cdc_pipeline.state import StateStore
+
+    layout = PipelineLayout(work / "bench")
+    table = BenchTable(key, rows, random.Random(1))
+    started = time.perf_counter()
+    store = StateStore(layout)
+    store.create(table.description())
+    for first in range(0, rows, LOAD_BATCH):
+        store.apply(table.snapshot_batch(first, min(first + LOAD_BATCH, rows)))
+        progress(f"loaded {min(first + LOAD_BATCH, rows):,} of {rows:,} rows ({time.perf_counter() - started:.0f} s)")
+    generate_s = time.perf_counter() - started
+    destiny_mb = layout.destiny.stat().st_size / 1e6
+    progress(f"table: {rows:,} rows, destiny.csv {destiny_mb:,.1f} MB, built in {generate_s:.1f} s")
+
+    batch = table.change_batch(events)
+    buffer = work / "buffer.csv"
+    buffer.write_text(format_rows(list(batch.columns), batch.itertuples(index=False)), encoding="utf-8")
+
+    floor_s = measure_floor(layout.destiny, work)
+    progress(f"floor (pyarrow read + write of destiny.csv): {floor_s:.2f} s")
+    command = [sys.executable, __file__, "--child", str(layout.folder)] + ([str(profile)] if profile else [])
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise SystemExit(f"the merge child failed:\n{finished.stderr}")
+    merged = json.loads(finished.stdout.strip().splitlines()[-1])
+    progress(f"merge: {events:,} events in {merged['merge_s']:.2f} s; replay {merged['replay_s']:.4f} s; "
+             f"peak RSS {merged['peak_rss_mb']:.0f} MB")
+    return {
+        "rows": rows, "events": events, "key": key, "destiny_mb": round(destiny_mb, 1),
+        "merge_s": merged["merge_s"], "floor_s": round(floor_s, 4), "replay_s": merged["replay_s"],
+        "peak_rss_mb": merged["peak_rss_mb"], "merge_floor_ratio": round(merged["merge_s"] / floor_s, 3),
+        "replay_floor_ratio": round(merged["replay_s"] / floor_s, 5), "read_buffer_s": merged["read_buffer_s"],
+        "result": merged["result"], "generate_s": round(generate_s, 1), "cpus": os.cpu_count(),
+        "python": platform.python_version(), "machine": platform.machine(),
+    }
+
+
+def measure_floor(destiny: Path, work: Path) -> float:
+    """The floor of any merge that rewrites the file: a plain pyarrow read plus write of the same CSV."""
+    import pyarrow.csv as pacsv
+
+    target = work / "floor.csv"
+    started = time.perf_counter()
+    table = pacsv.read_csv(destiny)
+    pacsv.write_csv(table, target)
+    elapsed = time.perf_counter() - started
+    del table
+    target.unlink()
+    return elapsed
+
+
+def child(folder: Path, profile: str | None) -> None:
+    """Runs in its own process: the merge's time and peak RSS, then the replay's time."""
+    from cdc_pipeline.copy_csv import read_copy_csv
+    from cdc_pipeline.layout import PipelineLayout
+    from cdc_pipeline.state import StateStore
+
+    profiler = None
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.001)
+    started = time.perf_counter()
+    batch = read_copy_csv(folder.parent / "buffer.csv")
+    read_buffer_s = time.perf_counter() - started
+    store = StateStore(PipelineLayout(folder))
+    if profiler:
+        profiler.start()
+    started = time.perf_counter()
+    result = store.apply(batch)
+    merge_s = time.perf_counter() - started
+    if profiler:
+        profiler.stop()
+        Path(profile).write_text(profiler.output_text(unicode=True, show_all=False), encoding="utf-8")
+    started = time.perf_counter()
+    replay = store.apply(batch)
+    replay_s = time.perf_counter() - started
+    if not replay.replay:
+        raise SystemExit("the replay did not take the replay shortcut")
+    peak_mb = peak_rss_mb()
+    print(json.dumps({"merge_s": round(merge_s, 4), "replay_s": round(replay_s, 5), "read_buffer_s": round(read_buffer_s, 4),
+                      "peak_rss_mb": round(peak_mb, 1), "result": result.as_dict()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Not getrusage's ru_maxrss: Linux carries that across execve, so a
+    child started by a large parent would report the parent's peak; VmHWM belongs to the child's own memory."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class BenchTable:
+    """Deterministic rows of a table with several column types; keys ascending with the row number."""
+
+    def __init__(self, key: str, rows: int, rng: random.Random) -> None:
+        self.key = key
+        self.rows = rows
+        self.rng = rng
+        self.lsn = 1_000_000
+        self.offsets = [0] * PARTITIONS
+        self.key_columns = ("k1", "k2") if key == "composite" else ("id",)
+
+    def description(self):
+        from cdc_pipeline.source.catalog import CatalogColumn, TableDescription
+
+        key = {"k1": "integer", "k2": "text"} if self.key == "composite" else {"id": "bigint"}
+        values = {"c_int": "integer", "c_num": "numeric(12,3)", "c_double": "double precision", "c_text": "text",
+                  "c_bool": "boolean", "c_date": "date", "c_tstz": "timestamp with time zone", "c_uuid": "uuid"}
+        columns = tuple(CatalogColumn(name=n, attnum=i, format_type=t, type_name=t, type_kind="b", type_category="S")
+                        for i, (n, t) in enumerate({**key, **values}.items(), start=1))
+        return TableDescription("public", "bench", columns, tuple(key))
+
+    def key_values(self, n: int) -> list[str]:
+        """Row n's key; n may exceed the table (new keys) and keys stay ascending in n."""
+        if self.key == "integer":
+            return [str(n * 2)]
+        return [str(n // 4), f"item-{n % 4:02d}"]
+
+    def new_key_values(self, n: int) -> list[str]:
+        """A key between row n's and row n+1's, absent from the table."""
+        if self.key == "integer":
+            return [str(n * 2 + 1)]
+        return [str(n // 4), f"item-{n % 4:02d}-new"]
+
+    def row(self, n: int, version: int) -> list[str | None]:
+        rng = self.rng
+        day = date(2000, 1, 1) + timedelta(days=(n * 7 + version) % 9000)
+        moment = datetime(2020, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=n * 13 + version, microseconds=n % 997)
+        text_kind = n % 10
+        text = None if text_kind == 0 else "" if text_kind == 1 else f'note {n}, "v{version}"' if text_kind == 2 else f"customer {n} v{version}"
+        return [
+            str((n * 31 + version) % 2_000_000 - 1_000_000),
+            f"{(n % 100_000) / 7:.3f}",
+            repr(rng.random() * 1000),
+            text,
+            "t" if (n + version) % 2 else "f",
+            day.isoformat(),
+            moment.strftime("%Y-%m-%d %H:%M:%S.%f+00"),
+            str(uuid.UUID(int=(n * 2654435761 + version) % (1 << 128))),
+        ]
+
+    def event(self, op: str, key: list[str], values: list[str | None]) -> dict:
+        self.lsn += 8
+        partition = zlib.crc32("\x00".join(key).encode()) % PARTITIONS  # as Kafka: by key, stable
+        record = {"operacion": op}
+        record.update(zip(self.key_columns, key))
+        record.update(zip(("c_int", "c_num", "c_double", "c_text", "c_bool", "c_date", "c_tstz", "c_uuid"), values))
+        record.update({"timestamp": "2026-11-24 08:00:00+00", "_topic": "bench.public.bench", "_partition": str(partition),
+                       "_offset": str(self.offsets[partition]), "_lsn": str(self.lsn)})
+        self.offsets[partition] += 1
+        return record
+
+    def snapshot_batch(self, first: int, stop: int):
+        import pandas as pd
+
+        return pd.DataFrame([self.event("r", self.key_values(n), self.row(n, 0)) for n in range(first, stop)], dtype=object)
+
+    def change_batch(self, count: int):
+        """60 % updates (5 % of them with an unchanged-TOAST placeholder), 20 % inserts, 20 % deletes."""
+        import pandas as pd
+
+        from cdc_pipeline.debezium.events import UNAVAILABLE_VALUE
+
+        records = []
+        for i in range(count):
+            n = self.rng.randrange(self.rows)
+            roll = self.rng.random()
+            if roll < 0.6:
+                values = self.row(n, 1 + i)
+                if self.rng.random() < 0.05:
+                    values[3] = UNAVAILABLE_VALUE
+                records.append(self.event("u", self.key_values(n), values))
+            elif roll < 0.8:
+                records.append(self.event("c", self.new_key_values(n), self.row(n, 1 + i)))
+            else:
+                records.append(self.event("d", self.key_values(n), [None] * 8))
+        return pd.DataFrame(records, dtype=object)
+
+
+def plot(results: Path, output: Path) -> None:
+    """Merge time and peak RSS against table size, beside the floor, from --results lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    runs.sort(key=lambda r: r["rows"])
+    sizes = [r["rows"] for r in runs]
+    figure, (times, memory) = plt.subplots(1, 2, figsize=(11, 4.2))
+    times.plot(sizes, [r["merge_s"] for r in runs], "o-", label="merge of 10,000 events")
+    times.plot(sizes, [r["floor_s"] for r in runs], "s--", label="floor: pyarrow read + write")
+    times.plot(sizes, [3 * r["floor_s"] for r in runs], ":", color="grey", label="target: 3 × floor")
+    times.plot(sizes, [r["replay_s"] for r in runs], "^-", label="replay of the same batch")
+    times.set(xscale="log", yscale="log", xlabel="rows in destiny.csv", ylabel="seconds", title="Merge time")
+    times.legend(fontsize=8)
+    memory.plot(sizes, [r["peak_rss_mb"] for r in runs], "o-", label="merge child peak RSS")
+    memory.axhline(256, linestyle=":", color="grey", label="target: 256 MB")
+    memory.set(xscale="log", xlabel="rows in destiny.csv", ylabel="MB", title="Merge peak memory", ylim=(0, 300))
+    memory.legend(fontsize=8)
+    for axis in (times, memory):
+        axis.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(output, dpi=110)
+    progress(f"wrote {output}")
+
+
+def progress(message: str) -> None:
+    print(message, flush=True)
 
 
 if __name__ == "__main__":

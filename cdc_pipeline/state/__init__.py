@@ -40,7 +40,7 @@ columns; the message names the remedy), :class:`cdc_pipeline.errors.BatchFileErr
 The merge rules are in :mod:`cdc_pipeline.state.resolve`; the key encoding in :mod:`cdc_pipeline.state.sort_keys`.
 """
 
-from cdc_pipeline.state.generations import GenerationInfo
+from cdc_pipeline.state.manifest import GenerationInfo
 from cdc_pipeline.state.store import MergeResult, StateStore
 
 __all__ = ["GenerationInfo", "MergeResult", "StateStore"]

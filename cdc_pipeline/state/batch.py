@@ -9,7 +9,7 @@ carry no table values.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -31,33 +31,78 @@ EVENT_COLUMNS = (OPERATION, TIMESTAMP, TOPIC, PARTITION, OFFSET, LSN, INCARNATIO
 OPERATIONS = frozenset({"c", "u", "d", "r", "t"})
 
 
-@dataclass
 class Batch:
-    """The events as columns; ``values`` holds only the table columns the batch carries."""
+    """The events: positions as arrays at once; operations and values converted on first use, so that a
+    replayed batch costs only its positions."""
 
-    count: int
-    ops: list[str]
-    values: dict[str, list[str | None]]
-    incarnation: np.ndarray
-    partition: np.ndarray
-    offset: np.ndarray
-    lsn: np.ndarray
-    timestamp: list[str | None]
-    topic: list[str | None]
-    txid: np.ndarray  # int64, with txid_null marking NULL
-    txid_null: np.ndarray
+    def __init__(self, source: pd.DataFrame | pa.Table | None, names: list[str], count: int,
+                 description: TableDescription | None) -> None:
+        self._source = source
+        self.names = names
+        self.count = count
+        self.columns = tuple(c for c in description.column_names if c in names) if description else ()
+        self.incarnation = _integers(self._column(INCARNATION), INCARNATION, np.int32) if INCARNATION in names else np.zeros(count, np.int32)
+        self.partition = _integers(self._column(PARTITION), PARTITION, np.int32) if count else np.zeros(0, np.int32)
+        self.offset = _integers(self._column(OFFSET), OFFSET, np.int64) if count else np.zeros(0, np.int64)
+        self.lsn = _integers(self._column(LSN), LSN, np.int64) if count else np.zeros(0, np.int64)
 
-    @property
-    def is_truncate(self) -> np.ndarray:
-        return np.fromiter((op == "t" for op in self.ops), dtype=bool, count=self.count)
+    @cached_property
+    def ops(self) -> list[str]:
+        ops = self._strings(OPERATION)
+        unknown = sorted({op for op in ops if op not in OPERATIONS}, key=str)
+        if unknown:
+            raise BatchFileError(f"the batch holds unknown operations {unknown}; expected c, r, u, d or t")
+        return ops
+
+    @cached_property
+    def values(self) -> dict[str, list[str | None]]:
+        """The table columns the batch carries, each a list of COPY text (None for NULL)."""
+        return {c: self._strings(c) for c in self.columns}
+
+    @cached_property
+    def timestamp(self) -> list[str | None]:
+        return self._strings(TIMESTAMP)
+
+    @cached_property
+    def topic(self) -> list[str | None]:
+        return self._strings(TOPIC)
+
+    @cached_property
+    def txid(self) -> tuple[np.ndarray, np.ndarray]:
+        """(txids, NULL mask)."""
+        if TXID not in self.names:
+            return np.zeros(self.count, np.int64), np.ones(self.count, bool)
+        raw = self._column(TXID)
+        return _integers(pc.fill_null(raw, "0"), TXID, np.int64), raw.is_null().to_numpy(zero_copy_only=False)
+
+    def _strings(self, name: str) -> list[str | None]:
+        if name not in self.names:
+            return [None] * self.count
+        return self._column(name).to_pylist()
+
+    def _column(self, name: str) -> pa.Array:
+        if isinstance(self._source, pa.Table):
+            return pa.concat_arrays([c.cast(pa.string()) for c in self._source.column(name).chunks]) \
+                if self._source.column(name).num_chunks else pa.array([], pa.string())
+        values = self._source[name].to_numpy(dtype=object)
+        try:
+            return pa.array(values, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # Positions may come as numbers from a caller that built the frame itself.
+            return pa.array([None if v is None or v != v else str(v) for v in values], type=pa.string())
 
 
 def read_batch(batch: pd.DataFrame | pa.Table, description: TableDescription) -> Batch:
-    """Check the batch's columns against the state's and turn it into arrays; raise what is wrong."""
-    table = _as_arrow(batch)
-    names = list(table.column_names)
+    """Check the batch's columns against the state's; raise what is wrong."""
+    if isinstance(batch, pd.DataFrame):
+        names = [str(c) for c in batch.columns]
+        count = len(batch) if names else 0
+    elif isinstance(batch, pa.Table):
+        names, count = list(batch.column_names), batch.num_rows
+    else:
+        raise TypeError(f"a batch is a pandas DataFrame or a pyarrow Table, not {type(batch).__name__}")
     if not names:
-        return _empty_batch()
+        return Batch(None, [], 0, None)
     columns = description.column_names
     extra = [n for n in names if n not in columns and n not in EVENT_COLUMNS]
     if extra:
@@ -70,30 +115,7 @@ def read_batch(batch: pd.DataFrame | pa.Table, description: TableDescription) ->
     missing = [n for n in required if n not in names]
     if missing:
         raise BatchFileError(f"the batch lacks columns {missing}; it was not written by this pipeline (columns: {names})")
-    count = table.num_rows
-    ops = _strings(table, OPERATION, count)
-    unknown = sorted({op for op in ops if op not in OPERATIONS}, key=str)
-    if unknown:
-        raise BatchFileError(f"the batch holds unknown operations {unknown}; expected c, r, u, d or t")
-    txid_null = np.ones(count, dtype=bool)
-    txid = np.zeros(count, dtype=np.int64)
-    if TXID in names:
-        raw = table.column(TXID)
-        txid_null = raw.is_null().to_numpy(zero_copy_only=False)
-        txid = _integers(pc.fill_null(raw.cast(pa.string()), "0"), TXID, np.int64)
-    return Batch(
-        count=count,
-        ops=ops,
-        values={c: _strings(table, c, count) for c in columns if c in names},
-        incarnation=_integers(table.column(INCARNATION), INCARNATION, np.int32) if INCARNATION in names else np.zeros(count, np.int32),
-        partition=_integers(table.column(PARTITION), PARTITION, np.int32),
-        offset=_integers(table.column(OFFSET), OFFSET, np.int64),
-        lsn=_integers(table.column(LSN), LSN, np.int64),
-        timestamp=_strings(table, TIMESTAMP, count),
-        topic=_strings(table, TOPIC, count),
-        txid=txid,
-        txid_null=txid_null,
-    )
+    return Batch(batch, names, count, description)
 
 
 def is_replay(batch: Batch, merged_ranges: Mapping[tuple[int, int], list[list[int]]]) -> np.ndarray:
@@ -101,9 +123,8 @@ def is_replay(batch: Batch, merged_ranges: Mapping[tuple[int, int], list[list[in
     inside = np.zeros(batch.count, dtype=bool)
     if not merged_ranges:
         return inside
-    groups = np.stack([batch.incarnation.astype(np.int64), batch.partition.astype(np.int64)], axis=1)
-    for incarnation, partition in np.unique(groups, axis=0) if batch.count else []:
-        ranges = merged_ranges.get((int(incarnation), int(partition)))
+    for incarnation, partition in _groups(batch):
+        ranges = merged_ranges.get((incarnation, partition))
         if not ranges:
             continue
         mask = (batch.incarnation == incarnation) & (batch.partition == partition)
@@ -126,13 +147,18 @@ def merge_ranges(
     result = {key: [list(r) for r in ranges] for key, ranges in merged_ranges.items()}
     if batch.count == 0:
         return result
-    groups = np.stack([batch.incarnation.astype(np.int64), batch.partition.astype(np.int64)], axis=1)
-    for incarnation, partition in np.unique(groups, axis=0):
+    for incarnation, partition in _groups(batch):
         mask = (batch.incarnation == incarnation) & (batch.partition == partition)
         span = [int(batch.offset[mask].min()), int(batch.offset[mask].max()) + 1, int(batch.lsn[mask].max())]
-        key = (int(incarnation), int(partition))
+        key = (incarnation, partition)
         result[key] = _coalesce([*result.get(key, []), span])[-limit:]
     return result
+
+
+def _groups(batch: Batch) -> list[tuple[int, int]]:
+    """The distinct (incarnation, partition) pairs of the batch."""
+    combined = (batch.incarnation.astype(np.int64) << 32) | (batch.partition.astype(np.int64) & 0xFFFFFFFF)
+    return [(int(v >> 32), int(np.int32(v & 0xFFFFFFFF))) for v in np.unique(combined)]
 
 
 def _coalesce(ranges: list[list[int]]) -> list[list[int]]:
@@ -146,37 +172,10 @@ def _coalesce(ranges: list[list[int]]) -> list[list[int]]:
     return merged
 
 
-def _as_arrow(batch: pd.DataFrame | pa.Table) -> pa.Table:
-    if isinstance(batch, pa.Table):
-        return batch
-    if isinstance(batch, pd.DataFrame):
-        arrays = {}
-        for name in batch.columns:
-            values = batch[name].to_numpy(dtype=object)
-            try:
-                arrays[str(name)] = pa.array(values, type=pa.string(), from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                # Positions may come as numbers from a caller that built the frame itself.
-                arrays[str(name)] = pa.array([None if v is None or v != v else str(v) for v in values], type=pa.string())
-        return pa.table(arrays) if arrays else pa.table({})
-    raise TypeError(f"a batch is a pandas DataFrame or a pyarrow Table, not {type(batch).__name__}")
-
-
-def _strings(table: pa.Table, name: str, count: int) -> list[str | None]:
-    if name not in table.column_names:
-        return [None] * count
-    return table.column(name).cast(pa.string()).to_pylist()
-
-
-def _integers(column: pa.ChunkedArray | pa.Array, name: str, dtype: type) -> np.ndarray:
+def _integers(column: pa.Array, name: str, dtype: type) -> np.ndarray:
     if column.null_count:
         raise BatchFileError(f"the batch's column {name} holds NULLs; every event has one")
     try:
-        return column.cast(pa.string()).cast(pa.int64()).to_numpy(zero_copy_only=False).astype(dtype)
+        return column.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(dtype)
     except (pa.ArrowInvalid, OverflowError) as exc:
         raise BatchFileError(f"the batch's column {name} holds a value that is not an integer: {exc}") from exc
-
-
-def _empty_batch() -> Batch:
-    empty32, empty64 = np.zeros(0, np.int32), np.zeros(0, np.int64)
-    return Batch(0, [], {}, empty32, empty32, empty64, empty64, [], [], empty64, np.zeros(0, bool))

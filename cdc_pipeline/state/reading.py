@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from cdc_pipeline.errors import StateError
-from cdc_pipeline.state.generations import GenerationInfo
+from cdc_pipeline.state.manifest import GenerationInfo
 from cdc_pipeline.state.index_files import IndexReader
 
 Row = tuple[str | None, ...]

@@ -174,3 +174,21 @@ def resolve(
 
 
 _OLD = object()  # the previous row is the live row of the previous generation, parsed on demand
+
+
+def truncate_position(truncated_at: tuple[int, int, int, int] | None) -> np.ndarray | None:
+    if truncated_at is None:
+        return None
+    position = np.zeros((), ROW_DTYPE)
+    position["incarnation"], position["partition"], position["kafka_offset"], position["lsn"] = truncated_at
+    position["deleted"] = True
+    return position
+
+
+def latest_truncate(previous: tuple[int, int, int, int] | None, applied: np.ndarray | None) -> tuple[int, int, int, int] | None:
+    if applied is None:
+        return previous
+    new = (int(applied["incarnation"]), int(applied["partition"]), int(applied["kafka_offset"]), int(applied["lsn"]))
+    if previous is None or (new[3], new[0]) > (previous[3], previous[0]):
+        return new
+    return previous

@@ -22,7 +22,7 @@ from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.state.index_files import ROW_DTYPE, IndexReader, IndexWriter
 from cdc_pipeline.state.resolve import KeyLookup
 
-CHUNK_ROWS = 1 << 18
+CHUNK_ROWS = 1 << 16
 _COPY_THROUGH_KERNEL = 1 << 18  # shorter ranges are read and buffered: one syscall per range would cost more
 _BUFFER_BYTES = 1 << 22
 

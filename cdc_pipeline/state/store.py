@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -16,12 +17,13 @@ from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.errors import BatchFileError, StateError
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.source.catalog import TableDescription
-from cdc_pipeline.state import batch as batch_columns
 from cdc_pipeline.state.batch import Batch, is_replay, merge_ranges, read_batch
-from cdc_pipeline.state.generations import LIVE, MAX_RANGES, REBUILD, GenerationFolder, GenerationInfo
+from cdc_pipeline.state.generations import LIVE, REBUILD, GenerationFolder
+from cdc_pipeline.state.manifest import MAX_RANGES, GenerationInfo, write_manifest
 from cdc_pipeline.state.index_files import ROW_DTYPE, IndexReader
 from cdc_pipeline.state.reading import Row, diff, read_row, row_batches, rows
-from cdc_pipeline.state.resolve import DELETED, INSERTED, TRUNCATED, UPDATED, resolve
+from cdc_pipeline.state.applied_events import applied_table
+from cdc_pipeline.state.resolve import DELETED, INSERTED, TRUNCATED, UPDATED, latest_truncate, resolve, truncate_position
 from cdc_pipeline.state.rewrite import CHUNK_ROWS, Changes, look_up, rewrite
 from cdc_pipeline.state.sort_keys import KeyEncoder, unordered_key_types
 
@@ -103,7 +105,7 @@ class StateStore:
         rewrite(None, None, path, header, _no_changes(), self.chunk_rows)
         info = GenerationInfo(generation_id, path, description, rows=0, tombstones=0,
                               destiny_bytes=len(header), key_width=1, epoch=epoch)
-        self.folder.write_manifest(info)
+        write_manifest(info)
         self.folder.set_pointer(role, generation_id)
         if role == LIVE:
             self._relink(info)
@@ -160,31 +162,20 @@ class StateStore:
 
         keep = set(retain)
         self.folder.remove_leftovers(keep=keep, include_orphans=role == LIVE)
-        encoder = KeyEncoder(tuple(current.description.key_types.values()))
-        truncate = np.fromiter((op == "t" for op in events.ops), dtype=bool, count=events.count)
-        codes = np.full(events.count, -1, dtype=np.int64)
-        rows_at = np.flatnonzero(~truncate)
-        key_values = [[events.values[k][i] for k in current.key_columns] for i in rows_at.tolist()]
-        if any(v is None for row in key_values for v in row):
-            raise BatchFileError(f"an event of the batch has a NULL primary-key value ({list(current.key_columns)})")
-        distinct = np.zeros(0, "S1")
-        if len(rows_at):
-            encoded = np.array(encoder.encode_rows(key_values), dtype=object)
-            width = max(len(b) for b in encoded)
-            distinct, inverse = np.unique(encoded.astype(f"S{width}"), return_inverse=True)
-            codes[rows_at] = inverse.reshape(-1)
-
-        with _open_index(current) as reader, _open_file(current.destiny_path) as old_fd:
+        truncate, codes, distinct = _distinct_keys(events, current)
+        with contextlib.closing(IndexReader(current.keys_path, current.rows_path, current.destiny_bytes)) as reader, \
+                _opened_fd(current.destiny_path) as old_fd:
             lookup = look_up(reader, distinct, self.chunk_rows)
 
             def old_row(k: int) -> list[str | None]:
                 return read_row(old_fd, int(lookup.rows["offset"][k]), int(lookup.ends[k]))
 
-            resolution = resolve(events, columns, codes, lookup, truncate & replayed, old_row, _position(current.truncated_at))
+            resolution = resolve(events, columns, codes, lookup, truncate & replayed, old_row,
+                                 truncate_position(current.truncated_at))
             result.stale = resolution.stale
             result.applied = applied_table(events, columns, resolution.applied, resolution.applied_values)
             if not resolution.anything_to_write:
-                return result
+                return result  # every event stale: nothing is written
             changed = np.flatnonzero(resolution.changed)
             changes = Changes(
                 keys=distinct[changed], found=lookup.found[changed], position=lookup.position[changed],
@@ -199,18 +190,10 @@ class StateStore:
             generation_id, path, current.description, rows=written.rows, tombstones=written.tombstones,
             destiny_bytes=written.destiny_bytes, key_width=written.key_width,
             merged_ranges=merge_ranges(current.merged_ranges, events, MAX_RANGES),
-            truncated_at=_latest_truncate(current.truncated_at, resolution.truncate_position),
+            truncated_at=latest_truncate(current.truncated_at, resolution.truncate_position),
             epoch=current.epoch,
         )
-        self.folder.write_manifest(info)
-        crashpoint("merge.before_live_switch")
-        self.folder.set_pointer(role, generation_id)
-        crashpoint("merge.after_live_switch")
-        if role == LIVE:
-            self._relink(info)
-            self.folder.remove_old(keep=keep)
-        else:
-            self.folder.remove_lineage_except(current.lineage, keep={generation_id, *keep})
+        self._commit(role, info, keep)
         outcome = resolution.outcome
         result.inserted = int((outcome == INSERTED).sum())
         result.updated = int((outcome == UPDATED).sum())
@@ -221,6 +204,18 @@ class StateStore:
         result.generation = generation_id
         result.written = True
         return result
+
+    def _commit(self, role: str, info: GenerationInfo, keep: set[str]) -> None:
+        """The manifest, then the pointer (the commit itself), then the public link and the cleanup."""
+        write_manifest(info)
+        crashpoint("merge.before_live_switch")
+        self.folder.set_pointer(role, info.id)
+        crashpoint("merge.after_live_switch")
+        if role == LIVE:
+            self._relink(info)
+            self.folder.remove_old(keep=keep)
+        else:
+            self.folder.remove_lineage(info.lineage, keep={info.id, *keep})
 
     # --- reading generations ---------------------------------------------------------------------------
 
@@ -276,62 +271,33 @@ class StateStore:
         return _ROLES[lineage]
 
 
-def applied_table(events: Batch, columns: tuple[str, ...], applied: np.ndarray, values: dict[int, list]) -> pa.Table:
-    """The events that applied, in batch order, TOAST placeholders resolved: the change log's rows."""
-    order = applied.tolist()
-    arrays: dict[str, pa.Array] = {batch_columns.OPERATION: pa.array([events.ops[i] for i in order], pa.string())}
-    for c, name in enumerate(columns):
-        arrays[name] = pa.array([values[i][c] if i in values else None for i in order], pa.string())
-    arrays[batch_columns.TIMESTAMP] = pa.array([events.timestamp[i] for i in order], pa.string())
-    arrays[batch_columns.TOPIC] = pa.array([events.topic[i] for i in order], pa.string())
-    arrays[batch_columns.PARTITION] = pa.array(events.partition[applied], pa.int32())
-    arrays[batch_columns.OFFSET] = pa.array(events.offset[applied], pa.int64())
-    arrays[batch_columns.LSN] = pa.array(events.lsn[applied], pa.int64())
-    arrays[batch_columns.INCARNATION] = pa.array(events.incarnation[applied], pa.int32())
-    arrays[batch_columns.TXID] = pa.array(events.txid[applied], pa.int64(), mask=events.txid_null[applied])
-    return pa.table(arrays)
+def _distinct_keys(events: Batch, current: GenerationInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(is-truncate per event, each event's index into the distinct keys or -1, the distinct sort keys ascending)."""
+    truncate = np.fromiter((op == "t" for op in events.ops), dtype=bool, count=events.count)
+    codes = np.full(events.count, -1, dtype=np.int64)
+    rows_at = np.flatnonzero(~truncate)
+    key_lists = [events.values[k] for k in current.key_columns]
+    key_values = [[values[i] for values in key_lists] for i in rows_at.tolist()]
+    if any(v is None for row in key_values for v in row):
+        raise BatchFileError(f"an event of the batch has a NULL primary-key value ({list(current.key_columns)})")
+    if not key_values:
+        return truncate, codes, np.zeros(0, "S1")
+    encoded = KeyEncoder(tuple(current.description.key_types.values())).encode_rows(key_values)
+    width = max(len(b) for b in encoded)
+    distinct, inverse = np.unique(np.array(encoded, dtype=f"S{width}"), return_inverse=True)
+    codes[rows_at] = inverse.reshape(-1)
+    return truncate, codes, distinct
 
 
-def _position(truncated_at: tuple[int, int, int, int] | None) -> np.ndarray | None:
-    if truncated_at is None:
-        return None
-    position = np.zeros((), ROW_DTYPE)
-    position["incarnation"], position["partition"], position["kafka_offset"], position["lsn"] = truncated_at
-    position["deleted"] = True
-    return position
-
-
-def _latest_truncate(previous: tuple[int, int, int, int] | None, applied: np.ndarray | None) -> tuple[int, int, int, int] | None:
-    if applied is None:
-        return previous
-    new = (int(applied["incarnation"]), int(applied["partition"]), int(applied["kafka_offset"]), int(applied["lsn"]))
-    if previous is None or (new[3], new[0]) > (previous[3], previous[0]):
-        return new
-    return previous
+@contextlib.contextmanager
+def _opened_fd(path) -> Iterator[int]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _no_changes() -> Changes:
     return Changes(keys=np.zeros(0, "S1"), found=np.zeros(0, bool), position=np.zeros(0, np.int64),
                    rows=np.zeros(0, ROW_DTYPE), lines=[], truncate=None)
-
-
-class _open_index:
-    def __init__(self, info: GenerationInfo) -> None:
-        self.reader = IndexReader(info.keys_path, info.rows_path, info.destiny_bytes)
-
-    def __enter__(self) -> IndexReader:
-        return self.reader
-
-    def __exit__(self, *exc: object) -> None:
-        self.reader.close()
-
-
-class _open_file:
-    def __init__(self, path) -> None:
-        self.fd = os.open(path, os.O_RDONLY)
-
-    def __enter__(self) -> int:
-        return self.fd
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)

@@ -1,0 +1,153 @@
+"""The state store's sort keys order rows exactly as the real PostgreSQL's ORDER BY does (C collation).
+
+For every key type the store encodes, and for composite keys, random values (and the edge values each type
+has) go into a table with that primary key; PostgreSQL answers them ``ORDER BY`` the key as COPY prints them
+(DateStyle ISO, TimeZone UTC); their encodings must then be strictly ascending: the same order, and no two
+different keys equal.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import uuid
+
+import psycopg
+import pytest
+
+from cdc_pipeline.state.sort_keys import KeyEncoder
+
+pytestmark = pytest.mark.stack
+
+rng = random.Random(20261124)
+COUNT = 400
+ALPHABET = ["a", "b", "z", "A", "Z", " ", ",", '"', "\\", "\n", "\t", "\x01", "é", "ñ", "ß", "€", "\u07ff", "\uffff", "😀", "0", "9"]
+
+
+def text_value(longest: int = 8) -> str:
+    return "".join(rng.choice(ALPHABET) for _ in range(rng.randrange(0, longest)))
+
+
+def numeric_value() -> str:
+    digits = str(rng.randrange(1, 10 ** rng.randrange(1, 30)))
+    point = rng.randrange(0, len(digits) + 1)
+    text = (digits[:point] or "0") + "." + (digits[point:] or "0") + "0" * rng.randrange(3)
+    return ("-" if rng.random() < 0.5 else "") + text
+
+
+def float_value(single: bool) -> str:
+    if single:
+        return repr(struct.unpack(">f", struct.pack(">I", rng.getrandbits(32)))[0])
+    return repr(struct.unpack(">d", struct.pack(">Q", rng.getrandbits(64)))[0])
+
+
+def timestamp_value(zone: bool) -> str:
+    year = rng.choice([rng.randrange(1, 4714), rng.randrange(1, 10000), rng.randrange(10000, 294000)])
+    bc = year <= 4713 and rng.random() < 0.3
+    text = (f"{year:04d}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d} "
+            f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(10**6):06d}")
+    if zone:
+        text += rng.choice(["+00", "+05:30", "-03", "+14"])
+    return text + (" BC" if bc else "")
+
+
+def date_value() -> str:
+    year = rng.choice([rng.randrange(1, 4714), rng.randrange(1, 10000), rng.randrange(10000, 5874000)])
+    bc = year <= 4713 and rng.random() < 0.3
+    return f"{year:04d}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}" + (" BC" if bc else "")
+
+
+GENERATORS = {
+    "smallint": (lambda: str(rng.randint(-32768, 32767)), ["-32768", "32767", "0", "-1", "1"]),
+    "integer": (lambda: str(rng.randint(-2**31, 2**31 - 1)), [str(-2**31), str(2**31 - 1), "0", "-1", "1", "256", "255"]),
+    "bigint": (lambda: str(rng.randint(-2**63, 2**63 - 1)), [str(-2**63), str(2**63 - 1), "0", "-1", "1"]),
+    "numeric": (numeric_value, ["NaN", "Infinity", "-Infinity", "0", "0.000", "1", "1.0", "10", "0.1", "-0.1", "-0.12", "-0.123",
+                                "1e-30", "-1e30", "99999999999999999999.99999999999999999999"]),
+    "numeric(12,3)": (lambda: f"{rng.uniform(-1e8, 1e8):.{rng.randrange(0, 5)}f}", ["0", "-0.001", "0.001", "99999999.999"]),
+    "real": (lambda: float_value(True), ["NaN", "Infinity", "-Infinity", "0", "-0", "1.1", "1e-45", "-1e-45", "3.4028235e+38"]),
+    "double precision": (lambda: float_value(False), ["NaN", "Infinity", "-Infinity", "0", "-0", "5e-324", "-5e-324", "1.7976931348623157e+308"]),
+    "text": (text_value, ["", " ", "a", "a ", "ab", "b", "é", "e\u0301", "\x01"]),
+    "character varying(40)": (text_value, ["", "a", "A", "ab"]),
+    "character(5)": (lambda: text_value(5).replace("\n", "x"), ["", "a", "a  b", "a\t", " a"]),
+    "date": (date_value, ["infinity", "-infinity", "4713-01-01 BC", "0001-12-31 BC", "0001-01-01", "2000-01-01", "10000-01-01"]),
+    "timestamp without time zone": (lambda: timestamp_value(False),
+                                    ["infinity", "-infinity", "4713-01-01 00:00:00 BC", "2000-01-01 00:00:00", "294276-12-31 23:59:59.999999"]),
+    "timestamp with time zone": (lambda: timestamp_value(True), ["infinity", "-infinity", "2000-01-01 00:00:00+00", "2000-01-01 02:00:00+02"]),
+    "time without time zone": (lambda: f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(10**6):06d}",
+                               ["00:00:00", "24:00:00", "23:59:59.999999", "12:00:00.5"]),
+    "uuid": (lambda: str(uuid.UUID(bytes=rng.randbytes(16))), ["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"]),
+    "boolean": (lambda: rng.choice(["t", "f"]), ["t", "f"]),
+    "bytea": (lambda: "\\x" + rng.randbytes(rng.randrange(0, 6)).hex(), ["\\x", "\\x00", "\\x0000", "\\x0001", "\\x01", "\\xff", "\\x00ff"]),
+}
+COMPOSITES = {
+    "integer_text": ("integer", "text"),
+    "text_text": ("text", "text"),
+    "date_numeric": ("date", "numeric"),
+    "boolean_bytea_timestamptz": ("boolean", "bytea", "timestamp with time zone"),
+    "char_double": ("character(5)", "double precision"),
+}
+
+
+@pytest.fixture(scope="module")
+def conn(stack_services):
+    s = stack_services.settings
+    with psycopg.connect(host=s.pg_host, port=s.pg_port, user=s.pg_user, password=s.pg_password, dbname=s.pg_db,
+                         autocommit=True) as connection:
+        connection.execute("SET DateStyle = ISO")
+        connection.execute("SET TimeZone = 'UTC'")
+        connection.execute("DROP SCHEMA IF EXISTS sort_keys CASCADE")
+        connection.execute("CREATE SCHEMA sort_keys")
+        yield connection
+        connection.execute("DROP SCHEMA sort_keys CASCADE")
+
+
+def column_type(pg_type: str) -> str:
+    """Text-like columns get the C collation: the order destiny.csv promises."""
+    textual = pg_type in ("text", "character varying(40)", "character(5)")
+    return f'{pg_type} COLLATE "C"' if textual else pg_type
+
+
+def ordered_by_postgres(conn, table: str, types: tuple[str, ...], rows: list[tuple[str, ...]]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Insert the rows (duplicates dropped by the key), answer the key's format_types and PostgreSQL's order."""
+    names = [f"k{i}" for i in range(len(types))]
+    columns = ", ".join(f"{n} {column_type(t)}" for n, t in zip(names, types))
+    conn.execute(f"CREATE TABLE sort_keys.{table} ({columns}, PRIMARY KEY ({', '.join(names)}))")
+    placeholders = ", ".join(f"%s::{t}" for t in types)
+    with conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO sort_keys.{table} VALUES ({placeholders}) ON CONFLICT DO NOTHING", rows)
+    format_types = [r[0] for r in conn.execute(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+        "ORDER BY attnum", (f"sort_keys.{table}",)).fetchall()]
+    selected = ", ".join(f"{n}::text" for n in names)
+    ordered = conn.execute(f"SELECT {selected} FROM sort_keys.{table} ORDER BY {', '.join(names)}").fetchall()
+    return format_types, [tuple(r) for r in ordered]
+
+
+def assert_strictly_ascending(format_types: list[str], ordered: list[tuple[str, ...]]) -> None:
+    encoded = KeyEncoder(format_types).encode_rows(ordered)
+    for (before, after), (a, b) in zip(zip(encoded, encoded[1:]), zip(ordered, ordered[1:])):
+        assert before < after, f"PostgreSQL orders {a!r} before {b!r}, the encodings do not"
+
+
+@pytest.mark.parametrize("pg_type", sorted(GENERATORS))
+def test_one_column_keys_order_like_postgres(conn, pg_type):
+    generate, edges = GENERATORS[pg_type]
+    values = [*edges, *(generate() for _ in range(COUNT))]
+    table = "t_" + "".join(ch if ch.isalnum() else "_" for ch in pg_type)
+    format_types, ordered = ordered_by_postgres(conn, table, (pg_type,), [(v,) for v in values])
+    assert format_types == [pg_type]
+    assert len(ordered) > len(edges)
+    assert_strictly_ascending(format_types, ordered)
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSITES))
+def test_composite_keys_order_like_postgres(conn, name):
+    types = COMPOSITES[name]
+    # Few distinct first components, so that the later ones decide often.
+    firsts = [GENERATORS[types[0]][0]() for _ in range(6)] + GENERATORS[types[0]][1][:3]
+    rows = [(rng.choice(firsts), *(GENERATORS[t][0]() if rng.random() < 0.8 else rng.choice(GENERATORS[t][1]) for t in types[1:]))
+            for _ in range(COUNT)]
+    if types[:2] == ("text", "text"):
+        rows += [("a", "b"), ("ab", ""), ("a", ""), ("", "a"), ("a\x01", "")]
+    format_types, ordered = ordered_by_postgres(conn, "c_" + name, types, rows)
+    assert_strictly_ascending(format_types, ordered)
