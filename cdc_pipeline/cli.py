@@ -1,5 +1,6 @@
 """``python -m cdc_pipeline``: the operator's commands, without Airflow.
 
+    status      health, backlog, data as of, per pipeline (exit 1 when one is not OK)
     history     recent runs of a pipeline (or every try of one run)
     outages     when PostgreSQL, Kafka Connect or the broker were down, and what it cost
     reset       start a pipeline over: from the topic's beginning, from a date, or from a recorded run
@@ -14,6 +15,7 @@ Services and folders come from the CDC_* variables, else from what ./stack up re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -56,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--with-data", action="store_true", help="only runs that carried changes or recovered")
     history.add_argument("--run", help="show every task try of this run id")
     history.set_defaults(func=cmd_history)
+
+    status = sub.add_parser("status", help="health, backlog and data as of, per pipeline; exit 1 when one is not OK")
+    status.add_argument("--connector", action="append", help="a pipeline (repeat; default: every connector file)")
+    status.add_argument("--json", action="store_true", help="the status as JSON")
+    status.add_argument("--offline", action="store_true", help="only the run history: do not ask the services")
+    status.set_defaults(func=cmd_status)
 
     outages = sub.add_parser("outages", help="outages of PostgreSQL, Kafka Connect and the broker")
     outages.add_argument("--connector", required=True)
@@ -115,6 +123,38 @@ def cmd_history(args) -> int:
     for run in history.runs.recent_runs(args.limit, status=args.status, with_data=args.with_data):
         print("\t".join("" if run[f] is None else str(run[f]).replace("\n", " ")[:200] for f in HISTORY_FIELDS))
     return 0
+
+
+def cmd_status(args) -> int:
+    from cdc_pipeline.connector_spec import discover_connector_specs
+    from cdc_pipeline.status import pipeline_status
+
+    env = environment(args)
+    specs = [s for s in discover_connector_specs(env.connectors_dir) if not args.connector or s.name in args.connector]
+    statuses = []
+    for spec in specs:
+        pipe = Pipeline.under(env.data_dir, spec)
+        with contextlib.ExitStack() as stack:
+            probes = None if args.offline else stack.enter_context(cli_probes(env, spec))
+            statuses.append(pipeline_status(spec.name, pipe.layout, probes))
+    if args.json:
+        print(json.dumps([s.as_dict() for s in statuses], indent=2, default=str))
+    else:
+        for status in statuses:
+            print("\n".join(status.lines()))
+    return 0 if all(s.healthy for s in statuses) else 1
+
+
+@contextlib.contextmanager
+def cli_probes(env: PipelineEnvironment, spec):
+    from cdc_pipeline.kafka_connect import KafkaConnectClient
+    from cdc_pipeline.probes import connector_probe, slot_probe
+    from cdc_pipeline.status import Probes, kafka_backlog
+
+    with _kafka(env, spec.name) as kafka:
+        yield Probes(backlog=kafka_backlog(kafka, spec.topic),
+                     connector=connector_probe(lambda: KafkaConnectClient(env.connect_url), spec.name),
+                     slot=slot_probe(env.source, spec.slot_name))
 
 
 def cmd_outages(args) -> int:

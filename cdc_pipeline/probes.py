@@ -1,0 +1,34 @@
+"""Live probes for the status: Kafka Connect's view of the connector, and the replication slot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.source.checks import SourceParams
+
+
+def connector_probe(make_client: Callable[[], KafkaConnectClient], name: str) -> Callable[[], dict[str, Any] | None]:
+    def probe() -> dict[str, Any] | None:
+        with make_client() as client:
+            status = client.status(name)
+        if status is None:
+            return {"state": "NOT REGISTERED", "tasks": []}
+        return {"state": status.state, "tasks": [{"id": t.get("id"), "state": t.get("state")} for t in status.tasks],
+                "describe": status.describe()}
+    return probe
+
+
+def slot_probe(source: SourceParams, slot_name: str) -> Callable[[], dict[str, Any] | None]:
+    def probe() -> dict[str, Any] | None:
+        with source.connect(autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint,"
+                " pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint"
+                " FROM pg_replication_slots WHERE slot_name = %s", (slot_name,)).fetchone()
+        if row is None:
+            return {"slot": slot_name, "exists": False}
+        return {"slot": slot_name, "exists": True, "active": row[0], "retained_wal_bytes": row[1],
+                "unconfirmed_wal_bytes": row[2]}
+    return probe

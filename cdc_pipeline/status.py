@@ -1,0 +1,251 @@
+"""A pipeline's status, computed once and shown everywhere (the dashboard, ``python -m cdc_pipeline status``,
+``./stack status``): is it healthy, how far behind is it, what did it do last.
+
+``pipeline_status(pipe, probes)`` reads the run history and the state, and asks the live services through
+``probes`` (each probe is optional: a page that cannot reach Kafka still shows the history's view).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cdc_pipeline.history import History, RunStatus
+from cdc_pipeline.layout import PipelineLayout
+
+LATE_AFTER = timedelta(minutes=5)      # no successful merge for this long: late
+STATES = ("ok", "late", "failing", "source down", "connect down", "broker down", "rebuilding", "not started")
+SERVICE_STATE = {"postgres": "source down", "connect": "connect down", "broker": "broker down"}
+
+
+@dataclass
+class Backlog:
+    """Events in Kafka not yet merged: per partition and total, and the age of the oldest one."""
+
+    partitions: dict[int, int] = field(default_factory=dict)
+    total: int = 0
+    oldest_age_seconds: float | None = None
+    measured: str = "history"      # "kafka" when read live from the broker, "history" from the last run
+
+
+@dataclass
+class Probes:
+    """Live answers; any may be None when that service cannot be asked from here."""
+
+    backlog: Callable[[dict[int, int]], Backlog] | None = None      # given the resume point's ends
+    connector: Callable[[], dict[str, Any] | None] | None = None    # {"state": ..., "tasks": [...]}
+    slot: Callable[[], dict[str, Any] | None] | None = None         # {"active": ..., "retained_wal_bytes": ...}
+
+
+@dataclass
+class PipelineStatus:
+    name: str
+    state: str
+    headline: str
+    data_as_of: str | None = None               # newest source commit applied
+    caught_up_at: str | None = None             # end of the last run that left nothing behind
+    last_merge_at: str | None = None
+    last_run: dict[str, Any] | None = None
+    backlog: Backlog = field(default_factory=Backlog)
+    connector: dict[str, Any] | None = None
+    slot: dict[str, Any] | None = None
+    destiny_rows: int | None = None
+    dead_letters: int = 0
+    outages: list[dict[str, Any]] = field(default_factory=list)
+    recovery: dict[str, Any] | None = None
+    last_error: str | None = None
+    last_verify: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        """A few short lines for a terminal."""
+        out = [f"{self.name}: {self.state.upper()} — {self.headline}"]
+        out.append(f"  data as of {self.data_as_of or '—'} · caught up at {self.caught_up_at or '—'} · "
+                   f"{self.destiny_rows if self.destiny_rows is not None else '—'} rows")
+        age = f", oldest {self.backlog.oldest_age_seconds:.0f} s old" if self.backlog.oldest_age_seconds else ""
+        out.append(f"  backlog {self.backlog.total} events ({self.backlog.measured}{age})"
+                   + (f" · connector {self.connector.get('state')}" if self.connector else "")
+                   + (f" · slot retains {_size(self.slot.get('retained_wal_bytes'))}" if self.slot else ""))
+        out += [f"  ! {problem}" for problem in self.problems]
+        return out
+
+
+def pipeline_status(name: str, layout: PipelineLayout, probes: Probes | None = None, *,
+                    now: datetime | None = None) -> PipelineStatus:
+    probes = probes or Probes()
+    now = now or datetime.now(UTC)
+    if not layout.history.exists():
+        return PipelineStatus(name, "not started", "no run yet")
+    history = History.open(layout.history, readonly=True)
+    runs = history.runs
+    last = runs.last_run_where("kind != 'backfill' AND kind != 'operation'")
+    merged = runs.last_run_where("status = ?", (RunStatus.MERGED.value,))
+    with_data = runs.last_run_where("max_source_ts IS NOT NULL AND status = ?", (RunStatus.MERGED.value,))
+    caught_up = runs.last_run_where("status = ? AND coalesce(backlog, 0) = 0 AND coalesce(batch_complete, 1) = 1",
+                                    (RunStatus.MERGED.value,))
+    status = PipelineStatus(name, "ok", "")
+    status.last_run = _run_view(last) if last else None
+    status.data_as_of = with_data["max_source_ts"] if with_data else None
+    status.caught_up_at = caught_up["ended_at"] if caught_up else None
+    status.last_merge_at = merged["ended_at"] if merged else None
+    status.destiny_rows = merged["destiny_rows"] if merged else None
+    status.outages = history.incidents.open_outages()
+    recovery = history.incidents.active_recovery()
+    status.recovery = asdict(recovery) if recovery else None
+    verifications = history.incidents.verifications(1)
+    status.last_verify = verifications[0] if verifications else None
+    status.dead_letters = _count_lines(layout.dead_letters)
+    failed = runs.last_run_where("status = ?", (RunStatus.FAILED.value,))
+    if failed and (not merged or failed["seq"] > merged["seq"]):
+        status.last_error = " ".join((failed.get("error") or "").split())[:300] or None
+    resume = runs.resume_point()
+    status.backlog = _backlog(probes, resume, last)
+    status.connector = _ask(probes.connector, status, "Kafka Connect")
+    status.slot = _ask(probes.slot, status, "PostgreSQL")
+    _decide(status, now, last, merged, recovery)
+    return status
+
+
+def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> None:
+    problems = status.problems
+    if status.outages:
+        first = status.outages[0]
+        status.state = SERVICE_STATE.get(first["service"], "failing")
+        since = _hhmm(first["first_seen_down_at"])
+        problems.append(f"{first['service']} unreachable since {since} ({first['runs_affected']} runs): "
+                        f"{' '.join((first['last_error'] or '').split())[:160]}")
+    if recovery:
+        problems.append(f"rebuild {recovery.id} ({recovery.reason}) in progress: {recovery.step}; destiny.csv keeps "
+                        "its last good content until it completes")
+        if status.state == "ok":
+            status.state = "rebuilding"
+    connector_state = (status.connector or {}).get("state")
+    if connector_state and connector_state != "RUNNING":
+        problems.append(f"connector is {connector_state}")
+        if status.state == "ok":
+            status.state = "connect down"
+    if last is None:
+        status.state, status.headline = "not started", "no run yet"
+        return
+    if status.last_error and status.state == "ok":
+        status.state = "failing"
+        problems.append(f"last failed run: {status.last_error}")
+    last_merge = _parse(status.last_merge_at)
+    if status.state == "ok" and (last_merge is None or now - last_merge > LATE_AFTER):
+        status.state = "late"
+        problems.append(f"no successful merge since {status.last_merge_at or 'ever'}")
+    if status.dead_letters:
+        problems.append(f"{status.dead_letters} messages in dead_letters.jsonl")
+    ago = _ago(now, last_merge)
+    status.headline = (f"last merge {ago} · backlog {status.backlog.total}"
+                       + (f" · {status.destiny_rows} rows" if status.destiny_rows is not None else ""))
+
+
+def _backlog(probes: Probes, resume, last) -> Backlog:
+    if probes.backlog is not None and resume is not None:
+        try:
+            return probes.backlog(resume.ends)
+        except Exception:  # noqa: BLE001 - a status never fails; it says what it could not measure
+            pass
+    return Backlog(total=int(last.get("backlog") or 0) if last else 0, measured="history")
+
+
+def _ask(probe, status: PipelineStatus, what: str):
+    if probe is None:
+        return None
+    try:
+        return probe()
+    except Exception as exc:  # noqa: BLE001 - see _backlog
+        status.problems.append(f"could not ask {what}: {' '.join(str(exc).split())[:160]}")
+        return None
+
+
+def _run_view(run: dict[str, Any]) -> dict[str, Any]:
+    keys = ("run_id", "kind", "status", "started_at", "ended_at", "creates", "updates", "deletes", "reads", "truncates",
+            "merge_inserted", "merge_updated", "merge_deleted", "destiny_rows", "backlog", "error")
+    view = {k: run.get(k) for k in keys}
+    view["offset_ranges"] = json.loads(run["offset_ranges"]) if run.get("offset_ranges") else None
+    return view
+
+
+def _count_lines(path) -> int:
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except FileNotFoundError:
+        return 0
+
+
+def _parse(iso: str | None) -> datetime | None:
+    if not iso:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _ago(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "never"
+    seconds = max(0, int((now - then).total_seconds()))
+    if seconds < 90:
+        return f"{seconds} s ago"
+    if seconds < 5400:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+def _hhmm(iso: str) -> str:
+    moment = _parse(iso)
+    return moment.strftime("%H:%M UTC") if moment else iso
+
+
+def _size(count) -> str:
+    if count is None:
+        return "?"
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}"
+        count /= 1024
+    return str(count)
+
+
+def kafka_backlog(clients, topic: str) -> Callable[[dict[int, int]], Backlog]:
+    """A backlog probe reading the broker: true end minus the resume point per partition (Tansu-proof), and the
+    Kafka timestamp of the oldest unread record."""
+    from confluent_kafka import Message
+
+    from cdc_pipeline.kafka.reader import read_range, read_to_end
+    from cdc_pipeline.kafka.topic import inspect_topic
+
+    def probe(ends: dict[int, int]) -> Backlog:
+        state = inspect_topic(clients, topic)
+        if not state.exists:
+            return Backlog(measured="kafka")
+        starts = {p: ends.get(p, state.low.get(p, 0)) for p in state.partitions}
+        true_end = read_to_end(clients, topic, {p: max(starts[p], state.listed_high.get(p, 0)) for p in state.partitions})
+        per = {p: max(0, true_end[p] - starts[p]) for p in state.partitions}
+        oldest = None
+        for p, count in per.items():
+            if count:
+                first: list[Message] = []
+                read_range(clients, topic, {p: starts[p]}, first.append, max_events=1, max_seconds=10)
+                if first and first[0].timestamp()[0]:
+                    ts = first[0].timestamp()[1] / 1000
+                    oldest = ts if oldest is None else min(oldest, ts)
+        age = None if oldest is None else max(0.0, datetime.now(UTC).timestamp() - oldest)
+        return Backlog(per, sum(per.values()), age, "kafka")
+
+    return probe

@@ -1,0 +1,255 @@
+"""Verify: compare destiny.csv with the source table at one consistent point, while changes keep flowing.
+
+1. In a REPEATABLE READ transaction, take the snapshot's transaction set (``pg_current_snapshot()``), the WAL
+   position (every transaction the snapshot sees committed before it), and ``COPY`` of the table.
+2. Wait until the replication slot has confirmed that position: Debezium has published, and Kafka
+   acknowledged, every change the snapshot sees (heartbeats move the slot while the table is quiet).
+3. Drain the pipeline (consume and merge, the same code as a run) with a batch that starts after that.
+4. Compare per key. A key that differs is explained only when the change log shows it changed by a
+   transaction the snapshot does not see; its value as of the snapshot (the last change the snapshot does
+   see) must then equal COPY's. Anything else is a real difference: the result says which keys, with both
+   values, and with on_data_loss=resnapshot it starts the atomic rebuild.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from psycopg import IsolationLevel
+
+from cdc_pipeline.changelog import ChangeLog
+from cdc_pipeline.copy_csv import format_row, read_copy_csv
+from cdc_pipeline.errors import CdcError, ConfigError
+from cdc_pipeline.history import RunRef, utc_now
+from cdc_pipeline.kafka.client import KafkaClients
+from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.pipeline_lock import pipeline_lock
+from cdc_pipeline.recovery.rebuild import RebuildContext, start_rebuild
+from cdc_pipeline.source.checks import SourceParams
+from cdc_pipeline.state import StateStore
+from cdc_pipeline.tasks.consume import consume_batch
+from cdc_pipeline.tasks.merge import merge_batch
+from cdc_pipeline.waiting import wait_until
+
+log = logging.getLogger(__name__)
+
+SHOWN = 20  # differing keys written out in full
+
+
+class VerifyMismatchError(CdcError):
+    expected = True
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    xmin: int
+    xmax: int
+    in_progress: frozenset[int]
+    lsn: str
+    copy: bytes
+
+    def sees(self, txid: int | None) -> bool:
+        """Is transaction ``txid`` (Debezium's 32-bit txId) committed in this snapshot?"""
+        if txid is None:
+            return True
+        return _precedes(txid, self.xmin) or (_precedes(txid, self.xmax) and txid not in self.in_progress)
+
+
+@dataclass
+class VerifyResult:
+    result: str                      # identical | different
+    compared: int
+    differing: list[dict[str, Any]] = field(default_factory=list)
+    explained: int = 0               # keys that differ only because they changed after the snapshot
+    unverifiable: int = 0            # changed after the snapshot, with no earlier change in the change log
+    snapshot_lsn: str = ""
+    action: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        if self.result == "identical":
+            extra = f" ({self.explained} keys changed since, compared as of the snapshot)" if self.explained else ""
+            return f"identical: {self.compared} rows equal the source at WAL {self.snapshot_lsn}{extra}"
+        return (f"DIFFERENT: {len(self.differing)} of {self.compared} keys differ from the source at WAL "
+                f"{self.snapshot_lsn}" + (f"; {self.action}" if self.action else ""))
+
+
+def verify(pipe: Pipeline, kafka: KafkaClients, source: SourceParams, *, run_id: str,
+           connect: KafkaConnectClient | None = None, connector_config: Callable[[], dict[str, str]] | None = None,
+           timeout: float = 300.0) -> VerifyResult:
+    history = pipe.history
+    started = utc_now()
+    if history.incidents.active_recovery() is not None:
+        raise ConfigError(f"{pipe.spec.name} is being rebuilt from a new snapshot; verify once it is live")
+    description = pipe.table_description()
+    if description is None:
+        raise ConfigError(f"{pipe.spec.name} has never described its table: let register_connector run first")
+    order_by = ", ".join(f'"{c}"' for c in description.key_columns)
+    snapshot = take_snapshot(source, pipe.spec.qualified_table, order_by)
+    log.info("verify: source snapshot at WAL %s (xmin %s, xmax %s, %s in progress); %s bytes of COPY", snapshot.lsn,
+             snapshot.xmin, snapshot.xmax, len(snapshot.in_progress), len(snapshot.copy))
+    _wait_for_slot(source, pipe.spec.slot_name, snapshot.lsn, timeout)
+    _drain(pipe, kafka, run_id, connect, connector_config, timeout)
+    with pipeline_lock(pipe.layout):
+        result = compare(pipe, snapshot, description.key_columns)
+    if result.differing and pipe.spec.settings.on_data_loss == "resnapshot" and connect is not None:
+        with pipeline_lock(pipe.layout):
+            recovery = start_rebuild(RebuildContext(pipe.spec, pipe.layout, history, connect, kafka,
+                                                    connector_config() if connector_config else None),
+                                     StateStore(pipe.layout), description, run_id=run_id, reason="verify_mismatch",
+                                     detail=result.line())
+        result.action = f"rebuild {recovery.id} started from a new snapshot (on_data_loss=resnapshot)"
+    history.incidents.record_verification(run_id, started, result.result, result.compared, len(result.differing),
+                                          {"differing": result.differing[:SHOWN], "explained": result.explained,
+                                           "unverifiable": result.unverifiable, "lsn": snapshot.lsn,
+                                           "action": result.action})
+    for item in result.differing[:SHOWN]:
+        log.error("verify: key %s: source %r, destiny.csv %r", item["key"], item["source"], item["destiny"])
+    if result.differing:
+        raise VerifyMismatchError(result.line())
+    log.info("verify: %s", result.line())
+    return result
+
+
+def take_snapshot(source: SourceParams, table: str, order_by: str) -> SourceSnapshot:
+    with source.connect() as conn:
+        conn.isolation_level = IsolationLevel.REPEATABLE_READ
+        with conn.transaction():
+            conn.execute("SET LOCAL DateStyle = ISO")
+            conn.execute("SET LOCAL TimeZone = 'UTC'")
+            text = conn.execute("SELECT pg_current_snapshot()::text").fetchone()[0]
+            lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            out = bytearray()
+            with conn.cursor().copy(f"COPY (SELECT * FROM {table} ORDER BY {order_by}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+                for chunk in copy:
+                    out += chunk
+    xmin, xmax, xip = text.split(":")
+    return SourceSnapshot(int(xmin) & 0xFFFFFFFF, int(xmax) & 0xFFFFFFFF,
+                          frozenset(int(x) & 0xFFFFFFFF for x in xip.split(",") if x), lsn, bytes(out))
+
+
+def _wait_for_slot(source: SourceParams, slot: str, lsn: str, timeout: float) -> None:
+    def confirmed() -> bool:
+        with source.connect(autocommit=True) as conn:
+            row = conn.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = %s",
+                               (lsn, slot)).fetchone()
+        return bool(row and row[0])
+
+    wait_until(confirmed, what=f"replication slot {slot} to confirm WAL {lsn} (Debezium published every change the "
+               "snapshot sees; heartbeat.interval.ms moves it while the table is quiet)", timeout=timeout, interval=1.0)
+
+
+def _drain(pipe, kafka, run_id, connect, connector_config, timeout) -> None:
+    """Read until a batch that started after the slot confirmed the snapshot's position reaches every end."""
+    deadline = time.monotonic() + timeout
+    number = 0
+    while True:
+        number += 1
+        run = RunRef(f"operation__verify-{run_id}-{number}", 1, 1)
+        consumed = consume_batch(pipe, kafka, run, max_events=100_000,
+                                 connect=(lambda: connect) if connect else _no_connect,
+                                 connector_config=connector_config or (lambda: None))
+        merge_batch(pipe, run)
+        if consumed.get("recovery") or consumed.get("schema_change"):
+            raise ConfigError(f"verify stopped: {consumed.get('recovery') or consumed.get('schema_change')}")
+        if consumed.get("complete", True) and not consumed.get("skipped"):
+            return
+        if time.monotonic() > deadline:
+            raise ConfigError(f"verify could not catch up with the topic within {timeout:.0f} s; try again later")
+
+
+def _no_connect():
+    raise ConfigError("verify needs Kafka Connect to start a rebuild")
+
+
+def compare(pipe: Pipeline, snapshot: SourceSnapshot, key_columns: tuple[str, ...]) -> VerifyResult:
+    destiny = pipe.layout.destiny.read_bytes() if pipe.layout.destiny.exists() else b""
+    result = VerifyResult("identical", max(0, snapshot.copy.count(b"\n") - 1), snapshot_lsn=snapshot.lsn)
+    if destiny == snapshot.copy:
+        return result
+    source_rows = _rows_by_key(pipe, snapshot.copy, key_columns)
+    destiny_rows = _rows_by_key(pipe, destiny, key_columns) if destiny else {}
+    result.compared = len(source_rows)
+    differing = sorted(k for k in source_rows.keys() | destiny_rows.keys() if source_rows.get(k) != destiny_rows.get(k))
+    as_of = _as_of_snapshot(pipe, snapshot, key_columns, set(differing))
+    for key in differing:
+        if key in as_of:
+            value = as_of[key]
+            if value == "?":
+                result.unverifiable += 1
+                continue
+            if value == source_rows.get(key):
+                result.explained += 1
+                continue
+        result.differing.append({"key": list(key), "source": source_rows.get(key), "destiny": destiny_rows.get(key)})
+    if result.differing:
+        result.result = "different"
+    return result
+
+
+def _rows_by_key(pipe: Pipeline, data: bytes, key_columns: tuple[str, ...]) -> dict[tuple, str]:
+    """Each row's exact COPY line by primary key (parsed with NULL and '' kept apart, then rendered again)."""
+    path = pipe.layout.folder / f".verify-{time.monotonic_ns()}.csv"
+    try:
+        path.write_bytes(data)
+        frame = read_copy_csv(path)
+    finally:
+        path.unlink(missing_ok=True)
+    records = frame.itertuples(index=False, name=None)
+    positions = [list(frame.columns).index(c) for c in key_columns]
+    return {tuple(values[i] for i in positions): format_row(list(values)) for values in records}
+
+
+def _as_of_snapshot(pipe: Pipeline, snapshot: SourceSnapshot, key_columns, keys: set[tuple]) -> dict[tuple, str | None]:
+    """For keys changed after the snapshot: their row as the snapshot saw it (None: absent; "?": unknown)."""
+    epoch = pipe.history.runs.current_epoch()
+    events = ChangeLog(pipe.layout).read(epoch=epoch)
+    if events is None or not keys:
+        return {}
+    ops = events["operacion"].to_pylist()
+    txids = events["_txid"].to_pylist()
+    columns = list(pipe.table_description().column_names)
+    invisible_truncate = any(op == "t" and not snapshot.sees(tx) for op, tx in zip(ops, txids))
+    key_values = list(zip(*(events[c].to_pylist() for c in key_columns))) if key_columns else []
+    seen_before: dict[tuple, str | None] = {}
+    changed_after: set[tuple] = set()
+    first_after_op: dict[tuple, str] = {}
+    rows = None
+    for index, op in enumerate(ops):
+        visible = op == "r" or snapshot.sees(txids[index])
+        if op == "t":
+            if visible:
+                seen_before = {k: None for k in seen_before}
+            continue
+        key = tuple(key_values[index])
+        if key not in keys:
+            continue
+        if visible:
+            if rows is None:
+                rows = [events[c].to_pylist() for c in columns]
+            seen_before[key] = None if op == "d" else format_row([rows[c][index] for c in range(len(columns))])
+        else:
+            changed_after.add(key)
+            first_after_op.setdefault(key, op)
+    answer: dict[tuple, str | None] = {}
+    for key in keys:
+        if key in changed_after or invisible_truncate:
+            if key in seen_before:
+                answer[key] = seen_before[key]
+            elif first_after_op.get(key) == "c":
+                answer[key] = None
+            else:
+                answer[key] = "?"
+    return answer
+
+
+def _precedes(a: int, b: int) -> bool:
+    """Transaction id ``a`` comes before ``b`` in PostgreSQL's circular 32-bit order."""
+    return ((a - b) & 0xFFFFFFFF) >= 0x80000000

@@ -1,0 +1,72 @@
+"""The body of the operations DAG's task: validate the form, run the operation, say what was done."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cdc_airflow.hooks import PipelineKafkaHook, kafka_connect_client, password_reference, source_params
+from cdc_airflow.ops_dag import CHANGING, OPERATIONS
+from cdc_airflow.probes import airflow_probes
+from cdc_pipeline import operations
+from cdc_pipeline.connector_spec import ConnectorSpec
+from cdc_pipeline.errors import ConfigError
+from cdc_pipeline.instants import parse_instant
+from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.status import pipeline_status
+from cdc_pipeline.tasks.finish import run_line
+
+log = logging.getLogger(__name__)
+
+
+def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    params = context["params"]
+    name = params.get("operation")
+    if name not in OPERATIONS:
+        raise ConfigError(f"operation {name!r} is not one of {', '.join(OPERATIONS)}")
+    if name in CHANGING and not params.get("confirm"):
+        raise ConfigError(f"{name} changes the pipeline ({OPERATIONS[name]}): trigger again with 'confirm' ticked "
+                          "(conf {\"confirm\": true})")
+    pipe = Pipeline(spec, layout)
+    origin = f"airflow:{context['dag_run'].run_id}"
+    if name == "status":
+        status = pipeline_status(spec.name, layout, airflow_probes(spec, layout))
+        for line in status.lines():
+            log.info("%s", line)
+        return status.as_dict()
+    if name == "history":
+        rows = pipe.history.runs.recent_runs(20)
+        for row in rows:
+            log.info("%s %s: %s", row["run_id"], row["status"], run_line(row))
+        return {"runs": [{k: row[k] for k in ("run_id", "status", "offset_ranges", "destiny_rows", "error")} for row in rows]}
+    if name == "clear_unfinished_operation":
+        message = operations.clear_operation(pipe, origin)
+        log.warning("%s", message)
+        return {"message": message}
+    with PipelineKafkaHook(spec.name).clients() as kafka:
+        if name == "verify":
+            from cdc_pipeline.verify import verify
+
+            with kafka_connect_client() as connect:
+                result = verify(pipe, kafka, source_params(), run_id=context["dag_run"].run_id, connect=connect,
+                                connector_config=lambda: _connector_config(spec))
+            return result.as_dict()
+        if name == "resnapshot":
+            with kafka_connect_client() as connect:
+                result = operations.resnapshot(pipe, kafka, connect, origin=origin,
+                                               connector_config=_connector_config(spec))
+        else:
+            target = name.removeprefix("reset_to_")
+            date = parse_instant(params.get("date"), "date") if target == "date" else None
+            if target == "date" and date is None:
+                raise ConfigError("reset_to_date needs 'date', e.g. 2026-11-24 or 2026-11-24T08:00:00Z")
+            result = operations.reset(pipe, kafka, to=target, date=date, run_id=params.get("run_id"), origin=origin)
+    log.warning("%s", result.message)
+    return {"message": result.message, **result.detail}
+
+
+def _connector_config(spec: ConnectorSpec) -> dict[str, str]:
+    source = source_params()
+    return spec.config_for_source(host=source.host, port=source.port, user=source.user, dbname=source.dbname,
+                                  password_reference=password_reference())
