@@ -59,16 +59,18 @@ def read_row(fd: int, offset: int, end: int) -> list[str | None]:
 
 def row_batches(info: GenerationInfo, block_bytes: int = 1 << 24) -> Iterator[pa.RecordBatch]:
     """The generation's rows in key order as Arrow batches of strings (NULL stays null, '' stays '')."""
+    if info.rows == 0:
+        return
     names = list(info.columns)
-    read = pacsv.ReadOptions(block_size=block_bytes, column_names=names, skip_rows=1)
+    read = pacsv.ReadOptions(block_size=block_bytes)
     parse = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in names}, strings_can_be_null=True,
         quoted_strings_can_be_null=False, null_values=[""],
     )
-    if info.rows == 0:
-        return
     with pacsv.open_csv(info.destiny_path, read_options=read, parse_options=parse, convert_options=convert) as reader:
+        if reader.schema.names != names:
+            raise StateError(f"{info.destiny_path} has the header {reader.schema.names}, its manifest says {names}")
         yield from reader
 
 
