@@ -22,8 +22,10 @@ API::
     store = StateStore(layout)                       # cdc_pipeline.layout.PipelineLayout; repairs on first use
     store.live() / store.rebuild() -> GenerationInfo | None
         # .id ("lineage-0001/gen-000042"), .lineage, .rows, .tombstones, .columns, .key_columns,
-        # .description (TableDescription), .destiny_path, .destiny_bytes, .merged_ranges, .created_at
-    store.create(description, lineage="live" | "rebuild") -> GenerationInfo   # an empty state
+        # .description (TableDescription), .destiny_path, .destiny_bytes, .merged_ranges, .epoch, .created_at
+    store.generation(id) -> GenerationInfo              # any generation that still exists (e.g. a retained one)
+    store.create(description, lineage="live" | "rebuild", *, epoch=0) -> GenerationInfo   # an empty state
+        # "live" refuses to replace a live state that has keys; "rebuild" replaces a rebuild in progress
     store.apply(batch, *, lineage="live", retain=frozenset()) -> MergeResult
         # batch: buffer.csv's rows as a DataFrame (or Arrow table) of strings, None for NULL.
         # retain: generation ids a sink still needs; every other old generation is deleted after the commit.
