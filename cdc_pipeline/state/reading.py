@@ -154,34 +154,38 @@ class _Side:
 
 
 def _diff_part(old_part, new_part, before: _Side, after: _Side, key_at) -> Iterator[tuple[Row, Row | None]]:
+    """The keys of one stretch of both indexes: vectorised down to the candidates, whose rows are then read."""
     old_keys, old_rows, old_ends = old_part
     new_keys, new_rows, new_ends = new_part
     width = max(old_keys.dtype.itemsize, new_keys.dtype.itemsize, 1)
     old_keys = old_keys.astype(f"S{width}")
     new_keys = new_keys.astype(f"S{width}")
     union = np.union1d(old_keys, new_keys)
-    at_old = np.searchsorted(old_keys, union)
-    at_new = np.searchsorted(new_keys, union)
-    in_old = (at_old < len(old_keys)) & (old_keys[np.minimum(at_old, max(len(old_keys) - 1, 0))] == union) if len(old_keys) else np.zeros(len(union), bool)
-    in_new = (at_new < len(new_keys)) & (new_keys[np.minimum(at_new, max(len(new_keys) - 1, 0))] == union) if len(new_keys) else np.zeros(len(union), bool)
-    for i in range(len(union)):
-        old_entry = old_rows[at_old[i]] if in_old[i] else None
-        new_entry = new_rows[at_new[i]] if in_new[i] else None
-        old_live = old_entry is not None and not old_entry["deleted"]
-        new_live = new_entry is not None and not new_entry["deleted"]
-        if not old_live and not new_live:
-            continue
-        if old_live and new_live and _same_position(old_entry, new_entry) and before.info.lineage == after.info.lineage:
-            continue
-        if new_live:
-            new_values = after.row(new_entry, new_ends[at_new[i]])
-            if old_live and before.row(old_entry, old_ends[at_old[i]]) == new_values:
+    at_old, in_old = _locate(old_keys, union)
+    at_new, in_new = _locate(new_keys, union)
+    old_live = in_old & ~old_rows["deleted"][at_old] if len(old_keys) else in_old
+    new_live = in_new & ~new_rows["deleted"][at_new] if len(new_keys) else in_new
+    candidates = old_live | new_live
+    if before.info is not None and before.info.lineage == after.info.lineage and len(old_keys) and len(new_keys):
+        # Within a lineage a row's bytes follow from its last applied event: same position, same row.
+        same = np.ones(len(union), dtype=bool)
+        for field in ("incarnation", "partition", "kafka_offset", "lsn"):
+            same &= old_rows[field][at_old] == new_rows[field][at_new]
+        candidates &= ~(old_live & new_live & same)
+    for i in np.flatnonzero(candidates).tolist():
+        if new_live[i]:
+            new_values = after.row(new_rows[at_new[i]], new_ends[at_new[i]])
+            if old_live[i] and before.row(old_rows[at_old[i]], old_ends[at_old[i]]) == new_values:
                 continue
             yield tuple(new_values[c] for c in key_at), tuple(new_values)
         else:
-            old_values = before.row(old_entry, old_ends[at_old[i]])
+            old_values = before.row(old_rows[at_old[i]], old_ends[at_old[i]])
             yield tuple(old_values[c] for c in key_at), None
 
 
-def _same_position(a, b) -> bool:
-    return all(a[f] == b[f] for f in ("incarnation", "partition", "kafka_offset", "lsn"))
+def _locate(keys: np.ndarray, union: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``union``: its index in ``keys`` (clipped into range) and whether it is there."""
+    if len(keys) == 0:
+        return np.zeros(len(union), dtype=np.int64), np.zeros(len(union), dtype=bool)
+    at = np.minimum(np.searchsorted(keys, union), len(keys) - 1)
+    return at, keys[at] == union

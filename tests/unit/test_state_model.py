@@ -104,14 +104,18 @@ def test_destiny_follows_the_source_through_replays_truncates_and_a_lost_broker(
     store.create(describe({"id": key_type, "note": "text", "toasted": "text"}, ("id",), "t"))
     delivered: list[list[dict]] = []
     for step in range(40):
+        before = {k: list(v) for k, v in source.table.items()}
         if step and rng.random() < 0.08:
             resent = source.lose_broker(rng.randrange(0, 6))
             batch = resent + [source.change() for _ in range(rng.randrange(0, 5))]
         else:
             batch = [source.change() for _ in range(rng.randrange(1, 12))]
         if batch:
-            store.apply(as_batch(batch))
+            previous = store.live().id
+            result = store.apply(as_batch(batch), retain={previous})
             delivered.append(batch)
+            if result.written:
+                assert list(store.diff(previous, result.generation)) == expected_diff(before, source), f"diff at {step}"
         assert layout.destiny.read_text(encoding="utf-8") == source.expected_destiny(), f"after batch {step}"
         if delivered and rng.random() < 0.3:
             # A retry or a late batch: merging an old batch again changes nothing.
@@ -121,6 +125,14 @@ def test_destiny_follows_the_source_through_replays_truncates_and_a_lost_broker(
     live = store.live()
     assert live.rows == len(source.table)
     assert list(store.rows(live)) == [tuple(source.table[k]) for k in _ordered(source)]
+    assert list(store.diff(None, live)) == [((k,), tuple(source.table[k])) for k in _ordered(source)]
+
+
+def expected_diff(before: dict[str, list], source: SourceSimulation) -> list[tuple]:
+    """(key, new row or None) for every key whose row differs, in destiny.csv's key order."""
+    changed = [k for k in set(before) | set(source.table) if before.get(k) != source.table.get(k)]
+    order = (lambda k: int(k)) if source.key_type == "integer" else (lambda k: k.encode())
+    return [((k,), tuple(source.table[k]) if k in source.table else None) for k in sorted(changed, key=order)]
 
 
 def _ordered(source: SourceSimulation) -> list[str]:
