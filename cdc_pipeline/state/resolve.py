@@ -30,6 +30,7 @@ from cdc_pipeline.debezium.events import UNAVAILABLE_VALUE
 
 INSERTED, UPDATED, DELETED, TRUNCATED, UNCHANGED = 1, 2, 3, 4, 0
 _KEEP = object()  # a column the batch does not carry
+_OLD = object()  # the previous row is the live row of the previous generation, parsed on demand
 
 
 @dataclass
@@ -146,21 +147,19 @@ def resolve(
             outcome[k] = DELETED
 
     truncates = np.flatnonzero((key_codes < 0) & ~truncate_replayed)
-    truncate_position = None
+    latest_truncate_row = None
     if len(truncates):
         applied_flags[truncates] = True
         latest = truncates[np.lexsort((batch.offset[truncates], batch.incarnation[truncates], batch.lsn[truncates]))[-1]]
-        truncate_position = np.zeros((), ROW_DTYPE)
-        truncate_position["incarnation"], truncate_position["partition"] = batch.incarnation[latest], batch.partition[latest]
-        truncate_position["kafka_offset"], truncate_position["lsn"] = batch.offset[latest], batch.lsn[latest]
-        truncate_position["deleted"] = True
+        latest_truncate_row = truncate_position((int(batch.incarnation[latest]), int(batch.partition[latest]),
+                                                 int(batch.offset[latest]), int(batch.lsn[latest])))
         # The batch's keys: their final position decides (an event after the truncate keeps the row).
         for k in np.flatnonzero((final["lsn"] < batch.lsn[latest]) & (lookup.found | changed)).tolist():
             ends_live = k in final_rows or (not changed[k] and was_live[k])
             if ends_live:
                 outcome[k] = TRUNCATED if was_live[k] else UNCHANGED
             final_rows.pop(k, None)
-            final[k] = truncate_position
+            final[k] = latest_truncate_row
             changed[k] = True
 
     for k, row in final_rows.items():
@@ -169,14 +168,12 @@ def resolve(
     applied = np.flatnonzero(applied_flags)
     return Resolution(
         changed=changed, final=final, outcome=outcome, lines=lines, applied=applied, applied_values=applied_values,
-        truncate_position=truncate_position, stale=stale + int(truncate_replayed.sum()), unavailable_values=unavailable,
+        truncate_position=latest_truncate_row, stale=stale + int(truncate_replayed.sum()), unavailable_values=unavailable,
     )
 
 
-_OLD = object()  # the previous row is the live row of the previous generation, parsed on demand
-
-
 def truncate_position(truncated_at: tuple[int, int, int, int] | None) -> np.ndarray | None:
+    """The manifest's last TRUNCATE as a rows.npy entry (a tombstone at its position)."""
     if truncated_at is None:
         return None
     position = np.zeros((), ROW_DTYPE)
@@ -186,6 +183,7 @@ def truncate_position(truncated_at: tuple[int, int, int, int] | None) -> np.ndar
 
 
 def latest_truncate(previous: tuple[int, int, int, int] | None, applied: np.ndarray | None) -> tuple[int, int, int, int] | None:
+    """The later of the manifest's last TRUNCATE and the one this merge applied, by LSN then incarnation."""
     if applied is None:
         return previous
     new = (int(applied["incarnation"]), int(applied["partition"]), int(applied["kafka_offset"]), int(applied["lsn"]))
