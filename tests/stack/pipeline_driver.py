@@ -142,3 +142,22 @@ class PipelineDriver:
         if isinstance(outcome, Exception):
             raise outcome
         return expected
+
+    def converge(self, order_by: str, *, timeout: float = 240.0, max_events: int = 10_000) -> bytes:
+        """Run as the DAG would (register, consume, merge) until no rebuild is pending and destiny.csv equals
+        COPY; answer COPY's bytes (the caller compares, so a failure shows the difference)."""
+        def settled() -> bool | Exception:
+            try:
+                self.register()
+                self.run_once(max_events)
+            except Exception as exc:  # noqa: BLE001 - a failing run ends the wait and is raised below
+                return exc
+            return self.history.incidents.active_recovery() is None and self.destiny() == self.copy_csv(order_by)
+
+        try:
+            outcome = wait_until(settled, what=f"{self.spec.name} to converge on COPY", timeout=timeout, interval=1.0)
+        except WaitTimeout:
+            return self.copy_csv(order_by)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return self.copy_csv(order_by)

@@ -108,3 +108,45 @@ def run_mixed_workload(driver, rng: random.Random, table: str = "public.acc_type
         driver.sql(f"DELETE FROM {table} WHERE k1 = %s AND k2 = %s", [k1, k2])
     for k1, k2 in deleted[:10]:
         insert(driver, rng, k1, k2, table=table)  # re-insert of a deleted key
+
+
+class BackgroundChanges:
+    """Inserts, updates and deletes on ``table (id int PRIMARY KEY, v text, ...)``, in a thread, while a test
+    does something else; only ``id`` and ``v`` are touched, so other columns may be altered meanwhile."""
+
+    def __init__(self, driver, table: str, *, seed: int = 1, first_id: int = 10_000, pause: float = 0.05) -> None:
+        import threading
+
+        self.driver, self.table, self.rng, self.next_id, self.pause = driver, table, random.Random(seed), first_id, pause
+        self.applied = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"changes on {table}", daemon=True)
+        self.error: Exception | None = None
+
+    def __enter__(self) -> BackgroundChanges:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        if self.error is not None and exc[0] is None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            with self.driver.source.connect(autocommit=True) as conn:
+                while not self._stop.wait(self.pause):
+                    kind = self.rng.choice(("insert", "insert", "update", "delete"))
+                    if kind == "insert":
+                        conn.execute(f"INSERT INTO {self.table} (id, v) VALUES (%s, %s)", (self.next_id, f"bg {self.next_id}"))
+                        self.next_id += 1
+                    elif kind == "update":
+                        conn.execute(f"UPDATE {self.table} SET v = v || '+' WHERE id = (SELECT id FROM {self.table}"
+                                     " ORDER BY random() LIMIT 1)")
+                    else:
+                        conn.execute(f"DELETE FROM {self.table} WHERE id = (SELECT id FROM {self.table} WHERE id >= 10000"
+                                     " ORDER BY random() LIMIT 1)")
+                    self.applied += 1
+        except Exception as exc:  # noqa: BLE001 - reported by __exit__
+            self.error = exc

@@ -1,0 +1,98 @@
+"""Never silently wrong: TRUNCATE and schema changes end identical to COPY with no manual step.
+
+Each case runs while other changes keep flowing (a background workload), then waits for the pipeline to
+converge and compares destiny.csv with COPY byte for byte. Schema changes some of which send no event at
+all (ADD COLUMN ... DEFAULT, ALTER COLUMN ... TYPE rewrite existing rows silently) are noticed by comparing
+the catalog with what the state was built from, and repaired by the atomic rebuild; with
+on_schema_change=fail the run fails instead, naming the command.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cdc_pipeline.errors import SchemaChangedError
+from tests.stack.pipeline_driver import PipelineDriver, write_connector
+from tests.stack.workload import BackgroundChanges
+
+pytestmark = pytest.mark.stack
+
+
+def make(stack, tmp_path, name: str, **settings) -> PipelineDriver:
+    path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""), **settings)
+    driver = PipelineDriver(stack.settings, path, tmp_path / "data")
+    driver.sql(f"DROP TABLE IF EXISTS public.{name}")
+    driver.sql(f"CREATE TABLE public.{name} (id int PRIMARY KEY, v text, c_int integer, c_gone text)")
+    driver.sql(f"INSERT INTO public.{name} SELECT g, 'v' || g, g, 'gone ' || g FROM generate_series(1, 60) g")
+    driver.register()
+    assert driver.drain_until_equal("id") == driver.destiny()
+    return driver
+
+
+def test_a_truncate_in_the_middle_of_a_batch_removes_the_rows_before_it_only(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "trunc_mid")
+    before = driver.topic_record_count()
+    driver.sql("INSERT INTO public.trunc_mid VALUES (100, 'before', 1, NULL)")
+    driver.sql("UPDATE public.trunc_mid SET v = 'touched' WHERE id < 10")
+    driver.sql("TRUNCATE public.trunc_mid")
+    driver.sql("INSERT INTO public.trunc_mid SELECT g, 'after ' || g, g, NULL FROM generate_series(200, 230) g")
+    driver.sql("UPDATE public.trunc_mid SET v = 'after, updated' WHERE id = 205")
+    driver.wait_for_records(before + 1 + 9 + 1 + 31 + 1)
+    consumed, merged = driver.run_once()  # one batch: inserts, updates, the TRUNCATE, inserts after it
+    assert consumed["truncates"] == 1 and consumed["creates"] >= 32
+    assert merged["truncated"] >= 60
+    expected = driver.copy_csv("id")
+    assert driver.destiny().decode() == expected.decode()
+    assert b"after, updated" in expected and b"touched" not in expected
+
+
+def test_a_truncate_at_a_batch_boundary_then_new_rows_under_a_workload(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "trunc_edge")
+    with BackgroundChanges(driver, "public.trunc_edge", seed=3):
+        driver.run_once()
+        driver.sql("TRUNCATE public.trunc_edge")
+        driver.run_once()
+        driver.sql("INSERT INTO public.trunc_edge SELECT g, 'again ' || g, g, NULL FROM generate_series(1, 20) g")
+        driver.run_once()
+    expected = driver.converge("id")
+    assert driver.destiny().decode() == expected.decode()
+    assert sum(r["truncates"] or 0 for r in driver.history.runs.recent_runs(100)) == 1
+
+
+SCHEMA_CHANGES = {  # table name -> the change
+    "sc_add_default": "ALTER TABLE public.{t} ADD COLUMN c_added integer DEFAULT 7",
+    "sc_add_plain": "ALTER TABLE public.{t} ADD COLUMN c_added text",
+    "sc_drop": "ALTER TABLE public.{t} DROP COLUMN c_gone",
+    "sc_type": "ALTER TABLE public.{t} ALTER COLUMN c_int TYPE numeric(12,2)",
+    "sc_rename": "ALTER TABLE public.{t} RENAME COLUMN c_gone TO c_renamed",
+}
+
+
+@pytest.mark.parametrize("table", SCHEMA_CHANGES)
+def test_a_schema_change_is_rebuilt_to_the_new_shape_while_changes_flow(stack_services, tmp_path, table):
+    driver = make(stack_services, tmp_path, table)
+    with BackgroundChanges(driver, f"public.{table}", seed=len(table)):
+        driver.run_once()
+        driver.sql(SCHEMA_CHANGES[table].format(t=table))
+        for _ in range(3):
+            driver.register()
+            driver.run_once()
+    expected = driver.converge("id")
+    assert driver.destiny().decode() == expected.decode()
+    changes = [r["schema_change"] for r in driver.history.runs.recent_runs(200) if r["schema_change"]]
+    assert changes and "rebuilding from a new snapshot" in changes[0]
+    assert [r["reason"] for r in driver.history.incidents.recoveries()][-1] == "schema_change"
+
+
+def test_with_on_schema_change_fail_the_run_fails_naming_the_command_and_merges_nothing(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "sc_fail", on_schema_change="fail")
+    last_good = driver.destiny()
+    driver.sql("ALTER TABLE public.sc_fail ADD COLUMN c_added integer DEFAULT 7")
+    with pytest.raises(SchemaChangedError, match=r"column c_added integer DEFAULT 7 added.*resnapshot --connector sc_fail"):
+        driver.register()
+    driver.sql("INSERT INTO public.sc_fail VALUES (500, 'new shape', 1, NULL, 8)")
+    driver.wait_for_records(61)
+    with pytest.raises(SchemaChangedError, match=r"column c_added added"):
+        driver.run_once()
+    assert driver.destiny() == last_good
+    assert "on_schema_change=fail" in driver.history.runs.recent_runs(1)[0]["schema_change"]
