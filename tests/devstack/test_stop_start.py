@@ -50,11 +50,18 @@ def test_stop_then_start_keeps_rows_and_offsets_and_stops_cleanly(small_stack):
         conn.execute("INSERT INTO public.clientes (nombre, email) VALUES ('Survivor', 's@example.com')")
     register_clientes(small_stack)
     offsets = small_stack["connect"].offsets_file  # type: ignore[attr-defined]
-    # Wait for the offsets of the finished snapshot: the worker writes the file's header before any offset,
-    # and a copy taken in between would not be what the worker flushes on stop.
-    wait_until(lambda: offsets.exists() and b'snapshot_completed":true' in offsets.read_bytes(),
-               what="the snapshot's offsets in the offsets file", timeout=60, interval=0.5,
-               log_path=small_stack["connect"].log_path)
+
+    def snapshot_done_and_flushed() -> bool:
+        """The worker's committed offset is past the snapshot (or is its last record), and is in the file: the
+        file holds a header before any offset, and a copy taken then would not be what the worker flushes on
+        stop. With heartbeats on, a streaming offset soon replaces the snapshot's last one."""
+        stored = httpx.get(f"{s.connect_url}/connectors/clientes/offsets", timeout=10).json()["offsets"]
+        done = [o["offset"] for o in stored
+                if "lsn" in o["offset"] and (not o["offset"].get("snapshot") or o["offset"].get("snapshot_completed"))]
+        return bool(done) and offsets.exists() and f'"lsn":{done[0]["lsn"]}'.encode() in offsets.read_bytes()
+
+    wait_until(snapshot_done_and_flushed, what="the snapshot's offsets in the offsets file", timeout=60,
+               interval=0.5, log_path=small_stack["connect"].log_path)
     saved = offsets.read_bytes()
     pids = {name: small_stack[name].pid() for name in SERVICES}
     children = {name: process.descendants(pid) for name, pid in pids.items()}
