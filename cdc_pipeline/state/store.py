@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -139,8 +139,13 @@ class StateStore:
 
     # --- merging ---------------------------------------------------------------------------------------
 
-    def apply(self, batch: pd.DataFrame | pa.Table, *, lineage: str = "live", retain: Iterable[str] = frozenset()) -> MergeResult:
-        """Merge a batch of change events (buffer.csv's rows) into the lineage's state. Safe to run twice."""
+    def apply(self, batch: pd.DataFrame | pa.Table, *, lineage: str = "live", retain: Iterable[str] = frozenset(),
+              before_commit: Callable[[pa.Table, str], None] | None = None) -> MergeResult:
+        """Merge a batch of change events (buffer.csv's rows) into the lineage's state. Safe to run twice.
+
+        ``before_commit(applied events, new generation id)`` runs once the new generation is written and before it
+        becomes current: the change log is written there, so the state never holds an event the log lacks.
+        """
         self._open()
         role = self._role(lineage)
         current = self._current(role)
@@ -193,6 +198,8 @@ class StateStore:
             truncated_at=latest_truncate(current.truncated_at, resolution.truncate_position),
             epoch=current.epoch,
         )
+        if before_commit is not None:
+            before_commit(result.applied, generation_id)
         self._commit(role, info, keep)
         outcome = resolution.outcome
         result.inserted = int((outcome == INSERTED).sum())

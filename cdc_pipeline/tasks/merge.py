@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.changelog import ChangeLog
 from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.history import RunRef, RunStatus
 from cdc_pipeline.pipeline import Pipeline
@@ -57,7 +58,13 @@ def _merge_locked(pipe: Pipeline, run: RunRef, summary: dict, *, archive_keep: i
             log.warning("merge: %s", note)
             return
         store.create(description, lineage="live", epoch=epoch)
-    result = store.apply(frame, lineage=lineage, retain=retain) if len(frame) else None
+    target = store.rebuild() or store.live()
+    changelog = ChangeLog(layout)
+
+    def log_changes(applied, generation: str) -> None:
+        changelog.append(applied, epoch=target.epoch, generation=generation)
+
+    result = store.apply(frame, lineage=lineage, retain=retain, before_commit=log_changes) if len(frame) else None
     fields: dict[str, Any] = {"status": RunStatus.MERGED.value, "epoch": epoch}
     if result is not None:
         fields.update(merge_inserted=result.inserted, merge_updated=result.updated, merge_deleted=result.deleted,
@@ -89,9 +96,15 @@ def _merge_locked(pipe: Pipeline, run: RunRef, summary: dict, *, archive_keep: i
 
 def _promote_if_complete(pipe: Pipeline, store: StateStore, run: RunRef, lineage: str, retain: frozenset[str]) -> str | None:
     recovery = pipe.history.incidents.active_recovery()
-    if lineage != "rebuild" or recovery is None or recovery.step != "snapshot_read":
+    if recovery is None or recovery.step != "snapshot_read":
         return None
-    info = store.promote_rebuild(retain=retain)
+    live = store.live()
+    if lineage == "rebuild":
+        info = store.promote_rebuild(retain=retain)
+    elif live is not None and live.epoch == recovery.epoch:
+        info = live  # promoted by a merge that died before it could say so
+    else:
+        return None
     pipe.history.incidents.recovery_step(recovery.id, "promoted", run_id=run.run_id)
     done = (f"rebuild {recovery.id} ({recovery.reason}) complete: destiny.csv now holds the new snapshot and every "
             f"change since ({info.rows} rows)")
