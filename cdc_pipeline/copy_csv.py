@@ -7,7 +7,7 @@ would otherwise read back as NULL), contains ``,``, ``"``, ``\\n`` or ``\\r``, o
 is exactly ``\\.`` (it would otherwise read back as the end-of-data marker). Embedded quotes are doubled.
 Header names go through the same rule.
 
-Values are the PostgreSQL text forms (``str``) or ``None`` for NULL; :mod:`cdc_pipeline.decoding` makes them.
+Values are the PostgreSQL text forms (``str``) or ``None`` for NULL; :mod:`cdc_pipeline.debezium.events` makes them.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def _read_and_buffer(pipe: Pipeline, kafka: KafkaClients, run: RunRef, topic: To
             history.incidents.clear_clean_end(incarnation)  # its broker kept it: a later stop records a new end
     notes = list(plan.notes)
     description = pipe.table_description()
-    context = RenderContext.from_settings(description.settings) if description else RenderContext()
+    context = RenderContext.from_description(description) if description else RenderContext()
     cutoff = history.runs.get_setting(START_FROM_SETTING)
     collector = EventCollector(spec, incarnation=incarnation, context=context,
                                start_from_ms=int(cutoff) if cutoff else None)
