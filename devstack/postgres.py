@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 DEMO_SQL = Path(__file__).resolve().parent.parent / "include" / "demo" / "clientes.sql"
 OS_USER = "postgres"  # initdb refuses to run as root
+REPLICATION_SLOTS = 30
 
 
 def postgres_bin_dir() -> Path:
@@ -101,7 +102,10 @@ class PostgresPart(Part):
 
     def launch(self) -> None:
         settings = self.settings
+        # 30 replication slots (and senders), not 10: the test session registers a connector, each with its own
+        # slot, per scenario, and slots outlive their connectors (slot.drop.on.stop=false).
         options = (f"-p {settings.pg_port} -c wal_level=logical -c listen_addresses=127.0.0.1 "
+                   f"-c max_replication_slots={REPLICATION_SLOTS} -c max_wal_senders={REPLICATION_SLOTS} "
                    f"-k {settings.pg_socket_dir}")
         result = self._run([str(postgres_bin_dir() / "pg_ctl"), "-D", str(settings.pgdata), "-l",
                             str(self.log_path), "-o", options, "-W", "start"])

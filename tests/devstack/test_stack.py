@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 
 from devstack.connect import POSTGRES_CONNECTOR
 from devstack.errors import PortInUseError
+from devstack.postgres import REPLICATION_SLOTS
 from devstack.stack import SERVICES, Stack
 from devstack.settings import StackSettings
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.stack
 def test_postgres_runs_with_logical_decoding_and_the_demo_table(stack_services):
     with psycopg.connect(stack_services.settings.pg_conninfo) as conn:
         assert conn.execute("SHOW wal_level").fetchone()[0] == "logical"
+        assert conn.execute("SHOW max_replication_slots").fetchone()[0] == str(REPLICATION_SLOTS)
         assert conn.execute("SELECT count(*) FROM public.clientes").fetchone()[0] >= 1
 
 
