@@ -25,7 +25,7 @@ from cdc_pipeline.layout import PipelineLayout
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_EVENTS = 10_000
-PIPELINE_TASKS = ("register_connector", "consume_batch", "merge_batch")
+PIPELINE_TASKS = ("register_connector", "consume_batch", "merge_batch", "backfill_interval")
 RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
            "max_retry_delay": timedelta(minutes=5)}
 
@@ -125,6 +125,18 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
 
             return runners.merge(spec, layout, get_current_context(), destiny)
 
+        # A backfill run of [start, end) writes the table as of `end` and the interval's changes from the change
+        # log; the live tasks above skip themselves in backfill runs, and this one in every other run.
+        @task(task_id="backfill_interval", execution_timeout=timedelta(minutes=30), multiple_outputs=False)
+        @one_line_errors
+        def backfill_interval() -> dict[str, Any]:
+            from cdc_airflow import runners
+
+            return runners.backfill(spec, layout, get_current_context())
+
+        sink_tasks = [_sink_task(spec, layout, sink) for sink in spec.settings.sinks if sink.type != "csv"]
+        watched = PIPELINE_TASKS + tuple(sink.task_id for sink in spec.settings.sinks if sink.type != "csv")
+
         @task(task_id="finish_run", trigger_rule=TriggerRule.ALL_DONE, retries=0, multiple_outputs=False)
         @one_line_errors
         def finish_run() -> dict[str, Any]:
@@ -133,9 +145,24 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
             from cdc_airflow import runners
 
             context = get_current_context()
-            return runners.finish(spec, layout, context, failed_upstream(context, PIPELINE_TASKS))
+            return runners.finish(spec, layout, context, failed_upstream(context, watched))
 
         registered = register_connector()
         merged = consume_batch() >> merge_batch()
-        [registered, merged] >> finish_run()
+        rendered = [merged >> sink() for sink in sink_tasks] or [merged]
+        [registered, *rendered, backfill_interval()] >> finish_run()
     return dag
+
+
+def _sink_task(spec: ConnectorSpec, layout: PipelineLayout, sink):
+    """One task per sink beside destiny.csv: a sink that fails fails (and retries) alone; the offsets are already
+    committed and the other sinks go on."""
+
+    @task(task_id=sink.task_id, execution_timeout=timedelta(minutes=30), multiple_outputs=False)
+    @one_line_errors
+    def render_sink() -> dict[str, Any]:
+        from cdc_airflow import runners
+
+        return runners.sink(spec, layout, get_current_context(), sink)
+
+    return render_sink

@@ -16,12 +16,22 @@ from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.sinks import retained_generations
 from cdc_pipeline.tasks.consume import consume_batch, resume_description
 from cdc_pipeline.tasks.finish import finish_run
 from cdc_pipeline.tasks.merge import merge_batch
 from cdc_pipeline.tasks.register import register_connector
 
 log = logging.getLogger(__name__)
+
+
+def skip_in_backfill_runs(context) -> None:
+    """The live tasks leave backfill runs alone: those only write snapshots/ and changes/ from the change log."""
+    if str(getattr(context["dag_run"], "run_type", "")) in ("backfill", "DagRunType.BACKFILL_JOB"):
+        from airflow.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("a backfill run: the live pipeline (connector, offsets, buffer.csv, destiny.csv) is "
+                                   "left alone; backfill_interval writes the interval's snapshot and changes")
 
 
 def _connector_config(spec: ConnectorSpec) -> dict[str, str]:
@@ -31,6 +41,7 @@ def _connector_config(spec: ConnectorSpec) -> dict[str, str]:
 
 
 def register(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    skip_in_backfill_runs(context)
     pipe = Pipeline(spec, layout)
     with kafka_connect_client() as connect:
         return register_connector(pipe, connect, source_params(), run_ref(context),
@@ -39,6 +50,7 @@ def register(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, 
 
 
 def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    skip_in_backfill_runs(context)
     pipe = Pipeline(spec, layout)
     params = context["params"]
     start_from = parse_instant(params.get("start_from"))
@@ -56,11 +68,26 @@ def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, A
 
 
 def merge(spec: ConnectorSpec, layout: PipelineLayout, context, destiny_asset) -> dict[str, Any]:
-    summary = merge_batch(Pipeline(spec, layout), run_ref(context))
+    skip_in_backfill_runs(context)
+    pipe = Pipeline(spec, layout)
+    summary = merge_batch(pipe, run_ref(context), retain=retained_generations(pipe))
     context["outlet_events"][destiny_asset].extra = {
         key: summary.get(key) for key in ("events", "inserted", "updated", "deleted", "truncated", "destiny_rows",
                                           "generation") if summary.get(key) is not None}
     return summary
+
+
+def sink(spec: ConnectorSpec, layout: PipelineLayout, context, sink_spec) -> dict[str, Any]:
+    skip_in_backfill_runs(context)
+    from cdc_airflow import sink_runner
+
+    return sink_runner.run(spec, layout, context, sink_spec)
+
+
+def backfill(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    from cdc_airflow import backfill_runner
+
+    return backfill_runner.run(spec, layout, context)
 
 
 def finish(spec: ConnectorSpec, layout: PipelineLayout, context, failed_tasks: list[str]) -> dict[str, Any]:

@@ -1,124 +1,267 @@
-"""Operations on the real services: start from a date, reset, and clear errors when a part is down."""
+"""Operations on the real services: start from a date, reset, resnapshot, dead letters, operator commands beside
+the schedule, verify, outages, and the source password kept out of Kafka Connect's stored config."""
 
 from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer
 
 from cdc_pipeline import cli
-from cdc_pipeline.errors import KafkaError, SourceError
-from cdc_pipeline.run_history import RunHistory
-from cdc_pipeline.kafka_batch import batch_consumer_config, topic_partitions
+from cdc_pipeline.errors import BrokerUnreachableError, DeadLettersError, SourceError, SourceUnreachableError
+from cdc_pipeline.history import RunRef
+from cdc_pipeline.kafka.client import KafkaClients
+from cdc_pipeline.kafka.topic import topic_partitions
 from cdc_pipeline.source.checks import SourceParams, check_source
+from cdc_pipeline.verify import VerifyMismatchError, verify
 from devstack.ports import free_port
 from tests.stack.pipeline_driver import PipelineDriver, write_connector
+from tests.stack.workload import BackgroundChanges
 
 pytestmark = pytest.mark.stack
 
 
-@pytest.fixture(scope="module")
-def ops(stack_services, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ops-connectors")
-    path = write_connector(folder, "ops_items", "public.ops_items", "ops")
-    driver = PipelineDriver(stack_services.settings, path, tmp_path_factory.mktemp("ops-data"))
-    driver.sql("DROP TABLE IF EXISTS public.ops_items")
-    driver.sql("CREATE TABLE public.ops_items (id int PRIMARY KEY, v text)")
-    driver.sql("INSERT INTO public.ops_items SELECT g, 'old ' || g FROM generate_series(1, 10) g")
+def make(stack, tmp_path, name: str, rows: int = 10, **settings) -> PipelineDriver:
+    path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""), **settings)
+    driver = PipelineDriver(stack.settings, path, tmp_path / "data")
+    driver.sql(f"DROP TABLE IF EXISTS public.{name}")
+    driver.sql(f"CREATE TABLE public.{name} (id int PRIMARY KEY, v text)")
+    driver.sql(f"INSERT INTO public.{name} SELECT g, 'old ' || g FROM generate_series(1, {rows}) g")
     driver.register()
     assert driver.drain_until_equal("id") == driver.destiny()
-    return driver, folder
+    return driver
 
 
-def test_start_from_a_date_skips_older_events(ops, tmp_path):
-    driver, folder = ops
-    time.sleep(1.5)
+def cli_args(driver: PipelineDriver, *command: str) -> list[str]:
+    s = driver.settings
+    return ["--data-dir", str(driver.layout.folder.parent), "--connectors-dir", str(driver.spec.path.parent),
+            "--bootstrap-servers", s.kafka_bootstrap, "--group-prefix", "test", "--connect-url", s.connect_url,
+            *command]
+
+
+def test_start_from_a_date_skips_older_events_in_every_later_run(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "from_date")
     cut = datetime.now(UTC)
-    time.sleep(1.5)
-    driver.sql("INSERT INTO public.ops_items SELECT g, 'new ' || g FROM generate_series(11, 15) g")
-    time.sleep(3)  # let Debezium publish them
-
-    fresh = PipelineDriver(driver.settings, folder / "ops_items.json", tmp_path, group="test.ops.fresh")
+    time.sleep(1.1)  # a clock gap, not a wait for a condition: the cut must fall strictly between the two phases
+    driver.sql("INSERT INTO public.from_date SELECT g, 'new ' || g FROM generate_series(11, 15) g")
+    driver.wait_for_records(15)
+    fresh = PipelineDriver(driver.settings, driver.spec.path, tmp_path / "fresh", group="test.from_date.fresh")
+    fresh.register()  # the same connector: this only describes the table for the new folder
     run = fresh.next_run()
     consumed = fresh.consume(run, start_from=cut, max_events=3)
     fresh.merge(run)
-    # Later runs have no start_from of their own: the cut-off recorded by the first run still applies.
-    for _ in range(6):
+    for _ in range(6):  # later runs have no start_from of their own: the recorded cut-off still applies
         fresh.run_once(max_events=3)
     assert consumed["reads"] == 0
     assert fresh.destiny().decode() == "id,v\n" + "".join(f"{i},new {i}\n" for i in range(11, 16))
 
 
-def test_reset_from_beginning_rebuilds_destiny_and_keeps_the_old_files(ops, monkeypatch):
-    driver, folder = ops
-    expected = driver.drain_until_equal("id")
-    assert driver.destiny() == expected
-    s = driver.settings
-    code = cli.main([
-        "--data-dir", str(driver.paths.folder.parent), "--connectors-dir", str(folder),
-        "reset", "--connector", "ops_items", "--from-beginning", "--yes",
-        "--bootstrap-servers", f"127.0.0.1:{s.kafka_port}", "--group-prefix", "test",
-    ])
-    assert code == 0
-    assert not (driver.paths.folder / "destiny.csv").exists()
-    assert list(driver.paths.folder.parent.glob("ops_items.before-reset-*/destiny.csv"))
+def test_reset_to_the_beginning_rebuilds_destiny_and_keeps_the_old_files_and_history(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "reset_items")
+    runs_before = len(driver.history.runs.recent_runs(1000))
+    assert cli.main(cli_args(driver, "reset", "--connector", "reset_items", "--to-beginning", "--yes")) == 0
+    assert not driver.layout.destiny.exists()
+    assert list(driver.layout.folder.parent.glob("reset_items.before-reset-*/destiny.csv"))
+    assert len(driver.history.runs.recent_runs(1000)) == runs_before  # the history stays
+    assert driver.history.runs.resume_point().reason == "reset to beginning"
     consumed, _ = driver.run_once()
-    assert consumed["reads"] >= 10  # the snapshot events again: read from the beginning
+    assert consumed["reads"] >= 10  # the snapshot again: read from the beginning
     assert driver.destiny() == driver.copy_csv("id")
 
 
-def test_an_unreachable_broker_fails_with_the_fix():
-    consumer = Consumer(batch_consumer_config({"bootstrap.servers": f"127.0.0.1:{free_port()}"}, "nobody"))
-    try:
-        with pytest.raises(KafkaError, match="did not answer a metadata request.*cdc_kafka"):
-            topic_partitions(consumer, "t", timeout=3)
-    finally:
-        consumer.close()
+def test_an_operator_command_without_a_terminal_needs_yes(stack_services, tmp_path, capsys):
+    driver = make(stack_services, tmp_path, "needs_yes")
+    assert cli.main(cli_args(driver, "reset", "--connector", "needs_yes", "--to-beginning")) == 1
+    assert "pass --yes" in capsys.readouterr().err
 
 
-def test_an_unreachable_source_fails_with_the_fix():
-    params = SourceParams("127.0.0.1", free_port(), "postgres", "x", "testdb")
-    with pytest.raises(SourceError, match="(?s)cannot connect to PostgreSQL.*cdc_postgres"):
-        check_source(params, "public", "t", "slot")
+def _consume_slowly(settings_json: str, ready, release) -> None:
+    """A scheduled run's consume step that stops just before committing its offsets (inside the pipeline lock)
+    until told to go on: an in-flight run."""
+    from types import SimpleNamespace
+
+    import cdc_pipeline.tasks.consume as consume_module
+
+    args = json.loads(settings_json)
+    driver = PipelineDriver(SimpleNamespace(**args["settings"]), Path(args["connector"]), Path(args["data_dir"]),
+                            group=args["group"])
+    commit = consume_module.commit_offsets
+
+    def commit_when_released(*a, **k):
+        ready.set()
+        release.wait(60)
+        return commit(*a, **k)
+
+    consume_module.commit_offsets = commit_when_released
+    driver.consume(RunRef(args["run_id"], 1, 1), max_events=5)
 
 
-def test_a_table_without_primary_key_is_refused_before_registration(stack_services):
-    s = stack_services.settings
-    driver = PipelineDriver(s, write_connector(stack_services.settings.stack_home, "nokey", "public.nokey", "nk"), s.data_dir)
+def test_reset_waits_for_an_in_flight_run_and_scheduled_runs_step_aside_meanwhile(stack_services, tmp_path):
+    from tests.stack.crash_step import arguments
+
+    driver = make(stack_services, tmp_path, "busy_items", rows=30)
+    driver.sql("INSERT INTO public.busy_items SELECT g, 'more ' || g FROM generate_series(31, 60) g")
+    driver.wait_for_records(60)
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+    in_flight = multiprocessing.Process(target=_consume_slowly, args=(arguments(driver, "consume", RunRef("manual__inflight")),
+                                                                       ready, release))
+    in_flight.start()
+    assert ready.wait(30)
+    reset = multiprocessing.Process(target=cli.main, args=(cli_args(driver, "reset", "--connector", "busy_items",
+                                                                     "--to-beginning", "--yes"),))
+    reset.start()
+    # Give the reset process time to reach the lock; the outcome below does not depend on it, only the path taken.
+    time.sleep(1)
+    release.set()
+    in_flight.join(60)
+    reset.join(120)
+    assert in_flight.exitcode == 0 and reset.exitcode == 0
+    # The in-flight run committed before the reset; the reset came after it and wins: the next run starts over.
+    point = driver.history.runs.resume_point()
+    assert point.reason == "reset to beginning" and set(point.ends.values()) == {0}
+    expected = driver.drain_until_equal("id")
+    assert driver.destiny() == expected
+
+
+def test_a_scheduled_run_steps_aside_while_an_operator_command_is_marked_running(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "marked_items")
+    op = driver.history.incidents.begin_operation("reset", {}, "test")  # a command whose process died mid-way
+    consumed, merged = driver.run_once()
+    assert "did not finish" in consumed["skipped"] and "operations --connector marked_items --clear" in consumed["skipped"]
+    assert driver.history.runs.recent_runs(1)[0]["status"] == "skipped"
+    assert cli.main(cli_args(driver, "operations", "--connector", "marked_items", "--clear")) == 0
+    assert driver.history.incidents.running_operation() is None and op
+
+
+def test_resnapshot_keeps_destiny_until_the_new_snapshot_is_live(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "resnap_items", rows=50)
+    before = driver.destiny()
+    assert cli.main(cli_args(driver, "resnapshot", "--connector", "resnap_items", "--yes")) == 0
+    assert driver.history.incidents.active_recovery().reason == "operator"
+    assert driver.destiny() == before
+    driver.sql("UPDATE public.resnap_items SET v = 'changed during the resnapshot' WHERE id = 7")
+    expected = driver.converge("id")
+    assert driver.destiny().decode() == expected.decode()
+    assert driver.history.incidents.last_recovery().step == "promoted"
+
+
+def _poison(driver: PipelineDriver, count: int) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": driver.settings.kafka_bootstrap})
+    for number in range(count):
+        producer.produce(driver.spec.topic, key=b"junk", value=b"\x00 not a debezium event %d" % number, partition=0)
+    producer.flush(10)
+
+
+def test_a_poison_message_fails_the_run_before_its_offsets_are_committed(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "poison_items")
+    point = driver.history.runs.resume_point()
+    _poison(driver, 1)
+    driver.sql("INSERT INTO public.poison_items VALUES (100, 'after the junk')")
+    driver.wait_for_records(12)
+    with pytest.raises(DeadLettersError, match=r"1 messages of this batch cannot be decoded \(max_dead_letters is 0\).*"
+                                               r"offset \d+.*not JSON"):
+        driver.run_once()
+    assert driver.history.runs.resume_point() == point  # nothing buffered or committed
+    assert b"after the junk" not in driver.destiny()
+    letters = [json.loads(line) for line in driver.layout.dead_letters.read_text().splitlines()]
+    assert [base64.b64decode(d["value_base64"]) for d in letters] == [b"\x00 not a debezium event 0"]
+
+
+def test_up_to_max_dead_letters_are_set_aside_and_the_run_goes_on(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "poison_five", max_dead_letters=5)
+    _poison(driver, 5)
+    driver.sql("INSERT INTO public.poison_five VALUES (100, 'after the junk')")
+    expected = driver.drain_until_equal("id")
+    assert driver.destiny() == expected and b"after the junk" in expected
+    runs = driver.history.runs.recent_runs(100)
+    assert sum(r["dead_lettered"] or 0 for r in runs) == 5
+    assert any("undecodable messages set aside" in (r["notes"] or "") for r in runs)
+
+
+def test_verify_is_identical_on_a_live_table_and_finds_a_key_changed_by_hand(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "verified", rows=200)
+    with BackgroundChanges(driver, "public.verified", seed=9), driver.kafka() as kafka, driver.connect() as connect:
+        result = verify(driver.pipe, kafka, driver.source, run_id="manual__verify-1", connect=connect,
+                        connector_config=driver.connector_config)
+    assert result.result == "identical" and result.compared >= 200
+    driver.drain_until_equal("id")
+    # destiny.csv changed in place, keeping its size (a replaced file would be relinked by the next merge): the
+    # silent corruption only a comparison with the source finds.
+    path = driver.layout.destiny
+    data = path.read_bytes()
+    row = data.index(b"\n42,") + 4
+    path.chmod(0o644)
+    with open(path, "r+b") as handle:
+        handle.seek(row)
+        handle.write(b"X")
+    with driver.kafka() as kafka, driver.connect() as connect:
+        with pytest.raises(VerifyMismatchError, match="DIFFERENT: 1 of .* keys differ"):
+            verify(driver.pipe, kafka, driver.source, run_id="manual__verify-2", connect=None)
+    (last,) = driver.history.incidents.verifications(1)
+    assert last["result"] == "different" and '"42"' in last["detail"]
+
+
+def test_the_source_password_never_reaches_kafka_connects_stored_config(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "secret_items")
+    with driver.connect() as connect:
+        stored = connect.get_config("secret_items")
+    assert stored["database.password"] == "${env:CDC_PG_PASSWORD}"
+    assert driver.settings.pg_password not in json.dumps(stored)
+
+
+def test_an_unreachable_broker_is_an_outage_with_the_fix(tmp_path):
+    with KafkaClients({"bootstrap.servers": f"127.0.0.1:{free_port()}"}, "nobody") as clients:
+        with pytest.raises(BrokerUnreachableError, match="did not answer a metadata request.*cdc_kafka"):
+            topic_partitions(clients, "t", timeout=3)
+
+
+class SourceDown(PipelineDriver):
+    """The same pipeline, seen from a task whose source connection points at nothing."""
+
+    @property
+    def source(self) -> SourceParams:
+        return SourceParams("127.0.0.1", self.dead_port, "postgres", "x", "testdb")
+
+
+def test_an_unreachable_source_is_an_outage_recorded_until_it_is_back(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "outage_items")
+    down = SourceDown(driver.settings, driver.spec.path, driver.layout.folder.parent, group=driver.group)
+    down.dead_port = free_port()
+    with pytest.raises(SourceUnreachableError, match="(?s)cannot connect to PostgreSQL.*cdc_postgres"):
+        down.register()
+    down.run_once()  # the drain goes on while the source is down
+    (outage,) = driver.history.incidents.open_outages()
+    assert outage["service"] == "postgres"
+    driver.register()
+    assert driver.history.incidents.open_outages() == []
+    (closed,) = driver.history.incidents.outages()
+    assert closed["back_at"] is not None
+    assert cli.main(cli_args(driver, "outages", "--connector", "outage_items")) == 0
+
+
+def test_a_table_without_primary_key_is_refused_before_registration(stack_services, tmp_path):
+    driver = PipelineDriver(stack_services.settings, write_connector(tmp_path, "nokey", "public.nokey", "nk"),
+                            tmp_path / "data")
     driver.sql("DROP TABLE IF EXISTS public.nokey")
     driver.sql("CREATE TABLE public.nokey (v text)")
     with pytest.raises(SourceError, match="has no primary key"):
         check_source(driver.source, "public", "nokey", "slot_nokey")
 
 
-def test_an_undecodable_message_is_dead_lettered_and_the_run_goes_on(ops):
-    from confluent_kafka import Producer
-
-    driver, _ = ops
-    producer = Producer({"bootstrap.servers": f"127.0.0.1:{driver.settings.kafka_port}"})
-    producer.produce(driver.spec.topic, key=b"junk", value=b"\x00 not a debezium event", partition=0)
-    producer.flush(10)
-    driver.sql("INSERT INTO public.ops_items VALUES (100, 'after the junk')")
-    time.sleep(2)
-    expected = driver.drain_until_equal("id")
-    assert driver.destiny() == expected and b"after the junk" in expected
-    letters = [json.loads(line) for line in driver.paths.dead_letters.read_text().splitlines()]
-    assert [(d["partition"], base64.b64decode(d["value_base64"])) for d in letters] == [(0, b"\x00 not a debezium event")]
-    runs = RunHistory(driver.paths.history).recent_runs(100)
-    assert sum(r["dead_lettered"] or 0 for r in runs) == 1
-
-
-def test_a_linguistic_collation_on_a_text_key_is_reported(stack_services):
-    s = stack_services.settings
-    driver = PipelineDriver(s, write_connector(s.stack_home, "coll", "public.coll_items", "co"), s.data_dir)
+def test_a_linguistic_collation_on_a_text_key_is_reported(stack_services, tmp_path):
+    driver = PipelineDriver(stack_services.settings, write_connector(tmp_path, "coll", "public.coll_items", "co"),
+                            tmp_path / "data")
     driver.sql("DROP TABLE IF EXISTS public.coll_items")
     driver.sql('CREATE TABLE public.coll_items (k text COLLATE "und-x-icu" PRIMARY KEY)')
     report = check_source(driver.source, "public", "coll_items", "slot_coll")
     assert any("linguistic collation" in note and "und-x-icu" in note for note in report.notes)
     driver.sql("DROP TABLE public.coll_items")
-    driver.sql('CREATE TABLE public.coll_items (k text PRIMARY KEY)')  # the cluster's C.UTF-8
+    driver.sql("CREATE TABLE public.coll_items (k text PRIMARY KEY)")  # the cluster's C.UTF-8
     assert not any("collation" in note for note in check_source(driver.source, "public", "coll_items", "slot_coll").notes)
