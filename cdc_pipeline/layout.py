@@ -106,6 +106,11 @@ class PipelineLayout:
     def lock(self) -> Path:
         return self.folder / ".lock"
 
+    @property
+    def legacy_state(self) -> Path:
+        """The merge state of the version before the keyed state store; a folder holding it is rebuilt once."""
+        return self.folder / "destiny.state.parquet"
+
     def sink_file(self, suffix: str) -> Path:
         """A file sink beside destiny.csv, e.g. ``destiny.parquet``."""
         return self.folder / f"destiny.{suffix}"

@@ -166,6 +166,8 @@ def initialize(path: Path) -> None:
         existing = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "runs" in existing:
             for table, column, declaration in _ADDED_COLUMNS:
+                if table not in existing:
+                    continue  # created whole by the schema below
                 columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                 if column not in columns:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")

@@ -36,7 +36,7 @@ from cdc_pipeline.source.catalog import TableDescription
 
 log = logging.getLogger(__name__)
 
-REASONS = ("data_loss", "schema_change", "verify_mismatch", "operator")
+REASONS = ("data_loss", "schema_change", "verify_mismatch", "operator", "upgrade")
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ def _consume_locked(pipe: Pipeline, kafka: KafkaClients, run: RunRef, summary: d
     record = history.runs.get_run(run.run_id) or {}
     if record.get("status") in DURABLE:
         return _finish_recorded_batch(pipe, kafka, run, record, summary)
+    if _written_by_the_previous_version(pipe):
+        return _upgrade(pipe, kafka, run, summary, connect, connector_config)
     try:
         topic = inspect_topic(kafka, pipe.spec.topic)
         decision = _decide(pipe, kafka, topic, run, start_from)
@@ -210,6 +212,33 @@ def _recover(pipe: Pipeline, kafka: KafkaClients, run: RunRef, loss: LossFound, 
     log.warning("consume: recovery: rebuild %s started; destiny.csv keeps its last good content until it completes",
                 recovery.id)
     summary.update(events=0, recovery=done, lost=loss.lost)
+    return summary
+
+
+def _written_by_the_previous_version(pipe: Pipeline) -> bool:
+    store = StateStore(pipe.layout)
+    return pipe.layout.legacy_state.exists() and store.live() is None and store.rebuild() is None
+
+
+def _upgrade(pipe: Pipeline, kafka: KafkaClients, run: RunRef, summary: dict, connect, connector_config) -> dict:
+    """A folder of the previous version (a whole-table Parquet state): rebuild it once from a new snapshot, aside;
+    its destiny.csv stays as it is until the rebuilt state replaces it."""
+    description = pipe.table_description()
+    if description is None:
+        note = "this folder was written by the previous version; waiting for register_connector to describe the table"
+        pipe.history.runs.update_run(run.run_id, status=RunStatus.COMMITTED.value, notes=[note])
+        summary.update(events=0, notes=[note])
+        return summary
+    detail = (f"{pipe.layout.legacy_state.name} is the previous version's state; the keyed state store is built from a "
+              "new snapshot")
+    with connect() as client:
+        context = RebuildContext(pipe.spec, pipe.layout, pipe.history, client, kafka, connector_config())
+        recovery = start_rebuild(context, StateStore(pipe.layout), description, run_id=run.run_id, reason="upgrade",
+                                 detail=detail)
+    done = f"upgrade: {detail} (rebuild {recovery.id}); destiny.csv keeps its content until then"
+    pipe.history.runs.update_run(run.run_id, topic=pipe.spec.topic, status=RunStatus.COMMITTED.value, recovery=done)
+    log.warning("consume: %s", done)
+    summary.update(events=0, recovery=done)
     return summary
 
 

@@ -106,6 +106,9 @@ def _promote_if_complete(pipe: Pipeline, store: StateStore, run: RunRef, lineage
     else:
         return None
     pipe.history.incidents.recovery_step(recovery.id, "promoted", run_id=run.run_id)
+    if pipe.layout.legacy_state.exists():  # the previous version's state, replaced by this rebuild
+        pipe.layout.archive_dir.mkdir(parents=True, exist_ok=True)
+        pipe.layout.legacy_state.rename(pipe.layout.archive_dir / pipe.layout.legacy_state.name)
     done = (f"rebuild {recovery.id} ({recovery.reason}) complete: destiny.csv now holds the new snapshot and every "
             f"change since ({info.rows} rows)")
     pipe.history.runs.update_run(run.run_id, recovery=done)

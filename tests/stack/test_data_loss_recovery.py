@@ -14,9 +14,11 @@ import pytest
 
 from cdc_pipeline.errors import DataLossError
 from cdc_pipeline.waiting import wait_until
-from tests.stack.pipeline_driver import PipelineDriver, write_connector
+from tests.stack.pipeline_driver import REPO, PipelineDriver, write_connector
 
 pytestmark = pytest.mark.stack
+
+V1_SCHEMA = REPO / "tests" / "fixtures" / "runs_schema_v1.sql"
 
 
 def _driver(stack, tmp_path, name, **settings) -> PipelineDriver:
@@ -89,3 +91,30 @@ def test_with_on_data_loss_fail_the_run_fails_and_names_the_remedy(stack_service
     assert driver.destiny() == last_good
     failed = driver.history.runs.recent_runs(1)[0]
     assert "on_data_loss=fail" in failed["recovery"]
+
+
+def test_a_folder_of_the_previous_version_is_rebuilt_once_keeping_its_destiny_until_then(stack_services, tmp_path):
+    """An upgrade: the old whole-table Parquet state and a schema-1 run history are in the folder."""
+    import sqlite3
+
+    path = write_connector(tmp_path / "connectors", "old_items", "public.old_items", "olditems")
+    driver = PipelineDriver(stack_services.settings, path, tmp_path / "data")
+    driver.sql("DROP TABLE IF EXISTS public.old_items")
+    driver.sql("CREATE TABLE public.old_items (id int PRIMARY KEY, v text)")
+    driver.sql("INSERT INTO public.old_items SELECT g, 'v' || g FROM generate_series(1, 20) g")
+    folder = driver.layout.folder
+    folder.mkdir(parents=True)
+    old_destiny = b"id,v\n1,as the old version wrote it\n"
+    driver.layout.destiny.write_bytes(old_destiny)
+    driver.layout.legacy_state.write_bytes(b"PAR1 the previous version's state")
+    with sqlite3.connect(driver.layout.history) as db:
+        db.executescript(V1_SCHEMA.read_text())
+        db.execute("INSERT INTO runs (run_id, status) VALUES ('scheduled__old', 'merged')")
+    driver.register()
+    consumed, _ = driver.run_once()
+    assert consumed["recovery"].startswith("upgrade:")
+    assert driver.destiny() == old_destiny  # kept until the rebuilt state is complete
+    expected = driver.converge("id")
+    assert driver.destiny().decode() == expected.decode()
+    assert not driver.layout.legacy_state.exists() and (driver.layout.archive_dir / "destiny.state.parquet").exists()
+    assert driver.history.runs.get_run("scheduled__old")["status"] == "merged"  # the old history is kept

@@ -1,8 +1,11 @@
 """runs.sqlite: runs, tries, resume points, incarnations, outages, recoveries, migration from schema 1."""
 
 import sqlite3
+from pathlib import Path
 
 from cdc_pipeline.history import History, RunKind, RunRef, RunStatus, TryStatus
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_a_durable_batch_is_the_new_resume_point_in_one_step(tmp_path):
@@ -63,17 +66,9 @@ def test_a_recovery_supersedes_the_one_before_and_moves_through_its_steps(tmp_pa
 def test_a_schema_1_history_is_migrated_and_keeps_its_rows(tmp_path):
     path = tmp_path / "runs.sqlite"
     with sqlite3.connect(path) as db:
-        db.executescript("""
-            CREATE TABLE runs (seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
-                               offset_ranges TEXT, offsets_committed INTEGER NOT NULL DEFAULT 0, error TEXT);
-            CREATE TABLE pipeline_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-            CREATE TABLE task_tries (run_id TEXT NOT NULL, task_id TEXT NOT NULL, try_number INTEGER NOT NULL,
-                                     started_at TEXT NOT NULL, ended_at TEXT, status TEXT NOT NULL,
-                                     duration_seconds REAL, summary TEXT, error TEXT,
-                                     PRIMARY KEY (run_id, task_id, try_number));
-            INSERT INTO runs (run_id, status) VALUES ('old', 'merged');
-            INSERT INTO pipeline_settings VALUES ('start_from_ms', '123');
-        """)
+        db.executescript((REPO / "tests" / "fixtures" / "runs_schema_v1.sql").read_text())
+        db.execute("INSERT INTO runs (run_id, status) VALUES ('old', 'merged')")
+        db.execute("INSERT INTO pipeline_settings VALUES ('start_from_ms', '123')")
     history = History.open(path)
     assert history.runs.get_run("old")["kind"] == "scheduled"
     assert history.runs.get_setting("start_from_ms") == "123"
