@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="$ROOT/.venv"
 STAMP="$VENV/.cdc-requirements.sha256"
-APT_PACKAGES=(postgresql libjetty9-java libjetty9-extra-java openjdk-17-jre-headless)
+APT_PACKAGES=(postgresql libjetty9-java libjetty9-extra-java openjdk-17-jre-headless chromium)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: ERROR: %s\n' "$*" >&2; exit 1; }
