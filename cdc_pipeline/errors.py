@@ -144,3 +144,14 @@ class WaitTimeout(CdcError):
         if log_tail:
             message += f"\n--- last lines of {log_path or 'the log'} ---\n{log_tail}"
         super().__init__(message)
+
+
+class SinkError(CdcError):
+    """A sink beside destiny.csv (a Parquet file, a PostgreSQL table) could not be rendered; the state and the
+    offsets are unaffected, and the sink's retry renders the live generation again."""
+
+
+class SinkUnreachableError(SinkError):
+    """The sink's database did not accept a connection or dropped it mid-way (an outage: the retry catches up)."""
+
+    expected = True
