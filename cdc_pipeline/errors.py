@@ -155,3 +155,10 @@ class SinkUnreachableError(SinkError):
     """The sink's database did not accept a connection or dropped it mid-way (an outage: the retry catches up)."""
 
     expected = True
+
+
+class NotCoveredYetError(AsOfError):
+    """An as-of instant or a change window ends later than what the change log is known to hold complete (the
+    pipeline has not read everything Debezium published up to it yet): asking again later answers it."""
+
+    expected = True
