@@ -47,6 +47,8 @@ US_PER_DAY = 86_400_000_000
 
 def format_date_days(days: int) -> str:
     """Days since 1970-01-01 (io.debezium.time.Date) as PostgreSQL prints a date: ``0044-03-15 BC``."""
+    if type(days) is int and -719162 <= days <= 2932896:  # 0001-01-01 .. 9999-12-31: the C implementation
+        return _date_from_ordinal(days + 719163).isoformat()
     if type(days) is not int or not _MIN_DAY <= days <= _MAX_DAY:
         if days == DATE_POS_INF or (type(days) is int and abs(days - SNAPSHOT_DATE_POS_INF) <= 1):
             return "infinity"
@@ -54,6 +56,9 @@ def format_date_days(days: int) -> str:
             return "-infinity"
         raise ValueError(f"{days!r} days from 1970-01-01 is outside PostgreSQL's date range")
     return _date_text(days)
+
+
+_date_from_ordinal = _dt.date.fromordinal
 
 
 def _date_text(days: int) -> str:
@@ -133,7 +138,7 @@ _FAST_MAX_US = 253402300799999999  # 9999-12-31 23:59:59.999999
 def timestamp_text(micros: int, suffix: str) -> str:
     """Epoch microseconds as ``YYYY-MM-DD HH:MM:SS[.ffffff]`` + ``suffix``, `` BC`` last for years <= 0."""
     if _FAST_MIN_US <= micros <= _FAST_MAX_US:  # years 1..9999: datetime's C code
-        moment = _EPOCH + _dt.timedelta(microseconds=micros)
+        moment = _EPOCH + _dt.timedelta(0, 0, micros)
         text = moment.isoformat(" ")
         return (text.rstrip("0") if moment.microsecond else text) + suffix
     days, in_day = divmod(micros, US_PER_DAY)
@@ -145,6 +150,10 @@ def timestamp_text(micros: int, suffix: str) -> str:
 
 def format_timestamp_micros(micros: int) -> str:
     """Epoch microseconds (io.debezium.time.MicroTimestamp) as PostgreSQL prints a timestamp."""
+    if type(micros) is int and _FAST_MIN_US <= micros <= _FAST_MAX_US:  # years 1..9999, inlined: the hot path
+        moment = _EPOCH + _dt.timedelta(0, 0, micros)
+        text = moment.isoformat(" ")
+        return text.rstrip("0") if moment.microsecond else text
     if micros == TS_POS_INF_US:
         return "infinity"
     if micros == TS_NEG_INF_US:

@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["format_float4", "format_float8"]
 
-_f32_scientific = np.format_float_scientific
+_float32 = np.float32
 # FLT_MAX plus half its ulp: from here a double rounds to float4 infinity.
 _FLOAT4_OVERFLOW = 3.4028235677973366e38
 
@@ -29,6 +29,11 @@ _TWO_24 = 2.0**24
 
 def format_float8(value: float | str) -> str:
     """PostgreSQL 15 ``float8out``: Ryu's shortest digits, fixed notation for exponents -4..14, else ``1e+300``."""
+    if type(value) is float and (0.0 < value < 1e15 or -1e15 < value < 0.0):
+        # The common case, fast: below 2^53 Python's repr has Ryu's digits, and up to 1e15 its layout too
+        # (scientific below 1e-4, written the same way), but for the ".0" it puts after whole numbers.
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
     if isinstance(value, str):
         return _special_float(value)
     if value != value or value in (math.inf, -math.inf):
@@ -37,13 +42,7 @@ def format_float8(value: float | str) -> str:
         return "-0" if math.copysign(1.0, value) < 0 else "0"
     negative = value < 0
     x = -value if negative else value
-    text = repr(x)
-    mantissa, _, exponent = text.partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    digits = whole + fraction
-    stripped = digits.lstrip("0")
-    exp10 = (int(exponent) if exponent else 0) + len(whole) - 1 - (len(digits) - len(stripped))
-    digits = stripped.rstrip("0")
+    digits, exp10 = _digits_and_exponent(repr(x))
     if x >= _TWO_53 and _on_rounding_bound(x, digits, exp10, math.ulp(x)):
         digits, exp10 = _shortest_inside(x, math.ulp(x))
     return _render_decimal(negative, digits, exp10, 15)
@@ -54,7 +53,8 @@ def format_float4(value: float | str) -> str:
 
     The JSON number is Java's ``Float.toString`` of the float4; it is rounded to float4 first, so the
     digits are those of the float4 PostgreSQL holds, not of the double the JSON parser produced. numpy's
-    Dragon4 "unique" mode gives PostgreSQL's Ryu digits except on a rounding boundary, handled below.
+    Dragon4 "unique" mode (``str`` of a float32) gives PostgreSQL's Ryu digits except on a rounding
+    boundary, handled below.
     """
     if isinstance(value, str):
         return _special_float(value)
@@ -62,22 +62,35 @@ def format_float4(value: float | str) -> str:
         return _nonfinite(value)
     if abs(value) >= _FLOAT4_OVERFLOW:
         raise ValueError(f"{value!r} is outside the float4 range")
-    f = np.float32(value)
-    if f == 0.0:
-        return "-0" if np.signbit(f) else "0"
-    negative = bool(f < 0)
-    if negative:
-        f = -f
-    text = _f32_scientific(f, unique=True, trim="-")
-    mantissa, _, exponent = text.partition("e")
-    digits = mantissa.replace(".", "").rstrip("0") or "0"
-    exp10 = int(exponent)
-    if f >= _TWO_24:
+    negative = value < 0 or (value == 0.0 and math.copysign(1.0, value) < 0)
+    f = _float32(-value if negative else value)
+    text = str(f)
+    if text == "0.0":  # zero, or a double below float4's smallest subnormal
+        return "-0" if negative else "0"
+    dot = text.find(".")
+    if 0 < dot <= 6 and "e" not in text:
+        # numpy wrote it positionally (1e-4 <= f < 1e7) and below 1e6: PostgreSQL's fixed notation too.
+        text = text[:-2] if text.endswith(".0") else text
+        return "-" + text if negative else text
+    digits, exp10 = _digits_and_exponent(text)
+    if exp10 >= 7:  # f >= 2^24 = 1.6777216e7 is only possible from here
         x = float(f)
-        ulp = 2.0 ** (math.frexp(x)[1] - 24)
-        if _on_rounding_bound(x, digits, exp10, ulp):
-            digits, exp10 = _shortest_inside(x, ulp)
+        if x >= _TWO_24:
+            ulp = 2.0 ** (math.frexp(x)[1] - 24)
+            if _on_rounding_bound(x, digits, exp10, ulp):
+                digits, exp10 = _shortest_inside(x, ulp)
     return _render_decimal(negative, digits, exp10, 6)
+
+
+def _digits_and_exponent(text: str) -> tuple[str, int]:
+    """The significant digits (no leading or trailing zeros) and the decimal exponent of the first one, from a
+    positive number written ``123.45``, ``0.001`` or ``1.5e-07``."""
+    mantissa, _, exponent = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    stripped = digits.lstrip("0")
+    exp10 = (int(exponent) if exponent else 0) + len(whole) - 1 - (len(digits) - len(stripped))
+    return stripped.rstrip("0"), exp10
 
 
 def _gaps(x: float, ulp: float) -> tuple[Fraction, Fraction]:
@@ -89,13 +102,19 @@ def _gaps(x: float, ulp: float) -> tuple[Fraction, Fraction]:
 
 
 def _on_rounding_bound(x: float, digits: str, exp10: int, ulp: float) -> bool:
+    """Is the decimal ``digits`` x 10^(exp10 - len + 1) exactly halfway to a neighbouring float of ``x``?
+
+    Only for x >= 2^24 (float4) or 2^53 (float8): x and its ulp are integers there, so the test is in
+    integers, scaled by 4 (the half-gap below a power of two is a quarter of the ulp).
+    """
     shift = exp10 - len(digits) + 1
     if shift < 0:
         return False  # not an integer, while the boundaries are
-    value = int(digits) * 10**shift
-    half_down, half_up = _gaps(x, ulp)
-    exact = int(x)
-    return value == exact + half_up or value == exact - half_down
+    value4 = int(digits) * 10**shift * 4
+    exact4 = int(x) * 4
+    ulp2 = int(ulp) * 2
+    below4 = ulp2 // 2 if math.frexp(x)[0] == 0.5 else ulp2
+    return value4 == exact4 + ulp2 or value4 == exact4 - below4
 
 
 def _shortest_inside(x: float, ulp: float) -> tuple[str, int]:
