@@ -59,6 +59,8 @@ class PipelineStatus:
     last_error: str | None = None
     last_verify: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    state_since: str | None = None              # when the outage behind a "... down" state was first seen
+    probes: dict[str, str] = field(default_factory=dict)  # per live service: "answered", "not asked" or the error
 
     @property
     def healthy(self) -> bool:
@@ -109,7 +111,7 @@ def pipeline_status(name: str, layout: PipelineLayout, probes: Probes | None = N
     if failed and (not merged or failed["seq"] > merged["seq"]):
         status.last_error = " ".join((failed.get("error") or "").split())[:300] or None
     resume = runs.resume_point()
-    status.backlog = _backlog(probes, resume, last)
+    status.backlog = _backlog(probes, resume, last, status)
     status.connector = _ask(probes.connector, status, "Kafka Connect")
     status.slot = _ask(probes.slot, status, "PostgreSQL")
     _decide(status, now, last, merged, recovery)
@@ -121,6 +123,7 @@ def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> No
     if status.outages:
         first = status.outages[0]
         status.state = SERVICE_STATE.get(first["service"], "failing")
+        status.state_since = first["first_seen_down_at"]
         since = _hhmm(first["first_seen_down_at"])
         problems.append(f"{first['service']} unreachable since {since} ({first['runs_affected']} runs): "
                         f"{' '.join((first['last_error'] or '').split())[:160]}")
@@ -151,23 +154,35 @@ def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> No
                        + (f" · {status.destiny_rows} rows" if status.destiny_rows is not None else ""))
 
 
-def _backlog(probes: Probes, resume, last) -> Backlog:
-    if probes.backlog is not None and resume is not None:
+def _backlog(probes: Probes, resume, last, status: PipelineStatus) -> Backlog:
+    if probes.backlog is None:
+        status.probes["Kafka"] = "not asked"
+    elif resume is None:
+        status.probes["Kafka"] = "not asked: nothing read yet"
+    else:
         try:
-            return probes.backlog(resume.ends)
-        except Exception:  # noqa: BLE001 - a status never fails; it says what it could not measure
-            pass
+            backlog = probes.backlog(resume.ends)
+        except Exception as exc:  # noqa: BLE001 - a status never fails; it says what it could not measure
+            status.probes["Kafka"] = " ".join(str(exc).split())[:160] or type(exc).__name__
+            status.problems.append(f"could not ask Kafka: {status.probes['Kafka']}; backlog as of the last run")
+        else:
+            status.probes["Kafka"] = "answered"
+            return backlog
     return Backlog(total=int(last.get("backlog") or 0) if last else 0, measured="history")
 
 
 def _ask(probe, status: PipelineStatus, what: str):
     if probe is None:
+        status.probes[what] = "not asked"
         return None
     try:
-        return probe()
+        answer = probe()
     except Exception as exc:  # noqa: BLE001 - see _backlog
-        status.problems.append(f"could not ask {what}: {' '.join(str(exc).split())[:160]}")
+        status.probes[what] = " ".join(str(exc).split())[:160] or type(exc).__name__
+        status.problems.append(f"could not ask {what}: {status.probes[what]}")
         return None
+    status.probes[what] = "answered"
+    return answer
 
 
 def _run_view(run: dict[str, Any]) -> dict[str, Any]:
@@ -222,9 +237,9 @@ def _size(count) -> str:
     return str(count)
 
 
-def kafka_backlog(clients, topic: str) -> Callable[[dict[int, int]], Backlog]:
+def kafka_backlog(clients, topic: str, *, max_seconds: float = 300.0) -> Callable[[dict[int, int]], Backlog]:
     """A backlog probe reading the broker: true end minus the resume point per partition (Tansu-proof), and the
-    Kafka timestamp of the oldest unread record."""
+    Kafka timestamp of the oldest unread record. ``max_seconds`` bounds each read (a page asks with a few)."""
     from confluent_kafka import Message
 
     from cdc_pipeline.kafka.reader import read_range, read_to_end
@@ -235,13 +250,14 @@ def kafka_backlog(clients, topic: str) -> Callable[[dict[int, int]], Backlog]:
         if not state.exists:
             return Backlog(measured="kafka")
         starts = {p: ends.get(p, state.low.get(p, 0)) for p in state.partitions}
-        true_end = read_to_end(clients, topic, {p: max(starts[p], state.listed_high.get(p, 0)) for p in state.partitions})
+        true_end = read_to_end(clients, topic, {p: max(starts[p], state.listed_high.get(p, 0)) for p in state.partitions},
+                               max_seconds=max_seconds)
         per = {p: max(0, true_end[p] - starts[p]) for p in state.partitions}
         oldest = None
         for p, count in per.items():
             if count:
                 first: list[Message] = []
-                read_range(clients, topic, {p: starts[p]}, first.append, max_events=1, max_seconds=10)
+                read_range(clients, topic, {p: starts[p]}, first.append, max_events=1, max_seconds=min(10, max_seconds))
                 if first and first[0].timestamp()[0]:
                     ts = first[0].timestamp()[1] / 1000
                     oldest = ts if oldest is None else min(oldest, ts)

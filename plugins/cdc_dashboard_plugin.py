@@ -1,40 +1,27 @@
-"""Airflow plugin: the CDC run history as a page in the Airflow UI (Browse → CDC run history).
+"""Airflow plugin: the CDC operator's dashboard in the Airflow UI.
 
-Served by a FastAPI app under /cdc on the api-server; it requires the same login as the UI.
+- a "CDC dashboard" tab on each pipeline DAG's page (an external view with ``destination: "dag"``; its href
+  carries ``{DAG_ID}``), and *Browse → CDC pipelines* for every pipeline at once;
+- served by a FastAPI app under ``/cdc`` on the api-server (pages and a JSON API), behind Airflow's login.
+
+An external view rather than a React app: the page is server-rendered HTML plus a small script, so it needs
+no JavaScript build or bundle in the repository, the same Python code serves the JSON API and the page (and
+is unit-tested as such), and ``/cdc/pipelines/<name>`` works on its own too (the DAG docs link there).
 """
 
 from __future__ import annotations
 
-import asyncio
-
-from fastapi import Depends, FastAPI, Query
-from fastapi.responses import HTMLResponse, JSONResponse
-
-from airflow.api_fastapi.core_api.security import get_user
 from airflow.plugins_manager import AirflowPlugin
 
-from cdc_airflow.run_history_page import pipeline_histories, render_page
-from cdc_airflow.settings import DagSettings
-
-app = FastAPI(title="CDC run history")
+from cdc_airflow.dashboard.app import URL_PREFIX, app
 
 
-@app.get("/runs", response_class=HTMLResponse)
-async def runs_page(limit: int = Query(50, ge=1, le=1000), user=Depends(get_user)) -> str:
-    data_dir = DagSettings.from_env().data_dir
-    histories = await asyncio.to_thread(pipeline_histories, data_dir, limit)
-    return render_page(histories, data_dir)
-
-
-@app.get("/runs.json")
-async def runs_json(limit: int = Query(50, ge=1, le=1000), user=Depends(get_user)) -> JSONResponse:
-    data_dir = DagSettings.from_env().data_dir
-    return JSONResponse(await asyncio.to_thread(pipeline_histories, data_dir, limit))
-
-
-class CdcRunHistoryPlugin(AirflowPlugin):
-    name = "cdc_run_history"
-    fastapi_apps = [{"app": app, "url_prefix": "/cdc", "name": "CDC run history"}]
+class CdcDashboardPlugin(AirflowPlugin):
+    name = "cdc_dashboard"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "CDC dashboard"}]
     external_views = [
-        {"name": "CDC run history", "href": "cdc/runs", "url_route": "cdc-runs", "destination": "nav", "category": "browse"}
+        # Relative hrefs resolve against Airflow's base URL (the UI sets <base href>).
+        {"name": "CDC dashboard", "href": "cdc/dags/{DAG_ID}", "destination": "dag", "url_route": "cdc-dashboard"},
+        {"name": "CDC pipelines", "href": "cdc/pipelines", "destination": "nav", "category": "browse",
+         "url_route": "cdc-pipelines"},
     ]

@@ -1,0 +1,116 @@
+"""How the dashboard writes values: LSNs as PostgreSQL does (``X/Y``), sizes, ages, times, one-line texts.
+
+Pure functions of their arguments (``now`` is passed in), so pages built from the same history look the same.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+ONE_LINE = 160  # characters of an error or a note shown before it is expanded
+
+
+def lsn_text(lsn: int | None) -> str | None:
+    """PostgreSQL's notation for a WAL position: the high and low 32 bits in hex (``16/B374D848``)."""
+    if lsn is None:
+        return None
+    return f"{int(lsn) >> 32:X}/{int(lsn) & 0xFFFFFFFF:X}"
+
+
+def parse_time(iso: str | None) -> datetime | None:
+    if not iso:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def time_text(iso: str | None, now: datetime) -> str:
+    """``12:48:03`` today, ``11-24 12:48`` another day (UTC, as the run history stores it)."""
+    moment = parse_time(iso)
+    if moment is None:
+        return "—"
+    moment = moment.astimezone(UTC)
+    if moment.date() == now.astimezone(UTC).date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%m-%d %H:%M")
+
+
+def hhmm(iso: str | None) -> str:
+    moment = parse_time(iso)
+    return moment.astimezone(UTC).strftime("%H:%M") if moment else "—"
+
+
+def age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0, int(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 86400} days"
+
+
+def ago_text(iso: str | None, now: datetime) -> str:
+    moment = parse_time(iso)
+    if moment is None:
+        return "never"
+    return f"{age_text((now - moment).total_seconds())} ago"
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    return age_text(seconds)
+
+
+def size_text(count: int | None) -> str:
+    if count is None:
+        return "—"
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(count)
+
+
+def count_text(count: int | None) -> str:
+    return "—" if count is None else f"{count:,}"
+
+
+def plural(count: int, word: str) -> str:
+    """``1 row``, ``2 rows``, ``1,234 rows``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def one_line(text: str | None, limit: int = ONE_LINE) -> str | None:
+    """Whitespace folded to single spaces, cut at ``limit`` with an ellipsis."""
+    if not text:
+        return None
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def notes_list(raw: Any) -> list[str]:
+    """The run's notes as sentences: the history stores a JSON list; anything else is shown as it is."""
+    if not raw:
+        return []
+    if isinstance(raw, list):
+        return [str(note) for note in raw]
+    try:
+        parsed = json.loads(raw)
+    except (TypeError, ValueError):
+        return [str(raw)]
+    if isinstance(parsed, list):
+        return [str(note) for note in parsed]
+    return [str(parsed)]
