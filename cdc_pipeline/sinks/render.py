@@ -1,0 +1,113 @@
+"""render_sink: the body of one sink task. Renders the live generation into one sink and records the result.
+
+The sink reads the state under a shared lock on the pipeline's lock file: sinks render side by side, while a
+merge, a consume or an operator command (which take it exclusively) waits until the render is done, so the
+generations a render reads are never removed under it. A sink never takes the lock exclusively, so it never
+holds back another sink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from cdc_pipeline.connector_spec import SinkSpec
+from cdc_pipeline.errors import ConfigError, PipelineBusyError
+from cdc_pipeline.history import RunRef
+from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.sinks.ledger import SinkLedger
+from cdc_pipeline.sinks.outcome import SinkOutcome
+from cdc_pipeline.sinks.postgres_target import TargetParams
+from cdc_pipeline.state import StateStore
+from cdc_pipeline.tasks.operations_guard import operation_in_progress
+from cdc_pipeline.tasks.tracking import one_line, tracked
+
+log = logging.getLogger(__name__)
+
+TargetSource = TargetParams | Callable[[], TargetParams] | None
+
+
+def render_sink(pipe: Pipeline, sink: SinkSpec, run: RunRef, *, target: TargetSource = None,
+                lock_timeout: float = 600.0) -> dict[str, Any]:
+    """Render ``sink`` from the live generation; answer the task's summary. ``target`` (a postgres sink's
+    database, or a callable that builds it, e.g. from an Airflow connection) is read only when needed."""
+    history = pipe.history
+    started = time.monotonic()
+    with tracked(history, run, sink.task_id) as summary:
+        summary.update(sink=sink.name)
+        try:
+            outcome = _render(pipe, sink, target, lock_timeout)
+        except BaseException as exc:
+            history.incidents.record_sink(run.run_id, sink.name, status="failed", generation=None, rows=None,
+                                          seconds=round(time.monotonic() - started, 3), error=one_line(exc, 2000))
+            raise
+        seconds = round(time.monotonic() - started, 3)
+        history.incidents.record_sink(run.run_id, sink.name, status=outcome.status, generation=outcome.generation,
+                                      rows=outcome.rows, seconds=seconds)
+        summary.update(outcome.as_dict())
+        _log(sink, outcome, seconds)
+    return summary
+
+
+def _render(pipe: Pipeline, sink: SinkSpec, target: TargetSource, lock_timeout: float) -> SinkOutcome:
+    if sink.type == "csv":
+        return SinkOutcome("unchanged", "destiny.csv is written by the merge itself")
+    busy = operation_in_progress(pipe, holding_lock=False)
+    if busy is not None:
+        return SinkOutcome("skipped", busy)
+    with state_read_lock(pipe.layout, timeout=lock_timeout):
+        store = StateStore(pipe.layout)
+        live = store.live()
+        if live is None:
+            return SinkOutcome("waiting", "no state yet: the first merge creates it")
+        ledger = SinkLedger(pipe.layout, sink)
+        if sink.type == "parquet":
+            from cdc_pipeline.sinks.parquet_sink import render_parquet
+
+            return render_parquet(store, live, ledger, pipe.layout)
+        if sink.type == "postgres":
+            from cdc_pipeline.sinks.postgres_sink import render_postgres
+
+            params = target() if callable(target) else target
+            if params is None:
+                raise ConfigError(f"sink {sink.name} needs its database: pass the connection {sink.conn_id}'s details")
+            return render_postgres(store, live, ledger, params, sink, pipe.spec.name)
+    raise ConfigError(f"unknown sink type {sink.type!r}")
+
+
+@contextlib.contextmanager
+def state_read_lock(layout: PipelineLayout, *, timeout: float = 600.0, interval: float = 0.5) -> Iterator[None]:
+    """The pipeline lock taken shared (see the module docstring)."""
+    layout.folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise PipelineBusyError(
+                        f"a merge or an operator command held {layout.lock} for {timeout:.0f} s, so the sink could not "
+                        "read the state. The retry waits again.") from None
+                time.sleep(interval)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _log(sink: SinkSpec, outcome: SinkOutcome, seconds: float) -> None:
+    figures = f"{outcome.rows} rows" if outcome.rows is not None else "no rows"
+    if outcome.status == "incremental":
+        figures += f" (+/~ {outcome.upserted}, - {outcome.deleted})"
+    log.info("sink %s: %s in %.2f s, generation %s, %s: %s", sink.name, outcome.status, seconds, outcome.generation,
+             figures, outcome.reason)
+    for note in outcome.notes:
+        log.warning("sink %s: %s", sink.name, note)
