@@ -5,6 +5,7 @@
     outages     when PostgreSQL, Kafka Connect or the broker were down, and what it cost
     reset       start a pipeline over: from the topic's beginning, from a date, or from a recorded run
     resnapshot  rebuild destiny.csv from a new snapshot of the table, aside, switched in one step
+    verify      compare destiny.csv with the source table at one consistent point
     drain       merge everything the broker holds and record a clean end (./stack stop does this)
     operations  show, or --clear, an operator command that did not finish
 
@@ -82,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     resnap.add_argument("--connector", required=True)
     resnap.add_argument("--yes", action="store_true", help="do not ask (required without a terminal)")
     resnap.set_defaults(func=cmd_resnapshot)
+
+    verify_cmd = sub.add_parser("verify", help="compare destiny.csv with the source at one consistent point")
+    verify_cmd.add_argument("--connector", required=True)
+    verify_cmd.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the pipeline to catch up")
+    verify_cmd.set_defaults(func=cmd_verify)
 
     drain = sub.add_parser("drain", help="merge everything the broker holds; record a clean end (stop Connect first)")
     drain.add_argument("--connector", action="append", help="a pipeline (repeat; default: every connector file)")
@@ -202,6 +208,20 @@ def cmd_resnapshot(args) -> int:
     with _kafka(env, pipe.spec.name) as kafka, KafkaConnectClient(env.connect_url) as connect:
         result = operations.resnapshot(pipe, kafka, connect, origin=_origin(), connector_config=env.connector_config(pipe.spec))
     print(result.message)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from cdc_pipeline.kafka_connect import KafkaConnectClient
+    from cdc_pipeline.verify import verify
+
+    env = environment(args)
+    pipe = pipeline(args, env)
+    label = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    with _kafka(env, pipe.spec.name) as kafka, KafkaConnectClient(env.connect_url) as connect:
+        result = verify(pipe, kafka, env.source, run_id=label, connect=connect,
+                        connector_config=lambda: env.connector_config(pipe.spec), timeout=args.timeout)
+    print(result.line())
     return 0
 
 

@@ -26,7 +26,7 @@ Other commands:
   ./stack logs [part] [-n N]     last N lines of a part's log (all parts without a name)
   ./stack start [part...]        start some parts only (postgres broker connect airflow)
   ./stack demo-load [--count N] [--rate R]   inserts/updates/deletes on public.clientes
-  ./stack stop                   stop everything, keep data (broker topics are lost: memory only)
+  ./stack stop [--force]         drain every pipeline, then stop everything; data kept
   ./stack reset                  stop and delete all local state and the recorded settings
   ./stack test [pytest args]     run the tests"""
 
@@ -147,12 +147,31 @@ def connector_lines(settings: StackSettings) -> tuple[bool, list[str]]:
 
 
 def pipeline_lines(settings: StackSettings) -> tuple[bool, list[str]]:
-    """Per-pipeline status lines, and False when a pipeline is not healthy.
+    """Per-pipeline status lines (cdc_pipeline.status: backlog, data as of, last merge, ...), and False when a
+    pipeline is not healthy."""
+    from cdc_pipeline.cli import cli_probes
+    from cdc_pipeline.connector_spec import load_connector_files
+    from cdc_pipeline.environment import PipelineEnvironment
+    from cdc_pipeline.pipeline import Pipeline
+    from cdc_pipeline.status import pipeline_status
 
-    The one place for the pipelines' own status (backlog, data as of, last merge, ...): plug the function
-    of cdc_pipeline that computes it in here. Until then there is nothing to add.
-    """
-    return True, []
+    env = PipelineEnvironment.load(env=settings.as_env())
+    healthy, lines = True, []
+    for path, spec in load_connector_files(env.connectors_dir):
+        if isinstance(spec, Exception):
+            healthy = False
+            lines.append(f"{path.name}: INVALID CONNECTOR FILE: {spec}")
+            continue
+        try:
+            with cli_probes(env, spec) as probes:
+                status = pipeline_status(spec.name, Pipeline.under(env.data_dir, spec).layout, probes)
+        except Exception as exc:  # status reports, never raises
+            healthy = False
+            lines.append(f"{spec.name}: status unavailable: {exc}")
+            continue
+        healthy = healthy and status.state in ("ok", "not started")
+        lines += status.lines()
+    return healthy, lines
 
 
 def cmd_logs(stack: Stack, args: argparse.Namespace) -> int:
@@ -164,7 +183,7 @@ def cmd_logs(stack: Stack, args: argparse.Namespace) -> int:
 
 
 def cmd_stop(stack: Stack, args: argparse.Namespace) -> int:
-    stopped = stack.stop()
+    stopped = stack.stop_keeping_every_change(force=args.force, report=print)
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     return 0
 
@@ -204,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("part", nargs="?", choices=PART_NAMES)
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.set_defaults(func=cmd_logs)
-    sub.add_parser("stop", help="stop everything, keep data").set_defaults(func=cmd_stop)
+    stop = sub.add_parser("stop", help="stop everything, keep data; pipelines are drained before the broker stops")
+    stop.add_argument("--force", action="store_true", help="stop the broker even if a pipeline could not be drained")
+    stop.set_defaults(func=cmd_stop)
     sub.add_parser("reset", help="stop and delete all local state and the recorded settings"
                    ).set_defaults(func=cmd_reset)
     demo = sub.add_parser("demo-load", help="a bounded stream of changes on public.clientes")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from devstack.airflow import AirflowPart
 from devstack.broker import BrokerPart
+from devstack.drain import DrainFailedError, drain_pipelines
 from devstack.connect import ConnectPart
 from devstack.errors import StackError
 from devstack.part import Part, PartStatus, StartResult
@@ -62,6 +63,22 @@ class Stack:
             if part.stop():
                 stopped.append(part.name)
         return stopped
+
+    def stop_keeping_every_change(self, *, force: bool = False, report=log.info) -> list[str]:
+        """``./stack stop``: Airflow and Kafka Connect first, then drain every pipeline, then the broker and
+        PostgreSQL (devstack.drain). If a drain fails the broker keeps running (DrainFailedError) unless ``force``."""
+        stopped = self.stop(["airflow", "connect"])
+        if self["broker"].is_running():
+            try:
+                drain_pipelines(self.settings, report)
+            except DrainFailedError as exc:
+                if not force:
+                    raise DrainFailedError(
+                        f"{exc}. The broker and PostgreSQL keep running so nothing is lost: fix the cause (./stack logs, "
+                        "python -m cdc_pipeline status) and run ./stack stop again, or ./stack stop --force to stop anyway "
+                        "(events not yet merged are then lost, and the next run rebuilds from a new snapshot)") from exc
+                report(f"WARNING: {exc}; stopping anyway (--force)")
+        return stopped + self.stop(["broker", "postgres"])
 
     def status(self) -> list[PartStatus]:
         return [part.status() for part in self.parts.values()]
