@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import DAG, Asset, Param, TriggerRule, get_current_context, task
 
 from cdc_airflow.dag_docs import pipeline_doc
 from cdc_airflow.ops_dag import build_ops_dag
 from cdc_airflow.settings import DagSettings
-from cdc_airflow.task_runtime import failed_upstream, one_line_errors, run_ref
+from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_errors
 from cdc_pipeline.connector_spec import ConnectorSpec, load_connector_files
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.layout import PipelineLayout
@@ -130,9 +131,12 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
         @task(task_id="backfill_interval", execution_timeout=timedelta(minutes=30), multiple_outputs=False)
         @one_line_errors
         def backfill_interval() -> dict[str, Any]:
+            context = get_current_context()
+            if not is_backfill_run(context):
+                raise AirflowSkipException("not a backfill run: only backfill runs write snapshots/ and changes/")
             from cdc_airflow import runners
 
-            return runners.backfill(spec, layout, get_current_context())
+            return runners.backfill(spec, layout, context)
 
         sink_tasks = [_sink_task(spec, layout, sink) for sink in spec.settings.sinks if sink.type != "csv"]
         watched = PIPELINE_TASKS + tuple(sink.task_id for sink in spec.settings.sinks if sink.type != "csv")

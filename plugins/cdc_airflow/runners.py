@@ -10,7 +10,7 @@ from typing import Any
 
 from cdc_airflow.hooks import PipelineKafkaHook, kafka_connect_client, password_reference, source_params
 from cdc_airflow.run_notes import set_run_note
-from cdc_airflow.task_runtime import run_ref
+from cdc_airflow.task_runtime import is_backfill_run, run_ref
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.instants import parse_instant
@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 def skip_in_backfill_runs(context) -> None:
     """The live tasks leave backfill runs alone: those only write snapshots/ and changes/ from the change log."""
-    if str(getattr(context["dag_run"], "run_type", "")) in ("backfill", "DagRunType.BACKFILL_JOB"):
-        from airflow.exceptions import AirflowSkipException
+    if is_backfill_run(context):
+        from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException("a backfill run: the live pipeline (connector, offsets, buffer.csv, destiny.csv) is "
                                    "left alone; backfill_interval writes the interval's snapshot and changes")

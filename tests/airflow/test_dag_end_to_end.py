@@ -1,11 +1,12 @@
-"""The DAGs through a real Airflow 3 standalone: scheduler, executor, task logs, XCom, the plugin page.
+"""The DAGs through a real Airflow 3: scheduler, executor, task logs, XCom, params, failures, the UI page.
 
-The session's connectors folder holds the shipped ``clientes.json`` and ``af_types.json``, a connector for
-a table with a column of every type of the fidelity contract (see tests/conftest.py).
+The session's connectors folder holds the shipped ``clientes.json`` and ``af_types.json``, a connector for a
+table with a column of every type of the fidelity contract (see tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -14,7 +15,8 @@ import httpx
 import pytest
 
 from cdc_pipeline.copy_csv import read_copy_csv
-from cdc_pipeline.run_history import RunHistory
+from cdc_pipeline.waiting import WaitTimeout, wait_until
+from devstack.errors import AirflowApiError
 from tests.stack.pipeline_driver import PipelineDriver
 from tests.stack.workload import create_types_table, run_mixed_workload
 
@@ -27,26 +29,30 @@ TYPES_TABLE = "public.af_types"
 @pytest.fixture(scope="module")
 def types_driver(airflow_stack):
     s = airflow_stack.settings
-    # New DAGs start paused, and a paused DAG's triggered runs stay queued.
-    airflow_stack.unpause(TYPES_DAG)
+    was_paused = is_paused(airflow_stack, TYPES_DAG)
+    airflow_stack.set_paused(TYPES_DAG, False)  # a paused DAG's triggered runs stay queued
     yield PipelineDriver(s, s.connectors_dir / "af_types.json", s.data_dir)
-    airflow_stack.set_paused(TYPES_DAG, True)
+    airflow_stack.set_paused(TYPES_DAG, was_paused)
 
 
-def run_dag(airflow_stack, dag_id: str, conf: dict | None = None) -> str:
+def is_paused(airflow_stack, dag_id: str) -> bool:
+    return airflow_stack.request("GET", f"/api/v2/dags/{dag_id}").json()["is_paused"]
+
+
+def run_dag(airflow_stack, dag_id: str, conf: dict | None = None, expect: str = "success") -> str:
     run_id = airflow_stack.trigger(dag_id, conf=conf or {})
     state = airflow_stack.wait_for_run(dag_id, run_id, timeout=300)
-    if state != "success":
+    if state != expect:
         logs = {ti["task_id"]: airflow_stack.task_log(dag_id, run_id, ti["task_id"], max(1, ti.get("try_number") or 1))[-3000:]
                 for ti in airflow_stack.task_instances(dag_id, run_id)}
-        pytest.fail(f"{dag_id} run {run_id} ended {state}; task logs:\n{logs}")
+        pytest.fail(f"{dag_id} run {run_id} ended {state}, not {expect}; task logs:\n{logs}")
     return run_id
 
 
 def test_dag_folder_loads_without_import_errors(airflow_stack):
     assert airflow_stack.import_errors() == []
     dag_ids = {d["dag_id"] for d in airflow_stack.list_dags()}
-    assert {"cdc_clientes", TYPES_DAG} <= dag_ids
+    assert {"cdc_clientes", "cdc_clientes_ops", TYPES_DAG, f"{TYPES_DAG}_ops"} <= dag_ids
 
 
 def test_every_promised_type_through_the_scheduler_is_byte_identical_to_copy(airflow_stack, types_driver):
@@ -60,33 +66,112 @@ def test_every_promised_type_through_the_scheduler_is_byte_identical_to_copy(air
     run_mixed_workload(driver, random.Random(42), TYPES_TABLE, register=register_through_airflow)
 
     expected = driver.copy_csv("k1, k2")
-    deadline = time.monotonic() + 240
-    while driver.destiny() != expected and time.monotonic() < deadline:
+
+    def drained() -> bool:
         run_ids.append(run_dag(airflow_stack, TYPES_DAG, conf={"max_events": 150}))
+        return driver.destiny() == expected
+
+    with contextlib.suppress(WaitTimeout):  # the comparison below shows what differs
+        wait_until(drained, what="destiny.csv to equal COPY", timeout=240, interval=0)
     assert driver.destiny().decode() == expected.decode()
 
     last = run_ids[-1]
     consume_log = airflow_stack.task_log(TYPES_DAG, last, "consume_batch")
     merge_log = airflow_stack.task_log(TYPES_DAG, last, "merge_batch")
-    assert "consume: read" in consume_log and "offsets committed" in consume_log
-    assert "merge:" in merge_log and "rows in" in merge_log
+    assert "consume:" in consume_log and "records from" in consume_log and "merge:" in merge_log
+    for line in (consume_log + merge_log).splitlines():
+        if " consume:" in line or " merge:" in line:
+            message = line.split(" consume:", 1)[-1].split(" merge:", 1)[-1]
+            assert len(message) <= 150, f"a summary line is too wide to read: {message}"
 
+    # One summary XCom per task (not one row per field).
+    xcoms = airflow_stack.request("GET", f"/api/v2/dags/{TYPES_DAG}/dagRuns/{last}/taskInstances/finish_run/xcomEntries").json()
+    assert [x["key"] for x in xcoms["xcom_entries"]] == ["return_value"]
     xcom = airflow_stack.request(
-        "GET", f"/api/v2/dags/{TYPES_DAG}/dagRuns/{last}/taskInstances/finish_run/xcomEntries/return_value"
-    ).json()["value"]
+        "GET", f"/api/v2/dags/{TYPES_DAG}/dagRuns/{last}/taskInstances/finish_run/xcomEntries/return_value").json()["value"]
     summary = xcom if isinstance(xcom, dict) else json.loads(xcom)
-    assert summary["destiny_rows"] == len(read_copy_csv(driver.paths.folder / "destiny.csv"))
-    assert summary["history"].endswith("runs.sqlite")
+    assert summary["destiny_rows"] == len(read_copy_csv(driver.layout.destiny))
+    assert summary["history"].endswith("runs.sqlite") and "rows" in summary["line"]
 
-    recorded = {r["run_id"]: r for r in RunHistory(driver.paths.history).recent_runs(1000)}
+    recorded = {r["run_id"]: r for r in driver.history.runs.recent_runs(1000)}
     assert set(run_ids) <= set(recorded)
     assert all(recorded[r]["status"] == "merged" for r in run_ids)
 
+    # The run's note carries its volume, on Airflow's own run page.
+    note = airflow_stack.get_run(TYPES_DAG, last).get("note")
+    assert note and "events" in note and "rows" in note
 
-def test_run_history_page_in_the_ui_needs_a_login(airflow_stack):
-    page = airflow_stack.request("GET", "/cdc/runs")
-    assert "CDC run history" in page.text and "af_types" in page.text
-    anonymous = httpx.get(f"{airflow_stack.base_url}/cdc/runs", timeout=10)
+    # destiny.csv is an Asset whose events carry the counts.
+    events = airflow_stack.request("GET", "/api/v2/assets/events", params={"limit": 100, "order_by": "-timestamp"}).json()
+    mine = [e for e in events["asset_events"] if e.get("source_run_id") in run_ids]
+    assert mine and "destiny_rows" in mine[0]["extra"]
+
+
+def test_a_run_with_a_failed_registration_is_red_with_one_line_and_still_drains(airflow_stack, types_driver):
+    """PostgreSQL unreachable: registration fails fast, the drain of what Kafka holds happens in the same run,
+    the run ends red with one readable line and no traceback, and the history agrees with Airflow."""
+    driver = types_driver
+    run_dag(airflow_stack, TYPES_DAG)
+    before = driver.topic_record_count()
+    driver.sql("UPDATE public.af_types SET c_int = 7 WHERE k1 = 1")
+    driver.wait_for_records(before + 1)
+    airflow_stack.stack.stop(["postgres"])
+    try:
+        began = time.monotonic()
+        run_id = run_dag(airflow_stack, TYPES_DAG, expect="failed")
+        took = time.monotonic() - began
+    finally:
+        airflow_stack.stack.start(["postgres"])
+    states = {ti["task_id"]: ti["state"] for ti in airflow_stack.task_instances(TYPES_DAG, run_id)}
+    assert states["register_connector"] == "failed"
+    assert states["consume_batch"] == states["merge_batch"] == "success"
+    log = airflow_stack.task_log(TYPES_DAG, run_id, "register_connector", 2)
+    assert "cannot connect to PostgreSQL" in log and "Traceback" not in log
+    finish_log = airflow_stack.task_log(TYPES_DAG, run_id, "finish_run")
+    assert "PostgreSQL unreachable since" in finish_log and "drained" in finish_log
+    record = driver.history.runs.get_run(run_id)
+    assert record["status"] == "failed" and record["ended_at"]
+    tries = [t for t in driver.history.runs.tries(run_id) if t["task_id"] == "register_connector"]
+    assert [t["status"] for t in tries] == ["failed", "failed"]
+    assert took < 150, f"a source outage held the run for {took:.0f} s"  # registration retries once, briefly
+    run_dag(airflow_stack, TYPES_DAG)  # PostgreSQL is back: green again
+    assert driver.history.incidents.open_outages() == []
+
+
+def test_finish_run_reads_the_execution_apis_task_states_in_the_shape_it_has(airflow_stack, types_driver):
+    """failed_upstream() depends on the shape of ti.get_task_states' answer: checked against the real Airflow."""
+    run_id = run_dag(airflow_stack, TYPES_DAG)
+    log = airflow_stack.task_log(TYPES_DAG, run_id, "finish_run")
+    assert "Task failed" not in log and "KeyError" not in log
+
+
+def test_trigger_params_are_validated(airflow_stack, types_driver):
+    with pytest.raises(AirflowApiError, match="400|422"):
+        airflow_stack.trigger(TYPES_DAG, conf={"max_events": "lots"})
+    run_id = run_dag(airflow_stack, TYPES_DAG, conf={"start_from": "yesterday"}, expect="failed")
+    log = airflow_stack.task_log(TYPES_DAG, run_id, "consume_batch")
+    assert "write it like 2026-11-24" in log and "Traceback" not in log
+    run_id = run_dag(airflow_stack, TYPES_DAG, conf={"start_from": "2026-11-24"}, expect="failed")
+    log = airflow_stack.task_log(TYPES_DAG, run_id, "consume_batch")
+    assert "only for a pipeline that has not read anything yet" in log and "cdc_af_types_ops" in log
+
+
+def test_the_operations_dag_reports_status_and_refuses_unconfirmed_changes(airflow_stack, types_driver):
+    ops = f"{TYPES_DAG}_ops"
+    was_paused = is_paused(airflow_stack, ops)
+    airflow_stack.set_paused(ops, False)
+    try:
+        run_id = run_dag(airflow_stack, ops, conf={"operation": "status"})
+        assert "backlog" in airflow_stack.task_log(ops, run_id, "run_operation")
+        run_id = run_dag(airflow_stack, ops, conf={"operation": "reset_to_beginning"}, expect="failed")
+        assert "trigger again with 'confirm' ticked" in airflow_stack.task_log(ops, run_id, "run_operation")
+    finally:
+        airflow_stack.set_paused(ops, was_paused)
+
+
+def test_run_history_page_in_the_ui_needs_a_login(airflow_stack, types_driver):
+    run_dag(airflow_stack, TYPES_DAG)
+    anonymous = httpx.get(f"{airflow_stack.base_url}/cdc/runs", timeout=10, follow_redirects=False)
     assert anonymous.status_code in (401, 403)
 
 
@@ -94,16 +179,13 @@ def test_the_scheduler_brings_a_new_row_into_destiny_within_two_minutes(airflow_
     s = airflow_stack.settings
     driver = PipelineDriver(s, s.connectors_dir / "clientes.json", s.data_dir)
     driver.sql("INSERT INTO public.clientes (nombre, email) VALUES ('Zoe Álvarez', 'zoe@example.com')")
-    airflow_stack.unpause("cdc_clientes")
+    was_paused = is_paused(airflow_stack, "cdc_clientes")
+    airflow_stack.set_paused("cdc_clientes", False)
     try:
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and b"zoe@example.com" not in driver.destiny():
-            time.sleep(5)
+        wait_until(lambda: b"zoe@example.com" in driver.destiny(), what="the scheduled runs to bring the new row",
+                   timeout=150, interval=2)
         assert b"Zoe \xc3\x81lvarez,zoe@example.com" in driver.destiny()
-        deadline = time.monotonic() + 150
         expected = driver.copy_csv("id")
-        while time.monotonic() < deadline and driver.destiny() != expected:
-            time.sleep(5)
-        assert driver.destiny() == expected
+        wait_until(lambda: driver.destiny() == expected, what="destiny.csv to equal COPY", timeout=150, interval=2)
     finally:
-        airflow_stack.set_paused("cdc_clientes", True)
+        airflow_stack.set_paused("cdc_clientes", was_paused)
