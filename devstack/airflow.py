@@ -44,6 +44,9 @@ def airflow_environment(settings: StackSettings) -> dict[str, str]:
                          "extra": {"connect_password": CONNECT_PASSWORD_REFERENCE}},
         "cdc_sink_postgres": {"conn_type": "postgres", "host": s.pg_host, "port": s.pg_port, "login": s.pg_user,
                               "password": s.pg_password, "schema": s.sink_db},
+        # Lets finish_run put each run's one-line summary on the run as its note (plugins/cdc_airflow/run_notes.py).
+        "cdc_airflow_api": {"conn_type": "http", "host": "127.0.0.1", "port": s.airflow_port, "login": s.airflow_user,
+                            "password": s.airflow_password, "schema": "http"},
     }
     env = {
         **s.as_env(),
