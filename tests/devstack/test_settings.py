@@ -69,7 +69,7 @@ def test_the_docs_hold_the_generated_settings_table():
     assert settings_table_markdown() in doc
 
 
-def test_airflow_environment_carries_the_four_connections_and_the_execution_api_url():
+def test_airflow_environment_carries_the_five_connections_and_the_execution_api_url():
     s = StackSettings.load(env={}, kafka_port=1111, connect_port=2222, airflow_port=3333, pg_port=4444)
     env = airflow_environment(s)
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:3333/execution/"
@@ -90,9 +90,12 @@ def test_airflow_environment_carries_the_four_connections_and_the_execution_api_
     assert sink == {
         "conn_type": "postgres", "host": "127.0.0.1", "port": 4444, "login": "postgres", "password": s.pg_password,
         "schema": "cdc_sink"}
+    api = json.loads(env["AIRFLOW_CONN_CDC_AIRFLOW_API"])
+    assert api == {"conn_type": "http", "host": "127.0.0.1", "port": 3333, "login": "admin",
+                   "password": s.airflow_password, "schema": "http"}
     assert sorted(k for k in env if k.startswith("AIRFLOW_CONN_")) == [
-        "AIRFLOW_CONN_CDC_KAFKA", "AIRFLOW_CONN_CDC_KAFKA_CONNECT", "AIRFLOW_CONN_CDC_POSTGRES",
-        "AIRFLOW_CONN_CDC_SINK_POSTGRES"]
+        "AIRFLOW_CONN_CDC_AIRFLOW_API", "AIRFLOW_CONN_CDC_KAFKA", "AIRFLOW_CONN_CDC_KAFKA_CONNECT",
+        "AIRFLOW_CONN_CDC_POSTGRES", "AIRFLOW_CONN_CDC_SINK_POSTGRES"]
 
 
 def test_airflow_parses_the_connection_variables():
