@@ -9,6 +9,7 @@ from typing import Any
 from cdc_pipeline.errors import RunFailedError
 from cdc_pipeline.history import RunRef, RunStatus, utc_now
 from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.sinks.results import sinks_line, sinks_summary
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,12 @@ def finish_run(pipe: Pipeline, run: RunRef, failed_tasks: list[str] | tuple[str,
     status = RunStatus.FAILED if failed else _final(record.get("status"))
     history.runs.update_run(run.run_id, status=status.value, ended_at=utc_now(), error=error if failed else None)
     summary = {k: record.get(k) for k in SUMMARY_FIELDS}
+    sinks = history.incidents.sink_results(run.run_id)
     summary.update(status=status.value, error=error if failed else None, history=str(pipe.layout.history),
-                   destiny=str(pipe.layout.destiny), line=run_line({**record, "status": status.value}))
+                   destiny=str(pipe.layout.destiny), sinks=sinks_summary(sinks),
+                   line=" · ".join(p for p in (run_line({**record, "status": status.value}), sinks_line(sinks)) if p))
     if failed:
-        message = failure_line(pipe, record, error or "")
+        message = "; ".join(p for p in (failure_line(pipe, record, error or ""), sinks_line(sinks)) if p)
         summary["line"] = message
         raise RunFailedError(message)
     log.info("run %s: %s", run.run_id, summary["line"])
