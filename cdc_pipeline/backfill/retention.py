@@ -35,6 +35,7 @@ from cdc_pipeline.history import RunRef
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.state import StateStore
+from cdc_pipeline.state.generations import LIVE, GenerationFolder
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,8 @@ def prune_changelog(layout: PipelineLayout, retention_days: int, *, today: date,
     cutoff_day = cutoff.isoformat()
     remove_abandoned(layout)
     changelog = ChangeLog(layout)
-    if not changelog.root.is_dir() or not layout.state_dir.is_dir():
-        return PruneResult(cutoff_day, 0, 0, None)
+    if not changelog.root.is_dir() or GenerationFolder(layout).pointer(LIVE) is None:
+        return PruneResult(cutoff_day, 0, 0, None)  # nothing merged yet
     epoch = live_generation(layout).epoch
     every = changelog.log_files()
     removed = changelog.remove([f for f in every if f.epoch < epoch and f.day < cutoff_day])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from cdc_pipeline.backfill.retention import prune_once_a_day
 from cdc_pipeline.batch_buffer import BatchBuffer
 from cdc_pipeline.changelog import ChangeLog
 from cdc_pipeline.crashpoints import crashpoint
@@ -33,6 +34,7 @@ def merge_batch(pipe: Pipeline, run: RunRef, *, archive_keep: int = 50,
             if skip_for_operation(pipe, run, summary, holding_lock=True):
                 return summary
             _merge_locked(pipe, run, summary, archive_keep=archive_keep, retain=retain)
+            summary["changelog_retention"] = prune_once_a_day(pipe, run)
     return summary
 
 
