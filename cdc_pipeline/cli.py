@@ -8,6 +8,8 @@
     verify      compare destiny.csv with the source table at one consistent point
     drain       merge everything the broker holds and record a clean end (./stack stop does this)
     operations  show, or --clear, an operator command that did not finish
+    as-of       the table as it was at an instant, from the change log (docs/backfill.md)
+    changes     the change events committed in a window, from the change log
 
 Services and folders come from the CDC_* variables, else from what ./stack up recorded
 (.stack/settings.json), else the local stack's defaults; flags override them.
@@ -21,6 +23,7 @@ import json
 import sys
 from datetime import UTC, datetime
 
+from cdc_pipeline.backfill.commands import add_subcommands as add_backfill_commands
 from cdc_pipeline.connector_spec import find_connector_spec
 from cdc_pipeline.environment import PipelineEnvironment
 from cdc_pipeline.errors import CdcError, ConfigError
@@ -97,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--connector", required=True)
     ops.add_argument("--clear", action="store_true")
     ops.set_defaults(func=cmd_operations)
+    add_backfill_commands(sub)
     return parser
 
 
