@@ -1,0 +1,138 @@
+"""The body of ``backfill_interval``: in a backfill run of [start, end), the table as of ``end`` and the changes of
+the interval, from the change log; every other run skips it.
+
+A backfill run (Airflow's *Backfill* dialog, or ``POST /api/v2/backfills``) writes, atomically:
+
+- ``snapshots/<end as YYYYMMDDTHHMMSSZ>.csv``: the table as of ``end``, in destiny.csv's form;
+- ``changes/<start>_<end>.csv``: the change events committed in [start, end), in buffer.csv's form.
+
+It reads the pipeline folder only: no lock, no offsets, no buffer.csv, no destiny.csv, no state is written, so it
+runs beside the scheduled runs. The same interval gives the same bytes, and a file that already holds them is
+left as it is. The run history records the run (kind ``backfill``) with what it wrote.
+
+The DAG's cron schedule uses Airflow 3's CronTriggerTimetable, whose runs have an empty data interval at their
+logical date: the run at ``end`` covers the schedule period before it, [previous tick, end). A backfill from
+12:00 to 12:06 makes seven runs, 12:00 … 12:06, the first covering [11:59, 12:00).
+
+A refusal the next runs will lift (the pipeline has not read that far yet) fails the try and Airflow's retries
+ask again; one that waiting cannot lift (before the change log's earliest instant) fails at once, no retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from croniter import croniter
+
+from cdc_airflow.task_runtime import run_ref
+from cdc_pipeline.backfill import write_as_of, write_changes
+from cdc_pipeline.connector_spec import ConnectorSpec
+from cdc_pipeline.errors import AsOfError, ConfigError, NotCoveredYetError
+from cdc_pipeline.instants import compact, parse_instant
+from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.tasks.tracking import tracked
+
+log = logging.getLogger(__name__)
+
+BACKFILL_RUN_TYPES = ("backfill", "DagRunType.BACKFILL_JOB")
+
+
+def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    dag_run = context["dag_run"]
+    if str(getattr(dag_run, "run_type", "")) not in BACKFILL_RUN_TYPES:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("not a backfill run: backfill_interval only writes snapshots/ and changes/ in "
+                                   "backfill runs (Airflow's Backfill dialog or POST /api/v2/backfills)")
+    start, end = interval(context)
+    pipe = Pipeline(spec, layout)
+    ref = run_ref(context)
+    with tracked(pipe.history, ref, "backfill_interval") as summary:
+        pipe.history.runs.update_run(ref.run_id, logical_start=start.isoformat(), logical_end=end.isoformat())
+        try:
+            summary.update(write_interval(layout, start, end))
+        except NotCoveredYetError:
+            raise  # one line, and the retries ask again
+        except AsOfError as exc:
+            fail_without_retry(exc)
+        pipe.history.runs.add_note(ref.run_id, summary["line"])
+    return summary
+
+
+def write_interval(layout: PipelineLayout, start: datetime, end: datetime) -> dict[str, Any]:
+    """Write the interval's snapshot and changes; answer what was written (and the line for the log)."""
+    snapshot = write_as_of(layout, end, layout.snapshots_dir / f"{compact(end)}.csv")
+    log.info("backfill: %s", snapshot.line())
+    changes = write_changes(layout, start, end, layout.changes_dir / f"{compact(start)}_{compact(end)}.csv")
+    log.info("backfill: %s", changes.line())
+    line = (f"backfill [{_hhmm(start)}, {_hhmm(end)}): {snapshot.path.parent.name}/{snapshot.path.name} "
+            f"({snapshot.rows} rows{'' if snapshot.written else ', unchanged'}), {changes.path.parent.name}/"
+            f"{changes.path.name} ({changes.events} changes{'' if changes.written else ', unchanged'})")
+    log.info("%s", line)
+    return {"start": start.isoformat(), "end": end.isoformat(), "snapshot": str(snapshot.path),
+            "snapshot_rows": snapshot.rows, "snapshot_written": snapshot.written, "changes": str(changes.path),
+            "changes_events": changes.events, "changes_written": changes.written, "line": line}
+
+
+def interval(context) -> tuple[datetime, datetime]:
+    """[start, end) of the run: its data interval, or, when that is empty (a cron trigger timetable), from the
+    schedule's previous tick to the logical date."""
+    dag_run = context["dag_run"]
+    end = context.get("data_interval_end") or dag_run.logical_date
+    if end is None:
+        raise ConfigError(f"run {dag_run.run_id} has no logical date, so it names no interval to backfill")
+    end = _utc(end)
+    start = context.get("data_interval_start")
+    if start is not None and _utc(start) < end:
+        return _utc(start), end
+    return previous_tick(context["dag"], end), end
+
+
+def previous_tick(dag, moment: datetime) -> datetime:
+    timetable = getattr(dag, "timetable", None)
+    expression = getattr(timetable, "expression", None) or (dag.schedule if isinstance(dag.schedule, str) else None)
+    if not expression:
+        raise ConfigError(f"DAG {dag.dag_id} has no cron schedule, so a backfill run's interval start is unknown")
+    return _utc(croniter(expression, moment).get_prev(datetime))
+
+
+def fail_without_retry(exc: AsOfError):
+    """Log the refusal as readable lines and fail the task for good (waiting will not change the answer)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    for line in str(exc).splitlines():
+        log.error("%s", line)
+    raise AirflowFailException(f"{exc} (not retried: asking again later gives the same answer)") from None
+
+
+def operation(layout: PipelineLayout, name: str, params: dict) -> dict[str, Any]:
+    """``as_of`` / ``changes`` for the operations DAG: the same files a backfill run of that interval writes.
+    ``params``: ``at`` (as_of), ``from`` and ``to`` (changes), ISO instants."""
+    if name == "as_of":
+        at = _instant(params.get("at"), "at")
+        result = write_as_of(layout, at, layout.snapshots_dir / f"{compact(at)}.csv")
+    elif name == "changes":
+        start, end = _instant(params.get("from"), "from"), _instant(params.get("to"), "to")
+        result = write_changes(layout, start, end, layout.changes_dir / f"{compact(start)}_{compact(end)}.csv")
+    else:
+        raise ConfigError(f"operation {name!r} is not as_of or changes")
+    log.info("%s", result.line())
+    return {"file": str(result.path), "written": result.written, "line": result.line()}
+
+
+def _instant(value, what: str) -> datetime:
+    moment = parse_instant(value, what)
+    if moment is None:
+        raise ConfigError(f"{what} is needed, e.g. 2026-11-24T12:00:00Z (UTC when no zone is given)")
+    return moment
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _hhmm(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M" if moment.second == 0 else "%Y-%m-%d %H:%M:%S")
