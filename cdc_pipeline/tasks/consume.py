@@ -169,7 +169,7 @@ def _read_and_buffer(pipe: Pipeline, kafka: KafkaClients, run: RunRef, topic: To
                    backlog=backlog, notes=notes, **counts)
     for note in notes:
         log.warning("consume: %s", note)
-    log.info("consume: %s records from %s %s%s", result.records_read, spec.topic, describe_ranges(ranges),
+    log.info("consume: %s records from %s: %s%s", result.records_read, spec.topic, describe_moved(ranges),
              "" if result.complete else " (batch limit reached: the next run continues)")
     log.info("consume: %s; %s unmerged rows in %s; backlog %s", describe_counts(counts), buffered,
              pipe.layout.buffer.name, backlog)
@@ -336,6 +336,16 @@ def _as_tuple(value):
 def describe_ranges(ranges: dict[int, tuple[int, int]]) -> str:
     """Offset ranges written one way everywhere: ``p0 [12, 40)``."""
     return ", ".join(f"p{p} [{start}, {end})" for p, (start, end) in sorted(ranges.items())) or "no partitions"
+
+
+def describe_moved(ranges: dict[int, tuple[int, int]]) -> str:
+    """The partitions a batch moved, and how many it did not: ``p3 [43, 72) · 3 partitions unchanged``."""
+    moved = {p: r for p, r in ranges.items() if r[1] > r[0]}
+    still = len(ranges) - len(moved)
+    parts = [describe_ranges(moved)] if moved else []
+    if still:
+        parts.append(f"{still} partition{'s' if still != 1 else ''} unchanged")
+    return " · ".join(parts) or "no partitions"
 
 
 def describe_counts(counts: dict[str, int]) -> str:
