@@ -80,10 +80,12 @@ def _build(view: LogView, at_ms: int, scratch: PipelineLayout, handle, chunk_eve
     else:
         start = store.create(view.description, lineage="live", epoch=view.epoch)
     last_day = show(at_ms)[:10]
+    floor = view.base.instant_ms if view.base is not None else -(1 << 62)
     pending: list[pa.Table] = []
     waiting = applied = 0
     for generation, table in view.log.stream(view.files_through(last_day)):
-        keep = effective_millis(view, generation, table) <= at_ms
+        millis = effective_millis(view.snapshot, generation, table)
+        keep = (millis <= at_ms) & (millis > floor)  # events at or before the base's instant are in the base
         if not keep.any():
             continue
         part = table.filter(pa.array(keep))

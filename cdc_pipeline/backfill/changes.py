@@ -75,7 +75,7 @@ def _write(view: LogView, start_ms: int, end_ms: int, handle) -> int:
              or (with_snapshot and f.generation <= snapshot.generation)]
     written = 0
     for generation, table in view.log.stream(files):
-        millis = effective_millis(view, generation, table)
+        millis = effective_millis(view.snapshot, generation, table)
         inside = (millis >= start_ms) & (millis < end_ms)
         if not inside.any():
             continue

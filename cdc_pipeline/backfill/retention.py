@@ -26,10 +26,10 @@ import numpy as np
 import pyarrow as pa
 
 from cdc_pipeline.backfill.base import BaseRecord, base_layout, read_base, remove_bases, write_base
-from cdc_pipeline.backfill.limits import to_millis
+from cdc_pipeline.backfill.limits import show, to_millis
 from cdc_pipeline.backfill.output import remove_abandoned
-from cdc_pipeline.backfill.view import live_generation, snapshot_info
-from cdc_pipeline.changelog import EPOCH, ChangeLog, event_millis
+from cdc_pipeline.backfill.view import SnapshotInfo, effective_millis, live_generation, snapshot_info
+from cdc_pipeline.changelog import EPOCH, ChangeLog
 from cdc_pipeline.errors import CdcError
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.layout import PipelineLayout
@@ -91,68 +91,76 @@ def prune_changelog(layout: PipelineLayout, retention_days: int, *, today: date,
     every = changelog.log_files()
     removed = changelog.remove([f for f in every if f.epoch < epoch and f.day < cutoff_day])
     remove_bases(layout, below_epoch=epoch)
-    mine = [f for f in every if f.epoch == epoch]
-    going = [f for f in mine if f.day < cutoff_day]
-    record = read_base(layout, epoch)
-    # Days at or before the base's last day are in it already (a fold that died before deleting them).
-    unfolded = [f for f in going if record is None or f.day > record.through_day]
-    folded = 0
-    if unfolded:
-        record, folded = _fold(layout, changelog, epoch, mine, unfolded, cutoff, chunk_events)
-        write_base(layout, record)  # the commit: from here on readers use the new base and skip the days it holds
-    removed += changelog.remove(going)
+    record, folded = fold_before(layout, datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC),
+                                 chunk_events=chunk_events)
+    if record is not None and record.through_day >= (cutoff - timedelta(days=1)).isoformat():
+        removed += changelog.remove([f for f in every if f.epoch == epoch and f.day < cutoff_day])
     return PruneResult(cutoff_day, folded, removed, record)
 
 
-def _fold(layout, changelog: ChangeLog, epoch: int, mine, going, cutoff: date,
-          chunk_events: int) -> tuple[BaseRecord, int]:
-    previous = read_base(layout, epoch)
-    target = base_layout(layout, epoch)
+def fold_before(layout: PipelineLayout, before: datetime, *,
+                chunk_events: int = CHUNK_EVENTS) -> tuple[BaseRecord | None, int]:
+    """Fold the live lineage's events committed before ``before`` into its base (which then stands for the table
+    as of ``before`` - 1 ms); answer the base record and how many events were folded now. Deletes nothing.
+    Nothing is folded while the lineage's snapshot instant is not before ``before``: no exact base exists then."""
+    changelog = ChangeLog(layout)
     live = live_generation(layout)
-    if previous is None:
-        snapshot = snapshot_info(changelog, mine)
-        if target.folder.exists():  # a first fold that died before its record: start it again
-            shutil.rmtree(target.folder)
-        store = StateStore(target)
-        store.create(live.description, lineage="live", epoch=epoch)
-        keep: frozenset[str] = frozenset()
-        folded_before = 0
-    else:
-        store = StateStore(target)
-        keep = frozenset({previous.generation})
-        folded_before = previous.events
-    last_generation = max(f.generation for f in going)
-    # Kept-day files of the merges that also wrote a going day: their events may sit between folded ones.
-    between = [f for f in mine if f.day >= cutoff.isoformat() and f.generation <= last_generation]
-    cutoff_ms = to_millis(datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC))
+    epoch = live.epoch
+    cutoff_ms = to_millis(before)
+    previous = read_base(layout, epoch)
+    if previous is not None and previous.instant_ms >= cutoff_ms - 1:
+        return previous, 0
+    mine = changelog.log_files(epoch=epoch)
+    last_day = show(cutoff_ms - 1)[:10]
+    candidates = [f for f in mine if (previous is None or f.day > previous.through_day) and f.day <= last_day]
+    snapshot = _snapshot(previous) if previous else snapshot_info(changelog, mine)
+    if not candidates or snapshot is None or snapshot.instant_ms >= cutoff_ms:
+        return previous, 0
+    store, keep = _base_store(layout, live, previous)
+    last_generation = max(f.generation for f in candidates)
+    # Later days' files of the merges that also wrote a folded day: their events may sit between folded ones.
+    between = [f for f in mine if f.day > last_day and f.generation <= last_generation]
+    already = previous.instant_ms if previous else None
     pending: list[pa.Table] = []
     waiting = folded = 0
-    for _, table in changelog.stream([*going, *between]):
-        old = event_millis(table) < cutoff_ms
-        for start, end, goes in _runs(old):
+    for generation, table in changelog.stream([*candidates, *between]):
+        millis = effective_millis(snapshot, generation, table)
+        for start, end, goes in _runs(millis < cutoff_ms):
             if not goes:
-                folded += _apply(store, pending, keep)  # a kept event: the chunk ends before it
+                _apply(store, pending, keep)  # an event that stays: the chunk ends before it
                 pending, waiting = [], 0
                 continue
             part = table.slice(start, end - start)
             pending.append(part.drop_columns([EPOCH]) if EPOCH in part.column_names else part)
             waiting += end - start
+            folded += int((millis[start:end] > already).sum()) if already is not None else end - start
             if waiting >= chunk_events:
-                folded += _apply(store, pending, keep)
+                _apply(store, pending, keep)
                 pending, waiting = [], 0
-    folded += _apply(store, pending, keep)
-    base = store.live()
-    if previous is None:
-        snapshot_ms = snapshot.instant_ms if snapshot else cutoff_ms - 1
-        snapshot_generation = snapshot.generation if snapshot else -1
-    else:
-        snapshot_ms, snapshot_generation = previous.snapshot_ms, previous.snapshot_generation
-    through = cutoff - timedelta(days=1)
-    log.info("change log of %s: %s events of the days before %s folded into %s", layout.name, folded, cutoff, base.id)
-    record = BaseRecord(epoch=epoch, generation=base.id, through_day=through.isoformat(), instant_ms=cutoff_ms - 1,
-                        snapshot_ms=snapshot_ms, snapshot_generation=snapshot_generation,
-                        events=folded_before + folded)
+    _apply(store, pending, keep)
+    through = datetime.fromisoformat(show(cutoff_ms)[:10]).date() - timedelta(days=1)
+    record = BaseRecord(epoch=epoch, generation=store.live().id, through_day=through.isoformat(),
+                        instant_ms=cutoff_ms - 1, snapshot_ms=snapshot.instant_ms,
+                        snapshot_generation=snapshot.generation, events=(previous.events if previous else 0) + folded)
+    write_base(layout, record)  # the commit: from here on readers start from this base
+    log.info("change log of %s: %s events committed before %s folded into its base (%s)", layout.name, folded,
+             show(cutoff_ms), record.generation)
     return record, folded
+
+
+def _snapshot(record: BaseRecord) -> SnapshotInfo:
+    return SnapshotInfo(record.snapshot_ms, record.snapshot_generation, record.snapshot_generation >= 0)
+
+
+def _base_store(layout: PipelineLayout, live, previous: BaseRecord | None) -> tuple[StateStore, frozenset[str]]:
+    target = base_layout(layout, live.epoch)
+    if previous is not None:
+        return StateStore(target), frozenset({previous.generation})  # the recorded base survives this fold
+    if target.folder.exists():  # a first fold that died before its record: start it again
+        shutil.rmtree(target.folder)
+    store = StateStore(target)
+    store.create(live.description, lineage="live", epoch=live.epoch)
+    return store, frozenset()
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int, bool]]:
@@ -165,9 +173,6 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int, bool]]:
     return [(int(a), int(b), bool(flags[a])) for a, b in zip(starts, ends)]
 
 
-def _apply(store: StateStore, tables: list[pa.Table], keep: frozenset[str]) -> int:
-    if not tables:
-        return 0
-    batch = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
-    store.apply(batch, retain=keep)
-    return batch.num_rows
+def _apply(store: StateStore, tables: list[pa.Table], keep: frozenset[str]) -> None:
+    if tables:
+        store.apply(tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default"), retain=keep)

@@ -92,7 +92,7 @@ def open_view(layout: PipelineLayout, attempts: int = 5) -> LogView:
         raise AsOfError(f"the change log of {layout.name} changed {attempts} times while being read (retention "
                         "folding days into its base); ask again")
     if base is not None:
-        snapshot = SnapshotInfo(base.snapshot_ms, base.snapshot_generation, True)
+        snapshot = SnapshotInfo(base.snapshot_ms, base.snapshot_generation, base.snapshot_generation >= 0)
     else:
         snapshot = snapshot_info(log, files)
     return LogView(layout, live.epoch, live.description, base, tuple(files), snapshot)
@@ -122,11 +122,10 @@ def snapshot_info(log: ChangeLog, files: list[LogFile]) -> SnapshotInfo | None:
     return SnapshotInfo(latest, generation, True)
 
 
-def effective_millis(view: LogView, generation: int, table) -> np.ndarray:
+def effective_millis(snapshot: SnapshotInfo | None, generation: int, table) -> np.ndarray:
     """Commit times, with the snapshot's reads counted at the snapshot instant (they show the table as it was
     then; their own source time is when their table's scan started)."""
     millis = event_millis(table)
-    snapshot = view.snapshot
     if snapshot is not None and snapshot.reads and generation <= snapshot.generation:
         reads = pc.equal(table[OPERATION], "r").to_numpy(zero_copy_only=False)
         millis = np.where(reads, snapshot.instant_ms, millis)

@@ -159,3 +159,40 @@ def test_prune_once_a_day_works_once_per_utc_day_and_never_fails_the_merge(three
     assert "failed (the next run tries again): permission denied" in note
     assert pipe.history.runs.get_setting("changelog_pruned_on") == "2026-12-21"
     assert json.loads((three_days.layout.changelog_dir / "base-e0000" / "base.json").read_text())["through_day"] == "2026-11-20"
+
+
+def test_folding_before_an_instant_inside_a_day_keeps_that_days_later_events(three_days, tmp_path):
+    from cdc_pipeline.backfill.retention import fold_before
+
+    pipe = three_days
+    before = {at: as_of(pipe, at, tmp_path) for at in INSTANTS}
+    record, folded = fold_before(pipe.layout, parse_instant("2026-11-21T06:00:00Z"))
+    assert folded == 8 and record.through_day == "2026-11-20"
+    assert record.instant_ms == int(parse_instant("2026-11-21T05:59:59.999Z").timestamp() * 1000)
+    assert ChangeLog(pipe.layout).days() == ["2026-11-20", "2026-11-21", "2026-11-22"]  # nothing deleted
+    for at in INSTANTS[2:]:
+        assert as_of(pipe, at, tmp_path) == before[at], at
+    assert as_of(pipe, "2026-11-21T05:59:59.999Z", tmp_path) == model_as_of(pipe.merged, "2026-11-21T05:59:59.999Z")
+    with pytest.raises(AsOfError, match=r"2026-11-21T05:59:59\.999Z"):
+        as_of(pipe, "2026-11-21T00:00:00Z", tmp_path)
+    out = tmp_path / "w.csv"
+    write_changes(pipe.layout, parse_instant("2026-11-21T06:00:00Z"), parse_instant("2026-11-22T07:30:00Z"), out)
+    assert [line.split(",")[:2] for line in out.read_text().splitlines()[1:]] == [["u", "4"], ["c", "6"]]
+    # A later fold goes on from there; the day pruning then deletes the days wholly folded.
+    assert fold_before(pipe.layout, parse_instant("2026-11-21T06:00:00Z")) == (record, 0)
+    result = prune_changelog(pipe.layout, 1, today=date(2026, 11, 22))
+    assert (result.folded_events, result.removed_files) == (0, 3)
+    assert ChangeLog(pipe.layout).days() == ["2026-11-21", "2026-11-22"]
+    result = prune_changelog(pipe.layout, 1, today=date(2026, 11, 23))
+    assert result.folded_events == 1 and ChangeLog(pipe.layout).days() == ["2026-11-22"]
+    assert as_of(pipe, "2026-11-22T07:30:00Z", tmp_path) == before["2026-11-22T07:30:00Z"]
+
+
+def test_nothing_is_folded_or_deleted_before_the_snapshot_instant(tmp_path):
+    pipe = SyntheticPipeline(tmp_path)
+    pipe.merge([c(9, "early", "2026-11-20 07:59:00+00"), r(1, "ana", "2026-11-21 08:00:00+00")],
+               read_started="2026-11-21T08:00:05+00:00")
+    pipe.record_run("2026-11-21T08:01:05+00:00")
+    result = prune_changelog(pipe.layout, 1, today=date(2026, 11, 22))
+    assert result.removed_files == 0 and result.base is None
+    assert ChangeLog(pipe.layout).days() == ["2026-11-20", "2026-11-21"]
