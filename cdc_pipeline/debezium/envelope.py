@@ -14,11 +14,12 @@ from typing import Any
 
 import orjson
 
+from cdc_pipeline.debezium.csv_rows import RowRenderer, compile_row_renderer
 from cdc_pipeline.errors import EventDecodeError
 from cdc_pipeline.pgtext.context import RenderContext
 from cdc_pipeline.pgtext.types import Converter, converter_for, describe_field
 
-__all__ = ["RowPlan", "value_plan_and_payload", "key_columns_of", "short_repr"]
+__all__ = ["RowPlan", "value_plan_and_payload", "key_columns_of", "key_columns_only", "short_repr"]
 
 _MAX_CACHED = 4096
 
@@ -33,6 +34,8 @@ class RowPlan:
     signature: tuple[tuple, ...]
     # key column names -> their positions in ``columns``; filled on first use of each key schema.
     key_positions: dict[tuple[str, ...], tuple[int, ...]]
+    # The row object to its COPY CSV fields, compiled from columns and converters (debezium.csv_rows).
+    render_csv: RowRenderer
 
 
 def short_repr(value: Any) -> str:
@@ -79,7 +82,8 @@ def _build_value_plan(schema: Any, context: RenderContext) -> RowPlan:
         signature.append(_field_signature(field, context))
     if not columns:
         raise EventDecodeError(f"{where}: the row struct has no fields")
-    return RowPlan(tuple(columns), tuple(converters), tuple(labels), tuple(signature), {})
+    return RowPlan(tuple(columns), tuple(converters), tuple(labels), tuple(signature), {},
+                   compile_row_renderer(columns, converters))
 
 
 def _build_key_plan(schema: Any, context: RenderContext | None) -> tuple[str, ...]:
@@ -98,25 +102,60 @@ _value_plans: dict[RenderContext, dict[bytes, RowPlan]] = {}
 _key_plans: dict[bytes, tuple[str, ...]] = {}  # a key's columns do not depend on the context
 
 
-# The last context used and its plans, as one tuple (replaced whole, so threads never see a mixed pair): a
-# consumer passes the same context object for a whole batch, and an identity check is much cheaper than
-# hashing the dataclass for every message.
-_last_context: tuple[RenderContext | None, dict[bytes, RowPlan]] = (None, {})
+# The last context used, its plans and the last schema seen, as one tuple (replaced whole, so threads never
+# see a mixed set): a consumer passes the same context object for a whole batch, and a topic's messages
+# nearly all carry the same schema. An identity check of the context and one comparison of the message's
+# first bytes with the last envelope prefix (``{"schema":S,"payload":``) then replace hashing the dataclass
+# and slicing and hashing the schema's kilobytes for every message.
+_last_value: tuple[RenderContext | None, dict[bytes, RowPlan], bytes, RowPlan | None] = (None, {}, b"", None)
+_last_key: tuple[bytes, tuple[str, ...] | None] = (b"", None)
 
 
 def value_plan_and_payload(raw: bytes, context: RenderContext) -> tuple[RowPlan, Any]:
     """The row plan of a value message's schema (cached) and its parsed payload."""
-    global _last_context
-    last_context, plans = _last_context
-    if context is not last_context:
+    global _last_value
+    last_context, plans, prefix, plan = _last_value
+    if context is last_context:
+        if plan is not None and raw.startswith(prefix) and raw.endswith(b"}"):
+            try:
+                return plan, orjson.loads(memoryview(raw)[len(prefix) : -1])
+            except orjson.JSONDecodeError:
+                pass  # e.g. a bare NaN token: the checked path below accepts it
+    else:
         plans = _value_plans.setdefault(context, {})
-        _last_context = (context, plans)
-    return _split_envelope(raw, "value", plans, _build_value_plan, context)
+        _last_value = (context, plans, b"", None)
+    plan, payload = _split_envelope(raw, "value", plans, _build_value_plan, context)
+    envelope_prefix = _prefix_of(raw)
+    if envelope_prefix is not None:
+        _last_value = (context, plans, envelope_prefix, plan)
+    return plan, payload
 
 
 def key_columns_of(raw: bytes) -> tuple[tuple[str, ...], Any]:
     """The key's column names, in the key schema's order (cached), and its parsed payload."""
     return _split_envelope(raw, "key", _key_plans, _build_key_plan, None)
+
+
+def key_columns_only(raw: bytes) -> tuple[str, ...]:
+    """The key's column names, without parsing its payload when its schema is the last one seen."""
+    global _last_key
+    prefix, columns = _last_key
+    if columns is not None and raw.startswith(prefix):
+        return columns
+    columns, _ = key_columns_of(raw)
+    envelope_prefix = _prefix_of(raw)
+    if envelope_prefix is not None:
+        _last_key = (envelope_prefix, columns)
+    return columns
+
+
+def _prefix_of(raw: bytes) -> bytes | None:
+    """``{"schema":S,"payload":`` of a compact JsonConverter message, or None for any other layout."""
+    if raw.startswith(_SCHEMA_PREFIX):
+        cut = raw.find(_PAYLOAD_MARK)
+        if cut > 0:
+            return raw[: cut + len(_PAYLOAD_MARK)]
+    return None
 
 
 def _split_envelope(

@@ -9,8 +9,10 @@ Every value becomes the exact text PostgreSQL's output function prints for it (`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from cdc_pipeline.debezium.envelope import key_columns_of, short_repr, value_plan_and_payload
+from cdc_pipeline.debezium.csv_rows import csv_field
+from cdc_pipeline.debezium.envelope import RowPlan, key_columns_only, short_repr, value_plan_and_payload
 from cdc_pipeline.errors import EventDecodeError, UnsupportedTypeError
 from cdc_pipeline.pgtext.context import DEFAULT_CONTEXT, RenderContext
 from cdc_pipeline.pgtext.datetimes import timestamp_text
@@ -19,8 +21,10 @@ from cdc_pipeline.pgtext.types import UNAVAILABLE_VALUE
 __all__ = [
     "UNAVAILABLE_VALUE",
     "ChangeEvent",
+    "CsvChange",
     "RenderContext",
     "DEFAULT_CONTEXT",
+    "decode_csv",
     "decode_message",
     "format_source_timestamp",
 ]
@@ -73,6 +77,75 @@ def decode_message(
     if value is None:
         return None
     plan, payload = value_plan_and_payload(value, context)
+    op, source, lsn, ts_ms, txid, snapshot = _source_of(payload)
+    if op == TRUNCATE:
+        return ChangeEvent(
+            op=op, schema=source.get("schema") or "", table=source.get("table") or "", columns=(),
+            key_columns=(), values=(), key=(), lsn=lsn, source_ts_ms=ts_ms, txid=txid, snapshot=snapshot,
+            signature=plan.signature,
+        )
+    values = _values(plan, _row_of(op, payload), source)
+    key_columns = () if key is None else key_columns_only(key)
+    positions = _key_positions(plan, key_columns)
+    return ChangeEvent(
+        op=op,
+        schema=source.get("schema") or "",
+        table=source.get("table") or "",
+        columns=plan.columns,
+        key_columns=key_columns,
+        values=tuple(values),
+        key=tuple(values[i] for i in positions),
+        lsn=lsn,
+        source_ts_ms=ts_ms,
+        txid=txid,
+        snapshot=snapshot,
+        signature=plan.signature,
+    )
+
+
+class CsvChange(NamedTuple):
+    """One decoded change with its row already as COPY CSV fields: what buffer.csv needs, built by the plan's
+    compiled renderer (debezium.csv_rows) instead of a tuple of values. ``fields`` joins one field per
+    column of ``columns`` with commas; a TRUNCATE has no columns and ``fields`` ''. The other fields mean
+    what they mean in :class:`ChangeEvent`."""
+
+    op: str
+    schema: str
+    table: str
+    columns: tuple[str, ...]
+    key_columns: tuple[str, ...]
+    fields: str
+    lsn: int
+    source_ts_ms: int
+    txid: int | None
+    snapshot: str | None
+    signature: tuple
+
+
+def decode_csv(key: bytes | None, value: bytes | None, context: RenderContext = DEFAULT_CONTEXT) -> CsvChange | None:
+    """:func:`decode_message` for buffer.csv: the same checks and errors, the row as CSV fields. None for a
+    tombstone. Same bytes as ``format_row`` of decode_message's values (tests/unit/test_debezium_csv_rows.py)."""
+    if value is None:
+        return None
+    plan, payload = value_plan_and_payload(value, context)
+    op, source, lsn, ts_ms, txid, snapshot = _source_of(payload)
+    schema = source.get("schema") or ""
+    table = source.get("table") or ""
+    if op == TRUNCATE:
+        return CsvChange(op, schema, table, (), (), "", lsn, ts_ms, txid, snapshot, plan.signature)
+    row = _row_of(op, payload)
+    key_columns = () if key is None else key_columns_only(key)
+    _key_positions(plan, key_columns)
+    try:
+        fields = plan.render_csv(row)
+    except Exception:  # noqa: BLE001 - the generic path below raises the precise error, or writes what it always did
+        fields = ",".join([csv_field(v) for v in _values(plan, row, source)])
+    return CsvChange(op, schema, table, plan.columns, key_columns, fields, lsn, ts_ms, txid, snapshot, plan.signature)
+
+
+def _source_of(payload: Any) -> tuple[str, dict, int, int, int | None, str | None]:
+    """op, the source block, lsn, ts_ms, txId and the snapshot kind of a payload; raises for anything that is
+    not a Debezium change event."""
     if not isinstance(payload, dict):
         raise EventDecodeError(f"the value payload is {short_repr(payload)}, expected a Debezium change event object")
     op = payload.get("op")
@@ -83,17 +156,15 @@ def decode_message(
     ts_ms = source.get("ts_ms")
     if type(lsn) is not int or type(ts_ms) is not int:
         raise EventDecodeError(f"source block lacks an integer lsn/ts_ms (lsn={lsn!r}, ts_ms={ts_ms!r})")
+    if op not in ROW_OPS and op != TRUNCATE:
+        raise EventDecodeError(f"unknown op {op!r}: expected one of c, u, d, r, t (is this a Debezium change event?)")
     txid = source.get("txId")
     snapshot = source.get("snapshot")
-    if op not in ROW_OPS:
-        if op == TRUNCATE:
-            return ChangeEvent(
-                op=op, schema=source.get("schema") or "", table=source.get("table") or "", columns=(),
-                key_columns=(), values=(), key=(), lsn=lsn, source_ts_ms=ts_ms,
-                txid=txid if type(txid) is int else None, snapshot=None if snapshot in _STREAMED else str(snapshot),
-                signature=plan.signature,
-            )
-        raise EventDecodeError(f"unknown op {op!r}: expected one of c, u, d, r, t (is this a Debezium change event?)")
+    return (op, source, lsn, ts_ms, txid if type(txid) is int else None,
+            None if snapshot in _STREAMED else str(snapshot))
+
+
+def _row_of(op: str, payload: dict) -> dict:
     row = payload.get("before") if op == "d" else payload.get("after")
     if not isinstance(row, dict):
         side = "before" if op == "d" else "after"
@@ -101,7 +172,12 @@ def decode_message(
             f"op {op!r} event has {side}={short_repr(row)}; expected the row. For deletes the table needs a primary "
             "key or REPLICA IDENTITY FULL"
         )
-    values = []
+    return row
+
+
+def _values(plan: RowPlan, row: dict, source: dict) -> list[str | None]:
+    """Each column's text through its converter, in the plan's order; a failure names the column and value."""
+    values: list[str | None] = []
     append = values.append
     get = row.get
     column = None
@@ -121,10 +197,10 @@ def decode_message(
             f"{source.get('schema')}.{source.get('table')}: column {column!r} ({plan.labels[index]}) "
             f"value {short_repr(raw_value)} cannot be decoded: {exc}"
         ) from exc
-    if key is None:
-        key_columns: tuple[str, ...] = ()
-    else:
-        key_columns, _ = key_columns_of(key)
+    return values
+
+
+def _key_positions(plan: RowPlan, key_columns: tuple[str, ...]) -> tuple[int, ...]:
     positions = plan.key_positions.get(key_columns)
     if positions is None:
         unknown = [name for name in key_columns if name not in plan.columns]
@@ -132,20 +208,7 @@ def decode_message(
             raise EventDecodeError(f"key columns {unknown} are not columns of the row {list(plan.columns)}")
         positions = tuple(plan.columns.index(name) for name in key_columns)
         plan.key_positions[key_columns] = positions
-    return ChangeEvent(
-        op=op,
-        schema=source.get("schema") or "",
-        table=source.get("table") or "",
-        columns=plan.columns,
-        key_columns=key_columns,
-        values=tuple(values),
-        key=tuple(values[i] for i in positions),
-        lsn=lsn,
-        source_ts_ms=ts_ms,
-        txid=txid if type(txid) is int else None,
-        snapshot=None if snapshot in _STREAMED else str(snapshot),
-        signature=plan.signature,
-    )
+    return positions
 
 
 def format_source_timestamp(ts_ms: int) -> str:

@@ -40,7 +40,7 @@ from cdc_pipeline.pgtext.scalars import format_bool, format_int
 if TYPE_CHECKING:
     from cdc_pipeline.source.catalog import TableDescription
 
-__all__ = ["UNAVAILABLE_VALUE", "Converter", "converter_for", "describe_field", "unsupported_columns"]
+__all__ = ["UNAVAILABLE_VALUE", "Converter", "converter_for", "csv_plain", "describe_field", "unsupported_columns"]
 
 Converter = Callable[[Any], str]
 
@@ -66,12 +66,14 @@ _UNAVAILABLE_ARRAYS = (
 )
 
 
-def _keeping_placeholder(convert: Converter, placeholders: tuple) -> Converter:
+def _keeping_placeholder(convert: Converter, placeholders: tuple, *, plain: bool = False) -> Converter:
     def convert_or_placeholder(value: Any) -> str:
         if value in placeholders:
             return UNAVAILABLE_VALUE
         return convert(value)
 
+    if plain:
+        convert_or_placeholder.csv_plain = True  # type: ignore[attr-defined]
     return convert_or_placeholder
 
 
@@ -86,7 +88,7 @@ _BY_NAME: dict[tuple[str, str | None], Converter | None] = {
     ("boolean", None): format_bool,
     # text, varchar, char(n) (padding kept), inet, cidr, macaddr, macaddr8: PostgreSQL's own output text.
     ("string", None): None,
-    ("bytes", None): _keeping_placeholder(format_bytea_base64, (_UNAVAILABLE_B64,)),
+    ("bytes", None): _keeping_placeholder(format_bytea_base64, (_UNAVAILABLE_B64,), plain=True),
     ("int32", "io.debezium.time.Date"): format_date_days,
     ("int32", "org.apache.kafka.connect.data.Date"): format_date_days,
     ("int32", "io.debezium.time.Time"): format_time_millis,
@@ -115,6 +117,20 @@ _ARRAY_ELEMENTS: dict[str, Converter | None] = {
 ARRAY_ELEMENT_TYPES = frozenset(name.lower() for name in _ARRAY_ELEMENTS)
 
 _NUMERIC_SOURCE_TYPES = frozenset({"NUMERIC", "DECIMAL"})
+
+# Converters that build their text from numbers, never pass input text through: it is never empty and never
+# holds a comma, quote, CR or LF, so a CSV writer need not check it (csv_plain).
+_CSV_PLAIN: frozenset[Converter] = frozenset({
+    format_int, format_bool, format_float4, format_float8, format_date_days, format_time_millis, format_time_micros,
+    format_time_nanos, format_timestamp_millis, format_timestamp_micros, format_timestamp_nanos,
+    format_zoned_timestamp, format_bit1, format_bytea_base64,
+})
+
+
+def csv_plain(convert: Converter | None) -> bool:
+    """True when ``convert``'s text never needs CSV quoting (see _CSV_PLAIN); None (the JSON string passed
+    through) is not."""
+    return convert is not None and (convert in _CSV_PLAIN or getattr(convert, "csv_plain", False))
 
 
 def describe_field(field: dict) -> str:
@@ -155,7 +171,7 @@ def converter_for(field: dict, where: str, context: RenderContext) -> Converter 
     if name == "io.debezium.data.Bits":
         if source_type != "BIT":
             raise _refuse(where, field, source_type, refusal_fix("varbit"))
-        return _keeping_placeholder(bits_converter(int(parameters.get("length", 0))), (_UNAVAILABLE_B64,))
+        return _keeping_placeholder(bits_converter(int(parameters.get("length", 0))), (_UNAVAILABLE_B64,), plain=True)
     if source_type in _NUMERIC_SOURCE_TYPES and ftype == "string" and name is None:
         return format_numeric_text
     if name == "org.apache.kafka.connect.data.Decimal" and ftype == "bytes":
@@ -163,7 +179,7 @@ def converter_for(field: dict, where: str, context: RenderContext) -> Converter 
             scale = int(parameters["scale"])
         except (KeyError, TypeError, ValueError) as exc:
             raise EventDecodeError(f"{where}: column {field.get('field')!r} is a Decimal without a scale parameter") from exc
-        return _keeping_placeholder(decimal_converter(scale), (_UNAVAILABLE_B64,))
+        return _keeping_placeholder(decimal_converter(scale), (_UNAVAILABLE_B64,), plain=True)
     fix = refusal_fix(name) if name else None
     if fix is not None:
         raise _refuse(where, field, source_type, fix)

@@ -7,9 +7,11 @@ import gzip
 import json
 from pathlib import Path
 
+from cdc_pipeline.batch_buffer import BatchBuffer
 from cdc_pipeline.connector_spec import load_connector_spec
 from cdc_pipeline.debezium.events import RenderContext
 from cdc_pipeline.event_collector import EventCollector
+from cdc_pipeline.layout import PipelineLayout
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "tests" / "fixtures" / "samples" / "debezium-3.1.1-acc_types-events.jsonl.gz"
@@ -53,6 +55,17 @@ def spec_for(tmp_path, table="public.acc_types"):
     return load_connector_spec(path)
 
 
+def buffered(collector, tmp_path, columns=None):
+    """The collector's rows as buffer.csv holds them, read back as dicts (None for NULL)."""
+    if not len(collector.rows):
+        return []
+    columns = columns or next(iter(collector.signatures.values()))
+    buffer = BatchBuffer(PipelineLayout(tmp_path / "pipeline"))
+    buffer.add(collector.meta(columns, collector.key_columns or ("k1", "k2"), 0), collector.rows)
+    _, frame = buffer.read()
+    return frame.to_dict("records")
+
+
 def sample_records():
     with gzip.open(SAMPLES, "rt", encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]
@@ -71,8 +84,9 @@ def test_rows_counts_and_tombstones(tmp_path):
     ops = [r["value"]["payload"]["op"] for r in records if r["value"]]
     assert counts["reads"] == ops.count("r") and counts["creates"] == ops.count("c")
     assert counts["tombstones"] == sum(1 for r in records if r["value"] is None)
-    assert len(collector.rows) == len(ops)
-    row = collector.rows[0]
+    rows = buffered(collector, tmp_path)
+    assert len(collector.rows) == len(ops) == len(rows)
+    row = rows[0]
     assert row["operacion"] == ops[0] and row["_topic"] == "acc2.public.acc_types"
     assert row["timestamp"].endswith("+00")
     assert collector.key_columns == ("k1", "k2")
@@ -85,13 +99,13 @@ def test_events_of_another_table_are_counted_and_skipped(tmp_path):
     collector = collector_for(tmp_path, "public.other")
     record = next(r for r in sample_records() if r["value"])
     collector.add(FakeMessage(encode(record["key"]), encode(record["value"]), 0))
-    assert collector.rows == [] and collector.counts()["other_tables"] == 1
+    assert len(collector.rows) == 0 and collector.counts()["other_tables"] == 1
 
 
 def test_undecodable_messages_go_to_the_dead_letter_file_once(tmp_path):
     collector = collector_for(tmp_path)
     collector.add(FakeMessage(b"k", b"not json at all", 7, partition=2))
-    assert collector.counts()["dead_lettered"] == 1 and collector.rows == []
+    assert collector.counts()["dead_lettered"] == 1 and len(collector.rows) == 0
     target = tmp_path / "dead_letters.jsonl"
     collector.write_dead_letters(target)
     collector.write_dead_letters(target)  # a retry of the same range
@@ -124,8 +138,10 @@ def test_a_truncate_is_a_row_with_no_values_and_is_counted(tmp_path):
     payload.update(op="t", before=None, after=None)
     collector.add(FakeMessage(None, encode(value), 41))
     assert collector.counts()["truncates"] == 1
-    (row,) = collector.rows
-    assert row["operacion"] == "t" and row["_offset"] == "41" and "k1" not in row
+    columns = tuple(f["field"] for f in record["value"]["schema"]["fields"][0]["fields"])
+    (row,) = buffered(collector, tmp_path, columns)
+    assert row["operacion"] == "t" and row["_offset"] == "41"
+    assert all(row[c] is None for c in columns) and row["_incarnation"] == "3"
     assert collector.signatures == {}  # a truncate carries no row, so it says nothing about the columns
 
 
@@ -137,3 +153,47 @@ def test_snapshot_reads_and_the_last_snapshot_marker_are_noticed(tmp_path):
         value["payload"]["source"]["snapshot"] = "last" if number == 2 else "true"
         collector.add(FakeMessage(encode(r["key"]), encode(value), number))
     assert collector.snapshot_reads == 3 and collector.last_snapshot_marker
+
+
+def _rows_as_dicts(records, incarnation="3"):
+    """buffer rows built the way the collector built them before it wrote lines: dicts from decode_message."""
+    from cdc_pipeline.debezium.events import decode_message, format_source_timestamp
+
+    rows = []
+    for r in records:
+        event = decode_message(encode(r["key"]), encode(r["value"]))
+        if event is None:
+            continue
+        row = dict(zip(event.columns, event.values))
+        row.update(operacion=event.op, timestamp=format_source_timestamp(event.source_ts_ms), _topic="acc2.public.acc_types",
+                   _partition=str(r["partition"]), _offset=str(r["offset"]), _lsn=str(event.lsn),
+                   _incarnation=incarnation, _txid=None if event.txid is None else str(event.txid))
+        rows.append(row)
+    return rows
+
+
+def test_buffer_bytes_equal_those_of_rows_given_as_dicts(tmp_path):
+    records = sample_records()
+    collector = collector_for(tmp_path)
+    for r in records:
+        collector.add(FakeMessage(encode(r["key"]), encode(r["value"]), r["offset"], r["partition"]))
+    meta = collector.meta(next(iter(collector.signatures.values())), collector.key_columns, 0)
+    lines = BatchBuffer(PipelineLayout(tmp_path / "lines"))
+    dicts = BatchBuffer(PipelineLayout(tmp_path / "dicts"))
+    assert lines.add(meta, collector.rows) == dicts.add(meta, _rows_as_dicts(records)) == len(collector.rows)
+    assert lines.path.read_bytes() == dicts.path.read_bytes()
+
+
+def test_a_batch_read_again_over_unmerged_rows_is_kept_once(tmp_path):
+    records = [r for r in sample_records() if r["value"]][:40]
+    first, again = collector_for(tmp_path), collector_for(tmp_path)
+    for r in records[:30]:
+        first.add(FakeMessage(encode(r["key"]), encode(r["value"]), r["offset"], r["partition"]))
+    for r in records[20:]:  # a retry that read part of the same range, and more
+        again.add(FakeMessage(encode(r["key"]), encode(r["value"]), r["offset"], r["partition"]))
+    meta = first.meta(next(iter(first.signatures.values())), first.key_columns, 0)
+    buffer = BatchBuffer(PipelineLayout(tmp_path / "pipeline"))
+    buffer.add(meta, first.rows)
+    assert buffer.add(meta, again.rows) == 40
+    _, frame = buffer.read()
+    assert list(zip(frame["_partition"], frame["_offset"])) == [(str(r["partition"]), str(r["offset"])) for r in records]
