@@ -37,13 +37,15 @@ def stack_settings(request: pytest.FixtureRequest) -> Iterator[StackSettings]:
 
 
 def _test_connectors(folder):
-    """The shipped connector files, plus ``af_types`` (every promised column type) for tests/airflow."""
+    """The shipped connector files, plus ``af_types`` (every promised column type) and ``af_dash`` (the
+    dashboard's browser test) for tests/airflow."""
     from tests.stack.pipeline_driver import REPO, write_connector
 
     folder.mkdir(parents=True)
     for path in (REPO / "include" / "connectors").glob("*.json"):
         shutil.copy2(path, folder / path.name)
     write_connector(folder, "af_types", "public.af_types", "af")
+    write_connector(folder, "af_dash", "public.af_dash", "afdash")
     return folder
 
 
