@@ -1,4 +1,5 @@
-"""Throughput of the hot paths: decode_message on the real sample events, COPY CSV write/read on 1M rows.
+"""Throughput of the hot paths: decode_message and decode_csv (what consume_batch runs) on the real sample events,
+COPY CSV write/read on 1M rows.
 
 Run: ``.venv/bin/python benchmarks/bench_decode.py [rows] [--baseline old/decoding.py]``. Prints figures and,
 last, one JSON object; asserts nothing. Decode speed is also given as a ratio to ``orjson.loads`` of the same
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cdc_pipeline.copy_csv import format_dataframe, read_copy_csv, write_rows  # noqa: E402
-from cdc_pipeline.debezium.events import decode_message  # noqa: E402
+from cdc_pipeline.debezium.events import decode_csv, decode_message  # noqa: E402
 from cdc_pipeline.pgtext.context import RenderContext  # noqa: E402
 from cdc_pipeline.source.catalog import TableDescription  # noqa: E402
 
@@ -76,6 +77,12 @@ def bench_decode(rounds: int = 10, baseline: str | None = None) -> dict:
               f"{sum(sizes) / len(sizes):,.0f} B); orjson.loads alone {floor:,.0f} msg/s; ratio {rate / floor:.2f}")
         figures[f"{label}_events_per_s"] = round(rate)
         figures[f"{label}_ratio_to_orjson"] = round(rate / floor, 3)
+        # What consume_batch runs: the same decoding, the row straight to buffer.csv's fields.
+        context = types2_context if label == "types2" else RenderContext()
+        csv_rate = _best_rate(lambda k, v, c=context: decode_csv(k, v, c), messages, rounds)
+        print(f"decode_csv [{label}]: {csv_rate:,.0f} events/s; ratio to orjson.loads {csv_rate / floor:.2f}")
+        figures[f"{label}_csv_events_per_s"] = round(csv_rate)
+        figures[f"{label}_csv_ratio_to_orjson"] = round(csv_rate / floor, 3)
         if baseline and label == "acc_types":
             old = _load_module(baseline).decode_message
             old_rate = _best_rate(old, messages, rounds)
