@@ -12,7 +12,9 @@ left as it is. The run history records the run (kind ``backfill``) with what it 
 
 The DAG's cron schedule uses Airflow 3's CronTriggerTimetable, whose runs have an empty data interval at their
 logical date: the run at ``end`` covers the schedule period before it, [previous tick, end). A backfill from
-12:00 to 12:06 makes seven runs, 12:00 … 12:06, the first covering [11:59, 12:00).
+12:00 to 12:06 makes seven runs, 12:00 … 12:06, the first covering [11:59, 12:00). A minute that already has a
+run (the schedule made one) is only backfilled with reprocessing ("All Runs"): Airflow then clears that run and
+makes it a backfill run under its old id.
 
 A refusal the next runs will lift (the pipeline has not read that far yet) fails the try and Airflow's retries
 ask again; one that waiting cannot lift (before the change log's earliest instant) fails at once, no retry.
@@ -26,10 +28,11 @@ from typing import Any
 
 from croniter import croniter
 
-from cdc_airflow.task_runtime import run_ref
+from cdc_airflow.task_runtime import is_backfill_run, run_ref
 from cdc_pipeline.backfill import write_as_of, write_changes
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import AsOfError, ConfigError, NotCoveredYetError
+from cdc_pipeline.history import RunKind
 from cdc_pipeline.instants import compact, parse_instant
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
@@ -37,12 +40,9 @@ from cdc_pipeline.tasks.tracking import tracked
 
 log = logging.getLogger(__name__)
 
-BACKFILL_RUN_TYPES = ("backfill", "DagRunType.BACKFILL_JOB")
-
 
 def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
-    dag_run = context["dag_run"]
-    if str(getattr(dag_run, "run_type", "")) not in BACKFILL_RUN_TYPES:
+    if not is_backfill_run(context):
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException("not a backfill run: backfill_interval only writes snapshots/ and changes/ in "
@@ -51,7 +51,9 @@ def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
     pipe = Pipeline(spec, layout)
     ref = run_ref(context)
     with tracked(pipe.history, ref, "backfill_interval") as summary:
-        pipe.history.runs.update_run(ref.run_id, logical_start=start.isoformat(), logical_end=end.isoformat())
+        # A backfill that reprocesses an existing scheduled run keeps that run's id (scheduled__...): say what it is now.
+        pipe.history.runs.update_run(ref.run_id, kind=RunKind.BACKFILL.value, logical_start=start.isoformat(),
+                                     logical_end=end.isoformat())
         try:
             summary.update(write_interval(layout, start, end))
         except NotCoveredYetError:
