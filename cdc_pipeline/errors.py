@@ -38,7 +38,10 @@ class ConnectUnreachableError(ConnectorError):
 
 
 class SourceError(CdcError):
-    """PostgreSQL is misconfigured for logical decoding, or the table cannot be captured as it is."""
+    """PostgreSQL is misconfigured for logical decoding, or the table cannot be captured as it is (the message
+    names the setting, table or column and the fix)."""
+
+    expected = True
 
 
 class SourceUnreachableError(SourceError):

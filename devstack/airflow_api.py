@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -41,11 +42,17 @@ class AirflowClient:
         return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """An authenticated request; logs in again once if the token expired."""
-        for attempt in (0, 1):
-            headers = {"Authorization": f"Bearer {self.token(refresh=attempt == 1)}", **kwargs.pop("headers", {})}
+        """An authenticated request; logs in again once if the token expired, and tries again (up to three times)
+        when the standalone Airflow's SQLite metadata database was locked by a concurrent writer (a 500 "Database
+        error": the request's transaction was rolled back, so repeating it is safe)."""
+        extra_headers = kwargs.pop("headers", {})
+        for attempt in range(4):
+            headers = {"Authorization": f"Bearer {self.token(refresh=attempt == 1)}", **extra_headers}
             response = self._http.request(method, path, headers=headers, **kwargs)
-            if response.status_code != 401:
+            if response.status_code == 500 and "Database error" in response.text and attempt < 3:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            if response.status_code != 401 or attempt >= 1:
                 break
         _check(response, f"{method} {path}")
         return response

@@ -27,12 +27,36 @@ TYPES_TABLE = "public.af_types"
 
 
 @pytest.fixture(scope="module")
-def types_driver(airflow_stack):
+def types_pipeline(airflow_stack):
+    """The every-type pipeline run through the scheduler once for the whole module (snapshot reads, inserts,
+    updates, unchanged-TOAST updates, deletes, re-inserts), so every test below has a pipeline with data and a
+    resume point, whatever order the tests run in. Yields the driver and the run ids that carried the workload."""
     s = airflow_stack.settings
     was_paused = is_paused(airflow_stack, TYPES_DAG)
     airflow_stack.set_paused(TYPES_DAG, False)  # a paused DAG's triggered runs stay queued
-    yield PipelineDriver(s, s.connectors_dir / "af_types.json", s.data_dir)
+    driver = PipelineDriver(s, s.connectors_dir / "af_types.json", s.data_dir)
+    create_types_table(driver.sql, TYPES_TABLE)
+    run_ids: list[str] = []
+
+    def register_through_airflow():
+        run_ids.append(run_dag(airflow_stack, TYPES_DAG))
+
+    run_mixed_workload(driver, random.Random(42), TYPES_TABLE, register=register_through_airflow)
+    expected = driver.copy_csv("k1, k2")
+
+    def drained() -> bool:
+        run_ids.append(run_dag(airflow_stack, TYPES_DAG, conf={"max_events": 150}))
+        return driver.destiny() == expected
+
+    with contextlib.suppress(WaitTimeout):  # the fidelity test's comparison shows what differs
+        wait_until(drained, what="destiny.csv to equal COPY", timeout=240, interval=0)
+    yield driver, run_ids, expected
     airflow_stack.set_paused(TYPES_DAG, was_paused)
+
+
+@pytest.fixture
+def types_driver(types_pipeline):
+    return types_pipeline[0]
 
 
 def is_paused(airflow_stack, dag_id: str) -> bool:
@@ -55,24 +79,8 @@ def test_dag_folder_loads_without_import_errors(airflow_stack):
     assert {"cdc_clientes", "cdc_clientes_ops", TYPES_DAG, f"{TYPES_DAG}_ops"} <= dag_ids
 
 
-def test_every_promised_type_through_the_scheduler_is_byte_identical_to_copy(airflow_stack, types_driver):
-    driver = types_driver
-    create_types_table(driver.sql, TYPES_TABLE)
-    run_ids: list[str] = []
-
-    def register_through_airflow():
-        run_ids.append(run_dag(airflow_stack, TYPES_DAG))
-
-    run_mixed_workload(driver, random.Random(42), TYPES_TABLE, register=register_through_airflow)
-
-    expected = driver.copy_csv("k1, k2")
-
-    def drained() -> bool:
-        run_ids.append(run_dag(airflow_stack, TYPES_DAG, conf={"max_events": 150}))
-        return driver.destiny() == expected
-
-    with contextlib.suppress(WaitTimeout):  # the comparison below shows what differs
-        wait_until(drained, what="destiny.csv to equal COPY", timeout=240, interval=0)
+def test_every_promised_type_through_the_scheduler_is_byte_identical_to_copy(airflow_stack, types_pipeline):
+    driver, run_ids, expected = types_pipeline
     assert driver.destiny().decode() == expected.decode()
 
     last = run_ids[-1]
