@@ -18,7 +18,14 @@ RUN_INTERVAL = timedelta(minutes=1)
 
 
 def to_millis(moment: datetime) -> int:
-    return (moment.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
+    return (plain_utc(moment) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def plain_utc(moment: datetime) -> datetime:
+    """The instant as a standard-library datetime in UTC (Airflow hands out pendulum's, whose arithmetic differs)."""
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return datetime(moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
+                    moment.microsecond, tzinfo=UTC)
 
 
 def from_millis(millis: int) -> datetime:
@@ -26,8 +33,8 @@ def from_millis(millis: int) -> datetime:
 
 
 def show(moment: datetime | int) -> str:
-    moment = from_millis(moment) if isinstance(moment, int) else moment
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    moment = from_millis(moment) if isinstance(moment, int) else plain_utc(moment)
+    text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return text.replace(".000Z", "Z")
 
 

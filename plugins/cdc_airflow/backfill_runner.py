@@ -23,13 +23,14 @@ ask again; one that waiting cannot lift (before the change log's earliest instan
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from croniter import croniter
 
 from cdc_airflow.task_runtime import is_backfill_run, run_ref
 from cdc_pipeline.backfill import write_as_of, write_changes
+from cdc_pipeline.backfill.limits import plain_utc
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import AsOfError, ConfigError, NotCoveredYetError
 from cdc_pipeline.history import RunKind
@@ -133,7 +134,7 @@ def _instant(value, what: str) -> datetime:
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return plain_utc(moment)
 
 
 def _hhmm(moment: datetime) -> str:

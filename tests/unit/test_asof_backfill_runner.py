@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import pendulum
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk import DAG
@@ -23,11 +24,11 @@ DAG_ = DAG("cdc_clientes", schedule="* * * * *", start_date=datetime(2026, 1, 1)
 def context(logical: str, run_type: str = "backfill", start: str | None = None):
     from airflow.sdk.api.datamodels._generated import DagRunType
 
-    moment = datetime.fromisoformat(logical)
+    moment = pendulum.parse(logical)  # the task context holds pendulum's datetimes
     run = SimpleNamespace(run_id=f"{run_type}__{logical}", run_type=DagRunType(run_type), logical_date=moment,
                           dag_id=DAG_.dag_id)  # the Task SDK's enum, as a task's context holds it
     return {"dag_run": run, "ti": SimpleNamespace(try_number=1, max_tries=3), "dag": DAG_,
-            "data_interval_start": datetime.fromisoformat(start) if start else moment, "data_interval_end": moment}
+            "data_interval_start": pendulum.parse(start) if start else moment, "data_interval_end": moment}
 
 
 @pytest.fixture
