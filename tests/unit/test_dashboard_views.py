@@ -165,3 +165,15 @@ def test_the_catalog_finds_pipelines_by_dag_and_keeps_folders_without_a_connecto
     assert catalog.by_dag_id("cdc_clientes_ops").name == "clientes"
     assert catalog.pipelines["retired"].spec is None and catalog.by_dag_id("some_other_dag") is None
     assert "broken.json" in catalog.broken
+
+
+def test_the_last_error_has_its_own_cell_and_is_not_listed_twice():
+    from cdc_airflow.dashboard.status_strip import problems
+    from cdc_pipeline.status import PipelineStatus
+
+    status = PipelineStatus("p", "failing", "", last_error="register_connector: " + NO_PK,
+                            problems=["connector is PAUSED", f"last failed run: register_connector: {NO_PK}"])
+    cells = {c["key"]: c for c in strip_cells(status, NOW)}
+    assert cells["last_error"]["value"].startswith("register_connector: table") and cells["last_error"]["detail"] == ""
+    assert cells["last_error"]["title"] == status.last_error
+    assert problems(status) == ["connector is PAUSED"]

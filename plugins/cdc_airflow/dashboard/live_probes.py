@@ -68,7 +68,7 @@ def live_probes(spec: ConnectorSpec, ends: dict[int, int] | None, *, seconds: fl
             try:
                 return future.result(timeout=max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
-                raise TimeoutError(f"{service} did not answer within {seconds:.0f} s") from None
+                raise TimeoutError(f"{service} did not answer within {seconds:g} s") from None
         return answer
 
     return Probes(backlog=waiting(backlog, "Kafka") if backlog is not None else None,

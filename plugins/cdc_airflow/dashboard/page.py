@@ -52,11 +52,11 @@ def _airflow_link(href: str | None, text: str, *, cls: str = "") -> str:
 def strip_html(status: dict[str, Any]) -> str:
     cells = "".join(
         f"<div class='cell tone-{e(c['tone'])}{' wide' if c['wide'] else ''}' data-key='{e(c['key'])}' "
-        f"title='{e(c['detail'])}'><div class='label'>{e(c['label'])}</div><div class='value'>{e(c['value'])}</div>"
+        f"title='{e(c['title'])}'><div class='label'>{e(c['label'])}</div><div class='value'>{e(c['value'])}</div>"
         f"<div class='detail'>{e(c['detail'])}</div></div>"
         for c in status["cells"]
     )
-    problems = "".join(f"<li>{e(p)}</li>" for p in status["problems"])
+    problems = "".join(f"<li>{e(p)}</li>" for p in status["attention"])
     return (f"<section id='strip' class='strip state-{e(status['state'].replace(' ', '-'))}'>{cells}</section>"
             + (f"<ul class='problems'>{problems}</ul>" if problems else ""))
 

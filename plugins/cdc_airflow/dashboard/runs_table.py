@@ -176,7 +176,7 @@ def incident_line(item: dict[str, Any], now: datetime) -> dict[str, Any]:
         if item.get("completed_at"):
             text += f" at {hhmm(item['completed_at'])}"
         tone = "warn" if item["step"] not in ("promoted", "superseded") else "info"
-        detail = item.get("detail")
+        detail = item.get("detail") if one_line(item["detail"], 120) != one_line(item["detail"], 10_000) else None
     elif kind == "verify":
         result = item.get("result") or "running"
         text = f"verify: {result}"

@@ -46,13 +46,22 @@ def strip_cells(status: PipelineStatus, now: datetime) -> list[dict[str, Any]]:
         _verify_cell(status, now),
     ]
     if status.last_error:
-        cells.append(_cell("last_error", "last error", one_line(status.last_error), status.last_error, "bad",
-                           wide=True))
+        cells.append(_cell("last_error", "last error", one_line(status.last_error), "", "bad", wide=True,
+                           title=status.last_error))
     return cells
 
 
-def _cell(key: str, label: str, value: str, detail: str | None, tone: str, *, wide: bool = False) -> dict[str, Any]:
-    return {"key": key, "label": label, "value": value, "detail": detail or "", "tone": tone, "wide": wide}
+def problems(status: PipelineStatus) -> list[str]:
+    """What the page lists under the strip: the status's problems but the last failed run's error, which has
+    its own cell."""
+    shown = f"last failed run: {status.last_error}"
+    return [problem for problem in status.problems if problem != shown]
+
+
+def _cell(key: str, label: str, value: str, detail: str | None, tone: str, *, wide: bool = False,
+          title: str | None = None) -> dict[str, Any]:
+    return {"key": key, "label": label, "value": value, "detail": detail or "", "tone": tone, "wide": wide,
+            "title": title if title is not None else detail or ""}
 
 
 def _backlog_cell(status: PipelineStatus) -> dict[str, Any]:
@@ -131,4 +140,5 @@ def status_json(status: PipelineStatus, now: datetime) -> dict[str, Any]:
     data["label"] = state_label(status)
     data["healthy"] = status.healthy
     data["cells"] = strip_cells(status, now)
+    data["attention"] = problems(status)
     return data
