@@ -30,8 +30,7 @@ from cdc_pipeline.kafka.topic import inspect_topic
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock
-from cdc_pipeline.recovery.rebuild import RebuildContext, start_rebuild
-from cdc_pipeline.state import StateStore
+from cdc_pipeline.recovery.rebuild import start_rebuild
 from cdc_pipeline.tasks.consume import START_FROM_SETTING, consume_batch, describe_ranges
 from cdc_pipeline.tasks.merge import merge_batch
 
@@ -128,8 +127,8 @@ def resnapshot(pipe: Pipeline, kafka: KafkaClients, connect: KafkaConnectClient,
         raise ConfigError(f"{pipe.spec.name} has never described its table (table.json): let register_connector run "
                           "once before re-snapshotting")
     with operation(pipe, "resnapshot", {}, origin):
-        context = RebuildContext(pipe.spec, pipe.layout, pipe.history, connect, kafka, connector_config)
-        recovery = start_rebuild(context, StateStore(pipe.layout), description, run_id=origin, reason="operator",
+        recovery = start_rebuild(pipe, connect=connect, kafka=kafka, connector_config=connector_config, run_id=origin,
+                                 reason="operator", description=description,
                                  detail=f"re-snapshot asked by {origin}")
     message = (f"rebuild {recovery.id} started: connector {pipe.spec.name} re-snapshots {pipe.spec.qualified_table}; "
                "destiny.csv keeps its current content until the new snapshot is complete, then switches in one step")

@@ -29,9 +29,8 @@ from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock
-from cdc_pipeline.recovery.rebuild import RebuildContext, start_rebuild
+from cdc_pipeline.recovery.rebuild import start_rebuild
 from cdc_pipeline.source.checks import SourceParams
-from cdc_pipeline.state import StateStore
 from cdc_pipeline.tasks.consume import consume_batch
 from cdc_pipeline.tasks.merge import merge_batch
 from cdc_pipeline.waiting import wait_until
@@ -101,10 +100,9 @@ def verify(pipe: Pipeline, kafka: KafkaClients, source: SourceParams, *, run_id:
         result = compare(pipe, snapshot, description.key_columns)
     if result.differing and pipe.spec.settings.on_data_loss == "resnapshot" and connect is not None:
         with pipeline_lock(pipe.layout):
-            recovery = start_rebuild(RebuildContext(pipe.spec, pipe.layout, history, connect, kafka,
-                                                    connector_config() if connector_config else None),
-                                     StateStore(pipe.layout), description, run_id=run_id, reason="verify_mismatch",
-                                     detail=result.line())
+            recovery = start_rebuild(pipe, connect=connect, kafka=kafka,
+                                     connector_config=connector_config() if connector_config else None, run_id=run_id,
+                                     reason="verify_mismatch", detail=result.line(), description=description)
         result.action = f"rebuild {recovery.id} started from a new snapshot (on_data_loss=resnapshot)"
     history.incidents.record_verification(run_id, started, result.result, result.compared, len(result.differing),
                                           {"differing": result.differing[:SHOWN], "explained": result.explained,

@@ -21,7 +21,6 @@ the incremental snapshot is the next step (docs/reliability.md).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from cdc_pipeline.batch_buffer import BatchBuffer
 from cdc_pipeline.connector_spec import ConnectorSpec
@@ -31,24 +30,12 @@ from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.reader import read_to_end
 from cdc_pipeline.kafka.topic import inspect_topic
 from cdc_pipeline.kafka_connect import KafkaConnectClient
-from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.state import StateStore
 from cdc_pipeline.source.catalog import TableDescription
 
 log = logging.getLogger(__name__)
 
 REASONS = ("data_loss", "schema_change", "verify_mismatch", "operator", "upgrade")
-
-
-@dataclass(frozen=True)
-class RebuildContext:
-    """What a rebuild needs; the caller holds the pipeline lock."""
-
-    spec: ConnectorSpec
-    layout: PipelineLayout
-    history: History
-    connect: KafkaConnectClient
-    kafka: KafkaClients
-    connector_config: dict[str, str] | None  # the config to register when Connect forgot the connector
 
 
 def remedy_command(spec: ConnectorSpec) -> str:
@@ -65,47 +52,58 @@ def refuse(spec: ConnectorSpec, reason: str, summary: str) -> Exception:
                          f"snapshot with {remedy_command(spec)}")
 
 
-def start_rebuild(ctx: RebuildContext, store, description: TableDescription, *, run_id: str | None, reason: str,
-                  detail: str, lost=None) -> Recovery:
-    """Start (or restart) a rebuild; answer the recovery as recorded. ``store`` is the pipeline's StateStore."""
+def start_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClients, connector_config: dict[str, str] | None,
+                  run_id: str | None, reason: str, detail: str, lost=None,
+                  description: TableDescription | None = None) -> Recovery:
+    """Start (or restart) a rebuild of ``pipe`` (a cdc_pipeline.pipeline.Pipeline); answer the recovery as recorded.
+
+    The caller holds the pipeline lock. ``connector_config`` is registered first when Kafka Connect forgot the
+    connector; ``description`` is the table the rebuilt state will hold (default: as register_connector last read it).
+    """
     if reason not in REASONS:
         raise ValueError(f"reason must be one of {REASONS}")
-    incidents, runs = ctx.history.incidents, ctx.history.runs
+    description = description or pipe.table_description()
+    if description is None:
+        raise DataLossError(f"{detail}; {pipe.spec.name} has never described its table, so no rebuild can start: let "
+                            "register_connector succeed once")
+    store = StateStore(pipe.layout)
+    incidents, runs = pipe.history.incidents, pipe.history.runs
     epoch = max(runs.current_epoch(), _state_epoch(store)) + 1
     recovery_id = incidents.start_recovery(run_id=run_id, reason=reason, detail=detail, lost=lost, epoch=epoch)
     if reason == "data_loss":
         incidents.link_data_loss(recovery_id)
-    name = ctx.spec.name
-    if ctx.connect.status(name) is None:
-        if ctx.connector_config is None:
+    spec = pipe.spec
+    name = spec.name
+    if connect.status(name) is None:
+        if connector_config is None:
             raise DataLossError(f"connector {name} is not registered on Kafka Connect; let register_connector run once, "
                                 "then the rebuild starts again")
-        ctx.connect.put_config(name, ctx.connector_config)
-    ctx.connect.stop(name)
-    ctx.connect.delete_offsets(name)
-    topic = inspect_topic(ctx.kafka, ctx.spec.topic)
+        connect.put_config(name, connector_config)
+    connect.stop(name)
+    connect.delete_offsets(name)
+    topic = inspect_topic(kafka, spec.topic)
     incarnation = None
     ends: dict[int, int] = {}
     if topic.exists:
         # Nothing is produced while the connector is stopped, so this end stays the end; reading from ListOffsets'
         # answer to the end of partition covers Tansu answering short of it.
-        ends = read_to_end(ctx.kafka, ctx.spec.topic, dict(topic.listed_high))
+        ends = read_to_end(kafka, spec.topic, dict(topic.listed_high))
         latest = incidents.latest_incarnation()
         if latest is not None and latest.topic_id == topic.topic_id:
             incarnation = latest.seq
         else:
             if latest is not None:
                 incidents.end_incarnation(latest.seq, f"superseded by a rebuild ({reason})")
-            incarnation = incidents.add_incarnation(ctx.spec.topic, topic.topic_id, run_id)
-    set_aside = BatchBuffer(ctx.layout).clear(archive_as=f"superseded-by-rebuild-{recovery_id}")
+            incarnation = incidents.add_incarnation(spec.topic, topic.topic_id, run_id)
+    set_aside = BatchBuffer(pipe.layout).clear(archive_as=f"superseded-by-rebuild-{recovery_id}")
     store.discard_rebuild()
     store.create(description, lineage="rebuild", epoch=epoch)
     runs.set_resume_point(reason="rebuild", incarnation=incarnation, epoch=epoch, ends=ends, run_id=run_id)
-    ctx.connect.resume(name)
+    connect.resume(name)
     incidents.recovery_step(recovery_id, "resumed")
     log.warning("rebuild %s started (%s): connector %s re-snapshots %s; reading topic %s from %s%s; destiny.csv keeps "
                 "its last good content until the snapshot is complete", recovery_id, reason, name,
-                ctx.spec.qualified_table, ctx.spec.topic, ends or "its beginning (it does not exist yet)",
+                spec.qualified_table, spec.topic, ends or "its beginning (it does not exist yet)",
                 f"; unmerged events set aside in {set_aside}" if set_aside else "")
     return incidents.active_recovery()
 

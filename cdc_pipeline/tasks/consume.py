@@ -31,7 +31,8 @@ from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock
 from cdc_pipeline.recovery.detection import LossFound, NothingToRead, ReadPlan, plan_read
-from cdc_pipeline.recovery.rebuild import RebuildContext, refuse, start_rebuild
+from cdc_pipeline.recovery.rebuild import refuse, start_rebuild
+from cdc_pipeline.recovery.schema_signature import signature_change
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.tasks.operations_guard import skip_for_operation
 from cdc_pipeline.tasks.tracking import tracked
@@ -88,7 +89,8 @@ def _consume_locked(pipe: Pipeline, kafka: KafkaClients, run: RunRef, summary: d
         log.info("consume: %s", decision.reason)
         return summary
     if isinstance(decision, LossFound):
-        return _recover(pipe, kafka, run, decision, summary, connect, connector_config)
+        return _rebuild_instead(pipe, kafka, run, summary, reason="data_loss", detail=decision.summary,
+                                lost=decision.lost, field="recovery", connect=connect, connector_config=connector_config)
     return _read_and_buffer(pipe, kafka, run, topic, decision, summary, max_events=max_events,
                             max_seconds=max_seconds, connect=connect, connector_config=connector_config)
 
@@ -139,9 +141,10 @@ def _read_and_buffer(pipe: Pipeline, kafka: KafkaClients, run: RunRef, topic: To
             f"{spec.settings.max_dead_letters}); nothing was buffered or committed. First: {collector.first_dead_letter()}. "
             f"All are in {pipe.layout.dead_letters}. Fix the cause (usually a connector setting or a column type), or "
             "raise max_dead_letters in the connector file to let that many pass.")
-    change = _signature_change(pipe, collector, epoch)
+    change = signature_change(history.runs, collector.signatures, epoch)
     if change:
-        return _schema_changed(pipe, kafka, run, change, summary, connect, connector_config)
+        return _rebuild_instead(pipe, kafka, run, summary, reason="schema_change", detail=change, field="schema_change",
+                                connect=connect, connector_config=connector_config)
     buffered = 0
     columns = _buffer_columns(collector, description)
     if collector.rows:
@@ -191,27 +194,24 @@ def _finish_recorded_batch(pipe: Pipeline, kafka: KafkaClients, run: RunRef, rec
     return summary
 
 
-def _recover(pipe: Pipeline, kafka: KafkaClients, run: RunRef, loss: LossFound, summary: dict, connect,
-             connector_config) -> dict:
+def _rebuild_instead(pipe: Pipeline, kafka: KafkaClients, run: RunRef, summary: dict, *, reason: str, detail: str,
+                     lost=None, field: str, connect, connector_config) -> dict:
+    """The batch is not merged: a rebuild from a new snapshot starts instead (or the run fails, per the connector
+    file's on_data_loss / on_schema_change). ``field`` is the run history column that tells the story."""
     spec = pipe.spec
-    if spec.settings.on_data_loss == "fail":
-        pipe.history.runs.update_run(run.run_id, recovery=f"{loss.summary}; on_data_loss=fail: nothing merged")
-        raise refuse(spec, "data_loss", loss.summary)
-    description = pipe.table_description()
-    if description is None:
-        raise refuse(spec, "data_loss", loss.summary + " (and the table was never described, so no rebuild can start: "
-                                                       "let register_connector succeed once)")
+    policy = spec.settings.on_schema_change if reason == "schema_change" else spec.settings.on_data_loss
+    if policy == "fail" and reason != "upgrade":
+        pipe.history.runs.update_run(run.run_id, **{field: f"{detail}; {'on_schema_change' if reason == 'schema_change' else 'on_data_loss'}=fail: nothing merged"})
+        raise refuse(spec, reason, detail)
     with connect() as client:
-        context = RebuildContext(spec, pipe.layout, pipe.history, client, kafka, connector_config())
-        recovery = start_rebuild(context, StateStore(pipe.layout), description, run_id=run.run_id,
-                                 reason="data_loss", detail=loss.summary, lost=loss.lost)
-    done = (f"{loss.summary}. Rebuilding from a new snapshot (rebuild {recovery.id}); destiny.csv keeps its last good "
+        recovery = start_rebuild(pipe, connect=client, kafka=kafka, connector_config=connector_config(),
+                                 run_id=run.run_id, reason=reason, detail=detail, lost=lost)
+    done = (f"{detail}. Rebuilding from a new snapshot (rebuild {recovery.id}); destiny.csv keeps its last good "
             "content until the snapshot is complete")
-    pipe.history.runs.update_run(run.run_id, topic=spec.topic, status=RunStatus.COMMITTED.value, recovery=done)
-    log.warning("consume: DATA LOSS: %s", loss.summary)
-    log.warning("consume: recovery: rebuild %s started; destiny.csv keeps its last good content until it completes",
-                recovery.id)
-    summary.update(events=0, recovery=done, lost=loss.lost)
+    pipe.history.runs.update_run(run.run_id, topic=spec.topic, status=RunStatus.COMMITTED.value, **{field: done})
+    log.warning("consume: %s%s", "DATA LOSS: " if reason == "data_loss" else "", detail)
+    log.warning("consume: rebuild %s started; destiny.csv keeps its last good content until it completes", recovery.id)
+    summary.update(events=0, lost=lost, **{field: done})
     return summary
 
 
@@ -223,81 +223,15 @@ def _written_by_the_previous_version(pipe: Pipeline) -> bool:
 def _upgrade(pipe: Pipeline, kafka: KafkaClients, run: RunRef, summary: dict, connect, connector_config) -> dict:
     """A folder of the previous version (a whole-table Parquet state): rebuild it once from a new snapshot, aside;
     its destiny.csv stays as it is until the rebuilt state replaces it."""
-    description = pipe.table_description()
-    if description is None:
+    if pipe.table_description() is None:
         note = "this folder was written by the previous version; waiting for register_connector to describe the table"
         pipe.history.runs.update_run(run.run_id, status=RunStatus.COMMITTED.value, notes=[note])
         summary.update(events=0, notes=[note])
         return summary
-    detail = (f"{pipe.layout.legacy_state.name} is the previous version's state; the keyed state store is built from a "
-              "new snapshot")
-    with connect() as client:
-        context = RebuildContext(pipe.spec, pipe.layout, pipe.history, client, kafka, connector_config())
-        recovery = start_rebuild(context, StateStore(pipe.layout), description, run_id=run.run_id, reason="upgrade",
-                                 detail=detail)
-    done = f"upgrade: {detail} (rebuild {recovery.id}); destiny.csv keeps its content until then"
-    pipe.history.runs.update_run(run.run_id, topic=pipe.spec.topic, status=RunStatus.COMMITTED.value, recovery=done)
-    log.warning("consume: %s", done)
-    summary.update(events=0, recovery=done)
-    return summary
-
-
-def _signature_change(pipe: Pipeline, collector: EventCollector, epoch: int) -> str | None:
-    """Compare the batch's row schemas with the one recorded for this state lineage (set by its first batch)."""
-    if not collector.signatures:
-        return None
-    runs = pipe.history.runs
-    setting = f"event_signature.{epoch}"
-    recorded_raw = runs.get_setting(setting)
-    signatures = list(collector.signatures)
-    if recorded_raw is None:
-        if len(signatures) == 1:
-            runs.set_setting(setting, json.dumps(signatures[0]))
-            return None
-        recorded = signatures[0]
-    else:
-        recorded = _as_tuple(json.loads(recorded_raw))
-    changed = [s for s in signatures if s != recorded]
-    if not changed:
-        return None
-    return describe_signature_change(recorded, changed[0])
-
-
-def describe_signature_change(old: tuple, new: tuple) -> str:
-    old_cols = {c[0]: c for c in old}
-    new_cols = {c[0]: c for c in new}
-    parts = [f"column {n} added" for n in new_cols if n not in old_cols]
-    parts += [f"column {n} dropped" for n in old_cols if n not in new_cols]
-    parts += [f"column {n} changed type ({_type_label(old_cols[n])} -> {_type_label(new_cols[n])})"
-              for n in new_cols if n in old_cols and old_cols[n] != new_cols[n]]
-    if not parts and [c[0] for c in old] != [c[0] for c in new]:
-        parts.append("columns reordered")
-    return "the change events' schema changed: " + "; ".join(parts or ["column attributes changed"])
-
-
-def _type_label(column: tuple) -> str:
-    source_type, length, scale = column[3], column[4], column[5]
-    label = str(source_type or column[2] or column[1])
-    if length not in (None, "") and scale not in (None, ""):
-        return f"{label}({length},{scale})"
-    return f"{label}({length})" if length not in (None, "") else label
-
-
-def _schema_changed(pipe, kafka, run, change: str, summary: dict, connect, connector_config) -> dict:
-    spec = pipe.spec
-    if spec.settings.on_schema_change == "fail":
-        pipe.history.runs.update_run(run.run_id, schema_change=f"{change}; on_schema_change=fail: nothing merged")
-        raise refuse(spec, "schema_change", change)
-    description = pipe.table_description()
-    with connect() as client:
-        context = RebuildContext(spec, pipe.layout, pipe.history, client, kafka, connector_config())
-        recovery = start_rebuild(context, StateStore(pipe.layout), description, run_id=run.run_id,
-                                 reason="schema_change", detail=change)
-    done = f"{change}; rebuilding from a new snapshot (rebuild {recovery.id}); destiny.csv keeps its last good content"
-    pipe.history.runs.update_run(run.run_id, topic=spec.topic, status=RunStatus.COMMITTED.value, schema_change=done)
-    log.warning("consume: %s", done)
-    summary.update(events=0, schema_change=done)
-    return summary
+    detail = (f"upgrade: {pipe.layout.legacy_state.name} is the previous version's state; the keyed state store is "
+              "built from a new snapshot")
+    return _rebuild_instead(pipe, kafka, run, summary, reason="upgrade", detail=detail, field="recovery",
+                            connect=connect, connector_config=connector_config)
 
 
 def _note_rebuild_progress(pipe: Pipeline, run: RunRef, result: ReadResult, consume_started: str,
@@ -327,10 +261,6 @@ def _backlog(topic: TopicState, result: ReadResult) -> int:
     for p, r in result.ranges.items():
         left += max(0, topic.listed_high.get(p, r.end) - r.end)
     return left
-
-
-def _as_tuple(value):
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, list) else value
 
 
 def describe_ranges(ranges: dict[int, tuple[int, int]]) -> str:

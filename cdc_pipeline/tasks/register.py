@@ -20,7 +20,7 @@ from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pgtext.types import unsupported_columns
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock
-from cdc_pipeline.recovery.rebuild import RebuildContext, confirm_snapshot, refuse, start_rebuild
+from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
 from cdc_pipeline.source.checks import SourceParams, check_source
 from cdc_pipeline.state import StateStore
@@ -109,9 +109,8 @@ def _handle_schema_change(pipe, connect, kafka, config, description, changes: li
         pipe.history.runs.update_run(run.run_id, schema_change=f"{what}; on_schema_change=fail: nothing merged")
         raise refuse(spec, "schema_change", what)
     with pipeline_lock(pipe.layout), kafka() as clients:
-        context = RebuildContext(spec, pipe.layout, pipe.history, connect, clients, config)
-        recovery = start_rebuild(context, StateStore(pipe.layout), description, run_id=run.run_id,
-                                 reason="schema_change", detail=what)
+        recovery = start_rebuild(pipe, connect=connect, kafka=clients, connector_config=config, run_id=run.run_id,
+                                 reason="schema_change", detail=what, description=description)
     done = f"{what}; rebuilding from a new snapshot (rebuild {recovery.id}); destiny.csv keeps its last good content until then"
     pipe.history.runs.update_run(run.run_id, schema_change=done)
     log.warning("%s", done)
