@@ -21,6 +21,9 @@ from cdc_pipeline.kafka.topic import watermarks
 log = logging.getLogger(__name__)
 
 OnRecord = Callable[[Message], None]
+# consume() returns when it has the count asked for or when this much time has passed: the last call of every
+# batch asks for more than is left, so this wait is paid once per run (a whole second per run at 1.0).
+_CONSUME_WAIT_S = 0.1
 _OUT_OF_RANGE = (RdKafkaError._AUTO_OFFSET_RESET, RdKafkaError.OFFSET_OUT_OF_RANGE)
 _TRANSIENT = (RdKafkaError._TRANSPORT, RdKafkaError._ALL_BROKERS_DOWN)
 
@@ -110,7 +113,7 @@ def read_range(
     try:
         while _pending(reads) and (max_events is None or count < max_events) and time.monotonic() < deadline:
             wanted = 1000 if max_events is None else max(1, min(1000, max_events - count))
-            for message in consumer.consume(num_messages=wanted, timeout=1.0):
+            for message in consumer.consume(num_messages=wanted, timeout=_CONSUME_WAIT_S):
                 read = reads.get(message.partition())
                 if read is None:
                     continue
