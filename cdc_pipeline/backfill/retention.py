@@ -8,8 +8,10 @@ done twice is a no-op: the state store skips events it already holds). As-of sna
 base, and the earliest instant they answer becomes the base's. Older lineages (before a rebuild or reset)
 lose their days without a base, and their bases go.
 
-Chunks never span an event of a kept day that sits between folded events of its partition (possible only
-around midnight): the state store takes a batch's offset span per partition as read whole, and that event must
+:func:`fold_before` does the folding for any instant (the day pruning calls it with midnight; the stack test
+with an instant between two workload phases, since real events all fall on one day). Its chunks never span an
+event that stays and sits between folded events of its partition (a commit time inverted by a millisecond
+around the cut): the state store takes a batch's offset span per partition as read whole, and that event must
 still apply later.
 
 The merge task calls :func:`prune_once_a_day` after every merge; it works at most once a UTC day.
