@@ -77,7 +77,7 @@ class PipelineStatus:
         age = f", oldest {self.backlog.oldest_age_seconds:.0f} s old" if self.backlog.oldest_age_seconds else ""
         out.append(f"  backlog {self.backlog.total} events ({self.backlog.measured}{age})"
                    + (f" · connector {self.connector.get('state')}" if self.connector else "")
-                   + (f" · slot retains {_size(self.slot.get('retained_wal_bytes'))}" if self.slot else ""))
+                   + (f" · slot retains {size_text(self.slot.get('retained_wal_bytes'))}" if self.slot else ""))
         out += [f"  ! {problem}" for problem in self.problems]
         return out
 
@@ -227,7 +227,8 @@ def _hhmm(iso: str) -> str:
     return moment.strftime("%H:%M UTC") if moment else iso
 
 
-def _size(count) -> str:
+def size_text(count: int | None) -> str:
+    """A byte count for people: ``512 B``, ``3 MB``."""
     if count is None:
         return "?"
     for unit in ("B", "kB", "MB", "GB"):

@@ -27,6 +27,15 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def _update_run(db, run_id: str, fields: dict[str, Any]) -> None:
+    unknown = set(fields) - RUN_FIELDS
+    if unknown:
+        raise ValueError(f"unknown run history fields {sorted(unknown)}")
+    values = {k: _encode(v) for k, v in fields.items()}
+    assignments = ", ".join(f"{k} = ?" for k in values)
+    db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*values.values(), run_id))
+
+
 def _encode(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, dict | list | tuple) else value
 
@@ -82,13 +91,8 @@ class RunHistory:
             )
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        unknown = set(fields) - RUN_FIELDS
-        if unknown:
-            raise ValueError(f"unknown run history fields {sorted(unknown)}")
-        values = {k: _encode(v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = ?" for k in values)
         with self._db() as db:
-            db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*values.values(), run_id))
+            _update_run(db, run_id, fields)
 
     def add_note(self, run_id: str, note: str) -> None:
         run = self.get_run(run_id) or {}
@@ -181,13 +185,8 @@ class RunHistory:
         transaction, so a crash never leaves one without the other."""
         fields = {"offset_ranges": {str(p): list(r) for p, r in sorted(ranges.items())}, "incarnation": incarnation,
                   "epoch": epoch, "status": RunStatus.BUFFERED.value, **run_fields}
-        unknown = set(fields) - RUN_FIELDS
-        if unknown:
-            raise ValueError(f"unknown run history fields {sorted(unknown)}")
-        values = {k: _encode(v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = ?" for k in values)
         with self._db() as db:
-            db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*values.values(), run_id))
+            _update_run(db, run_id, fields)
             db.execute("INSERT INTO resume_points (run_id, at, reason, incarnation, epoch, ends) VALUES (?, ?, 'batch', ?, ?, ?)",
                        (run_id, utc_now(), incarnation, epoch, json.dumps({str(p): r[1] for p, r in sorted(ranges.items())})))
 

@@ -24,6 +24,7 @@ from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuil
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
 from cdc_pipeline.source.checks import SourceParams, check_source
 from cdc_pipeline.state import StateStore
+from cdc_pipeline.status import size_text
 from cdc_pipeline.tasks.tracking import tracked
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def register_connector(
         )
         log.info("connector %s: config %s; %s", spec.name, action, status.describe())
         log.info("source %s: slot %s %s, retained WAL %s", source.describe(), spec.slot_name,
-                 "exists" if report.slot_exists else "will be created", _bytes(report.slot_retained_wal_bytes))
+                 "exists" if report.slot_exists else "will be created", size_text(report.slot_retained_wal_bytes))
         for note in report.notes:
             log.warning("source: %s", note)
         if recovery:
@@ -115,13 +116,3 @@ def _handle_schema_change(pipe, connect, kafka, config, description, changes: li
     pipe.history.runs.update_run(run.run_id, schema_change=done)
     log.warning("%s", done)
     return done
-
-
-def _bytes(count: int | None) -> str:
-    if count is None:
-        return "unknown"
-    for unit in ("B", "kB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return str(count)
