@@ -12,7 +12,7 @@ import pytest
 from cdc_pipeline.waiting import wait_until
 from devstack.ports import free_port
 from tests.stack.pipeline_driver import PipelineDriver, write_connector
-from tests.stack.test_sinks_support import Database
+from tests.stack.test_sinks_support import Database, retire_connector
 
 pytestmark = pytest.mark.airflow
 
@@ -48,6 +48,7 @@ def sinks_dag(airflow_stack):
     airflow_stack.set_paused(DAG_ID, True)
     airflow_stack.request("DELETE", f"/api/v2/connections/{FLAKY_CONN}")
     path.unlink()
+    retire_connector(s, NAME, driver.spec.slot_name)
 
 
 def states(airflow_stack, run_id: str) -> dict[str, tuple[str, int]]:

@@ -27,7 +27,7 @@ from cdc_pipeline.tasks.merge import merge_batch
 from cdc_pipeline.waiting import wait_until
 from devstack.ports import free_port
 from tests.stack.pipeline_driver import PipelineDriver, write_connector
-from tests.stack.test_sinks_support import Database, compare_parquet_with_source
+from tests.stack.test_sinks_support import Database, compare_parquet_with_source, retire_connector
 from tests.stack.workload import create_types_table, run_mixed_workload
 
 pytestmark = pytest.mark.stack
@@ -74,13 +74,23 @@ class SinkDriver(PipelineDriver):
         return expected
 
 
-def make(stack, tmp_path, name: str, sinks: list[dict]) -> SinkDriver:
-    path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""),
-                           sinks=[{"type": "csv"}, *sinks])
-    driver = SinkDriver(stack.settings, path, tmp_path / "data")
-    s = stack.settings
-    driver.targets = {"cdc_sink_postgres": TargetParams(s.pg_host, s.pg_port, s.pg_user, s.pg_password, s.sink_db)}
-    return driver
+@pytest.fixture
+def make(stack_services, tmp_path):
+    """Build a SinkDriver for a connector with the given sinks; its connector and slot are removed afterwards."""
+    made: list[SinkDriver] = []
+
+    def build(name: str, sinks: list[dict]) -> SinkDriver:
+        path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""),
+                               sinks=[{"type": "csv"}, *sinks])
+        driver = SinkDriver(stack_services.settings, path, tmp_path / "data")
+        s = stack_services.settings
+        driver.targets = {"cdc_sink_postgres": TargetParams(s.pg_host, s.pg_port, s.pg_user, s.pg_password, s.sink_db)}
+        made.append(driver)
+        return driver
+
+    yield build
+    for driver in made:
+        retire_connector(driver.settings, driver.spec.name, driver.spec.slot_name)
 
 
 def replica(driver: SinkDriver, table: str, order_by: str) -> bytes:
@@ -98,8 +108,8 @@ def drop_replica(driver: SinkDriver, table: str) -> None:
         sink_db.sql("DELETE FROM public.cdc_sink_applied WHERE target_table = %s", (table,))
 
 
-def test_the_fidelity_workload_reaches_every_sink_faithfully(stack_services, tmp_path):
-    driver = make(stack_services, tmp_path, "sink_types",
+def test_the_fidelity_workload_reaches_every_sink_faithfully(make):
+    driver = make("sink_types",
                   [{"type": "parquet"}, {"type": "postgres", "table": "public.sink_types_replica"}])
     create_types_table(driver.sql, "public.sink_types")
     drop_replica(driver, "public.sink_types_replica")
@@ -123,8 +133,8 @@ def test_the_fidelity_workload_reaches_every_sink_faithfully(stack_services, tmp
     assert "sinks: parquet" in finish_run(driver.pipe, RunRef(last, 1, 1))["line"]
 
 
-def test_a_sink_whose_database_is_down_leaves_the_others_and_the_offsets_and_catches_up(stack_services, tmp_path):
-    driver = make(stack_services, tmp_path, "sink_down", [
+def test_a_sink_whose_database_is_down_leaves_the_others_and_the_offsets_and_catches_up(make):
+    driver = make("sink_down", [
         {"type": "parquet"}, {"type": "postgres", "table": "public.sink_down_ok"},
         {"type": "postgres", "table": "public.sink_down_later", "conn_id": "sink_down"}])
     for table in ("public.sink_down_ok", "public.sink_down_later"):
@@ -165,8 +175,8 @@ def test_a_sink_whose_database_is_down_leaves_the_others_and_the_offsets_and_cat
     assert all(r["offsets_committed"] == 1 for r in records)
 
 
-def test_a_rebuild_a_schema_change_and_a_reset_rerender_every_sink(stack_services, tmp_path):
-    driver = make(stack_services, tmp_path, "sink_rebuilt",
+def test_a_rebuild_a_schema_change_and_a_reset_rerender_every_sink(make):
+    driver = make("sink_rebuilt",
                   [{"type": "parquet"}, {"type": "postgres", "table": "public.sink_rebuilt_replica"}])
     drop_replica(driver, "public.sink_rebuilt_replica")
     driver.sql("DROP TABLE IF EXISTS public.sink_rebuilt")

@@ -182,3 +182,25 @@ def compare_parquet_with_source(path: Path, source: Database, description: Table
                 problems.append(f"{column.name} row {n}: parquet {mine!r} != PostgreSQL {theirs!r}")
                 break
     return problems
+
+
+def retire_connector(settings, name: str, slot: str) -> None:
+    """Delete a test's connector from Kafka Connect and drop its replication slot once the connector let go of it:
+    the test session's cluster has a fixed number of slots, which every test's connector would otherwise keep."""
+    import httpx
+
+    from cdc_pipeline.waiting import wait_until
+
+    admin = Database(settings, settings.pg_db)
+
+    def dropped() -> bool:
+        # Deleted again each time: a run still in flight (Airflow) may have registered it once more.
+        httpx.delete(f"{settings.connect_url}/connectors/{name}", timeout=30)
+        rows = admin.sql("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+        if not rows:
+            return True
+        if not rows[0][0]:
+            admin.sql("SELECT pg_drop_replication_slot(%s)", (slot,))
+        return False
+
+    wait_until(dropped, what=f"replication slot {slot} to be dropped", timeout=120, interval=2)
