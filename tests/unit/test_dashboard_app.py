@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from airflow.api_fastapi.core_api.security import get_user
-from cdc_airflow.dashboard.app import DashboardConfig, app, dag_access, dashboard_config
+from cdc_airflow.dashboard.app import DashboardConfig, airflow_run_states, app, dag_access, dashboard_config
 from cdc_airflow.dashboard.formatting import ONE_LINE
 from cdc_airflow.dashboard.history_query import MAX_PAGE
 from cdc_pipeline.status import Backlog, Probes
@@ -32,10 +32,18 @@ def client(tmp_path):
                                                                          lambda: NOW)
     app.dependency_overrides[get_user] = lambda: object()
     app.dependency_overrides[dag_access] = lambda: (lambda dag_id: dag_id in readable)
+    airflow_says: dict[str, str] = {}
+    asked: list[tuple[str, list[str]]] = []
+
+    def states(dag_id, run_ids):
+        asked.append((dag_id, run_ids))
+        return {run_id: airflow_says[run_id] for run_id in run_ids if run_id in airflow_says}
+
+    app.dependency_overrides[airflow_run_states] = lambda: states
     root = FastAPI()
     root.mount("/cdc", app)
     with TestClient(root) as test_client:
-        test_client.readable = readable
+        test_client.readable, test_client.airflow_says, test_client.asked = readable, airflow_says, asked
         yield test_client
     app.dependency_overrides.clear()
 
@@ -164,3 +172,13 @@ def test_serving_pages_never_writes_to_the_pipeline_folder(client, tmp_path):
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     empty = tmp_path / "data" / "fresh"
     assert client.get("/cdc/pipelines/fresh").status_code == 404 and not empty.exists()
+
+
+def test_a_run_airflow_ended_without_its_last_task_shows_airflows_state(client):
+    assert "retrying consume_batch 2/4" in Text.of(client.get("/cdc/pipelines/clientes").text)
+    assert client.asked == [("cdc_clientes", [run_id(64)])]  # only the runs the history has not closed
+    client.airflow_says[run_id(64)] = "failed"
+    text = Text.of(client.get("/cdc/pipelines/clientes").text)
+    assert "failed in Airflow, ended before finish_run" in text and "retrying consume_batch" not in text
+    run = client.get(f"/cdc/api/pipelines/clientes/runs/{run_id(64)}").json()
+    assert run["airflow_state"] == "failed" and run["tone"] == "bad" and run["duration"] == "—"

@@ -23,13 +23,14 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import get_user
 
 from cdc_airflow.dashboard import page
 from cdc_airflow.dashboard.catalog import Catalog, Pipeline
 from cdc_airflow.dashboard.live_probes import live_probes
-from cdc_airflow.dashboard.views import ProbeFactory, RunsQuery, dashboard, overview, pipeline_json, probes_for, \
-    run_detail, runs_page, status_of
+from cdc_airflow.dashboard.views import ProbeFactory, RunsQuery, RunStates, dashboard, overview, pipeline_json, \
+    probes_for, run_detail, runs_page, status_of
 from cdc_airflow.dashboard.status_strip import status_json
 from cdc_airflow.settings import DagSettings
 
@@ -60,6 +61,20 @@ def dashboard_config() -> DashboardConfig:
     return DashboardConfig(settings.connectors_dir, settings.data_dir, probes, lambda: datetime.now(UTC))
 
 
+def airflow_run_states(session: SessionDep) -> RunStates:
+    """Airflow's own state of DAG runs, from its metadata database (the api-server's session)."""
+    from sqlalchemy import select
+
+    from airflow.models.dagrun import DagRun
+
+    def states(dag_id: str, run_ids: list[str]) -> dict[str, str]:
+        rows = session.execute(select(DagRun.run_id, DagRun.state)
+                               .where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids))).all()
+        return {run_id: getattr(state, "value", state) for run_id, state in rows}
+
+    return states
+
+
 def dag_access(user=Depends(get_user)) -> Callable[[str], bool]:
     """Can the logged-in user read this DAG? (Airflow's auth manager decides, as for the DAG's own pages.)"""
     from airflow.api_fastapi.app import get_auth_manager
@@ -73,6 +88,7 @@ def dag_access(user=Depends(get_user)) -> Callable[[str], bool]:
 
 Config = Depends(dashboard_config)
 Access = Depends(dag_access)
+AirflowStates = Depends(airflow_run_states)
 
 
 def _airflow_root(request: Request) -> str:
@@ -113,18 +129,19 @@ def overview_html(request: Request, config: DashboardConfig = Config, can_read=A
 @app.get("/pipelines/{name}", response_class=HTMLResponse)
 def pipeline_html(request: Request, name: str, status: str | None = None, data: str | None = None,
                   limit: str | None = None, offset: str | None = None, config: DashboardConfig = Config,
-                  can_read=Access) -> HTMLResponse:
+                  can_read=Access, states: RunStates = AirflowStates) -> HTMLResponse:
     try:
         pipeline = _pipeline(config, name, can_read)
     except HTTPException as exc:
         return _html(request, exc)
-    return _dashboard_html(request, pipeline, RunsQuery.parse(status, data, limit, offset), config, standalone=True)
+    return _dashboard_html(request, pipeline, RunsQuery.parse(status, data, limit, offset), config, states,
+                           standalone=True)
 
 
 @app.get("/dags/{dag_id}", response_class=HTMLResponse)
 def dag_tab_html(request: Request, dag_id: str, status: str | None = None, data: str | None = None,
                  limit: str | None = None, offset: str | None = None, config: DashboardConfig = Config,
-                 can_read=Access) -> HTMLResponse:
+                 can_read=Access, states: RunStates = AirflowStates) -> HTMLResponse:
     pipeline = config.catalog().by_dag_id(dag_id)
     if pipeline is None:
         return HTMLResponse(page.message_page(
@@ -132,12 +149,14 @@ def dag_tab_html(request: Request, dag_id: str, status: str | None = None, data:
             f"{config.connectors_dir}).", _static(request)))
     if not can_read(pipeline.dag_id):
         return _html(request, HTTPException(403, f"you may not read the DAG {pipeline.dag_id}"))
-    return _dashboard_html(request, pipeline, RunsQuery.parse(status, data, limit, offset), config, standalone=False)
+    return _dashboard_html(request, pipeline, RunsQuery.parse(status, data, limit, offset), config, states,
+                           standalone=False)
 
 
-def _dashboard_html(request: Request, pipeline: Pipeline, query: RunsQuery, config: DashboardConfig, *,
-                    standalone: bool) -> HTMLResponse:
-    data = dashboard(pipeline, query, probes=config.probes, root=_airflow_root(request), now=config.clock())
+def _dashboard_html(request: Request, pipeline: Pipeline, query: RunsQuery, config: DashboardConfig,
+                    states: RunStates, *, standalone: bool) -> HTMLResponse:
+    data = dashboard(pipeline, query, probes=config.probes, root=_airflow_root(request), now=config.clock(),
+                     airflow_states=states)
     return HTMLResponse(page.dashboard_page(data, query, _static(request), standalone_links=standalone))
 
 
@@ -160,10 +179,10 @@ def overview_api(request: Request, config: DashboardConfig = Config, can_read=Ac
 @app.get("/api/pipelines/{name}")
 def pipeline_api(request: Request, name: str, status: str | None = None, data: str | None = None,
                  limit: str | None = None, offset: str | None = None, config: DashboardConfig = Config,
-                 can_read=Access) -> JSONResponse:
+                 can_read=Access, states: RunStates = AirflowStates) -> JSONResponse:
     pipeline = _pipeline(config, name, can_read)
     return JSONResponse(dashboard(pipeline, RunsQuery.parse(status, data, limit, offset), probes=config.probes,
-                                  root=_airflow_root(request), now=config.clock()))
+                                  root=_airflow_root(request), now=config.clock(), airflow_states=states))
 
 
 @app.get("/api/pipelines/{name}/status")
@@ -177,17 +196,17 @@ def status_api(request: Request, name: str, config: DashboardConfig = Config, ca
 @app.get("/api/pipelines/{name}/runs")
 def runs_api(request: Request, name: str, status: str | None = None, data: str | None = None,
              limit: str | None = None, offset: str | None = None, config: DashboardConfig = Config,
-             can_read=Access) -> JSONResponse:
+             can_read=Access, states: RunStates = AirflowStates) -> JSONResponse:
     pipeline = _pipeline(config, name, can_read)
     return JSONResponse(runs_page(pipeline, RunsQuery.parse(status, data, limit, offset), _airflow_root(request),
-                                  config.clock()))
+                                  config.clock(), states))
 
 
 @app.get("/api/pipelines/{name}/runs/{run_id:path}")
 def run_api(request: Request, name: str, run_id: str, config: DashboardConfig = Config,
-            can_read=Access) -> JSONResponse:
+            can_read=Access, states: RunStates = AirflowStates) -> JSONResponse:
     pipeline = _pipeline(config, name, can_read)
-    detail: dict[str, Any] | None = run_detail(pipeline, run_id, _airflow_root(request), config.clock())
+    detail: dict[str, Any] | None = run_detail(pipeline, run_id, _airflow_root(request), config.clock(), states)
     if detail is None:
         raise HTTPException(404, f"no run {run_id!r} in {pipeline.layout.history}")
     return JSONResponse(detail)

@@ -49,11 +49,14 @@ def is_airflow_run(run_id: str) -> bool:
     return run_id.startswith(AIRFLOW_RUN_PREFIXES)
 
 
-def run_state(run: dict[str, Any], tries: list[dict[str, Any]], now: datetime) -> tuple[str, str]:
+def run_state(run: dict[str, Any], tries: list[dict[str, Any]], now: datetime,
+              airflow_state: str | None = None) -> tuple[str, str]:
     """What to show as the run's status, and its tone (ok, bad, warn, busy, idle).
 
     The history writes a run's final status only in its last task, as Airflow decides it; until then the
     task tries tell the story: a failed try with tries left is "retrying <task> 2/4" (the try to come).
+    ``airflow_state`` is Airflow's own state of the run when it is known: a run Airflow ended without its
+    last task (marked failed by hand, timed out, its worker lost) never gets a final status in the history.
     """
     status = run.get("status") or "started"
     most = max([int(t.get("try_number") or 1) for t in tries] + [int(run.get("tries") or 1)])
@@ -62,6 +65,8 @@ def run_state(run: dict[str, Any], tries: list[dict[str, Any]], now: datetime) -
         after = f" after {most} tries" if most > 1 else ""
         tone = {"failed": "bad", "skipped": "idle"}.get(status, "warn" if most > 1 else "ok")
         return status + after, tone
+    if airflow_state in ("failed", "success"):
+        return f"{airflow_state} in Airflow, ended before finish_run", "bad" if airflow_state == "failed" else "warn"
     latest: dict[str, dict[str, Any]] = {}
     for attempt in tries:
         task = attempt["task_id"]
@@ -81,17 +86,19 @@ def run_state(run: dict[str, Any], tries: list[dict[str, Any]], now: datetime) -
     return "running" if status == "started" else f"running ({status})", "busy"
 
 
-def run_view(run: dict[str, Any], tries: list[dict[str, Any]], links: AirflowLinks | None, now: datetime) -> dict[str, Any]:
+def run_view(run: dict[str, Any], tries: list[dict[str, Any]], links: AirflowLinks | None, now: datetime,
+             airflow_state: str | None = None) -> dict[str, Any]:
     """One run as the table shows it (and the JSON API returns it)."""
     run_id = run["run_id"]
-    state_text, tone = run_state(run, tries, now)
+    state_text, tone = run_state(run, tries, now, airflow_state)
     events = {label: int(run.get(key) or 0) for key, label in EVENT_KINDS}
     total = sum(events.values())
     ranges = {int(p): (int(r[0]), int(r[1])) for p, r in json.loads(run["offset_ranges"]).items()} \
         if run.get("offset_ranges") else {}
     moved = {p: r for p, r in ranges.items() if r[1] > r[0]}
     started, ended = parse_time(run.get("started_at")), parse_time(run.get("ended_at"))
-    seconds = ((ended or now) - started).total_seconds() if started else None
+    ended_elsewhere = ended is None and airflow_state in ("failed", "success")  # no end time recorded
+    seconds = None if not started or ended_elsewhere else ((ended or now) - started).total_seconds()
     merge = {"inserted": run.get("merge_inserted"), "updated": run.get("merge_updated"),
              "deleted": run.get("merge_deleted"), "truncated": run.get("merge_truncated")}
     airflow = links is not None and is_airflow_run(run_id)
@@ -105,7 +112,7 @@ def run_view(run: dict[str, Any], tries: list[dict[str, Any]], links: AirflowLin
         "ended_at": run.get("ended_at"),
         "started": time_text(run.get("started_at"), now),
         "duration_seconds": None if seconds is None else round(seconds, 1),
-        "duration": duration_text(seconds) + ("" if ended or not started else " so far"),
+        "duration": duration_text(seconds) + ("" if ended or seconds is None else " so far"),
         "events": events,
         "events_total": total,
         "events_text": " · ".join(f"{label} {count:,}" for label, count in events.items() if count) or "—",
@@ -129,6 +136,7 @@ def run_view(run: dict[str, Any], tries: list[dict[str, Any]], links: AirflowLin
                     "merge": run.get("merge_seconds")},
         "tries": [_try_view(t, run_id, links if airflow else None) for t in tries],
         "airflow_url": links.run(run_id) if airflow else None,
+        "airflow_state": airflow_state,
     }
     view["idle"] = is_idle(view)
     return view

@@ -10,7 +10,8 @@ from typing import Any
 
 from cdc_airflow.dashboard.catalog import Catalog, Pipeline
 from cdc_airflow.dashboard.history_query import (
-    RunFilter, clamp_page, count_runs, incidents_between, select_run, select_runs, sink_results_of, tries_of,
+    UNFINISHED, RunFilter, clamp_page, count_runs, incidents_between, select_run, select_runs, sink_results_of,
+    tries_of,
 )
 from cdc_airflow.dashboard.runs_table import AirflowLinks, run_view, table_entries
 from cdc_airflow.dashboard.status_strip import status_json
@@ -20,6 +21,8 @@ from cdc_pipeline.status import PipelineStatus, Probes, pipeline_status
 
 # Given a pipeline's spec and its resume point's ends (None: nothing read yet), the live probes, or None.
 ProbeFactory = Callable[[ConnectorSpec, "dict[int, int] | None"], Probes | None]
+# Given a DAG id and run ids, Airflow's state of each run it knows ("running", "failed", ...).
+RunStates = Callable[[str, list[str]], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ def pipeline_json(pipeline: Pipeline, root: str) -> dict[str, Any]:
     }
 
 
-def runs_page(pipeline: Pipeline, query: RunsQuery, root: str, now: datetime) -> dict[str, Any]:
+def runs_page(pipeline: Pipeline, query: RunsQuery, root: str, now: datetime,
+              airflow_states: RunStates | None = None) -> dict[str, Any]:
     path = pipeline.layout.history
     page: dict[str, Any] = {"filter": {"status": query.run_filter.status, "data": query.run_filter.with_data},
                             "limit": query.limit, "offset": query.offset, "entries": [], "matching": 0,
@@ -78,7 +82,8 @@ def runs_page(pipeline: Pipeline, query: RunsQuery, root: str, now: datetime) ->
     runs, older_start = select_runs(path, query.run_filter, query.limit, query.offset)
     tries = tries_of(path, [run["run_id"] for run in runs])
     links = AirflowLinks(root, pipeline.dag_id) if pipeline.spec else None
-    views = [run_view(run, tries.get(run["run_id"], []), links, now) for run in runs]
+    states = _airflow_states(pipeline, runs, airflow_states)
+    views = [run_view(run, tries.get(run["run_id"], []), links, now, states.get(run["run_id"])) for run in runs]
     newer_bound = runs[0]["started_at"] if query.offset and runs else None
     incidents = incidents_between(path, older_start, newer_bound) if runs or not query.offset else []
     page.update(entries=table_entries(views, incidents, now), matching=count_runs(path, query.run_filter),
@@ -86,22 +91,33 @@ def runs_page(pipeline: Pipeline, query: RunsQuery, root: str, now: datetime) ->
     return page
 
 
-def run_detail(pipeline: Pipeline, run_id: str, root: str, now: datetime) -> dict[str, Any] | None:
+def _airflow_states(pipeline: Pipeline, runs: list[dict[str, Any]], airflow_states: RunStates | None) -> dict[str, str]:
+    """Airflow's state of the runs whose final status the history lacks (only those: one small query)."""
+    unfinished = [run["run_id"] for run in runs if run.get("status") in UNFINISHED]
+    if airflow_states is None or not unfinished or pipeline.spec is None:
+        return {}
+    return airflow_states(pipeline.dag_id, unfinished)
+
+
+def run_detail(pipeline: Pipeline, run_id: str, root: str, now: datetime,
+               airflow_states: RunStates | None = None) -> dict[str, Any] | None:
     path = pipeline.layout.history
     run = select_run(path, run_id) if path.exists() else None
     if run is None:
         return None
     links = AirflowLinks(root, pipeline.dag_id) if pipeline.spec else None
-    view = run_view(run, tries_of(path, [run_id]).get(run_id, []), links, now)
+    state = _airflow_states(pipeline, [run], airflow_states).get(run_id)
+    view = run_view(run, tries_of(path, [run_id]).get(run_id, []), links, now, state)
     view["sinks"] = sink_results_of(path, run_id)
     return view
 
 
-def dashboard(pipeline: Pipeline, query: RunsQuery, *, probes: ProbeFactory | None, root: str,
-              now: datetime) -> dict[str, Any]:
+def dashboard(pipeline: Pipeline, query: RunsQuery, *, probes: ProbeFactory | None, root: str, now: datetime,
+              airflow_states: RunStates | None = None) -> dict[str, Any]:
     status = status_of(pipeline, probes_for(pipeline, probes), now)
     return {"pipeline": pipeline_json(pipeline, root), "status": status_json(status, now),
-            "runs": runs_page(pipeline, query, root, now), "generated_at": now.isoformat(timespec="seconds")}
+            "runs": runs_page(pipeline, query, root, now, airflow_states),
+            "generated_at": now.isoformat(timespec="seconds")}
 
 
 def overview(catalog: Catalog, *, probes: ProbeFactory | None, root: str, now: datetime,
