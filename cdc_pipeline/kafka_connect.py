@@ -137,6 +137,12 @@ class KafkaConnectClient:
             raise ConnectorError(f"GET /connectors/{name}/offsets answered {response.status_code}: {self._error_text(response)}")
         return list(response.json().get("offsets") or [])
 
+    def delete(self, name: str) -> None:
+        """Remove the connector (its source offsets stay with the worker); nothing when it does not exist."""
+        response = self._request("DELETE", f"/connectors/{name}")
+        if response.status_code not in (200, 204, 404):
+            raise ConnectorError(f"deleting connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
+
     def resume(self, name: str) -> None:
         response = self._request("PUT", f"/connectors/{name}/resume")
         if response.status_code not in (200, 202, 204):

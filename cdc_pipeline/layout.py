@@ -9,6 +9,9 @@ page and the tests agree on the names. A pipeline folder is ``<data dir>/<connec
 ``runs.sqlite``       the run history: runs, tries, incarnations, outages, recoveries, operations
 ``state/``            the keyed state store (generations, the live pointer, a rebuild aside)
 ``changelog/``        every merged event, Parquet, by source commit date
+``destiny.parquet``   the Parquet sink, when the connector file asks for it
+``sinks/``            what each sink last applied (kept by a reset, so a sink renders the new state in full)
+``snapshots/``, ``changes/``  what backfill runs wrote
 ``archive/``          the last merged buffers, for inspection
 ``dead_letters.jsonl``  messages that could not be decoded
 ``table.json``        the source table's description as register_connector last read it

@@ -15,7 +15,7 @@ a schema change are rendered in full and replace the sink's content atomically.
 
 API::
 
-    retained_generations(pipe) -> frozenset[str]        # for merge_batch(..., retain=...); never raises
+    retained_generations(pipe) -> frozenset[str]        # merge_batch keeps these generations; never raises
     render_sink(pipe, sink_spec, run, target=TargetParams | callable | None) -> dict   # one sink task's body
     TargetParams(host, port, user, password, dbname, conn_id)                           # a postgres sink's database
 

@@ -16,6 +16,7 @@ from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.history import RunRef, RunStatus
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock
+from cdc_pipeline.sinks import retained_generations
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.tasks.operations_guard import skip_for_operation
 from cdc_pipeline.tasks.tracking import tracked
@@ -23,9 +24,9 @@ from cdc_pipeline.tasks.tracking import tracked
 log = logging.getLogger(__name__)
 
 
-def merge_batch(pipe: Pipeline, run: RunRef, *, archive_keep: int = 50,
-                retain: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Apply buffer.csv; ``retain`` names state generations a sink still needs (kept after the merge)."""
+def merge_batch(pipe: Pipeline, run: RunRef, *, archive_keep: int = 50) -> dict[str, Any]:
+    """Apply buffer.csv. The state generations a lagging sink still needs are kept (asked inside the lock, so a
+    sink finishing meanwhile is seen)."""
     with tracked(pipe.history, run, "merge_batch") as summary:
         summary.update(destiny=str(pipe.layout.destiny))
         if skip_for_operation(pipe, run, summary, holding_lock=False):
@@ -33,7 +34,7 @@ def merge_batch(pipe: Pipeline, run: RunRef, *, archive_keep: int = 50,
         with pipeline_lock(pipe.layout):
             if skip_for_operation(pipe, run, summary, holding_lock=True):
                 return summary
-            _merge_locked(pipe, run, summary, archive_keep=archive_keep, retain=retain)
+            _merge_locked(pipe, run, summary, archive_keep=archive_keep, retain=retained_generations(pipe))
             summary["changelog_retention"] = prune_once_a_day(pipe, run)
     return summary
 

@@ -16,7 +16,6 @@ from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
-from cdc_pipeline.sinks import retained_generations
 from cdc_pipeline.tasks.consume import consume_batch, resume_description
 from cdc_pipeline.tasks.finish import finish_run
 from cdc_pipeline.tasks.merge import merge_batch
@@ -70,7 +69,7 @@ def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, A
 def merge(spec: ConnectorSpec, layout: PipelineLayout, context, destiny_asset) -> dict[str, Any]:
     skip_in_backfill_runs(context)
     pipe = Pipeline(spec, layout)
-    summary = merge_batch(pipe, run_ref(context), retain=retained_generations(pipe))
+    summary = merge_batch(pipe, run_ref(context))
     context["outlet_events"][destiny_asset].extra = {
         key: summary.get(key) for key in ("events", "inserted", "updated", "deleted", "truncated", "destiny_rows",
                                           "generation") if summary.get(key) is not None}

@@ -39,6 +39,9 @@ def write_connector(folder: Path, name: str, table: str, prefix: str, **settings
     return path
 
 
+CREATED: list[PipelineDriver] = []  # retired at the end of each test module (tests/stack/conftest.py)
+
+
 class PipelineDriver:
     def __init__(self, settings, connector_path: Path, data_dir: Path, group: str | None = None) -> None:
         self.settings = settings
@@ -47,6 +50,7 @@ class PipelineDriver:
         self.layout = self.pipe.layout
         self.group = group or f"test.{self.spec.name}"
         self.runs = 0
+        CREATED.append(self)
 
     @property
     def history(self) -> History:
@@ -142,6 +146,19 @@ class PipelineDriver:
         if isinstance(outcome, Exception):
             raise outcome
         return expected
+
+    def retire(self) -> None:
+        """Delete the connector and drop its replication slot once the connector let go of it: the session's
+        cluster has a fixed number of slots, and each connector left running costs the Connect worker too."""
+        def dropped() -> bool:
+            with self.connect() as connect:
+                connect.delete(self.spec.name)  # again each time: a run in flight may have registered it once more
+            rows = self.sql("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (self.spec.slot_name,))
+            if rows and not rows[0][0]:
+                self.sql("SELECT pg_drop_replication_slot(%s)", (self.spec.slot_name,))
+            return not rows
+
+        wait_until(dropped, what=f"replication slot {self.spec.slot_name} to be dropped", timeout=120, interval=1)
 
     def converge(self, order_by: str, *, timeout: float = 240.0, max_events: int = 10_000) -> bytes:
         """Run as the DAG would (register, consume, merge) until no rebuild is pending and destiny.csv equals

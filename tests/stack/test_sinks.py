@@ -20,7 +20,7 @@ import pytest
 
 from cdc_pipeline import operations
 from cdc_pipeline.history import RunRef
-from cdc_pipeline.sinks import render_sink, retained_generations
+from cdc_pipeline.sinks import render_sink
 from cdc_pipeline.sinks.postgres_target import TargetParams
 from cdc_pipeline.tasks.finish import finish_run
 from cdc_pipeline.tasks.merge import merge_batch
@@ -52,7 +52,7 @@ class SinkDriver(PipelineDriver):
     def run_with_sinks(self, max_events: int = 10_000) -> dict[str, dict | Exception]:
         run = self.next_run()
         self.consume(run, max_events=max_events)
-        merge_batch(self.pipe, run, retain=retained_generations(self.pipe))
+        merge_batch(self.pipe, run)
         return self.render_sinks(run)
 
     def render_sinks(self, run: RunRef | None = None) -> dict[str, dict | Exception]:
