@@ -89,11 +89,16 @@ def _build(view: LogView, at_ms: int, scratch: PipelineLayout, handle, chunk_eve
         if not keep.any():
             continue
         part = table.filter(pa.array(keep))
-        pending.append(part.drop_columns([EPOCH]) if EPOCH in part.column_names else part)
-        waiting += part.num_rows
-        if waiting >= chunk_events:
-            applied += _apply(store, pending)
-            pending, waiting = [], 0
+        part = part.drop_columns([EPOCH]) if EPOCH in part.column_names else part
+        taken = 0
+        while taken < part.num_rows:  # slices keep each partition's events contiguous and in order
+            piece = part.slice(taken, chunk_events - waiting)
+            pending.append(piece)
+            waiting += piece.num_rows
+            taken += piece.num_rows
+            if waiting >= chunk_events:
+                applied += _apply(store, pending)
+                pending, waiting = [], 0
     applied += _apply(store, pending)
     final = store.live()
     if final.description != start.description:
