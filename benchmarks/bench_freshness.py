@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--idle-runs", type=int, default=3, help="scheduled runs with nothing to do to time")
     parser.add_argument("--airflow-setting", action="append", default=[], metavar="AIRFLOW__SECTION__KEY=VALUE",
                         help="an Airflow setting for this run's Airflow (repeatable), e.g. to try a scheduler knob")
+    parser.add_argument("--kafka-setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a librdkafka setting added to the cdc_kafka connection (repeatable), e.g. to try a "
+                             "consumer default before the pipeline sets it")
     parser.add_argument("--recording", type=Path, help="write what was measured to this JSON file")
     parser.add_argument("--replay", type=Path, help="recompute the figures of a recording (.json or .json.gz); "
                                                     "starts nothing")
@@ -159,6 +162,8 @@ def record(args: argparse.Namespace) -> dict:
     for setting in args.airflow_setting:  # passed through: the launcher only sets the variables it owns
         key, _, value = setting.partition("=")
         os.environ[key] = value
+    if args.kafka_setting:
+        _extend_kafka_connection(settings, dict(s.split("=", 1) for s in args.kafka_setting))
     stack = Stack(settings)
     try:
         started = time.monotonic()
@@ -201,8 +206,22 @@ def record(args: argparse.Namespace) -> dict:
         "sightings": watcher.sightings(),
         "runs": [r for r in runs if r["start"] >= load_started - 60],
         "setup": {"minutes": args.minutes, "rate": args.rate, "airflow_settings": args.airflow_setting,
+                  "kafka_settings": args.kafka_setting,
                   "machine": f"{os.cpu_count()} cpu, {platform.python_implementation()} {platform.python_version()}"},
     }
+
+
+def _extend_kafka_connection(settings, extra: dict[str, str]) -> None:
+    """The launcher's cdc_kafka connection plus ``extra``, served by a local-file secrets backend, which Airflow
+    asks before the AIRFLOW_CONN_* variables the launcher sets."""
+    from devstack.airflow import airflow_environment
+
+    connection = json.loads(airflow_environment(settings)["AIRFLOW_CONN_CDC_KAFKA"])
+    connection["extra_dejson"] = {**connection.pop("extra"), **extra}
+    path = settings.stack_home / "connections.json"  # not beside the connector files: each is a DAG
+    path.write_text(json.dumps({"cdc_kafka": connection}))
+    os.environ["AIRFLOW__SECRETS__BACKEND"] = "airflow.secrets.local_filesystem.LocalFilesystemBackend"
+    os.environ["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps({"connections_file_path": str(path)})
 
 
 def _write_connector(folder: Path) -> None:
