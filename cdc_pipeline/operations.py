@@ -31,7 +31,8 @@ from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock
 from cdc_pipeline.recovery.rebuild import start_rebuild
-from cdc_pipeline.tasks.consume import START_FROM_SETTING, consume_batch, describe_ranges
+from cdc_pipeline.formatting import describe_positions
+from cdc_pipeline.tasks.consume import START_FROM_SETTING, consume_batch
 from cdc_pipeline.tasks.merge import merge_batch
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def reset(pipe: Pipeline, kafka: KafkaClients, *, to: str, date: datetime | None
                                       run_id=origin)
         commit_offsets(kafka, spec.topic, starts)
     message = (f"reset {spec.name} to {_target(to, date, run_id)}: the next run reads {spec.topic} from "
-               f"{describe_ranges({p: (o, o) for p, o in starts.items()})} and rebuilds destiny.csv"
+               f"{describe_positions(starts)} and rebuilds destiny.csv"
                + (f"; the previous files are in {aside}" if aside else ""))
     log.warning("%s", message)
     return OperationResult(message, {"starts": starts, "aside": str(aside) if aside else None, "epoch": epoch})
@@ -160,7 +161,7 @@ def drain(pipe: Pipeline, kafka: KafkaClients, *, run_label: str, connect_factor
         return OperationResult(f"{pipe.spec.name}: nothing to drain (no topic read yet)", {})
     pipe.history.incidents.mark_clean_end(resume.incarnation, resume.ends)
     message = (f"{pipe.spec.name}: drained to the end of incarnation {resume.incarnation} "
-               f"({describe_ranges({p: (o, o) for p, o in resume.ends.items()})}); recorded as a clean end")
+               f"({describe_positions(resume.ends)}); recorded as a clean end")
     log.info("%s", message)
     return OperationResult(message, {"incarnation": resume.incarnation, "ends": resume.ends})
 

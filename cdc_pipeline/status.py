@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cdc_pipeline.history import History, RunStatus
+from cdc_pipeline.formatting import ago_text, hhmm, parse_time, size_text
 from cdc_pipeline.layout import PipelineLayout
 
 LATE_AFTER = timedelta(minutes=5)      # no successful merge for this long: late
@@ -124,7 +125,7 @@ def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> No
         first = status.outages[0]
         status.state = SERVICE_STATE.get(first["service"], "failing")
         status.state_since = first["first_seen_down_at"]
-        since = _hhmm(first["first_seen_down_at"])
+        since = hhmm_utc(first["first_seen_down_at"])
         problems.append(f"{first['service']} unreachable since {since} ({first['runs_affected']} runs): "
                         f"{' '.join((first['last_error'] or '').split())[:160]}")
     if recovery:
@@ -143,13 +144,13 @@ def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> No
     if status.last_error and status.state == "ok":
         status.state = "failing"
         problems.append(f"last failed run: {status.last_error}")
-    last_merge = _parse(status.last_merge_at)
+    last_merge = parse_time(status.last_merge_at)
     if status.state == "ok" and (last_merge is None or now - last_merge > LATE_AFTER):
         status.state = "late"
         problems.append(f"no successful merge since {status.last_merge_at or 'ever'}")
     if status.dead_letters:
         problems.append(f"{status.dead_letters} messages in dead_letters.jsonl")
-    ago = _ago(now, last_merge)
+    ago = ago_text(status.last_merge_at, now)
     status.headline = (f"last merge {ago} · backlog {status.backlog.total}"
                        + (f" · {status.destiny_rows} rows" if status.destiny_rows is not None else ""))
 
@@ -201,41 +202,12 @@ def _count_lines(path) -> int:
         return 0
 
 
-def _parse(iso: str | None) -> datetime | None:
-    if not iso:
-        return None
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _ago(now: datetime, then: datetime | None) -> str:
-    if then is None:
-        return "never"
-    seconds = max(0, int((now - then).total_seconds()))
-    if seconds < 90:
-        return f"{seconds} s ago"
-    if seconds < 5400:
-        return f"{seconds // 60} min ago"
-    return f"{seconds // 3600} h ago"
 
 
-def _hhmm(iso: str) -> str:
-    moment = _parse(iso)
-    return moment.strftime("%H:%M UTC") if moment else iso
 
 
-def size_text(count: int | None) -> str:
-    """A byte count for people: ``512 B``, ``3 MB``."""
-    if count is None:
-        return "?"
-    for unit in ("B", "kB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}"
-        count /= 1024
-    return str(count)
 
 
 def kafka_backlog(clients, topic: str, *, max_seconds: float = 300.0) -> Callable[[dict[int, int]], Backlog]:
@@ -266,3 +238,7 @@ def kafka_backlog(clients, topic: str, *, max_seconds: float = 300.0) -> Callabl
         return Backlog(per, sum(per.values()), age, "kafka")
 
     return probe
+
+
+def hhmm_utc(iso: str | None) -> str:
+    return f"{hhmm(iso)} UTC"

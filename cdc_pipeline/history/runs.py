@@ -23,6 +23,11 @@ RUN_FIELDS = frozenset(
 )
 
 
+# A run that carried data: it moved events, or recovered, or saw a schema change (the dashboard's filter too).
+CARRIED_DATA = ("(coalesce(creates,0) + coalesce(updates,0) + coalesce(deletes,0) + coalesce(reads,0)"
+                " + coalesce(truncates,0) > 0 OR recovery IS NOT NULL OR schema_change IS NOT NULL)")
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -112,8 +117,7 @@ class RunHistory:
             where.append("status = ?")
             params.append(status)
         if with_data:
-            where.append("(coalesce(creates,0) + coalesce(updates,0) + coalesce(deletes,0) + coalesce(reads,0)"
-                         " + coalesce(truncates,0) > 0 OR recovery IS NOT NULL OR schema_change IS NOT NULL)")
+            where.append(CARRIED_DATA)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         with self._db() as db:
             rows = db.execute(f"SELECT * FROM runs {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cdc_pipeline.formatting import describe_positions
 from cdc_pipeline.history import Incarnation, ResumePoint
 from cdc_pipeline.kafka.topic import TopicState
 
@@ -95,11 +96,11 @@ def _first_run(topic: TopicState, first_starts: dict[int, int] | None) -> Decisi
         return NothingToRead(f"topic {topic.topic} does not exist yet: no change captured so far")
     if first_starts is not None:
         return ReadPlan(dict(first_starts), None, topic.topic_id, "first_run",
-                        [f"starting from a date: first offsets {_ranges(first_starts)}"])
+                        [f"starting from a date: first offsets {describe_positions(first_starts)}"])
     gone = {p: low for p, low in topic.low.items() if low > 0}
     if gone:
         return LossFound(
-            f"topic {topic.topic} no longer starts at offset 0 ({_ranges(gone)}): retention deleted its oldest events, "
+            f"topic {topic.topic} no longer starts at offset 0 ({describe_positions(gone)}): retention deleted its oldest events, "
             "the initial snapshot among them, so a table built from the rest would be partial",
             [{"partition": p, "from": 0, "to": low, "incarnation": None} for p, low in sorted(gone.items())])
     return ReadPlan({p: 0 for p in topic.partitions}, None, topic.topic_id, "first_run")
@@ -108,7 +109,7 @@ def _first_run(topic: TopicState, first_starts: dict[int, int] | None) -> Decisi
 def _new_incarnation(topic: TopicState, why: str) -> Decision:
     gone = {p: low for p, low in topic.low.items() if low > 0}
     if gone:
-        return LossFound(f"the new topic {topic.topic} already lost its first offsets ({_ranges(gone)})",
+        return LossFound(f"the new topic {topic.topic} already lost its first offsets ({describe_positions(gone)})",
                          [{"partition": p, "from": 0, "to": low, "incarnation": None} for p, low in sorted(gone.items())])
     return ReadPlan({p: 0 for p in topic.partitions}, None, topic.topic_id, "new_incarnation",
                     [f"new topic incarnation (id {topic.topic_id}): {why}; reading it from offset 0"])
@@ -147,8 +148,8 @@ def _continue(topic, resume: ResumePoint, incarnation: Incarnation, committed, h
             notes.append("the consumer group has no committed offsets although the run history has a resume point "
                          "(the group was deleted or the broker forgot it): resuming from the run history")
         elif differing:
-            notes.append(f"the consumer group's committed offsets {_ranges(differing)} differ from the run history's "
-                         f"resume point {_ranges(starts)}: resuming from the run history (use the reset operation to move a "
+            notes.append(f"the consumer group's committed offsets {describe_positions(differing)} differ from the run history's "
+                         f"resume point {describe_positions(starts)}: resuming from the run history (use the reset operation to move a "
                          "pipeline)")
     return ReadPlan(starts, incarnation.seq, incarnation.topic_id, "continue", notes)
 
@@ -156,7 +157,7 @@ def _continue(topic, resume: ResumePoint, incarnation: Incarnation, committed, h
 def _loss(summary: str, resume: ResumePoint, incarnation: Incarnation, topic: TopicState) -> LossFound:
     lost = [{"partition": p, "from": end, "to": None, "incarnation": incarnation.seq,
              "why": "not read before the topic was lost"} for p, end in sorted(resume.ends.items())]
-    return LossFound(summary + f"; whatever followed offsets {_ranges(resume.ends)} of incarnation "
+    return LossFound(summary + f"; whatever followed offsets {describe_positions(resume.ends)} of incarnation "
                      f"{incarnation.seq} was never read", lost)
 
 
@@ -166,8 +167,6 @@ def _covers(clean_end: dict[int, int], ends: dict[int, int]) -> bool:
     return all(ends.get(p) == end for p, end in clean_end.items())
 
 
-def _ranges(offsets: dict[int, int | None]) -> str:
-    return ", ".join(f"p{p}@{o}" for p, o in sorted(offsets.items())) or "none"
 
 
 def _describe(item: dict) -> str:

@@ -10,10 +10,22 @@ import json
 from cdc_pipeline.history.runs import RunHistory
 
 
+# Debezium names a serial column's type SERIAL in snapshot reads and INT4 in streamed changes: the same type.
+SOURCE_TYPE_ALIASES = {"SERIAL": "INT4", "SERIAL4": "INT4", "BIGSERIAL": "INT8", "SERIAL8": "INT8",
+                       "SMALLSERIAL": "INT2", "SERIAL2": "INT2"}
+
+
+def normalized(signature: tuple) -> tuple:
+    """A signature with the spellings that differ between snapshot reads and streamed changes made one."""
+    return tuple((*column[:3], SOURCE_TYPE_ALIASES.get(str(column[3]).upper(), column[3]), *column[4:])
+                 if len(column) > 3 and column[3] is not None else tuple(column) for column in signature)
+
+
 def signature_change(runs: RunHistory, signatures, epoch: int) -> str | None:
     """Compare the batch's signatures with the one recorded for state lineage ``epoch``; None when they agree."""
     if not signatures:
         return None
+    signatures = dict.fromkeys(normalized(s) for s in signatures)
     setting = f"event_signature.{epoch}"
     recorded_raw = runs.get_setting(setting)
     seen = list(signatures)
@@ -23,7 +35,7 @@ def signature_change(runs: RunHistory, signatures, epoch: int) -> str | None:
             return None
         recorded = seen[0]  # a change inside the lineage's very first batch
     else:
-        recorded = _as_tuple(json.loads(recorded_raw))
+        recorded = normalized(_as_tuple(json.loads(recorded_raw)))
     changed = [s for s in seen if s != recorded]
     return describe_signature_change(recorded, changed[0]) if changed else None
 

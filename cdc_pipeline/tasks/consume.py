@@ -22,7 +22,8 @@ from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.debezium.events import RenderContext
 from cdc_pipeline.errors import BrokerUnreachableError, DeadLettersError
 from cdc_pipeline.event_collector import EventCollector
-from cdc_pipeline.history import DURABLE, ResumePoint, RunRef, RunStatus, utc_now
+from cdc_pipeline.formatting import describe_counts, describe_moved, describe_ranges
+from cdc_pipeline.history import DURABLE, RunRef, RunStatus, utc_now
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.offsets import commit_offsets, committed_offsets, offsets_at_time
 from cdc_pipeline.kafka.reader import ReadResult, read_range
@@ -261,33 +262,3 @@ def _backlog(topic: TopicState, result: ReadResult) -> int:
     for p, r in result.ranges.items():
         left += max(0, topic.listed_high.get(p, r.end) - r.end)
     return left
-
-
-def describe_ranges(ranges: dict[int, tuple[int, int]]) -> str:
-    """Offset ranges written one way everywhere: ``p0 [12, 40)``."""
-    return ", ".join(f"p{p} [{start}, {end})" for p, (start, end) in sorted(ranges.items())) or "no partitions"
-
-
-def describe_moved(ranges: dict[int, tuple[int, int]]) -> str:
-    """The partitions a batch moved, and how many it did not: ``p3 [43, 72) · 3 partitions unchanged``."""
-    moved = {p: r for p, r in ranges.items() if r[1] > r[0]}
-    still = len(ranges) - len(moved)
-    parts = [describe_ranges(moved)] if moved else []
-    if still:
-        parts.append(f"{still} partition{'s' if still != 1 else ''} unchanged")
-    return " · ".join(parts) or "no partitions"
-
-
-def describe_counts(counts: dict[str, int]) -> str:
-    shown = [f"{counts[name]} {label}" for name, label in (
-        ("creates", "c"), ("updates", "u"), ("deletes", "d"), ("reads", "r"), ("truncates", "t")) if counts.get(name)]
-    skipped = [f"{counts[name]} {name.replace('_', ' ')}" for name in (
-        "tombstones", "other_tables", "dead_lettered", "before_start") if counts.get(name)]
-    return " · ".join(shown or ["no changes"]) + (f" (skipped: {', '.join(skipped)})" if skipped else "")
-
-
-def resume_description(point: ResumePoint | None) -> str:
-    if point is None:
-        return "none yet"
-    where = "the next topic" if point.incarnation is None else f"incarnation {point.incarnation}"
-    return f"{where}, {describe_ranges({p: (o, o) for p, o in point.ends.items()})}"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from cdc_pipeline.errors import RunFailedError
+from cdc_pipeline.formatting import hhmm
 from cdc_pipeline.history import RunRef, RunStatus, utc_now
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.sinks.results import sinks_line, sinks_summary
@@ -86,15 +86,9 @@ def failure_line(pipe: Pipeline, record: dict[str, Any], error: str) -> str:
         RunStatus.MERGED.value, RunStatus.COMMITTED.value) else "nothing drained"
     outages = pipe.history.incidents.open_outages()
     if outages:
-        down = "; ".join(f"{SERVICE_NAMES.get(o['service'], o['service'])} unreachable since {_hhmm(o['first_seen_down_at'])}"
+        down = "; ".join(f"{SERVICE_NAMES.get(o['service'], o['service'])} unreachable since {hhmm(o['first_seen_down_at']) + ' UTC'}"
                          for o in outages)
         return f"{down}; {drained}"
     first = " ".join(error.split())
     return f"{first[:240]}; {drained}"
 
-
-def _hhmm(iso: str) -> str:
-    try:
-        return datetime.fromisoformat(iso).strftime("%H:%M UTC")
-    except ValueError:
-        return iso

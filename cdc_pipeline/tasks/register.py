@@ -24,7 +24,7 @@ from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuil
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
 from cdc_pipeline.source.checks import SourceParams, check_source
 from cdc_pipeline.state import StateStore
-from cdc_pipeline.status import size_text
+from cdc_pipeline.formatting import size_text
 from cdc_pipeline.tasks.tracking import tracked
 
 log = logging.getLogger(__name__)

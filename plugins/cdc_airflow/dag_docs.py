@@ -9,7 +9,7 @@ PIPELINE_DOC = """
 ### CDC of `{table}` into `destiny.csv`
 
 Connector file `{path}` · topic `{topic}` · files in `{folder}` ·
-[operator dashboard](/cdc/pipelines/{name}) · on data loss: **{on_data_loss}** · on schema change: **{on_schema_change}**
+[CDC dashboard](/dags/{dag_id}/plugin/cdc-dashboard) (a tab of this page) · on data loss: **{on_data_loss}** · on schema change: **{on_schema_change}**
 
 Every minute, four tasks:
 

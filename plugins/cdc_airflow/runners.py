@@ -16,7 +16,8 @@ from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
-from cdc_pipeline.tasks.consume import consume_batch, resume_description
+from cdc_pipeline.formatting import describe_resume_point
+from cdc_pipeline.tasks.consume import consume_batch
 from cdc_pipeline.tasks.finish import finish_run
 from cdc_pipeline.tasks.merge import merge_batch
 from cdc_pipeline.tasks.register import register_connector
@@ -58,7 +59,7 @@ def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, A
         if resume is not None:
             raise ConfigError(
                 f"start_from={params['start_from']} is only for a pipeline that has not read anything yet; {spec.name} "
-                f"resumes at {resume_description(resume)}. To restart it from that date, trigger {spec.dag_id}_ops with "
+                f"resumes at {describe_resume_point(resume)}. To restart it from that date, trigger {spec.dag_id}_ops with "
                 f"operation=reset_to_date and date={params['start_from']}; or trigger this DAG without start_from.")
     with PipelineKafkaHook(spec.name).clients() as kafka:
         return consume_batch(pipe, kafka, run_ref(context), max_events=int(params["max_events"]),
@@ -70,9 +71,12 @@ def merge(spec: ConnectorSpec, layout: PipelineLayout, context, destiny_asset) -
     skip_in_backfill_runs(context)
     pipe = Pipeline(spec, layout)
     summary = merge_batch(pipe, run_ref(context))
-    context["outlet_events"][destiny_asset].extra = {
-        key: summary.get(key) for key in ("events", "inserted", "updated", "deleted", "truncated", "destiny_rows",
-                                          "generation") if summary.get(key) is not None}
+    # Zeros written as zeros (an idle run says so); the generation only when there is one.
+    extra = {key: summary.get(key) or 0 for key in ("events", "inserted", "updated", "deleted", "truncated",
+                                                    "destiny_rows")}
+    if summary.get("generation"):
+        extra["generation"] = summary["generation"]
+    context["outlet_events"][destiny_asset].extra = extra
     return summary
 
 

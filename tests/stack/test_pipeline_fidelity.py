@@ -99,3 +99,19 @@ def test_bc_and_pre_gregorian_values_are_faithful_when_streamed(acc_driver):
     expected = driver.drain_until_equal("k1, k2")
     assert driver.destiny().decode() == expected.decode()
     assert b"0044-03-15 BC" in expected and b"0044-03-15 12:00:00+00 BC" in expected
+
+
+def test_a_serial_key_streams_on_after_its_snapshot_without_a_rebuild(stack_services, tmp_path):
+    """Debezium spells a serial column's type SERIAL in snapshot reads and INT4 in streamed changes: not a change."""
+    driver = PipelineDriver(stack_services.settings, write_connector(tmp_path, "serial_items", "public.serial_items", "si"),
+                            tmp_path / "data")
+    driver.sql("DROP TABLE IF EXISTS public.serial_items")
+    driver.sql("CREATE TABLE public.serial_items (id serial PRIMARY KEY, v text)")
+    driver.sql("INSERT INTO public.serial_items (v) SELECT 'v' || g FROM generate_series(1, 5) g")
+    driver.register()
+    assert driver.drain_until_equal("id") == driver.destiny()
+    driver.sql("INSERT INTO public.serial_items (v) VALUES ('streamed')")
+    driver.register()
+    expected = driver.drain_until_equal("id")
+    assert driver.destiny() == expected and b"streamed" in expected
+    assert driver.history.incidents.recoveries() == []

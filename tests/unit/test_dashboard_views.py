@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from cdc_airflow.dashboard.catalog import Catalog
-from cdc_airflow.dashboard.formatting import lsn_text, notes_list, size_text
+from cdc_pipeline.formatting import lsn_text, notes_list, size_text
 from cdc_airflow.dashboard.history_query import MAX_PAGE, RunFilter, clamp_page
 from cdc_airflow.dashboard.runs_table import AirflowLinks, run_state
 from cdc_airflow.dashboard.status_strip import state_label, strip_cells

@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from cdc_pipeline.history import RunStatus
+from cdc_pipeline.history.runs import CARRIED_DATA
 from cdc_pipeline.history.db import connect
 
 UNFINISHED = (RunStatus.STARTED.value, RunStatus.BUFFERED.value, RunStatus.COMMITTED.value)
 # The filters a user can pick; "running" means Airflow has not finished the run (the history writes the final
 # status only at the end), "retried" that one of its tasks needed, or is waiting for, another try.
 STATUS_FILTERS = ("all", "failed", "running", "retried", "merged", "skipped", "succeeded")
-# A run carried data when it read events or did something to the state without events.
-CARRIED_DATA = ("(coalesce(creates,0) + coalesce(updates,0) + coalesce(deletes,0) + coalesce(reads,0)"
-                " + coalesce(truncates,0) > 0 OR recovery IS NOT NULL OR schema_change IS NOT NULL)")
 MAX_PAGE = 500
 
 

@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from cdc_airflow.dashboard.formatting import (
+from cdc_pipeline.formatting import (
+    describe_ranges,
     count_text, duration_text, hhmm, lsn_text, notes_list, one_line, parse_time, plural, time_text,
 )
 from cdc_pipeline.history import RunStatus, TryStatus
-from cdc_pipeline.tasks.consume import describe_ranges
 
 AIRFLOW_RUN_PREFIXES = ("scheduled__", "manual__", "backfill__", "asset_triggered__", "dataset_triggered__")
 EVENT_KINDS = (("creates", "c"), ("updates", "u"), ("deletes", "d"), ("reads", "r"), ("truncates", "t"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from cdc_airflow.dashboard.formatting import (
+from cdc_pipeline.formatting import (
     age_text, ago_text, count_text, hhmm, one_line, plural, size_text, time_text,
 )
 from cdc_pipeline.status import PipelineStatus

@@ -1,4 +1,5 @@
-"""How the dashboard writes values: LSNs as PostgreSQL does (``X/Y``), sizes, ages, times, one-line texts.
+"""How values are written for people, one way everywhere (task logs, the dashboard, the command line): LSNs as
+PostgreSQL does (``X/Y``), sizes, ages, times, offset ranges (``p0 [12, 40)``), positions (``p0@12``), one-line texts.
 
 Pure functions of their arguments (``now`` is passed in), so pages built from the same history look the same.
 """
@@ -114,3 +115,40 @@ def notes_list(raw: Any) -> list[str]:
     if isinstance(parsed, list):
         return [str(note) for note in parsed]
     return [str(parsed)]
+
+
+def describe_ranges(ranges: dict[int, tuple[int, int]]) -> str:
+    """Offset ranges written one way everywhere: ``p0 [12, 40)``."""
+    return ", ".join(f"p{p} [{start}, {end})" for p, (start, end) in sorted(ranges.items())) or "no partitions"
+
+
+def describe_moved(ranges: dict[int, tuple[int, int]]) -> str:
+    """The partitions a batch moved, and how many it did not: ``p3 [43, 72) · 3 partitions unchanged``."""
+    moved = {p: r for p, r in ranges.items() if r[1] > r[0]}
+    still = len(ranges) - len(moved)
+    parts = [describe_ranges(moved)] if moved else []
+    if still:
+        parts.append(f"{plural(still, 'partition')} unchanged")
+    return " · ".join(parts) or "no partitions"
+
+
+def describe_positions(offsets: dict[int, int | None]) -> str:
+    """Where reading stands or starts, per partition: ``p0@12, p1@3``."""
+    return ", ".join(f"p{p}@{'?' if o is None else o}" for p, o in sorted(offsets.items())) or "no partitions"
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """A batch's events by operation, and what it skipped: ``10 c · 40 u · 10 d (skipped: 10 tombstones)``."""
+    shown = [f"{counts[name]} {label}" for name, label in (
+        ("creates", "c"), ("updates", "u"), ("deletes", "d"), ("reads", "r"), ("truncates", "t")) if counts.get(name)]
+    skipped = [f"{counts[name]} {name.replace('_', ' ')}" for name in (
+        "tombstones", "other_tables", "dead_lettered", "before_start") if counts.get(name)]
+    return " · ".join(shown or ["no changes"]) + (f" (skipped: {', '.join(skipped)})" if skipped else "")
+
+
+def describe_resume_point(point) -> str:
+    """A run history resume point: ``incarnation 2, p0@12, p1@3``."""
+    if point is None:
+        return "none yet"
+    where = "the next topic" if point.incarnation is None else f"incarnation {point.incarnation}"
+    return f"{where}, {describe_positions(point.ends)}"
