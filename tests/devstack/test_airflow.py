@@ -14,6 +14,7 @@ import pytest
 from devstack.__main__ import unpause_paused
 from devstack.airflow import dag_files
 from devstack.stack import PART_NAMES
+from tests.devstack.status_output import expected_exit_code, pipeline_states
 
 pytestmark = [pytest.mark.stack, pytest.mark.airflow]
 
@@ -58,7 +59,7 @@ def test_up_unpauses_exactly_the_paused_dags():
     assert unpause_paused(client, dags) == ["a", "c"] == client.unpaused
 
 
-def test_status_with_every_part_up_exits_zero_unless_a_connector_is_not_running(airflow_stack):
+def test_status_with_every_part_up_exits_zero_unless_a_connector_or_pipeline_is_not_ok(airflow_stack):
     s = airflow_stack.settings
     result = subprocess.run([sys.executable, "-m", "devstack", "status"], env={**os.environ, **s.as_env()},
                             capture_output=True, text=True, timeout=120)
@@ -66,5 +67,6 @@ def test_status_with_every_part_up_exits_zero_unless_a_connector_is_not_running(
         pid = airflow_stack.stack[name].pid()
         assert f"{name:9} running pid {pid}" in result.stdout, result.stdout
     assert "NOT READY" not in result.stdout, result.stdout
-    # Other tests may leave a connector paused or stopped: then, and only then, the exit code is 1.
-    assert result.returncode == (1 if "NOT RUNNING" in result.stdout else 0), result.stdout + result.stderr
+    # Other tests leave connectors stopped and pipelines paused or failing: then, and only then, the exit code is 1.
+    assert pipeline_states(result.stdout), result.stdout
+    assert result.returncode == expected_exit_code(result.stdout), result.stdout + result.stderr
