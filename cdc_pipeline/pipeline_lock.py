@@ -19,20 +19,23 @@ from cdc_pipeline.layout import PipelineLayout
 
 
 @contextlib.contextmanager
-def pipeline_lock(layout: PipelineLayout, *, timeout: float = 600.0, interval: float = 0.5) -> Iterator[None]:
+def pipeline_lock(layout: PipelineLayout, *, shared: bool = False, timeout: float = 600.0,
+                  interval: float = 0.5) -> Iterator[None]:
+    """Hold the pipeline's lock: exclusively for anything that writes the folder, ``shared`` for a reader that
+    must not see generations removed under it (the sinks), so readers run side by side and writers wait."""
     layout.folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise PipelineBusyError(
                         f"another task or command of this pipeline has held {layout.lock} for {timeout:.0f} s (a "
-                        "backfill, a cleared task or an operator command running beside the scheduled run?). The "
+                        "merge, a backfill, a cleared task or an operator command running beside this one?). The "
                         "retry waits again."
                     ) from None
                 time.sleep(interval)

@@ -66,7 +66,7 @@ def compile_row_renderer(columns: Sequence[str], converters: Sequence[Converter 
         elif csv_plain(convert):
             lines.append(f"    {field} = '' if v is None else c{index}(v)")
         else:
-            lines += [f"    if v is None:", f"        {field} = ''", "    else:",
+            lines += ["    if v is None:", f"        {field} = ''", "    else:",
                       f"        t = c{index}(v)",
                       f"        {field} = t if t and search(t) is None else quote(t)"]
     joined = ",".join("{f%d}" % index for index in range(len(columns)))

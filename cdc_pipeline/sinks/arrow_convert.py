@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdc_pipeline.errors import SinkError
+from cdc_pipeline.pgtext.datetimes import days_from_civil
 from cdc_pipeline.sinks.arrow_types import ArrowColumn
 from cdc_pipeline.sinks.pg_arrays import parse_array
 
@@ -244,16 +245,6 @@ def _timestamp_value(text: str) -> int | str:
 
 def _astronomical(year: int, bc: str | None) -> int:
     return 1 - year if bc else year
-
-
-def days_from_civil(year: int, month: int, day: int) -> int:
-    """Days from 1970-01-01 to a proleptic Gregorian date (astronomical year numbering; H. Hinnant's algorithm)."""
-    year -= month <= 2
-    era = year // 400
-    year_of_era = year - era * 400
-    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146_097 + day_of_era - 719_468
 
 
 # --- checks ------------------------------------------------------------------------------------------------

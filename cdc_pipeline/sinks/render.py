@@ -8,19 +8,16 @@ holds back another sink.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from cdc_pipeline.connector_spec import SinkSpec
-from cdc_pipeline.errors import ConfigError, PipelineBusyError
+from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.history import RunRef
-from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.pipeline_lock import pipeline_lock
 from cdc_pipeline.sinks.ledger import SinkLedger
 from cdc_pipeline.sinks.outcome import SinkOutcome
 from cdc_pipeline.sinks.postgres_target import TargetParams
@@ -61,7 +58,7 @@ def _render(pipe: Pipeline, sink: SinkSpec, target: TargetSource, lock_timeout: 
     busy = operation_in_progress(pipe, holding_lock=False)
     if busy is not None:
         return SinkOutcome("skipped", busy)
-    with state_read_lock(pipe.layout, timeout=lock_timeout):
+    with pipeline_lock(pipe.layout, shared=True, timeout=lock_timeout):
         store = StateStore(pipe.layout)
         live = store.live()
         if live is None:
@@ -79,28 +76,6 @@ def _render(pipe: Pipeline, sink: SinkSpec, target: TargetSource, lock_timeout: 
                 raise ConfigError(f"sink {sink.name} needs its database: pass the connection {sink.conn_id}'s details")
             return render_postgres(store, live, ledger, params, sink, pipe.spec.name)
     raise ConfigError(f"unknown sink type {sink.type!r}")
-
-
-@contextlib.contextmanager
-def state_read_lock(layout: PipelineLayout, *, timeout: float = 600.0, interval: float = 0.5) -> Iterator[None]:
-    """The pipeline lock taken shared (see the module docstring)."""
-    layout.folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise PipelineBusyError(
-                        f"a merge or an operator command held {layout.lock} for {timeout:.0f} s, so the sink could not "
-                        "read the state. The retry waits again.") from None
-                time.sleep(interval)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _log(sink: SinkSpec, outcome: SinkOutcome, seconds: float) -> None:

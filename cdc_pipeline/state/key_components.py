@@ -14,6 +14,8 @@ import uuid as uuid_module
 from collections.abc import Callable
 from decimal import Decimal
 
+from cdc_pipeline.pgtext.datetimes import days_from_civil
+
 _TYPMOD = re.compile(r"\([^)]*\)")
 INTEGER_WIDTH = {"smallint": 2, "integer": 4, "bigint": 8, "oid": 4}
 TEXT_TYPES = frozenset({"text", "character varying", "name", "citext"})
@@ -144,16 +146,6 @@ def _encode_float(text: str) -> bytes:
     return bits.to_bytes(8, "big")
 
 
-def _days_from_civil(year: int, month: int, day: int) -> int:
-    """Days since 1970-01-01 in the proleptic Gregorian calendar, any astronomical year (H. Hinnant)."""
-    year -= month <= 2
-    era = year // 400
-    year_of_era = year - era * 400
-    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146097 + day_of_era - 719468
-
-
 def _parse_date_time(text: str, want_time: bool, want_zone: bool) -> int | None:
     """Microseconds (or days for a date) from 2000-01-01; None for an infinity (handled by the caller)."""
     match = _DATE_TIME.match(text)
@@ -162,7 +154,7 @@ def _parse_date_time(text: str, want_time: bool, want_zone: bool) -> int | None:
     year = int(match.group(1))
     if match.group(9):
         year = 1 - year  # 1 BC is astronomical year 0
-    days = _days_from_civil(year, int(match.group(2)), int(match.group(3))) - _EPOCH_DAYS
+    days = days_from_civil(year, int(match.group(2)), int(match.group(3))) - _EPOCH_DAYS
     if not want_time:
         return days
     micros = ((days * 24 + int(match.group(4))) * 60 + int(match.group(5))) * 60 + int(match.group(6))

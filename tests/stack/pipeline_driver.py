@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import psycopg
 
 from cdc_pipeline.connector_spec import load_connector_spec
 from cdc_pipeline.history import History, RunRef
