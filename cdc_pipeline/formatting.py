@@ -152,3 +152,13 @@ def describe_resume_point(point) -> str:
         return "none yet"
     where = "the next topic" if point.incarnation is None else f"incarnation {point.incarnation}"
     return f"{where}, {describe_positions(point.ends)}"
+
+
+def describe_verify(verify: dict[str, Any]) -> tuple[str, str]:
+    """A verification's counts (" · 1,200 rows compared · 3 differ") and its tone (ok, bad or info)."""
+    text = ""
+    if verify.get("compared") is not None:
+        text += f" · {plural(verify['compared'], 'row')} compared"
+    if verify.get("differing"):
+        text += f" · {verify['differing']:,} differ"
+    return text, {"identical": "ok", "different": "bad", "error": "bad"}.get(verify.get("result") or "", "info")

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cdc_pipeline.formatting import (
-    describe_ranges,
+    describe_ranges, describe_verify,
     count_text, duration_text, hhmm, lsn_text, notes_list, one_line, parse_time, plural, time_text,
 )
 from cdc_pipeline.history import RunStatus, TryStatus
@@ -187,12 +187,8 @@ def incident_line(item: dict[str, Any], now: datetime) -> dict[str, Any]:
         detail = item.get("detail") if one_line(item["detail"], 120) != one_line(item["detail"], 10_000) else None
     elif kind == "verify":
         result = item.get("result") or "running"
-        text = f"verify: {result}"
-        if item.get("compared") is not None:
-            text += f" · {plural(item['compared'], 'row')} compared"
-        if item.get("differing"):
-            text += f" · {item['differing']:,} differ"
-        tone = {"identical": "ok", "different": "bad", "error": "bad"}.get(result, "info")
+        counts, tone = describe_verify(item)
+        text = f"verify: {result}{counts}"
         detail = item.get("detail")
     else:
         text = f"operator command {item.get('command')} ({item.get('origin') or '?'}): {item.get('status')}"

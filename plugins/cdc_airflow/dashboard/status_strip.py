@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from cdc_pipeline.formatting import (
-    age_text, ago_text, count_text, hhmm, one_line, plural, size_text, time_text,
+    age_text, ago_text, count_text, describe_verify, hhmm, one_line, plural, size_text, time_text,
 )
 from cdc_pipeline.status import PipelineStatus
 
@@ -125,12 +125,8 @@ def _verify_cell(status: PipelineStatus, now: datetime) -> dict[str, Any]:
     if not verify:
         return _cell("verify", "last verify", "never", "compare with the source: the ops DAG's verify", "idle")
     result = verify.get("result") or "running"
-    detail = f"{ago_text(verify.get('ended_at') or verify.get('started_at'), now)}"
-    if verify.get("compared") is not None:
-        detail += f" · {plural(verify['compared'], 'row')} compared"
-    if verify.get("differing"):
-        detail += f" · {verify['differing']:,} differ"
-    tone = {"identical": "ok", "different": "bad", "error": "bad"}.get(result, "info")
+    counts, tone = describe_verify(verify)
+    detail = f"{ago_text(verify.get('ended_at') or verify.get('started_at'), now)}{counts}"
     return _cell("verify", "last verify", result, detail, tone)
 
 
