@@ -18,10 +18,19 @@ FORCED_CONSUMER_SETTINGS: dict[str, Any] = {
     "auto.offset.reset": "error",
 }
 
+# Defaults under the connection's own values (docs/performance.md, "Consumer settings"): a reader slower than the
+# broker would otherwise idle a whole second whenever its local queue fills (librdkafka's 1000 ms backoff), and
+# every run's end-of-partition fetches, which the topic checks queue behind, would wait 500 ms each.
+DEFAULT_CONSUMER_SETTINGS: dict[str, Any] = {
+    "fetch.queue.backoff.ms": 20,
+    "fetch.wait.max.ms": 100,
+}
+
 # Consumer-only keys the admin client would reject or warn about.
 _CONSUMER_ONLY = frozenset({"group.id", "auto.offset.reset", "enable.auto.commit", "enable.auto.offset.store",
                             "enable.partition.eof", "isolation.level", "group.instance.id", "session.timeout.ms",
-                            "max.poll.interval.ms", "fetch.wait.max.ms", "fetch.min.bytes", "queued.min.messages"})
+                            "max.poll.interval.ms", "fetch.wait.max.ms", "fetch.min.bytes", "queued.min.messages",
+                            "fetch.queue.backoff.ms"})
 
 
 def group_id_for(prefix: str, connector_name: str) -> str:
@@ -30,8 +39,9 @@ def group_id_for(prefix: str, connector_name: str) -> str:
 
 
 def batch_consumer_config(connection_config: dict, group_id: str) -> dict:
-    """The connection's librdkafka settings, with what the pipeline's correctness depends on forced."""
-    return {**connection_config, "group.id": group_id, **FORCED_CONSUMER_SETTINGS}
+    """The connection's librdkafka settings over the pipeline's defaults, with what its correctness depends on
+    forced."""
+    return {**DEFAULT_CONSUMER_SETTINGS, **connection_config, "group.id": group_id, **FORCED_CONSUMER_SETTINGS}
 
 
 class KafkaClients:

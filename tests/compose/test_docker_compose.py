@@ -34,7 +34,7 @@ SINK_INIT_SCRIPT = REPO_ROOT / "docker" / "postgres" / "20-sink-database.sh"
 SECRET_KEY_RE = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN")
 # Local Airflow settings compose must share; the others differ on purpose (paths, host/port, sizing).
 SHARED_AIRFLOW_SETTINGS = ("AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL",
-                           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS")
+                           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL")
 LOCAL_ONLY_AIRFLOW_SETTINGS = ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER",
                                "AIRFLOW__API__HOST", "AIRFLOW__API__PORT", "AIRFLOW__API__BASE_URL",
                                "AIRFLOW__API__WORKERS", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
