@@ -1,7 +1,8 @@
 """Throughput of the hot paths: decode_message and decode_csv (what consume_batch runs) on the real sample events,
 COPY CSV write/read on 1M rows.
 
-Run: ``.venv/bin/python benchmarks/bench_decode.py [rows] [--baseline old/decoding.py]``. Prints figures and,
+Run: ``.venv/bin/python benchmarks/bench_decode.py [rows] [--baseline PATH]``, where PATH is a decoder module from
+another checkout that defines ``decode_message`` (e.g. its ``cdc_pipeline/debezium/events.py``). Prints figures and,
 last, one JSON object; asserts nothing. Decode speed is also given as a ratio to ``orjson.loads`` of the same
 messages, measured in the same run (the machine is shared and noisy: compare ratios, not absolute rates).
 """
@@ -60,7 +61,9 @@ def _best_rate(decode, messages, rounds: int, repeats: int = 5) -> float:
 
 def bench_decode(rounds: int = 10, baseline: str | None = None) -> dict:
     """decode_message on the acc_types sample and on the types2 capture, against orjson.loads of the same
-    values (the floor), and optionally against another decoder module (``--baseline path/to/decoding.py``)."""
+    values (the floor), and optionally against a decoder module from another checkout that defines ``decode_message``
+    (``--baseline path/to/cdc_pipeline/debezium/events.py``), loaded by path: its own ``cdc_pipeline`` imports
+    resolve to this checkout."""
     figures: dict[str, float] = {}
     types2_context = RenderContext.from_description(TableDescription.from_json(
         orjson.loads((TYPES2 / "postgres-descriptions.json").read_bytes())["types2"]))
@@ -143,7 +146,8 @@ def bench_copy_csv(rows: int) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("rows", nargs="?", type=int, default=1_000_000, help="rows for the COPY CSV part (0: skip)")
-    parser.add_argument("--baseline", help="another decoder module (a decoding.py file) to measure beside this one")
+    parser.add_argument("--baseline", help="a decoder module from another checkout that defines decode_message "
+                                           "(e.g. cdc_pipeline/debezium/events.py), measured beside this one")
     args = parser.parse_args()
     figures = bench_decode(baseline=args.baseline)
     if args.rows:

@@ -22,7 +22,7 @@ from devstack.stack import PART_NAMES, Stack
 
 COMMANDS_HELP = """\
 Other commands:
-  ./stack status                 each part's real health check, each connector's state (exit 1 if not all OK)
+  ./stack status                 each part's health check, each connector's and pipeline's state (exit 1 if not all OK)
   ./stack logs [part] [-n N]     last N lines of a part's log (all parts without a name)
   ./stack start [part...]        start some parts only (postgres broker connect airflow)
   ./stack demo-load [--count N] [--rate R]   inserts/updates/deletes on public.clientes
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     start = sub.add_parser("start", help="start some parts (default all)")
     start.add_argument("parts", nargs="*", metavar="part", help=f"any of {', '.join(PART_NAMES)}")
     start.set_defaults(func=cmd_start)
-    sub.add_parser("status", help="real health check of each part and connector; exit 1 unless all are OK"
+    sub.add_parser("status", help="real health check of each part, connector and pipeline; exit 1 unless all are OK"
                    ).set_defaults(func=cmd_status)
     logs = sub.add_parser("logs", help="tail of a part's log")
     logs.add_argument("part", nargs="?", choices=PART_NAMES)

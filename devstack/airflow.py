@@ -24,7 +24,7 @@ CONNECT_PASSWORD_REFERENCE = "${env:CDC_PG_PASSWORD}"
 
 
 def airflow_environment(settings: StackSettings) -> dict[str, str]:
-    """Every variable the launcher gives Airflow: its config, the CDC_* settings and the four connections.
+    """Every variable the launcher gives Airflow: its config, the CDC_* settings and the five connections.
 
     No airflow.cfg is edited by hand: Airflow writes a default one in AIRFLOW_HOME and these win over it.
     """

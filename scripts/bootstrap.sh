@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the local stack needs, and nothing when it is all there already (a second run takes ~1 s).
-#  1. Debian packages: postgresql, Jetty 9 (Kafka Connect's REST server), a Java 17 runtime.
+#  1. Debian packages: postgresql, Jetty 9 (Kafka Connect's REST server), a Java 17 runtime, chromium (browser tests).
 #  2. The virtualenv .venv (Python 3.11+) with requirements*.txt and this package (editable).
 #     pip runs only when the hash of the requirement files differs from the one stamped after the last install.
 set -euo pipefail
