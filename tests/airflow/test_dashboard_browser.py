@@ -27,7 +27,9 @@ from cdc_pipeline.history import History
 from cdc_pipeline.waiting import wait_until
 from tests.stack.pipeline_driver import PipelineDriver
 
-pytestmark = pytest.mark.airflow
+# An operator's session, screen after screen (the screenshots in docs/dashboard.md follow it): a drained pipeline,
+# a backlog, a failed run, Airflow's own screens. Shuffled runs keep this module's order and move it as a whole.
+pytestmark = [pytest.mark.airflow, pytest.mark.random_order(disabled=True)]
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt: "
                                      "run scripts/bootstrap.sh")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -24,6 +25,7 @@ from cdc_pipeline.copy_csv import format_row, read_copy_csv
 from cdc_pipeline.errors import AsOfError, NotCoveredYetError
 from cdc_pipeline.kafka.reader import read_range
 from cdc_pipeline.kafka.topic import topic_partitions, watermarks
+from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.waiting import wait_until
 from tests.stack.pipeline_driver import PipelineDriver, write_connector
 from tests.stack.workload import big_text, create_types_table, insert, update
@@ -161,8 +163,10 @@ def test_an_instant_before_the_snapshot_fails_naming_it_and_one_not_read_yet_is_
 
 
 def test_folding_into_a_base_keeps_as_of_exact(two_phases, tmp_path):
-    """Retention's fold, at T instead of midnight (the real events all fall on today)."""
-    layout = two_phases.driver.layout
+    """Retention's fold, at T instead of midnight (the real events all fall on today). On a copy of the pipeline
+    folder, so the module's other tests keep the whole change log, in any order."""
+    layout = PipelineLayout(tmp_path / two_phases.driver.layout.name)
+    shutil.copytree(two_phases.driver.layout.folder, layout.folder)
     record, folded = fold_before(layout, two_phases.t + timedelta(milliseconds=1))
     assert folded > 0 and record.instant_ms == int(two_phases.t.timestamp() * 1000)
     write_as_of(layout, two_phases.t, tmp_path / "t.csv")              # the base alone

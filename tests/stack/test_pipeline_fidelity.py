@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 
 import pytest
 
@@ -20,24 +21,35 @@ from tests.stack.workload import ANCIENT_DATES, ANCIENT_TSS, ANCIENT_TSTZS, crea
 pytestmark = pytest.mark.stack
 
 
+@dataclass
+class MixedWorkload:
+    driver: PipelineDriver
+    expected: bytes       # COPY once the workload was drained
+    runs: list[dict]      # the runs that drained it (the module's other tests add their own afterwards)
+
+
 @pytest.fixture(scope="module")
-def acc_driver(stack_services, tmp_path_factory) -> PipelineDriver:
+def mixed(stack_services, tmp_path_factory) -> MixedWorkload:
+    """The table, registered in the middle of a mixed workload (snapshot reads and streamed changes), drained in
+    small batches. Every test of the module starts from here, in any order."""
     folder = tmp_path_factory.mktemp("connectors")
     driver = PipelineDriver(stack_services.settings, write_connector(folder, "acc_types", "public.acc_types", "acc"),
                             tmp_path_factory.mktemp("data"))
     create_types_table(driver.sql)
-    return driver
-
-
-def test_destiny_is_byte_identical_to_copy_after_a_mixed_workload(acc_driver):
-    driver = acc_driver
     run_mixed_workload(driver, random.Random(20261124), register=driver.register)
-
     # Small batches force many runs across the topic's partitions.
     expected = driver.drain_until_equal("k1, k2", max_events=97)
-    assert driver.destiny().decode() == expected.decode()
+    return MixedWorkload(driver, expected, driver.history.runs.recent_runs(1000))
 
-    runs = driver.history.runs.recent_runs(1000)
+
+@pytest.fixture
+def acc_driver(mixed) -> PipelineDriver:
+    return mixed.driver
+
+
+def test_destiny_is_byte_identical_to_copy_after_a_mixed_workload(mixed):
+    assert mixed.driver.destiny().decode() == mixed.driver.drain_until_equal("k1, k2").decode()
+    runs = mixed.runs
     partitions = {p for run in runs if run["offset_ranges"] for p in json.loads(run["offset_ranges"])}
     assert len(partitions) > 1, "the workload should have crossed several partitions"
     assert sum(r["reads"] or 0 for r in runs) >= 120
@@ -84,8 +96,12 @@ def test_a_lost_consumer_group_is_noted_and_the_run_history_resumes_exactly(acc_
     driver = acc_driver
     expected = driver.drain_until_equal("k1, k2")
     assert driver.destiny() == expected
-    driver.group = driver.group + ".lost"
-    consumed, merged = driver.run_once(max_events=100_000)
+    group = driver.group
+    driver.group = group + ".lost"
+    try:
+        consumed, merged = driver.run_once(max_events=100_000)
+    finally:
+        driver.group = group
     assert any("no committed offsets" in note for note in consumed["notes"])
     assert consumed["events"] == 0 and merged.get("inserted", 0) == 0
     assert driver.destiny() == expected
