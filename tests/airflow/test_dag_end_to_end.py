@@ -7,6 +7,8 @@ table with a column of every type of the fidelity contract (see tests/conftest.p
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import random
 import time
@@ -128,6 +130,9 @@ def test_a_run_with_a_failed_registration_is_red_with_one_line_and_still_drains(
         began = time.monotonic()
         run_id = run_dag(airflow_stack, TYPES_DAG, expect="failed")
         took = time.monotonic() - began
+        # The change Kafka held reached destiny.csv while PostgreSQL was still down.
+        rows = list(csv.DictReader(io.StringIO(driver.destiny().decode())))
+        assert {row["c_int"] for row in rows if row["k1"] == "1"} == {"7"}
     finally:
         airflow_stack.stack.start(["postgres"])
     states = {ti["task_id"]: ti["state"] for ti in airflow_stack.task_instances(TYPES_DAG, run_id)}

@@ -17,6 +17,7 @@ import sys
 
 import pytest
 
+from cdc_pipeline import operations
 from cdc_pipeline.crashpoints import ENV, POINTS
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.waiting import wait_until
@@ -60,10 +61,15 @@ def churn(driver: PipelineDriver, seed: int) -> int:
     return before + 8 + 4 * 2 + 2 + 1  # updates, deletes and their tombstones, re-inserts, one insert
 
 
-def killed_at(driver: PipelineDriver, step: str, run: RunRef, point: str) -> subprocess.CompletedProcess:
+def step_armed_at(driver: PipelineDriver, step: str, run: RunRef, point: str) -> subprocess.CompletedProcess:
+    """Run one step in a process of its own that SIGKILLs itself if it reaches ``point``."""
     env = {**os.environ, ENV: point, "PYTHONPATH": f"{REPO}:{REPO / 'plugins'}"}
-    result = subprocess.run([sys.executable, "-m", "tests.stack.crash_step", arguments(driver, step, run)],
-                            env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "tests.stack.crash_step", arguments(driver, step, run)],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def killed_at(driver: PipelineDriver, step: str, run: RunRef, point: str) -> subprocess.CompletedProcess:
+    result = step_armed_at(driver, step, run, point)
     assert result.returncode == -signal.SIGKILL, f"{step} did not die at {point}: {result.stderr[-3000:]}"
     return result
 
@@ -86,6 +92,36 @@ def test_a_task_killed_at_each_boundary_is_repaired_by_its_retry(driver, point):
 
 
 POINTS_ORDER = CONSUME_POINTS + MERGE_POINTS
+
+
+def test_a_merge_killed_just_before_it_swaps_a_rebuild_in_leaves_the_old_table_and_its_retry_promotes(driver):
+    """rebuild.before_swap: the rebuilt state is complete, the live one still serves destiny.csv."""
+    before = driver.drain_until_equal("k1, k2")
+    with driver.kafka() as kafka, driver.connect() as connect:
+        operations.resnapshot(driver.pipe, kafka, connect, origin="test", connector_config=driver.connector_config())
+    churn(driver, seed=401)  # changes while the rebuild reads its snapshot
+    killed: list[RunRef] = []
+
+    def killed_before_swap() -> bool:
+        driver.register()
+        run = driver.next_run()
+        driver.consume(run)
+        result = step_armed_at(driver, "merge", run, "rebuild.before_swap")
+        if result.returncode == 0:
+            return False  # the rebuild has not caught up yet: nothing to swap in this run
+        assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+        killed.append(run)
+        return True
+
+    wait_until(killed_before_swap, what="a merge that promotes the rebuild", timeout=240, interval=0)
+    assert driver.destiny() == before  # the old table, whole, until the swap
+    assert driver.history.incidents.active_recovery() is not None
+    run = killed[0]
+    driver.merge(RunRef(run.run_id, 2, 2, run.logical_start, run.logical_end))
+    assert driver.history.incidents.active_recovery() is None
+    assert driver.history.incidents.last_recovery().step == "promoted"
+    expected = driver.converge("k1, k2")
+    assert driver.destiny().decode() == expected.decode()
 
 
 def test_kill_9_of_the_broker_between_consume_and_merge_is_recovered(driver, stack_services):

@@ -19,6 +19,7 @@ from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.topic import topic_partitions
 from cdc_pipeline.source.checks import SourceParams, check_source
 from cdc_pipeline.verify import VerifyMismatchError, verify
+from cdc_pipeline.waiting import WaitTimeout, wait_until
 from devstack.ports import free_port
 from tests.stack.pipeline_driver import PipelineDriver, write_connector
 from tests.stack.workload import BackgroundChanges
@@ -115,8 +116,11 @@ def test_reset_waits_for_an_in_flight_run_and_scheduled_runs_step_aside_meanwhil
     reset = multiprocessing.Process(target=cli.main, args=(cli_args(driver, "reset", "--connector", "busy_items",
                                                                      "--to-beginning", "--yes"),))
     reset.start()
-    # Give the reset process time to reach the lock; the outcome below does not depend on it, only the path taken.
-    time.sleep(1)
+    # The reset waits on the pipeline lock the in-flight run holds: it neither finishes nor marks itself running.
+    with pytest.raises(WaitTimeout):
+        wait_until(lambda: not reset.is_alive() or driver.history.incidents.running_operation() is not None,
+                   what="the reset to get past the lock", timeout=3, interval=0.2)
+    assert driver.history.runs.resume_point().reason != "reset to beginning"
     release.set()
     in_flight.join(60)
     reset.join(120)
