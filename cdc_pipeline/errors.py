@@ -2,6 +2,9 @@
 
 Messages say what failed, the value, the likely cause and the fix. ``expected`` marks errors that
 describe an outage or a refusal an operator is meant to read as one line (no traceback in the task log).
+``retry_helps`` is False for refusals that trying again a few seconds later cannot change (a wrong setting, a
+poison message, a schema change the connector file says to fail on): their task fails at once, not after its
+retries.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ class CdcError(Exception):
     """Base of the pipeline's own errors."""
 
     expected = False
+    retry_helps = True
 
 
 class ConfigError(CdcError):
     """A connector file, a connection, a parameter or a setting is wrong."""
 
     expected = True
+    retry_helps = False
 
 
 class EventDecodeError(CdcError):
@@ -80,12 +85,14 @@ class SchemaChangedError(CdcError):
     """The source table's columns or types changed (and on_schema_change is 'fail')."""
 
     expected = True
+    retry_helps = False
 
 
 class DeadLettersError(CdcError):
     """A batch held more undecodable messages than max_dead_letters allows; nothing was committed."""
 
     expected = True
+    retry_helps = False
 
 
 class BatchFileError(CdcError):
@@ -112,6 +119,7 @@ class AsOfError(CdcError):
     """An as-of snapshot or a change window was asked for an instant the change log cannot answer."""
 
     expected = True
+    retry_helps = False
 
 
 class RunFailedError(CdcError):
@@ -165,3 +173,4 @@ class NotCoveredYetError(AsOfError):
     pipeline has not read everything Debezium published up to it yet): asking again later answers it."""
 
     expected = True
+    retry_helps = True

@@ -32,7 +32,7 @@ from cdc_airflow.task_runtime import is_backfill_run, run_ref
 from cdc_pipeline.backfill import write_as_of, write_changes
 from cdc_pipeline.backfill.limits import plain_utc
 from cdc_pipeline.connector_spec import ConnectorSpec
-from cdc_pipeline.errors import AsOfError, ConfigError, NotCoveredYetError
+from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.history import RunKind
 from cdc_pipeline.instants import compact, parse_instant
 from cdc_pipeline.layout import PipelineLayout
@@ -55,12 +55,8 @@ def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
         # A backfill that reprocesses an existing scheduled run keeps that run's id (scheduled__...): say what it is now.
         pipe.history.runs.update_run(ref.run_id, kind=RunKind.BACKFILL.value, logical_start=start.isoformat(),
                                      logical_end=end.isoformat())
-        try:
-            summary.update(write_interval(layout, start, end))
-        except NotCoveredYetError:
-            raise  # one line, and the retries ask again
-        except AsOfError as exc:
-            fail_without_retry(exc)
+        # A NotCoveredYetError is retried (asking later answers it); any other AsOfError fails at once.
+        summary.update(write_interval(layout, start, end))
         pipe.history.runs.add_note(ref.run_id, summary["line"])
     return summary
 
@@ -100,15 +96,6 @@ def previous_tick(dag, moment: datetime) -> datetime:
     if not expression:
         raise ConfigError(f"DAG {dag.dag_id} has no cron schedule, so a backfill run's interval start is unknown")
     return _utc(croniter(expression, moment).get_prev(datetime))
-
-
-def fail_without_retry(exc: AsOfError):
-    """Log the refusal as readable lines and fail the task for good (waiting will not change the answer)."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    for line in str(exc).splitlines():
-        log.error("%s", line)
-    raise AirflowFailException(f"{exc} (not retried: asking again later gives the same answer)") from None
 
 
 def operation(layout: PipelineLayout, name: str, params: dict) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from airflow.sdk import DAG, Asset, Param, TriggerRule, get_current_context, tas
 from cdc_airflow.dag_docs import pipeline_doc
 from cdc_airflow.ops_dag import build_ops_dag
 from cdc_airflow.settings import DagSettings
-from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_errors
+from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_errors, refusals_fail_at_once
 from cdc_pipeline.connector_spec import ConnectorSpec, load_connector_files
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.layout import PipelineLayout
@@ -26,9 +26,10 @@ from cdc_pipeline.layout import PipelineLayout
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_EVENTS = 10_000
+START_FROM_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.+\-]*Z?)?$"
 PIPELINE_TASKS = ("register_connector", "consume_batch", "merge_batch", "backfill_interval")
 RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
-           "max_retry_delay": timedelta(minutes=5)}
+           "max_retry_delay": timedelta(minutes=5), "retry_policy": refusals_fail_at_once()}
 
 
 def build_dags(settings: DagSettings | None = None) -> dict[str, DAG]:
@@ -91,7 +92,9 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
             "max_events": Param(DEFAULT_MAX_EVENTS, type="integer", minimum=1, maximum=5_000_000,
                                 title="Most events this run reads",
                                 description="The next run continues where this one stopped. Example: 10000."),
-            "start_from": Param(None, type=["null", "string"], maxLength=40, title="Start from (new pipelines only)",
+            # The pattern refuses what is plainly not a date at trigger time (422); the task parses the rest.
+            "start_from": Param(None, type=["null", "string"], maxLength=40, pattern=START_FROM_PATTERN,
+                                title="Start from (new pipelines only)",
                                 description="ISO date or date-time, UTC if no zone, e.g. 2026-11-24 or "
                                             "2026-11-24T08:00:00Z: events committed before it are skipped. Only for a "
                                             f"pipeline that has not read anything yet; to move an existing one, trigger "
@@ -160,9 +163,11 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
 
 def _sink_task(spec: ConnectorSpec, layout: PipelineLayout, sink):
     """One task per sink beside destiny.csv: a sink that fails fails (and retries) alone; the offsets are already
-    committed and the other sinks go on."""
+    committed and the other sinks go on. One brief retry: the next run renders the sink again anyway (it catches
+    up from its ledger), and a long retry would hold the run open, and with it the next run's destiny.csv."""
 
-    @task(task_id=sink.task_id, execution_timeout=timedelta(minutes=30), multiple_outputs=False)
+    @task(task_id=sink.task_id, execution_timeout=timedelta(minutes=30), multiple_outputs=False, retries=1,
+          retry_delay=timedelta(seconds=10), retry_exponential_backoff=False)
     @one_line_errors
     def render_sink() -> dict[str, Any]:
         from cdc_airflow import runners

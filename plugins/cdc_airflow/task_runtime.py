@@ -47,9 +47,24 @@ def failed_upstream(context, task_ids: tuple[str, ...]) -> list[str]:
     return sorted(task for task, state in by_task.items() if getattr(state, "value", state) in ("failed", "upstream_failed"))
 
 
+class RefusalExit(SystemExit):
+    """The task ends on a refusal that trying again cannot change (``CdcError.retry_helps`` is False): the DAGs'
+    retry policy (``refusals_fail_at_once``) fails it at once instead of after its retries."""
+
+
+def refusals_fail_at_once():
+    """The retry policy of every CDC task: a RefusalExit fails the task at once; anything else retries as set."""
+    from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+
+    return ExceptionRetryPolicy(rules=[RetryRule(
+        exception=RefusalExit, action=RetryAction.FAIL,
+        reason="trying again cannot change this answer (the error above says what to fix)")])
+
+
 def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """An expected failure (an outage, a refusal, bad input) ends the task with one readable log line and no
-    traceback; anything else is a bug and keeps its traceback. Retries apply either way."""
+    traceback; anything else is a bug and keeps its traceback. Retries apply, except to refusals that trying
+    again cannot change."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -60,7 +75,7 @@ def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 log.error("%s", line)
-            # The task runner logs a SystemExit as one line ("Task exited") and still applies retries.
-            raise SystemExit(1) from None
+            # The task runner logs a SystemExit as one line ("Task exited") and asks the retry policy.
+            raise (SystemExit(1) if exc.retry_helps else RefusalExit(1)) from None
 
     return wrapper

@@ -87,3 +87,31 @@ def test_a_broken_connector_file_gets_a_dag_that_says_why_and_the_others_still_l
     dags = build_dags(DagSettings(connectors_dir=tmp_path, data_dir=tmp_path / "data"))
     assert set(dags) == {"cdc_clientes", "cdc_clientes_ops", "cdc_leaky_invalid"}
     assert "remove database.password" in dags["cdc_leaky_invalid"].doc_md
+
+
+def test_a_refusal_fails_its_task_at_once_and_an_outage_keeps_its_retries(dag_bag):
+    from airflow.sdk.definitions.retry_policy import RetryAction
+    from cdc_airflow.task_runtime import RefusalExit, one_line_errors
+
+    from cdc_pipeline.errors import ConfigError, DeadLettersError, NotCoveredYetError, SourceUnreachableError
+
+    def exit_of(error: Exception) -> SystemExit:
+        @one_line_errors
+        def task():
+            raise error
+
+        with pytest.raises(SystemExit) as ended:
+            task()
+        return ended.value
+
+    dag = dag_bag.dags["cdc_clientes"]
+    for task_id in ("register_connector", "consume_batch", "merge_batch", "backfill_interval"):
+        policy = dag.get_task(task_id).retry_policy
+        for refusal in (ConfigError("start_from is only for a new pipeline"), DeadLettersError("poison")):
+            ended = exit_of(refusal)
+            assert isinstance(ended, RefusalExit)
+            assert policy.evaluate(ended, try_number=1, max_tries=4).action == RetryAction.FAIL, task_id
+        for transient in (SourceUnreachableError("PostgreSQL is down"), NotCoveredYetError("not read yet")):
+            ended = exit_of(transient)
+            assert not isinstance(ended, RefusalExit)
+            assert policy.evaluate(ended, try_number=1, max_tries=4).action == RetryAction.DEFAULT, task_id
