@@ -29,6 +29,7 @@ from cdc_pipeline.environment import PipelineEnvironment
 from cdc_pipeline.errors import CdcError, ConfigError
 from cdc_pipeline.history import History
 from cdc_pipeline.instants import parse_instant
+from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
 
 HISTORY_FIELDS = ("run_id", "status", "offset_ranges", "creates", "updates", "deletes", "reads", "truncates",
@@ -117,7 +118,7 @@ def pipeline(args, env: PipelineEnvironment | None = None) -> Pipeline:
 
 def read_history(args) -> History:
     env = environment(args)
-    path = env.data_dir / args.connector / "runs.sqlite"
+    path = PipelineLayout.under(env.data_dir, args.connector).history
     if not path.exists():
         raise ConfigError(f"no run history at {path}: has the DAG cdc_{args.connector} run yet? (--data-dir?)")
     return History.open(path, readonly=True)

@@ -115,6 +115,12 @@ class OperationInProgressError(CdcError):
     expected = True
 
 
+class VerifyMismatchError(CdcError):
+    """verify found destiny.csv different from the source table at the same instant."""
+
+    expected = True
+
+
 class AsOfError(CdcError):
     """An as-of snapshot or a change window was asked for an instant the change log cannot answer."""
 

@@ -118,6 +118,12 @@ class PipelineLayout:
         """A file sink beside destiny.csv, e.g. ``destiny.parquet``."""
         return self.folder / f"destiny.{suffix}"
 
+    def derived_files(self) -> list[Path]:
+        """What the pipeline derived from Kafka (state, change log, outputs, buffer): what a reset moves aside.
+        The run history, table.json and the connector's files stay."""
+        return [self.state_dir, self.changelog_dir, self.destiny, self.sink_file("parquet"), self.buffer,
+                self.buffer_meta, self.archive_dir]
+
     def aside(self, label: str) -> Path:
         """Where an operator command moves this folder: ``<name>.<label>`` beside it (nothing is deleted)."""
         return self.folder.with_name(f"{self.folder.name}.{label}")

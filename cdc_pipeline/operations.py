@@ -38,7 +38,6 @@ from cdc_pipeline.tasks.merge import merge_batch
 log = logging.getLogger(__name__)
 
 RESET_TARGETS = ("beginning", "date", "run")
-SET_ASIDE = ("state", "changelog", "destiny.csv", "destiny.parquet", "buffer.csv", "buffer.meta.json", "archive")
 
 
 @dataclass(frozen=True)
@@ -179,8 +178,7 @@ def _run_starts(pipe: Pipeline, run_id: str, incarnation: int, partitions) -> di
 
 
 def _set_aside(pipe: Pipeline, label: str):
-    folder = pipe.layout.folder
-    present = [folder / name for name in SET_ASIDE if (folder / name).exists()]
+    present = [path for path in pipe.layout.derived_files() if path.exists()]
     if not present:
         return None
     aside = pipe.layout.aside(f"{label}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")

@@ -23,7 +23,7 @@ from psycopg import IsolationLevel
 
 from cdc_pipeline.changelog import ChangeLog
 from cdc_pipeline.copy_csv import format_row, read_copy_csv
-from cdc_pipeline.errors import CdcError, ConfigError
+from cdc_pipeline.errors import CdcError, ConfigError, VerifyMismatchError
 from cdc_pipeline.history import RunRef, utc_now
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka_connect import KafkaConnectClient
@@ -38,10 +38,6 @@ from cdc_pipeline.waiting import wait_until
 log = logging.getLogger(__name__)
 
 SHOWN = 20  # differing keys written out in full
-
-
-class VerifyMismatchError(CdcError):
-    expected = True
 
 
 @dataclass(frozen=True)
@@ -156,7 +152,8 @@ def _wait_for_slot(source: SourceParams, slot: str, lsn: str, timeout: float) ->
 
 
 def _drain(pipe, kafka, run_id, connect, connector_config, timeout) -> None:
-    """Read until a batch that started after the slot confirmed the snapshot's position reaches every end."""
+    """Read until a batch that started after the slot confirmed the snapshot's position reaches every end. Its own
+    loop, not wait_until: an error of a batch must end the verify, not count as "not yet"."""
     deadline = time.monotonic() + timeout
     number = 0
     while True:

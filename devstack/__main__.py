@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from cdc_pipeline.errors import CdcError, WaitTimeout
+from cdc_pipeline.layout import PipelineLayout
 from devstack import process
 from devstack.airflow import dag_files
 from devstack.connect import connector_statuses
@@ -68,7 +69,7 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
         print(f"  First run of {dag_id}: {state}")
     print(f"  CSV output   $CDC_DATA_DIR/<connector name>/buffer.csv and destiny.csv, here {s.data_dir}/<name>/")
     for name in connector_names(s):
-        print(f"               {s.data_dir / name / 'destiny.csv'}")
+        print(f"               {PipelineLayout.under(s.data_dir, name).destiny}")
     print("  Stop with    ./stack stop   (data kept; ./stack reset deletes it)\n")
     print(COMMANDS_HELP)
     return 0

@@ -13,12 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from devstack.errors import StackError
+from devstack.errors import DrainFailedError
 from devstack.settings import StackSettings
-
-
-class DrainFailedError(StackError):
-    """A pipeline could not be drained: the broker is left running so nothing is lost."""
 
 
 def drain_pipelines(settings: StackSettings, report: Callable[[str], None]) -> list[str]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from devstack.airflow import AirflowPart
 from devstack.broker import BrokerPart
-from devstack.drain import DrainFailedError, drain_pipelines
+from devstack.drain import drain_pipelines
 from devstack.connect import ConnectPart
-from devstack.errors import StackError
+from devstack.errors import DrainFailedError, StackError
 from devstack.part import Part, PartStatus, StartResult
 from devstack.postgres import PostgresPart
 from devstack.settings import StackSettings

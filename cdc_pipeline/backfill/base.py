@@ -83,4 +83,4 @@ def link_generation(info: GenerationInfo, target: PipelineLayout) -> None:
         except OSError:
             shutil.copy2(source, folder / source.name)
     GenerationFolder(target).set_pointer(LIVE, info.id)
-    os.link(folder / "destiny.csv", target.destiny)  # as the store links it, so opening it repairs nothing
+    os.link(folder / info.destiny_path.name, target.destiny)  # as the store links it, so opening it repairs nothing

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from devstack.drain import DrainFailedError
+from devstack.errors import DrainFailedError
 from devstack.stack import SERVICES, Stack
 from devstack.testing import make_test_settings
 from tests.stack.pipeline_driver import PipelineDriver, write_connector

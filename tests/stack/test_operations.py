@@ -18,7 +18,8 @@ from cdc_pipeline.history import RunRef
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.topic import topic_partitions
 from cdc_pipeline.source.checks import SourceParams, check_source
-from cdc_pipeline.verify import VerifyMismatchError, verify
+from cdc_pipeline.errors import VerifyMismatchError
+from cdc_pipeline.verify import verify
 from cdc_pipeline.waiting import WaitTimeout, wait_until
 from devstack.ports import free_port
 from tests.stack.pipeline_driver import PipelineDriver, write_connector

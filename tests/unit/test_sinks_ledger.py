@@ -101,7 +101,7 @@ def test_after_a_reset_the_new_state_is_rendered_in_full_even_where_generation_i
     merge(pipe, store, 1, "a")
     old = AppliedGeneration.of(store.live())
     postgres_ledger(pipe).write(LedgerEntry(applied=old))
-    # reset moves the state aside (cdc_pipeline.operations.SET_ASIDE); the sinks folder stays.
+    # reset moves the state aside (PipelineLayout.derived_files); the sinks folder stays.
     aside = pipe.layout.folder.with_name("items.before-reset")
     aside.mkdir()
     for name in ("state", "destiny.csv"):
