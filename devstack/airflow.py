@@ -65,6 +65,10 @@ def airflow_environment(settings: StackSettings) -> dict[str, str]:
         # A skipped or failed task's end is only seen when the supervisor next looks (up to this many seconds,
         # 5 by default), and finish_run waits for it: 1 s takes 3-5 s off every run (docs/performance.md).
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+        # After a crash of Airflow itself, its orphaned tasks are failed (then retried) within 1.5 minutes instead
+        # of 5: the one-minute pipeline waits behind them (max_active_runs=1).
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "60",
         # Each LocalExecutor worker is a ~180 MB process started up front: 4 is plenty on 2 cores.
         "AIRFLOW__CORE__PARALLELISM": "4",
         # The scheduler's and the triggerer's log servers: Airflow binds them on all interfaces (no host

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +114,23 @@ class Incidents:
         with self._db() as db:
             return [dict(r) for r in db.execute("SELECT * FROM outages ORDER BY id DESC LIMIT ?", (limit,))]
 
-    def link_data_loss(self, recovery_id: int) -> None:
-        """A loss found now is charged to the latest broker outage (open, or closed within the day)."""
+    def link_data_loss(self, recovery_id: int, *, run_id: str | None, detail: str, since: str | None) -> int:
+        """Charge a loss found now to the broker's latest outage (open, or closed within the day), or, when no run
+        saw the broker down (it restarted between two runs), record that outage now: from ``since`` (the last
+        run that read from it) to now, no run affected, data lost. Answer the outage's id."""
+        now = utc_now()
+        day_ago = (datetime.now(UTC) - timedelta(days=1)).isoformat(timespec="milliseconds")
         with self._db() as db:
-            db.execute("UPDATE outages SET data_lost = 1, recovery_id = ? WHERE id = (SELECT id FROM outages"
-                       " WHERE service = 'broker' AND (back_at IS NULL OR back_at >= datetime('now', '-1 day'))"
-                       " ORDER BY id DESC LIMIT 1)", (recovery_id,))
+            row = db.execute("SELECT id FROM outages WHERE service = 'broker' AND (back_at IS NULL OR back_at >= ?)"
+                             " ORDER BY id DESC LIMIT 1", (day_ago,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE outages SET data_lost = 1, recovery_id = ? WHERE id = ?", (recovery_id, row["id"]))
+                return row["id"]
+            return db.execute(
+                "INSERT INTO outages (service, first_seen_down_at, first_run_id, last_seen_down_at, back_at, back_run_id,"
+                " runs_affected, last_error, data_lost, recovery_id) VALUES ('broker', ?, NULL, ?, ?, ?, 0, ?, 1, ?)",
+                (since or now, now, now, run_id, f"not seen down by any run (restarted between runs): {detail}"[:2000],
+                 recovery_id)).lastrowid
 
     # --- recoveries ---------------------------------------------------------------------------------
     def start_recovery(self, *, run_id: str | None, reason: str, detail: str, lost: Any, epoch: int) -> int:

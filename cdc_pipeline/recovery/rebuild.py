@@ -25,7 +25,7 @@ import logging
 from cdc_pipeline.batch_buffer import BatchBuffer
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import DataLossError, SchemaChangedError
-from cdc_pipeline.history import History, Recovery
+from cdc_pipeline.history import History, Recovery, RunStatus
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.reader import read_to_end
 from cdc_pipeline.kafka.topic import inspect_topic
@@ -71,7 +71,9 @@ def start_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClients, con
     epoch = max(runs.current_epoch(), _state_epoch(store)) + 1
     recovery_id = incidents.start_recovery(run_id=run_id, reason=reason, detail=detail, lost=lost, epoch=epoch)
     if reason == "data_loss":
-        incidents.link_data_loss(recovery_id)
+        last_read = runs.last_run_where("status = ?", (RunStatus.MERGED.value,))
+        incidents.link_data_loss(recovery_id, run_id=run_id, detail=detail,
+                                 since=last_read["ended_at"] if last_read else None)
     spec = pipe.spec
     name = spec.name
     if connect.status(name) is None:

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from cdc_pipeline import cli
 from cdc_pipeline.errors import DataLossError
 from cdc_pipeline.waiting import wait_until
 from tests.stack.pipeline_driver import REPO, PipelineDriver, write_connector
@@ -46,7 +47,8 @@ def _restart_broker(stack) -> None:
     stack.start(["broker"])
 
 
-def test_a_broker_that_lost_unread_events_is_detected_and_the_table_is_rebuilt_atomically(stack_services, tmp_path):
+def test_a_broker_that_lost_unread_events_is_detected_and_the_table_is_rebuilt_atomically(stack_services, tmp_path,
+                                                                                          capsys):
     driver = _driver(stack_services, tmp_path, "loss_items")
     _unread_burst(driver, "loss_items")
     _restart_broker(stack_services)
@@ -75,6 +77,12 @@ def test_a_broker_that_lost_unread_events_is_detected_and_the_table_is_rebuilt_a
     assert done["reason"] == "data_loss" and json.loads(done["lost"])
     runs = driver.history.runs.recent_runs(50)
     assert any((r["recovery"] or "").startswith("rebuild") and "complete" in r["recovery"] for r in runs)
+    # No run saw the broker down (it restarted between two runs): the outage log still says it was, and what it cost.
+    (outage,) = [o for o in driver.history.incidents.outages() if o["service"] == "broker"]
+    assert outage["data_lost"] == 1 and outage["recovery_id"] == done["id"] and outage["back_at"]
+    assert cli.main(["--data-dir", str(driver.layout.folder.parent), "--connectors-dir", str(driver.spec.path.parent),
+                     "outages", "--connector", "loss_items"]) == 0
+    assert f"data lost, recovered by rebuild {done['id']}" in capsys.readouterr().out
 
     # It streams on: later changes arrive as usual.
     driver.sql("INSERT INTO public.loss_items VALUES (500, 'later', 0)")

@@ -51,6 +51,28 @@ def test_an_outage_opens_extends_and_closes(tmp_path):
     assert incidents.seen_up("postgres", "run4") is None
 
 
+def test_a_loss_is_charged_to_the_broker_outage_a_run_saw(tmp_path):
+    incidents = History.open(tmp_path / "runs.sqlite").incidents
+    seen = incidents.seen_down("broker", "run1", "all brokers down")
+    incidents.seen_up("broker", "run2")
+    assert incidents.link_data_loss(7, run_id="run3", detail="topic recreated", since="2026-11-30T10:00:00+00:00") == seen
+    (outage,) = incidents.outages()
+    assert (outage["data_lost"], outage["recovery_id"], outage["first_run_id"]) == (1, 7, "run1")
+
+
+def test_a_loss_no_run_saw_coming_is_recorded_as_a_broker_outage_between_runs(tmp_path):
+    incidents = History.open(tmp_path / "runs.sqlite").incidents
+    incidents.seen_down("postgres", "run1", "refused")  # another service's outage is not charged
+    outage_id = incidents.link_data_loss(3, run_id="run9", detail="topic recreated (new topic id)",
+                                         since="2026-11-30T10:00:00.000+00:00")
+    broker = next(o for o in incidents.outages() if o["service"] == "broker")
+    assert broker["id"] == outage_id and broker["data_lost"] == 1 and broker["recovery_id"] == 3
+    assert broker["first_seen_down_at"] == "2026-11-30T10:00:00.000+00:00" and broker["back_run_id"] == "run9"
+    assert broker["back_at"] and broker["runs_affected"] == 0
+    assert broker["last_error"].startswith("not seen down by any run") and "new topic id" in broker["last_error"]
+    assert [o["service"] for o in incidents.open_outages()] == ["postgres"]
+
+
 def test_a_recovery_supersedes_the_one_before_and_moves_through_its_steps(tmp_path):
     incidents = History.open(tmp_path / "runs.sqlite").incidents
     old = incidents.start_recovery(run_id="a", reason="data_loss", detail="x", lost=[{"partition": 0}], epoch=1)
