@@ -212,6 +212,19 @@ def test_verify_is_identical_on_a_live_table_and_finds_a_key_changed_by_hand(sta
     (last,) = driver.history.incidents.verifications(1)
     assert last["result"] == "different" and '"42"' in last["detail"]
 
+    # With Kafka Connect at hand and on_data_loss=resnapshot (the default), a mismatch starts the atomic rebuild,
+    # which brings back the table: byte-identical to COPY.
+    with driver.kafka() as kafka, driver.connect() as connect:
+        with pytest.raises(VerifyMismatchError):
+            verify(driver.pipe, kafka, driver.source, run_id="manual__verify-3", connect=connect,
+                   connector_config=driver.connector_config)
+    assert driver.history.incidents.active_recovery().reason == "verify_mismatch"
+    (last,) = driver.history.incidents.verifications(1)
+    assert "rebuild" in json.loads(last["detail"])["action"]
+    expected = driver.converge("id")
+    assert driver.destiny().decode() == expected.decode()
+    assert driver.history.incidents.last_recovery().step == "promoted"
+
 
 def test_the_source_password_never_reaches_kafka_connects_stored_config(stack_services, tmp_path):
     driver = make(stack_services, tmp_path, "secret_items")
