@@ -12,6 +12,7 @@ import io
 import json
 import random
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -147,6 +148,10 @@ def test_a_run_with_a_failed_registration_is_red_with_one_line_and_still_drains(
     tries = [t for t in driver.history.runs.tries(run_id) if t["task_id"] == "register_connector"]
     assert [t["status"] for t in tries] == ["failed", "failed"]
     assert took < 150, f"a source outage held the run for {took:.0f} s"  # registration retries once, briefly
+    # The drain happened in the same minute: merge_batch ended within 60 s of the run's start.
+    started = datetime.fromisoformat(airflow_stack.get_run(TYPES_DAG, run_id)["start_date"])
+    merge_end = next(ti["end_date"] for ti in airflow_stack.task_instances(TYPES_DAG, run_id) if ti["task_id"] == "merge_batch")
+    assert (datetime.fromisoformat(merge_end) - started).total_seconds() < 60, (started, merge_end)
     run_dag(airflow_stack, TYPES_DAG)  # PostgreSQL is back: green again
     assert driver.history.incidents.open_outages() == []
 

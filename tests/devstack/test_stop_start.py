@@ -20,6 +20,7 @@ from devstack.ports import port_in_use
 from devstack.settings import REPO_ROOT
 from devstack.stack import SERVICES, Stack
 from devstack.testing import make_test_settings
+from tests.devstack.status_output import pipeline_states
 
 pytestmark = pytest.mark.stack
 
@@ -165,4 +166,13 @@ def test_status_shows_each_connector_and_fails_unless_every_part_and_connector_r
         assert "task 0 PAUSED" in result.stdout
     finally:
         connect.put("/connectors/clientes/resume")
+    try:
+        # Every connector running again, only a part (Airflow) down: still exit 1, for that reason alone.
+        wait_until(lambda: state()["connector"]["state"] == "RUNNING", what="connector clientes to resume", timeout=60)
+        result = subprocess.run([sys.executable, "-m", "devstack", "status"], env={**os.environ, **s.as_env()},
+                                capture_output=True, text=True, timeout=120)
+        assert "NOT RUNNING" not in result.stdout and "airflow   stopped" in result.stdout, result.stdout
+        assert all(st in ("OK", "NOT STARTED") for st in pipeline_states(result.stdout).values()), result.stdout
+        assert result.returncode == 1, result.stdout + result.stderr
+    finally:
         connect.close()
