@@ -68,6 +68,14 @@ class AirflowClient:
     def import_errors(self) -> list[dict[str, Any]]:
         return self.request("GET", "/api/v2/importErrors", params={"limit": 1000}).json()["import_errors"]
 
+    def is_paused(self, dag_id: str) -> bool:
+        return self.request("GET", f"/api/v2/dags/{dag_id}").json()["is_paused"]
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 240.0) -> None:
+        """Wait until the dag-processor has parsed ``dag_id`` and the API lists it."""
+        wait_until(lambda: dag_id in {d["dag_id"] for d in self.list_dags()},
+                   what=f"the dag-processor to pick up {dag_id}", timeout=timeout, interval=3)
+
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
 

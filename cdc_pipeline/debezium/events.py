@@ -175,6 +175,12 @@ def _row_of(op: str, payload: dict) -> dict:
     return row
 
 
+# What a converter raises on a value it cannot read (wrong JSON type, bad base64, out of range, missing field).
+# RuntimeError, NameError, AssertionError and the like are not here: a bug in a converter fails the run instead of
+# dead-lettering every event of that type.
+VALUE_FAILURES = (ValueError, TypeError, ArithmeticError, LookupError, AttributeError)
+
+
 def _values(plan: RowPlan, row: dict, source: dict) -> list[str | None]:
     """Each column's text through its converter, in the plan's order; a failure names the column and value."""
     values: list[str | None] = []
@@ -191,7 +197,7 @@ def _values(plan: RowPlan, row: dict, source: dict) -> list[str | None]:
                 append(convert(raw_value))
     except UnsupportedTypeError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every converter failure becomes one precise decode error
+    except VALUE_FAILURES as exc:  # a malformed value becomes one precise decode error; a bug stays a bug
         index = plan.columns.index(column)
         raise EventDecodeError(
             f"{source.get('schema')}.{source.get('table')}: column {column!r} ({plan.labels[index]}) "

@@ -9,13 +9,11 @@ same bytes (the same file, untouched) when the interval is backfilled again.
 
 from __future__ import annotations
 
-import contextlib
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from cdc_pipeline.backfill.coverage import coverage
@@ -26,7 +24,8 @@ from cdc_pipeline.kafka.client import KafkaClients, group_id_for
 from cdc_pipeline.kafka.offsets import committed_offsets
 from cdc_pipeline.kafka.topic import topic_partitions
 from cdc_pipeline.waiting import wait_until
-from tests.stack.pipeline_driver import PipelineDriver, write_connector
+from tests.airflow.pipeline_dags import pipeline_dag
+from tests.stack.pipeline_driver import PipelineDriver
 
 # The backfill tests read the change log that the operations tests at the end reset and set aside; shuffled runs
 # keep this module's order and move it as a whole.
@@ -46,10 +45,6 @@ class Backfilled:
     copy_at_t: bytes
     snapshot: Path
     changes: Path
-
-
-def is_paused(airflow_stack, dag_id: str) -> bool:
-    return airflow_stack.request("GET", f"/api/v2/dags/{dag_id}").json()["is_paused"]
 
 
 def run_dag(airflow_stack, conf: dict | None = None) -> str:
@@ -126,24 +121,12 @@ def live_files(driver: PipelineDriver, airflow_stack) -> dict:
 
 @pytest.fixture(scope="module")
 def pipeline(airflow_stack):
-    s = airflow_stack.settings
-    driver_path = write_connector(s.connectors_dir, NAME, TABLE, "bforders")
-    driver = PipelineDriver(s, driver_path, s.data_dir)
-    driver.sql(f"DROP TABLE IF EXISTS {TABLE}")
-    driver.sql(f"CREATE TABLE {TABLE} (id int PRIMARY KEY, v text, amount numeric(8,2))")
-    driver.sql(f"INSERT INTO {TABLE} SELECT g, 'first ' || g, g * 1.5 FROM generate_series(1, 30) g")
-    wait_until(lambda: DAG_ID in {d["dag_id"] for d in airflow_stack.list_dags()},
-               what=f"the dag-processor to pick up {DAG_ID}", timeout=180, interval=3)
-    was_paused = is_paused(airflow_stack, DAG_ID)
-    airflow_stack.set_paused(DAG_ID, False)  # a paused DAG's backfill runs never start
-    try:
+    def create(driver):
+        driver.sql(f"CREATE TABLE {TABLE} (id int PRIMARY KEY, v text, amount numeric(8,2))")
+        driver.sql(f"INSERT INTO {TABLE} SELECT g, 'first ' || g, g * 1.5 FROM generate_series(1, 30) g")
+
+    with pipeline_dag(airflow_stack, NAME, TABLE, "bforders", create) as driver:
         yield driver
-    finally:
-        airflow_stack.set_paused(DAG_ID, was_paused)
-        driver_path.unlink(missing_ok=True)
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.delete(f"{s.connect_url}/connectors/{NAME}", timeout=30)
-        driver.sql(f"DROP TABLE IF EXISTS {TABLE}")
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +257,7 @@ OPS_DAG = f"{DAG_ID}_ops"
 
 @pytest.fixture(scope="module")
 def ops(airflow_stack, backfilled):
-    was_paused = is_paused(airflow_stack, OPS_DAG)
+    was_paused = airflow_stack.is_paused(OPS_DAG)
     airflow_stack.set_paused(OPS_DAG, False)
     yield backfilled.driver
     airflow_stack.set_paused(OPS_DAG, was_paused)

@@ -35,7 +35,7 @@ def types_pipeline(airflow_stack):
     updates, unchanged-TOAST updates, deletes, re-inserts), so every test below has a pipeline with data and a
     resume point, whatever order the tests run in. Yields the driver and the run ids that carried the workload."""
     s = airflow_stack.settings
-    was_paused = is_paused(airflow_stack, TYPES_DAG)
+    was_paused = airflow_stack.is_paused(TYPES_DAG)
     airflow_stack.set_paused(TYPES_DAG, False)  # a paused DAG's triggered runs stay queued
     driver = PipelineDriver(s, s.connectors_dir / "af_types.json", s.data_dir)
     create_types_table(driver.sql, TYPES_TABLE)
@@ -60,10 +60,6 @@ def types_pipeline(airflow_stack):
 @pytest.fixture
 def types_driver(types_pipeline):
     return types_pipeline[0]
-
-
-def is_paused(airflow_stack, dag_id: str) -> bool:
-    return airflow_stack.request("GET", f"/api/v2/dags/{dag_id}").json()["is_paused"]
 
 
 def run_dag(airflow_stack, dag_id: str, conf: dict | None = None, expect: str = "success") -> str:
@@ -179,7 +175,7 @@ def test_trigger_params_are_validated(airflow_stack, types_driver):
 
 def test_the_operations_dag_reports_status_and_refuses_unconfirmed_changes(airflow_stack, types_driver):
     ops = f"{TYPES_DAG}_ops"
-    was_paused = is_paused(airflow_stack, ops)
+    was_paused = airflow_stack.is_paused(ops)
     airflow_stack.set_paused(ops, False)
     try:
         run_id = run_dag(airflow_stack, ops, conf={"operation": "status"})
@@ -200,7 +196,7 @@ def test_the_scheduler_brings_a_new_row_into_destiny_within_two_minutes(airflow_
     s = airflow_stack.settings
     driver = PipelineDriver(s, s.connectors_dir / "clientes.json", s.data_dir)
     driver.sql("INSERT INTO public.clientes (nombre, email) VALUES ('Zoe Álvarez', 'zoe@example.com')")
-    was_paused = is_paused(airflow_stack, "cdc_clientes")
+    was_paused = airflow_stack.is_paused("cdc_clientes")
     airflow_stack.set_paused("cdc_clientes", False)
     try:
         wait_until(lambda: b"zoe@example.com" in driver.destiny(), what="the scheduled runs to bring the new row",

@@ -53,7 +53,7 @@ def driver(airflow_stack):
     pipeline = PipelineDriver(s, s.connectors_dir / "af_dash.json", s.data_dir)
     pipeline.sql(f"CREATE TABLE {TABLE} (id int PRIMARY KEY, name text NOT NULL, amount numeric(10, 2))")
     pipeline.sql(f"INSERT INTO {TABLE} SELECT g, 'row ' || g, g * 1.25 FROM generate_series(1, 5) g")
-    was_paused = is_paused(airflow_stack)
+    was_paused = airflow_stack.is_paused(DAG)
     try:
         yield pipeline
     finally:
@@ -93,10 +93,6 @@ def page(browser, airflow_stack):
     tab.wait_for_url(re.compile(rf"/dags/{DAG}$"))
     yield tab
     context.close()
-
-
-def is_paused(airflow_stack) -> bool:
-    return airflow_stack.request("GET", f"/api/v2/dags/{DAG}").json()["is_paused"]
 
 
 def open_dashboard(page):

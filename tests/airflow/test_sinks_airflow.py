@@ -11,8 +11,8 @@ import pytest
 
 from cdc_pipeline.waiting import wait_until
 from devstack.ports import free_port
-from tests.stack.pipeline_driver import PipelineDriver, write_connector
-from tests.stack.test_sinks_support import Database, retire_connector
+from tests.airflow.pipeline_dags import pipeline_dag
+from tests.stack.test_sinks_support import Database
 
 pytestmark = pytest.mark.airflow
 
@@ -33,22 +33,20 @@ def sinks_dag(airflow_stack):
     sink_db = Database(s, s.sink_db)
     for table in ("public.af_sinks_replica", "public.af_sinks_flaky"):
         sink_db.sql(f"DROP TABLE IF EXISTS {table}")
-    path = write_connector(s.connectors_dir, NAME, f"public.{NAME}", "afs", sinks=[
-        {"type": "csv"}, {"type": "parquet"}, {"type": "postgres", "table": "public.af_sinks_replica"},
-        {"type": "postgres", "table": "public.af_sinks_flaky", "conn_id": FLAKY_CONN}])
-    driver = PipelineDriver(s, path, s.data_dir)
-    driver.sql(f"DROP TABLE IF EXISTS public.{NAME}")
-    driver.sql(f"CREATE TABLE public.{NAME} (id int PRIMARY KEY, v text, amount numeric(10,2), at timestamptz)")
-    driver.sql(f"INSERT INTO public.{NAME} SELECT g, 'v' || g, g * 1.25, '2026-11-30 12:00+00' FROM generate_series(1, 30) g")
+
+    def create(driver):
+        driver.sql(f"CREATE TABLE public.{NAME} (id int PRIMARY KEY, v text, amount numeric(10,2), at timestamptz)")
+        driver.sql(f"INSERT INTO public.{NAME} SELECT g, 'v' || g, g * 1.25, '2026-11-30 12:00+00' "
+                   "FROM generate_series(1, 30) g")
+
     airflow_stack.request("POST", "/api/v2/connections", json=connection(s, s.pg_port))
-    wait_until(lambda: DAG_ID in {d["dag_id"] for d in airflow_stack.list_dags()},
-               what=f"the dag-processor to pick up {path.name}", timeout=240, interval=5)
-    airflow_stack.unpause(DAG_ID)
-    yield driver, sink_db
-    airflow_stack.set_paused(DAG_ID, True)
-    airflow_stack.request("DELETE", f"/api/v2/connections/{FLAKY_CONN}")
-    path.unlink()
-    retire_connector(s, NAME, driver.spec.slot_name)
+    try:
+        with pipeline_dag(airflow_stack, NAME, f"public.{NAME}", "afs", create, sinks=[
+                {"type": "csv"}, {"type": "parquet"}, {"type": "postgres", "table": "public.af_sinks_replica"},
+                {"type": "postgres", "table": "public.af_sinks_flaky", "conn_id": FLAKY_CONN}]) as driver:
+            yield driver, sink_db
+    finally:
+        airflow_stack.request("DELETE", f"/api/v2/connections/{FLAKY_CONN}")
 
 
 def states(airflow_stack, run_id: str) -> dict[str, tuple[str, int]]:

@@ -51,17 +51,19 @@ def test_stop_then_start_keeps_rows_and_offsets_and_stops_cleanly(small_stack):
     s = small_stack.settings
     small_stack.start(SERVICES)
     with psycopg.connect(s.pg_conninfo, autocommit=True) as conn:
+        (before,) = conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()
         conn.execute("INSERT INTO public.clientes (nombre, email) VALUES ('Survivor', 's@example.com')")
     register_clientes(small_stack)
     offsets = small_stack["connect"].offsets_file  # type: ignore[attr-defined]
 
     def snapshot_done_and_flushed() -> bool:
-        """The worker's committed offset is the snapshot's last record (or past it), and is in the file: the
-        file holds a header before any offset, and a copy taken then would not be what the worker flushes on
-        stop."""
+        """The worker's committed offset covers the Survivor row (a snapshot taken after it, or, when an earlier
+        test left the connector streaming, its insert) and is in the file: the file holds a header before any
+        offset, and a copy taken earlier would not be what the worker flushes on stop."""
         stored = httpx.get(f"{s.connect_url}/connectors/clientes/offsets", timeout=10).json()["offsets"]
         done = [o["offset"] for o in stored
-                if "lsn" in o["offset"] and (not o["offset"].get("snapshot") or o["offset"].get("snapshot_completed"))]
+                if int(o["offset"].get("lsn", -1)) >= before
+                and (not o["offset"].get("snapshot") or o["offset"].get("snapshot_completed"))]
         return bool(done) and offsets.exists() and f'"lsn":{done[0]["lsn"]}'.encode() in offsets.read_bytes()
 
     wait_until(snapshot_done_and_flushed, what="the snapshot's offsets in the offsets file", timeout=60,

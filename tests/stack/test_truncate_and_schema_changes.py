@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from cdc_pipeline import operations
 from cdc_pipeline.errors import SchemaChangedError
 from tests.stack.pipeline_driver import PipelineDriver, write_connector
 from tests.stack.workload import BackgroundChanges
@@ -46,13 +47,31 @@ def test_a_truncate_in_the_middle_of_a_batch_removes_the_rows_before_it_only(sta
     assert b"after, updated" in expected and b"touched" not in expected
 
 
-def test_a_truncate_at_a_batch_boundary_then_new_rows_under_a_workload(stack_services, tmp_path):
+def test_a_truncate_as_the_last_event_of_a_batch_and_new_rows_in_the_next(stack_services, tmp_path):
     driver = make(stack_services, tmp_path, "trunc_edge")
-    with BackgroundChanges(driver, "public.trunc_edge", seed=3):
+    before = driver.topic_record_count()
+    driver.sql("UPDATE public.trunc_edge SET v = 'touched' WHERE id <= 5")
+    driver.sql("TRUNCATE public.trunc_edge")
+    driver.wait_for_records(before + 5 + 1)
+    consumed, _ = driver.run_once(max_events=6)  # the batch ends exactly at the TRUNCATE
+    assert (consumed["events"], consumed["truncates"]) == (6, 1), consumed
+    assert driver.destiny().decode() == driver.copy_csv("id").decode()  # the header only
+    assert driver.run_once()[0]["events"] == 0  # nothing after it yet: the boundary is the TRUNCATE itself
+    driver.sql("INSERT INTO public.trunc_edge SELECT g, 'again ' || g, g, NULL FROM generate_series(1, 20) g")
+    driver.wait_for_records(before + 6 + 20)
+    consumed, _ = driver.run_once()  # the batch starts right after the TRUNCATE
+    assert (consumed["events"], consumed["creates"], consumed.get("truncates", 0)) == (20, 20, 0), consumed
+    expected = driver.copy_csv("id")
+    assert driver.destiny().decode() == expected.decode() and expected.count(b"again") == 20
+
+
+def test_a_truncate_while_changes_flow_then_new_rows(stack_services, tmp_path):
+    driver = make(stack_services, tmp_path, "trunc_flow")
+    with BackgroundChanges(driver, "public.trunc_flow", seed=3):
         driver.run_once()
-        driver.sql("TRUNCATE public.trunc_edge")
+        driver.sql("TRUNCATE public.trunc_flow")
         driver.run_once()
-        driver.sql("INSERT INTO public.trunc_edge SELECT g, 'again ' || g, g, NULL FROM generate_series(1, 20) g")
+        driver.sql("INSERT INTO public.trunc_flow SELECT g, 'again ' || g, g, NULL FROM generate_series(1, 20) g")
         driver.run_once()
     expected = driver.converge("id")
     assert driver.destiny().decode() == expected.decode()
@@ -84,15 +103,27 @@ def test_a_schema_change_is_rebuilt_to_the_new_shape_while_changes_flow(stack_se
     assert [r["reason"] for r in driver.history.incidents.recoveries()][-1] == "schema_change"
 
 
-def test_with_on_schema_change_fail_the_run_fails_naming_the_command_and_merges_nothing(stack_services, tmp_path):
-    driver = make(stack_services, tmp_path, "sc_fail", on_schema_change="fail")
+@pytest.mark.parametrize("table", SCHEMA_CHANGES)
+def test_with_on_schema_change_fail_the_run_fails_naming_the_command_which_then_repairs_it(stack_services, tmp_path,
+                                                                                          table):
+    name = f"{table}_f"
+    driver = make(stack_services, tmp_path, name, on_schema_change="fail")
     last_good = driver.destiny()
-    driver.sql("ALTER TABLE public.sc_fail ADD COLUMN c_added integer DEFAULT 7")
-    with pytest.raises(SchemaChangedError, match=r"column c_added integer DEFAULT 7 added.*resnapshot --connector sc_fail"):
+    with BackgroundChanges(driver, f"public.{name}", seed=len(name)):
+        driver.sql(SCHEMA_CHANGES[table].format(t=name))
+        with pytest.raises(SchemaChangedError, match=rf"column c_.*python -m cdc_pipeline resnapshot --connector {name}"):
+            driver.register()
+        before = driver.topic_record_count()
+        driver.sql(f"INSERT INTO public.{name} (id, v) VALUES (500, 'new shape')")
+        driver.wait_for_records(before + 1)
+        with pytest.raises(SchemaChangedError, match=rf"column c_.*on_schema_change.*resnapshot --connector {name}"):
+            driver.run_once()
+        assert driver.destiny() == last_good  # nothing of the batch was merged
+        assert "on_schema_change=fail" in driver.history.runs.recent_runs(1)[0]["schema_change"]
+        with driver.kafka() as kafka, driver.connect() as connect:  # the command the refusal names
+            operations.resnapshot(driver.pipe, kafka, connect, origin="test",
+                                  connector_config=driver.connector_config())
         driver.register()
-    driver.sql("INSERT INTO public.sc_fail VALUES (500, 'new shape', 1, NULL, 8)")
-    driver.wait_for_records(61)
-    with pytest.raises(SchemaChangedError, match=r"column c_added added"):
         driver.run_once()
-    assert driver.destiny() == last_good
-    assert "on_schema_change=fail" in driver.history.runs.recent_runs(1)[0]["schema_change"]
+    expected = driver.converge("id")
+    assert driver.destiny().decode() == expected.decode()

@@ -155,6 +155,12 @@ class ScriptedConsumer:
             answer.append(TopicPartition(tp.topic, tp.partition, at_or_after[0] if at_or_after else none))
         return answer
 
+    def list_topics(self, topic=None, timeout=None):
+        if self.raises is not None:
+            raise self.raises
+        described = SimpleNamespace(error=None, partitions={p: SimpleNamespace(id=p) for p in self.logs})
+        return SimpleNamespace(topics={self.topic: described} if self.logs else {})
+
     def commit(self, message=None, offsets=None, asynchronous=True):
         self.calls.append(("commit", [(tp.topic, tp.partition, tp.offset) for tp in offsets], asynchronous))
         if self.commit_raises is not None:
@@ -196,6 +202,16 @@ class ScriptedConsumer:
         return FakeMessage(self.topic, partition, lg.end, error=RdKafkaError(RdKafkaError._PARTITION_EOF))
 
 
-def clients_for(consumer: ScriptedConsumer) -> SimpleNamespace:
+class ScriptedAdmin:
+    """describe_topics of confluent_kafka's AdminClient: the topic's id."""
+
+    def __init__(self, topic: str, topic_id: str) -> None:
+        self.topic, self.topic_id = topic, topic_id
+
+    def describe_topics(self, topics, request_timeout=None):
+        return {self.topic: SimpleNamespace(result=lambda: SimpleNamespace(topic_id=self.topic_id))}
+
+
+def clients_for(consumer: ScriptedConsumer, topic_id: str = "scripted-topic-id") -> SimpleNamespace:
     """What cdc_pipeline.kafka uses of KafkaClients."""
-    return SimpleNamespace(consumer=consumer, group_id="cdc-csv.t")
+    return SimpleNamespace(consumer=consumer, admin=ScriptedAdmin(consumer.topic, topic_id), group_id="cdc-csv.t")

@@ -89,6 +89,21 @@ def test_a_broken_connector_file_gets_a_dag_that_says_why_and_the_others_still_l
     assert "remove database.password" in dags["cdc_leaky_invalid"].doc_md
 
 
+def test_verify_every_schedules_the_operations_dag_to_verify_and_without_it_the_dag_runs_only_when_triggered(
+        tmp_path, monkeypatch):
+    from cdc_airflow.dag_factory import build_dags
+    from cdc_airflow.settings import DagSettings
+
+    document = json.loads((REPO / "include" / "connectors" / "clientes.json").read_text())
+    (tmp_path / "clientes.json").write_text(json.dumps(document))
+    (tmp_path / "audited.json").write_text(json.dumps({**document, "name": "audited", "verify_every": "6h"}))
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    dags = build_dags(DagSettings(connectors_dir=tmp_path, data_dir=tmp_path / "data"))
+    audited, plain = dags["cdc_audited_ops"], dags["cdc_clientes_ops"]
+    assert audited.schedule == timedelta(hours=6) and audited.params["operation"] == "verify"
+    assert plain.schedule is None and plain.params["operation"] == "status"
+
+
 def test_a_refusal_fails_its_task_at_once_and_an_outage_keeps_its_retries(dag_bag):
     from airflow.sdk.definitions.retry_policy import RetryAction
     from cdc_airflow.task_runtime import RefusalExit, one_line_errors

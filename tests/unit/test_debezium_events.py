@@ -202,6 +202,18 @@ def test_malformed_value_names_column_type_and_value():
         _decode_one(_field("v", "string", "io.debezium.time.ZonedTimestamp"), "yesterday")
 
 
+def test_a_bug_in_a_converter_fails_loudly_instead_of_becoming_a_decode_error(monkeypatch):
+    from cdc_pipeline.pgtext import types
+
+    def broken(value):
+        raise RuntimeError("a bug in the converter")
+
+    monkeypatch.setitem(types._BY_NAME, ("string", "io.debezium.time.ZonedTimestamp"), broken)
+    field = _field("v_bug", "string", "io.debezium.time.ZonedTimestamp")
+    with pytest.raises(RuntimeError, match="a bug in the converter"):
+        _decode_one(field, "2026-11-30T10:00:00Z")
+
+
 def test_unsupported_type_is_refused_when_the_schema_is_first_seen():
     with pytest.raises(UnsupportedTypeError, match="column 'v'.*MicroDuration"):
         _decode_one(_field("v", "int64", "io.debezium.time.MicroDuration"), 0)

@@ -1,0 +1,50 @@
+"""The status against the real broker: the backlog is the true count of unmerged events per partition (Tansu
+answers ListOffsets short of the end, so the probe reads to the end) and the lag age is the age of the oldest
+unmerged event's Kafka timestamp; after a run merges them both are zero."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cdc_pipeline.status import Probes, kafka_backlog, pipeline_status
+from tests.stack.pipeline_driver import PipelineDriver, write_connector
+
+pytestmark = pytest.mark.stack
+
+NAME = "status_live"
+TABLE = f"public.{NAME}"
+
+
+def test_backlog_and_lag_age_are_measured_on_the_broker_and_zero_once_merged(stack_services, tmp_path):
+    path = write_connector(tmp_path / "connectors", NAME, TABLE, "statuslive")
+    driver = PipelineDriver(stack_services.settings, path, tmp_path / "data")
+    driver.sql(f"DROP TABLE IF EXISTS {TABLE}")
+    driver.sql(f"CREATE TABLE {TABLE} (id int PRIMARY KEY, v text)")
+    driver.sql(f"INSERT INTO {TABLE} SELECT g, 'v' || g FROM generate_series(1, 10) g")
+    driver.register()
+    driver.drain_until_equal("id")
+
+    before = driver.topic_record_count()
+    written_from = time.time()
+    for first in range(100, 137, 12):  # three transactions: 37 events the pipeline has not read
+        driver.sql(f"INSERT INTO {TABLE} SELECT g, 'new' FROM generate_series({first}, {min(first + 11, 136)}) g")
+    driver.wait_for_records(before + 37)
+    time.sleep(2)  # so the oldest unmerged event is measurably old
+
+    with driver.kafka("test.status") as kafka:
+        probes = Probes(backlog=kafka_backlog(kafka, driver.spec.topic, max_seconds=30))
+        asked_at = time.time()
+        status = pipeline_status(NAME, driver.layout, probes)
+        assert status.probes["Kafka"] == "answered", status.probes
+        assert (status.backlog.measured, status.backlog.total) == ("kafka", 37), status.backlog
+        assert sum(status.backlog.partitions.values()) == 37
+        age = status.backlog.oldest_age_seconds
+        assert age is not None and 2.0 <= age <= time.time() - written_from + 1.0, (age, asked_at - written_from)
+        assert "backlog 37 events (kafka, oldest " in "\n".join(status.lines()), status.lines()
+
+        driver.run_once()
+        after = pipeline_status(NAME, driver.layout, probes)
+        assert (after.backlog.total, after.backlog.oldest_age_seconds) == (0, None), after.backlog
+    assert driver.destiny() == driver.copy_csv("id")
