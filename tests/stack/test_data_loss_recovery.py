@@ -14,6 +14,8 @@ import pytest
 
 from cdc_pipeline import cli
 from cdc_pipeline.errors import DataLossError
+from cdc_pipeline.kafka.offsets import committed_offsets
+from cdc_pipeline.kafka.topic import topic_partitions
 from cdc_pipeline.waiting import wait_until
 from tests.stack.pipeline_driver import REPO, PipelineDriver, write_connector
 
@@ -87,6 +89,27 @@ def test_a_broker_that_lost_unread_events_is_detected_and_the_table_is_rebuilt_a
     # It streams on: later changes arrive as usual.
     driver.sql("INSERT INTO public.loss_items VALUES (500, 'later', 0)")
     assert driver.drain_until_equal("id") == driver.destiny()
+
+
+def test_a_deleted_consumer_group_is_noted_and_the_run_history_wins(stack_services, tmp_path):
+    """The group's committed offsets are a mirror: gone (deleted on the real broker), the run says so, reads from the
+    history's resume point, loses nothing and rebuilds nothing; its commit writes the mirror again."""
+    driver = _driver(stack_services, tmp_path, "group_items")
+    before = driver.topic_record_count()
+    driver.sql("UPDATE public.group_items SET v = 'after the group went' WHERE id <= 5")
+    driver.wait_for_records(before + 5)
+    with driver.kafka() as kafka:
+        group = kafka.group_id
+        assert kafka.admin.delete_consumer_groups([group], request_timeout=30)[group].result() is None
+
+    consumed, _ = driver.run_once()
+    assert consumed["events"] == 5 and not consumed.get("recovery"), consumed
+    assert any("no committed offsets although the run history has a resume point" in n for n in consumed["notes"])
+    assert driver.history.incidents.recoveries() == []
+    assert driver.destiny().decode() == driver.copy_csv("id").decode()
+    with driver.kafka() as kafka:
+        mirrored = committed_offsets(kafka, driver.spec.topic, topic_partitions(kafka, driver.spec.topic))
+    assert mirrored == driver.history.runs.resume_point().ends
 
 
 def test_with_on_data_loss_fail_the_run_fails_and_names_the_remedy(stack_services, tmp_path):
