@@ -33,7 +33,8 @@ TYPES_TABLE = "public.af_types"
 def types_pipeline(airflow_stack):
     """The every-type pipeline run through the scheduler once for the whole module (snapshot reads, inserts,
     updates, unchanged-TOAST updates, deletes, re-inserts), so every test below has a pipeline with data and a
-    resume point, whatever order the tests run in. Yields the driver and the run ids that carried the workload."""
+    resume point, whatever order the tests run in. Yields the driver, the run ids that carried the workload,
+    COPY after it, and destiny.csv once drained."""
     s = airflow_stack.settings
     was_paused = airflow_stack.is_paused(TYPES_DAG)
     airflow_stack.set_paused(TYPES_DAG, False)  # a paused DAG's triggered runs stay queued
@@ -53,7 +54,8 @@ def types_pipeline(airflow_stack):
 
     with contextlib.suppress(WaitTimeout):  # the fidelity test's comparison shows what differs
         wait_until(drained, what="destiny.csv to equal COPY", timeout=240, interval=0)
-    yield driver, run_ids, expected
+    # What destiny.csv held when the workload was drained: other tests change the table after this.
+    yield driver, run_ids, expected, driver.destiny()
     airflow_stack.set_paused(TYPES_DAG, was_paused)
 
 
@@ -79,8 +81,8 @@ def test_dag_folder_loads_without_import_errors(airflow_stack):
 
 
 def test_every_promised_type_through_the_scheduler_is_byte_identical_to_copy(airflow_stack, types_pipeline):
-    driver, run_ids, expected = types_pipeline
-    assert driver.destiny().decode() == expected.decode()
+    driver, run_ids, expected, reached = types_pipeline
+    assert reached.decode() == expected.decode()
 
     last = run_ids[-1]
     consume_log = airflow_stack.task_log(TYPES_DAG, last, "consume_batch")
