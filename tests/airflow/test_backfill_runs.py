@@ -27,9 +27,7 @@ from cdc_pipeline.waiting import wait_until
 from tests.airflow.pipeline_dags import pipeline_dag
 from tests.stack.pipeline_driver import PipelineDriver
 
-# The backfill tests read the change log that the operations tests at the end reset and set aside; shuffled runs
-# keep this module's order and move it as a whole.
-pytestmark = [pytest.mark.airflow, pytest.mark.random_order(disabled=True)]
+pytestmark = pytest.mark.airflow
 
 NAME = "bf_orders"
 DAG_ID = f"cdc_{NAME}"
@@ -248,72 +246,3 @@ def submit_backfill(page, airflow_stack, moment: datetime) -> None:
     page.get_by_text("1 run will be triggered.").wait_for()
     page.get_by_role("button", name="Run Backfill").click()
     page.get_by_text("Backfill generated").first.wait_for(timeout=30_000)
-
-
-# --- Operations from the UI (issue 11, item 5): every operation of cdc_bf_orders_ops from a real run ---------
-
-OPS_DAG = f"{DAG_ID}_ops"
-
-
-@pytest.fixture(scope="module")
-def ops(airflow_stack, backfilled):
-    was_paused = airflow_stack.is_paused(OPS_DAG)
-    airflow_stack.set_paused(OPS_DAG, False)
-    yield backfilled.driver
-    airflow_stack.set_paused(OPS_DAG, was_paused)
-
-
-def run_ops(airflow_stack, conf: dict, expect: str = "success") -> str:
-    run_id = airflow_stack.trigger(OPS_DAG, conf=conf)
-    state = airflow_stack.wait_for_run(OPS_DAG, run_id, timeout=300)
-    log = airflow_stack.task_log(OPS_DAG, run_id, "run_operation")
-    assert state == expect, f"{OPS_DAG} {conf} ended {state}, not {expect}:\n{log[-3000:]}"
-    assert "Traceback" not in log, log[-3000:]
-    return log
-
-
-def converge(airflow_stack, driver: PipelineDriver) -> None:
-    expected = driver.copy_csv("id")
-    wait_until(lambda: run_dag(airflow_stack) and driver.history.incidents.active_recovery() is None
-               and driver.destiny() == expected, what="destiny.csv to equal COPY again", timeout=420, interval=0)
-
-
-def test_status_history_and_verify_from_the_operations_dag(airflow_stack, ops):
-    assert "backlog" in run_ops(airflow_stack, {"operation": "status"})
-    assert "scheduled__" in run_ops(airflow_stack, {"operation": "history"})
-    assert "verify: identical:" in run_ops(airflow_stack, {"operation": "verify"})
-
-
-def test_wrong_operation_input_gets_a_readable_error_with_an_example(airflow_stack, ops):
-    log = run_ops(airflow_stack, {"operation": "reset_to_date", "date": "yesterday", "confirm": True}, expect="failed")
-    assert "write it like 2026-11-24" in log
-    log = run_ops(airflow_stack, {"operation": "reset_to_date", "confirm": True}, expect="failed")
-    assert "reset_to_date needs 'date', e.g. 2026-11-24" in log
-    log = run_ops(airflow_stack, {"operation": "reset_to_run", "run_id": "no-such-run", "confirm": True}, expect="failed")
-    assert "'no-such-run' is not in" in log and "python -m cdc_pipeline history" in log
-    log = run_ops(airflow_stack, {"operation": "resnapshot"}, expect="failed")
-    assert "trigger again with 'confirm' ticked" in log
-    with pytest.raises(Exception, match="400|422"):
-        airflow_stack.trigger(OPS_DAG, conf={"operation": "explode"})
-
-
-def test_resets_resnapshot_and_clear_from_the_operations_dag(airflow_stack, ops):
-    driver = ops
-    runs = [r for r in driver.history.runs.recent_runs(200) if r["offset_ranges"] and r["run_id"].startswith("scheduled__")]
-    log = run_ops(airflow_stack, {"operation": "reset_to_run", "run_id": runs[-1]["run_id"], "confirm": True})
-    assert f"where run {runs[-1]['run_id']} started" in log
-    log = run_ops(airflow_stack, {"operation": "reset_to_beginning", "confirm": True})
-    assert "reset bf_orders to the topic's beginning" in log
-    converge(airflow_stack, driver)
-    log = run_ops(airflow_stack, {"operation": "reset_to_date", "date": "2026-11-24", "confirm": True})
-    assert "reset bf_orders to 2026-11-24T00:00:00+00:00" in log
-    converge(airflow_stack, driver)
-    log = run_ops(airflow_stack, {"operation": "resnapshot", "confirm": True})
-    assert "started: connector bf_orders re-snapshots public.bf_orders" in log
-    converge(airflow_stack, driver)
-    assert driver.history.incidents.active_recovery() is None
-    log = run_ops(airflow_stack, {"operation": "clear_unfinished_operation", "confirm": True})
-    assert "no operator command is marked running" in log
-    done = [(op["kind"], op["status"]) for op in driver.history.incidents.operations(20)]
-    assert done[:4] == [("resnapshot", "done"), ("reset", "done"), ("reset", "done"), ("reset", "done")]
-    assert ("reset", "failed") in done  # the reset to a run that does not exist, recorded as failed
