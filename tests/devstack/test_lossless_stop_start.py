@@ -16,42 +16,54 @@ from devstack.stack import SERVICES, Stack
 from devstack.testing import make_test_settings
 from tests.stack.pipeline_driver import PipelineDriver, write_connector
 
-# A scenario in two acts: the lossless stop first, then the failed drain that force-stops and loses the unread
-# burst on purpose. Shuffled runs (--random-order) keep this module's order and move it as a whole.
-pytestmark = [pytest.mark.stack, pytest.mark.random_order(disabled=True)]
+pytestmark = pytest.mark.stack
+
+
+PIPELINES = {  # test -> its pipeline
+    "test_stop_drains_every_pipeline_and_up_continues_without_loss": "kept_items",
+    "test_a_failed_drain_keeps_the_broker_running_unless_forced": "stuck_items",
+}
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("lossless-connectors")
-    write_connector(folder, "kept_items", "public.kept_items", "kept")
-    stack = Stack(make_test_settings(prefix="cdc-stack-lossless-", connectors_dir=folder))
+    stack = Stack(make_test_settings(prefix="cdc-stack-lossless-",
+                                     connectors_dir=tmp_path_factory.mktemp("lossless-connectors")))
     try:
-        stack.start(SERVICES)
         yield stack
     finally:
         stack.stop()
         shutil.rmtree(stack.settings.stack_home, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def driver(stack) -> PipelineDriver:
+@pytest.fixture
+def driver(stack, request) -> PipelineDriver:
+    """A pipeline of the test's own, in the folder ``./stack stop`` drains; gone from it after the test, so a
+    pipeline a test broke on purpose never holds back another test's stop. The stack is started if a test
+    before left it stopped."""
+    name = PIPELINES[request.node.name]
     s = stack.settings
-    driver = PipelineDriver(s, s.connectors_dir / "kept_items.json", s.data_dir, group=f"{s.kafka_group_id}.kept_items")
-    driver.sql("DROP TABLE IF EXISTS public.kept_items")
-    driver.sql("CREATE TABLE public.kept_items (id int PRIMARY KEY, v text)")
-    driver.sql("INSERT INTO public.kept_items SELECT g, 'v' || g FROM generate_series(1, 50) g")
+    path = write_connector(s.connectors_dir, name, f"public.{name}", name.replace("_", ""))
+    stack.start(SERVICES)
+    driver = PipelineDriver(s, path, s.data_dir, group=f"{s.kafka_group_id}.{name}")
+    driver.sql(f"DROP TABLE IF EXISTS public.{name}")
+    driver.sql(f"CREATE TABLE public.{name} (id int PRIMARY KEY, v text)")
+    driver.sql(f"INSERT INTO public.{name} SELECT g, 'v' || g FROM generate_series(1, 50) g")
     driver.register()
     assert driver.drain_until_equal("id") == driver.destiny()
-    return driver
+    try:
+        yield driver
+    finally:
+        path.unlink()
 
 
 def burst(driver: PipelineDriver, tag: str) -> None:
     before = driver.topic_record_count()
-    driver.sql(f"UPDATE public.kept_items SET v = '{tag} ' || id WHERE id % 2 = 0")
-    driver.sql(f"INSERT INTO public.kept_items SELECT g, '{tag}' FROM generate_series(1000 + length('{tag}') * 100,"
+    table = driver.spec.qualified_table
+    driver.sql(f"UPDATE {table} SET v = '{tag} ' || id WHERE id % 2 = 0")
+    driver.sql(f"INSERT INTO {table} SELECT g, '{tag}' FROM generate_series(1000 + length('{tag}') * 100,"
                f" 1010 + length('{tag}') * 100) g")
-    driver.sql("DELETE FROM public.kept_items WHERE id % 5 = 0 AND id < 1000")
+    driver.sql(f"DELETE FROM {table} WHERE id % 5 = 0 AND id < 1000")
     driver.wait_for_records(before + 25 + 11)
 
 
@@ -78,7 +90,7 @@ def test_stop_drains_every_pipeline_and_up_continues_without_loss(stack, driver)
 def test_a_failed_drain_keeps_the_broker_running_unless_forced(stack, driver):
     burst(driver, "stuck")
     driver.layout.buffer_meta.write_text("not json")  # a pipeline whose buffer cannot be read: its drain fails
-    with pytest.raises(DrainFailedError, match="could not drain pipeline kept_items.*keep running.*--force"):
+    with pytest.raises(DrainFailedError, match=rf"could not drain pipeline {driver.spec.name}.*keep running.*--force"):
         stack.stop_keeping_every_change()
     assert stack["broker"].is_running() and stack["postgres"].is_running()
     assert not stack["connect"].is_running()
