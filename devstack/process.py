@@ -6,7 +6,8 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,8 +15,8 @@ from cdc_pipeline.waiting import WaitTimeout, log_tail, wait_until
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cmdline", "descendants", "is_alive", "log_tail", "read_pid", "running_pid", "start_detached",
-           "stop_process"]
+__all__ = ["ProcessRef", "cmdline", "descendants", "is_alive", "log_tail", "read_pid", "running_pid",
+           "start_detached", "stop_process"]
 
 
 def start_detached(
@@ -53,18 +54,56 @@ def read_pid(pid_path: Path) -> int | None:
         return None
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (which is in parentheses and may hold spaces):
+    [0] the state letter, [1] the parent pid, [19] the start time."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
 def is_alive(pid: int) -> bool:
     """True when ``pid`` runs and is not a zombie (a child of ours that exited is reaped here)."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass  # not our child: nothing to reap
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    # The state letter follows the command name, which is in parentheses and may hold spaces.
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    """A process as it was seen: its pid and its start time. pid_max is 32768 on these machines and a test
+    session wraps it, so a pid (or a thread id, which /proc also answers) may belong to another process a
+    moment later: a reference is alive only while the same process runs, and is never signalled otherwise."""
+
+    pid: int
+    started: int  # clock ticks after boot
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessRef | None:
+        fields = _stat(pid)
+        return None if fields is None else cls(pid, int(fields[19]))
+
+    def alive(self) -> bool:
+        if not is_alive(self.pid):
+            return False
+        fields = _stat(self.pid)
+        return fields is not None and int(fields[19]) == self.started
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.alive():
+            try:
+                os.kill(self.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def refs(pids: Iterable[int]) -> list[ProcessRef]:
+    """References to those of ``pids`` that run now."""
+    return [ref for ref in map(ProcessRef.of, pids) if ref is not None]
 
 
 def cmdline(pid: int) -> str:
@@ -91,11 +130,9 @@ def descendants(pid: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
+        fields = _stat(int(entry.name))
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -110,32 +147,32 @@ def stop_process(pid: int, *, timeout: float = 20.0) -> bool:
     Returns True when the processes are gone. Airflow standalone in particular leaves its
     scheduler, api-server, ... running if only the parent gets the signal.
     """
-    targets = [pid, *descendants(pid)]
-    _signal_all(pid, targets, signal.SIGTERM)
+    leader = ProcessRef.of(pid)
+    if leader is None:
+        return True
+    targets = [leader, *refs(descendants(pid))]
+    _signal_all(leader, targets, signal.SIGTERM)
     if _wait_gone(targets, f"pid {pid} and its {len(targets) - 1} descendant(s) to exit after SIGTERM", timeout):
         return True
-    left = [p for p in targets if is_alive(p)]
-    log.warning("pid(s) %s still alive %.0f s after SIGTERM: sending SIGKILL", left, timeout)
-    _signal_all(pid, left + descendants(pid), signal.SIGKILL)
-    return _wait_gone(targets, f"pid(s) {left} to exit after SIGKILL", 5.0)
+    left = [ref for ref in targets if ref.alive()]
+    log.warning("pid(s) %s still alive %.0f s after SIGTERM: sending SIGKILL", [ref.pid for ref in left], timeout)
+    _signal_all(leader, left + refs(descendants(pid)), signal.SIGKILL)
+    return _wait_gone(targets, f"pid(s) {[ref.pid for ref in left]} to exit after SIGKILL", 5.0)
 
 
-def _wait_gone(pids: Sequence[int], what: str, timeout: float) -> bool:
+def _wait_gone(targets: Sequence[ProcessRef], what: str, timeout: float) -> bool:
     try:
-        wait_until(lambda: not any(is_alive(p) for p in pids), what=what, timeout=timeout, interval=0.1)
+        wait_until(lambda: not any(ref.alive() for ref in targets), what=what, timeout=timeout, interval=0.1)
     except WaitTimeout:
         return False
     return True
 
 
-def _signal_all(leader: int, pids: Sequence[int], sig: signal.Signals) -> None:
+def _signal_all(leader: ProcessRef, targets: Sequence[ProcessRef], sig: signal.Signals) -> None:
     try:
-        if os.getpgid(leader) == leader:
-            os.killpg(leader, sig)
+        if leader.alive() and os.getpgid(leader.pid) == leader.pid:
+            os.killpg(leader.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+    for ref in targets:
+        ref.signal(sig)

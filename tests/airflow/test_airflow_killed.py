@@ -47,14 +47,11 @@ def pipeline(airflow_stack):
 
 def kill_all_of_airflow(airflow_stack) -> None:
     leader = airflow_stack.stack["airflow"].pid()
-    everything = [leader, *process.descendants(leader)]
+    everything = process.refs([leader, *process.descendants(leader)])  # by start time: pids wrap at 32768 here
     os.killpg(leader, signal.SIGKILL)  # the launcher starts Airflow in a session of its own
-    for pid in everything:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    wait_until(lambda: not any(process.is_alive(pid) for pid in everything),
+    for ref in everything:
+        ref.signal(signal.SIGKILL)
+    wait_until(lambda: not any(ref.alive() for ref in everything),
                what="every Airflow process to be gone after SIGKILL", timeout=30, interval=0.1)
 
 

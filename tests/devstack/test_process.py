@@ -1,6 +1,10 @@
 """Detached processes: pid file, is-alive, TERM then KILL after the deadline, children included."""
 
+import os
+import signal
 import sys
+import threading
+import time
 
 from cdc_pipeline.waiting import wait_until
 from devstack import process
@@ -35,3 +39,19 @@ def test_log_tail_returns_the_last_lines(tmp_path):
     log.write_text("".join(f"{i}\n" for i in range(1000)))
     assert process.log_tail(log, 3) == "997\n998\n999"
     assert process.log_tail(tmp_path / "missing.log") == ""
+
+
+def test_a_process_reference_is_not_fooled_by_its_pid_serving_another_process(tmp_path):
+    me = process.ProcessRef.of(os.getpid())
+    assert me is not None and me.alive()
+    # The same pid with another start time: what a reference looks like once its process exited and the kernel
+    # gave the number to a new one (or to a thread, whose id /proc answers too). It must not count, nor be signalled.
+    recycled = process.ProcessRef(os.getpid(), me.started + 1)
+    assert not recycled.alive()
+    recycled.signal(signal.SIGTERM)  # would end this test run if it reached the pid
+    assert process.ProcessRef.of(2 ** 22 + 1) is None  # above any pid_max: no such process
+    thread = threading.Thread(target=time.sleep, args=(0.5,))
+    thread.start()
+    tid_ref = process.ProcessRef.of(thread.native_id)
+    assert tid_ref is not None and tid_ref.started >= me.started
+    thread.join()

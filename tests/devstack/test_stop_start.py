@@ -74,12 +74,12 @@ def test_stop_then_start_keeps_rows_and_offsets_and_stops_cleanly(small_stack):
     saved = wait_until(snapshot_done_and_flushed, what="the snapshot's offsets in the offsets file", timeout=60,
                        interval=0.5, log_path=small_stack["connect"].log_path)
     pids = {name: small_stack[name].pid() for name in SERVICES}
-    children = {name: process.descendants(pid) for name, pid in pids.items()}
+    children = {name: process.refs(process.descendants(pid)) for name, pid in pids.items()}
 
     assert small_stack.stop() == ["connect", "broker", "postgres"]
     for name, pid in pids.items():
         assert not process.is_alive(pid), name
-        assert not [c for c in children[name] if process.is_alive(c)], f"{name} left children behind"
+        assert not [c.pid for c in children[name] if c.alive()], f"{name} left children behind"
     for port in (s.pg_port, s.kafka_port, s.connect_port):
         assert not port_in_use(port), port
     # The worker flushes on stop what it committed last: the offset seen above, or a later one.
