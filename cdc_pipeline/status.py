@@ -17,6 +17,9 @@ from cdc_pipeline.history import History, RunStatus
 from cdc_pipeline.formatting import ago_text, hhmm, parse_time, size_text
 from cdc_pipeline.layout import PipelineLayout
 
+# How long a status command (CLI, ./stack status, the operations DAG) reads Kafka for the live backlog: past it
+# the status says it could not ask and shows the last run's backlog. The dashboard asks with a few seconds.
+STATUS_KAFKA_SECONDS = 30.0
 LATE_AFTER = timedelta(minutes=5)      # no successful merge for this long: late
 STATES = ("ok", "late", "failing", "source down", "connect down", "broker down", "rebuilding", "not started")
 SERVICE_STATE = {"postgres": "source down", "connect": "connect down", "broker": "broker down"}
@@ -216,13 +219,21 @@ def kafka_backlog(clients, topic: str, *, max_seconds: float = 300.0) -> Callabl
     from confluent_kafka import Message
 
     from cdc_pipeline.kafka.reader import read_range, read_to_end
-    from cdc_pipeline.kafka.topic import inspect_topic
+    from cdc_pipeline.kafka.topic import holds_offset, inspect_topic
 
     def probe(ends: dict[int, int]) -> Backlog:
         state = inspect_topic(clients, topic)
         if not state.exists:
             return Backlog(measured="kafka")
-        starts = {p: ends.get(p, state.low.get(p, 0)) for p in state.partitions}
+        starts = {}
+        for p in state.partitions:
+            low, end = state.low.get(p, 0), ends.get(p)
+            # A resume point the broker no longer holds (it restarted and forgot): reading on from it would wait
+            # for offsets that never come (Tansu answers a fetch beyond the end with nothing). What it holds now
+            # is unread; the next run says what was lost and rebuilds.
+            held = end is not None and end >= low and holds_offset(
+                clients, topic, p, end, listed_high=state.listed_high.get(p, 0), timeout=5)
+            starts[p] = end if held else low
         true_end = read_to_end(clients, topic, {p: max(starts[p], state.listed_high.get(p, 0)) for p in state.partitions},
                                max_seconds=max_seconds)
         per = {p: max(0, true_end[p] - starts[p]) for p in state.partitions}

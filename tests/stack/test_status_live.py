@@ -17,15 +17,19 @@ NAME = "status_live"
 TABLE = f"public.{NAME}"
 
 
-def test_backlog_and_lag_age_are_measured_on_the_broker_and_zero_once_merged(stack_services, tmp_path):
-    path = write_connector(tmp_path / "connectors", NAME, TABLE, "statuslive")
+def drained_pipeline(stack_services, tmp_path, name: str) -> PipelineDriver:
+    path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""))
     driver = PipelineDriver(stack_services.settings, path, tmp_path / "data")
-    driver.sql(f"DROP TABLE IF EXISTS {TABLE}")
-    driver.sql(f"CREATE TABLE {TABLE} (id int PRIMARY KEY, v text)")
-    driver.sql(f"INSERT INTO {TABLE} SELECT g, 'v' || g FROM generate_series(1, 10) g")
+    driver.sql(f"DROP TABLE IF EXISTS public.{name}")
+    driver.sql(f"CREATE TABLE public.{name} (id int PRIMARY KEY, v text)")
+    driver.sql(f"INSERT INTO public.{name} SELECT g, 'v' || g FROM generate_series(1, 10) g")
     driver.register()
     driver.drain_until_equal("id")
+    return driver
 
+
+def test_backlog_and_lag_age_are_measured_on_the_broker_and_zero_once_merged(stack_services, tmp_path):
+    driver = drained_pipeline(stack_services, tmp_path, NAME)
     before = driver.topic_record_count()
     written_from = time.time()
     for first in range(100, 137, 12):  # three transactions: 37 events the pipeline has not read
@@ -48,3 +52,19 @@ def test_backlog_and_lag_age_are_measured_on_the_broker_and_zero_once_merged(sta
         after = pipeline_status(NAME, driver.layout, probes)
         assert (after.backlog.total, after.backlog.oldest_age_seconds) == (0, None), after.backlog
     assert driver.destiny() == driver.copy_csv("id")
+
+
+def test_a_resume_point_the_broker_no_longer_holds_counts_what_it_holds_without_waiting_for_the_rest(
+        stack_services, tmp_path):
+    """After a broker forgot (restart, deleted topic) the history's resume point lies beyond the topic's end.
+    The status must still answer (it used to wait out its whole read for offsets that never come): everything
+    the broker holds is unread, and the next run says what was lost."""
+    driver = drained_pipeline(stack_services, tmp_path, "status_forgot")
+    resume = driver.history.runs.resume_point()
+    driver.history.runs.set_resume_point(reason="test: as if the broker had forgotten", incarnation=resume.incarnation,
+                                         epoch=resume.epoch, ends={p: end + 1000 for p, end in resume.ends.items()})
+    with driver.kafka("test.status") as kafka:
+        status = pipeline_status("status_forgot", driver.layout,
+                                 Probes(backlog=kafka_backlog(kafka, driver.spec.topic, max_seconds=20)))
+    assert status.probes["Kafka"] == "answered", status.probes
+    assert status.backlog.total == driver.topic_record_count(), status.backlog
