@@ -15,7 +15,7 @@ from cdc_pipeline.waiting import WaitTimeout, log_tail, wait_until
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProcessRef", "cmdline", "descendants", "is_alive", "log_tail", "read_pid", "running_pid",
+__all__ = ["ProcessRef", "cmdline", "descendants", "is_alive", "log_tail", "read_pid", "refs", "running_pid",
            "start_detached", "stop_process"]
 
 
@@ -63,14 +63,20 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
-def is_alive(pid: int) -> bool:
-    """True when ``pid`` runs and is not a zombie (a child of ours that exited is reaped here)."""
+def _running_stat(pid: int) -> list[str] | None:
+    """``_stat`` of a process that runs: None when it is gone or a zombie (a child of ours that exited is
+    reaped here)."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass  # not our child: nothing to reap
     fields = _stat(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
+    return fields if fields is not None and fields[0] not in ("Z", "X") else None
+
+
+def is_alive(pid: int) -> bool:
+    """True when ``pid`` runs and is not a zombie."""
+    return _running_stat(pid) is not None
 
 
 @dataclass(frozen=True)
@@ -88,9 +94,7 @@ class ProcessRef:
         return None if fields is None else cls(pid, int(fields[19]))
 
     def alive(self) -> bool:
-        if not is_alive(self.pid):
-            return False
-        fields = _stat(self.pid)
+        fields = _running_stat(self.pid)
         return fields is not None and int(fields[19]) == self.started
 
     def signal(self, sig: signal.Signals) -> None:
