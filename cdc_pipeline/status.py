@@ -221,6 +221,8 @@ def kafka_backlog(clients, topic: str, *, max_seconds: float = 300.0) -> Callabl
     from cdc_pipeline.kafka.reader import read_range, read_to_end
     from cdc_pipeline.kafka.topic import holds_offset, inspect_topic
 
+    hold_check_seconds = max(1.0, min(5.0, max_seconds))
+
     def probe(ends: dict[int, int]) -> Backlog:
         state = inspect_topic(clients, topic)
         if not state.exists:
@@ -232,7 +234,7 @@ def kafka_backlog(clients, topic: str, *, max_seconds: float = 300.0) -> Callabl
             # for offsets that never come (Tansu answers a fetch beyond the end with nothing). What it holds now
             # is unread; the next run says what was lost and rebuilds.
             held = end is not None and end >= low and holds_offset(
-                clients, topic, p, end, listed_high=state.listed_high.get(p, 0), timeout=max(1.0, min(5.0, max_seconds)))
+                clients, topic, p, end, listed_high=state.listed_high.get(p, 0), timeout=hold_check_seconds)
             starts[p] = end if held else low
         true_end = read_to_end(clients, topic, {p: max(starts[p], state.listed_high.get(p, 0)) for p in state.partitions},
                                max_seconds=max_seconds)
