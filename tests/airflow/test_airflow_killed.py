@@ -18,7 +18,9 @@ import pytest
 
 from cdc_pipeline.waiting import wait_until
 from devstack import process
+from devstack.airflow import log_server_ports
 from devstack.errors import StackError
+from devstack.ports import port_in_use
 from tests.airflow.pipeline_dags import pipeline_dag
 from tests.stack.workload import create_types_table, run_mixed_workload
 
@@ -53,6 +55,12 @@ def kill_all_of_airflow(airflow_stack) -> None:
         ref.signal(signal.SIGKILL)
     wait_until(lambda: not any(ref.alive() for ref in everything),
                what="every Airflow process to be gone after SIGKILL", timeout=30, interval=0.1)
+    # The kernel may hold the API port a moment longer than the processes live (seen: "port ... is already in
+    # use" on the restart at once); the launcher refuses a taken port, so wait for it as a restart script would.
+    s = airflow_stack.settings
+    ports = (s.airflow_port, *log_server_ports(s))
+    wait_until(lambda: not any(port_in_use(port) for port in ports),
+               what=f"Airflow's ports {ports} to be free after SIGKILL", timeout=60, interval=0.5)
 
 
 def restart_airflow(airflow_stack) -> None:
