@@ -42,14 +42,16 @@ class AirflowClient:
         return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """An authenticated request; logs in again once if the token expired, and tries again (up to three times)
-        when the standalone Airflow's SQLite metadata database was locked by a concurrent writer (a 500 "Database
-        error": the request's transaction was rolled back, so repeating it is safe)."""
+        """An authenticated request; logs in again once if the token expired, and tries again (up to five times)
+        when the standalone Airflow's SQLite metadata database was locked by a concurrent writer: a 500 "Database
+        error", or the 503 "Database is locked" that backfill creation answers. In both the request's transaction
+        was rolled back, so repeating it is safe."""
         extra_headers = kwargs.pop("headers", {})
-        for attempt in range(4):
+        attempts = 6
+        for attempt in range(attempts):
             headers = {"Authorization": f"Bearer {self.token(refresh=attempt == 1)}", **extra_headers}
             response = self._http.request(method, path, headers=headers, **kwargs)
-            if response.status_code == 500 and "Database error" in response.text and attempt < 3:
+            if _metadata_db_locked(response) and attempt < attempts - 1:
                 time.sleep(0.5 * (attempt + 1))
                 continue
             if response.status_code != 401 or attempt >= 1:
@@ -118,6 +120,13 @@ def _log_line(item: Any) -> str:
     parts = [str(item.get("timestamp", "")), str(item.get("level", "")), str(item.get("event", ""))]
     parts += [f"{k}={v}" for k, v in rest.items()]
     return " ".join(p for p in parts if p)
+
+
+def _metadata_db_locked(response: httpx.Response) -> bool:
+    """SQLite's "database is locked" as Airflow's API reports it (a rolled-back transaction, safe to repeat)."""
+    if response.status_code == 500:
+        return "Database error" in response.text
+    return response.status_code == 503 and "Database is locked" in response.text
 
 
 def _check(response: httpx.Response, what: str) -> None:
