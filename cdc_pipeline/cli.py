@@ -160,10 +160,10 @@ def cmd_status(args) -> int:
 def cli_probes(env: PipelineEnvironment, spec):
     from cdc_pipeline.kafka_connect import KafkaConnectClient
     from cdc_pipeline.probes import connector_probe, slot_probe
-    from cdc_pipeline.status import STATUS_KAFKA_SECONDS, Probes, kafka_backlog
+    from cdc_pipeline.status import Probes, kafka_backlog
 
     with _kafka(env, spec.name) as kafka:
-        yield Probes(backlog=kafka_backlog(kafka, spec.topic, max_seconds=STATUS_KAFKA_SECONDS),
+        yield Probes(backlog=kafka_backlog(kafka, spec.topic),
                      connector=connector_probe(lambda: KafkaConnectClient(env.connect_url), spec.name),
                      slot=slot_probe(env.source, spec.slot_name))
 

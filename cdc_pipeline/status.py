@@ -213,9 +213,11 @@ def _count_lines(path) -> int:
 
 
 
-def kafka_backlog(clients, topic: str, *, max_seconds: float = 300.0) -> Callable[[dict[int, int]], Backlog]:
+def kafka_backlog(clients, topic: str, *,
+                  max_seconds: float = STATUS_KAFKA_SECONDS) -> Callable[[dict[int, int]], Backlog]:
     """A backlog probe reading the broker: true end minus the resume point per partition (Tansu-proof), and the
-    Kafka timestamp of the oldest unread record. ``max_seconds`` bounds each read (a page asks with a few)."""
+    Kafka timestamp of the oldest unread record. ``max_seconds`` bounds each read: a status command's
+    budget unless given (a page asks with a few)."""
     from confluent_kafka import Message
 
     from cdc_pipeline.kafka.reader import read_range, read_to_end

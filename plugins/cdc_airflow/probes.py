@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.status import STATUS_KAFKA_SECONDS, Probes, kafka_backlog
+from cdc_pipeline.status import Probes, kafka_backlog
 
 
 def airflow_probes(spec: ConnectorSpec, layout: PipelineLayout) -> Probes:
@@ -13,7 +13,7 @@ def airflow_probes(spec: ConnectorSpec, layout: PipelineLayout) -> Probes:
 
     def backlog(ends):
         with PipelineKafkaHook(spec.name).clients() as kafka:
-            return kafka_backlog(kafka, spec.topic, max_seconds=STATUS_KAFKA_SECONDS)(ends)
+            return kafka_backlog(kafka, spec.topic)(ends)
 
     return Probes(backlog=backlog, connector=connector_probe(kafka_connect_client, spec.name),
                   slot=slot_probe(source_params(), spec.slot_name))
