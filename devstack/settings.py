@@ -34,9 +34,12 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("CDC_STACK_HOME", "stack_home", "<repo>/.stack",
-            "All local state: pgdata, logs, pids, Kafka Connect offsets, Airflow home, data dir."),
+            "All local state: pgdata, the Kafka log, logs, pids, Airflow home, data dir."),
     Setting("CDC_DATA_DIR", "data_dir", "$CDC_STACK_HOME/data",
             "buffer.csv, destiny.csv and the run history: one subfolder per connector."),
+    Setting("CDC_JARS_DIR", "jars_dir", "<repo>/.cache/jars",
+            "Apache Kafka's and Debezium's jars from Maven Central (devstack/maven), fetched once by "
+            "scripts/bootstrap.sh and shared by every stack home."),
     Setting("CDC_CONNECTORS_DIR", "connectors_dir", "<repo>/include/connectors",
             "Connector JSON files, one DAG each."),
     Setting("CDC_PG_HOST", "pg_host", "127.0.0.1", "PostgreSQL host."),
@@ -49,7 +52,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CDC_SINK_DB", "sink_db", "cdc_sink",
             "Database on the same PostgreSQL for the PostgreSQL sink (connection `cdc_sink_postgres`); "
             "created at start if missing."),
-    Setting("CDC_KAFKA_PORT", "kafka_port", "19092", "Kafka broker port (Tansu locally)."),
+    Setting("CDC_KAFKA_PORT", "kafka_port", "19092", "Apache Kafka's client port (PLAINTEXT listener)."),
+    Setting("CDC_KAFKA_CONTROLLER_PORT", "kafka_controller_port", "19093",
+            "Apache Kafka's KRaft controller port (the one node is broker and controller)."),
     Setting("CDC_CONNECT_PORT", "connect_port", "18083", "Kafka Connect REST port."),
     Setting("CDC_AIRFLOW_PORT", "airflow_port", "18080", "Airflow api-server and UI port."),
     Setting("CDC_AIRFLOW_USER", "airflow_user", "admin", "Airflow login (SimpleAuthManager, role admin)."),
@@ -58,14 +63,15 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_FIELD = {s.field: s for s in SETTINGS}
-_PORT_FIELDS = ("pg_port", "kafka_port", "connect_port", "airflow_port")
-_PATH_FIELDS = ("stack_home", "data_dir", "connectors_dir")
+_PORT_FIELDS = ("pg_port", "kafka_port", "kafka_controller_port", "connect_port", "airflow_port")
+_PATH_FIELDS = ("stack_home", "data_dir", "jars_dir", "connectors_dir")
 
 
 @dataclass(frozen=True)
 class StackSettings:
     stack_home: Path
     data_dir: Path
+    jars_dir: Path
     connectors_dir: Path
     pg_host: str
     pg_port: int
@@ -74,6 +80,7 @@ class StackSettings:
     pg_password: str
     sink_db: str
     kafka_port: int
+    kafka_controller_port: int
     connect_port: int
     airflow_port: int
     airflow_user: str
@@ -108,6 +115,7 @@ class StackSettings:
         values: dict[str, object] = {
             "stack_home": stack_home,
             "data_dir": Path(raw("data_dir") or stack_home / "data").expanduser().absolute(),
+            "jars_dir": Path(raw("jars_dir") or REPO_ROOT / ".cache" / "jars").expanduser().absolute(),
             "connectors_dir": Path(raw("connectors_dir") or REPO_ROOT / "include" / "connectors").expanduser().absolute(),
             "pg_password": raw("pg_password") or generate_password(),
         }

@@ -33,8 +33,9 @@ def make_test_settings(prefix: str = "cdc-stack-test-", **overrides: object) -> 
     """
     home = Path(tempfile.mkdtemp(prefix=prefix))
     home.chmod(0o755)  # the postgres OS user must traverse it (mkdtemp makes it 0700)
-    pg, kafka, connect, airflow = free_ports(4)
-    return StackSettings.load(env={}, stack_home=home, pg_port=pg, kafka_port=kafka, connect_port=connect,
+    pg, kafka, controller, connect, airflow = free_ports(5)
+    return StackSettings.load(env={}, stack_home=home, pg_port=pg, kafka_port=kafka, kafka_controller_port=controller,
+                              connect_port=connect,
                               airflow_port=airflow, **overrides)
 
 

@@ -23,13 +23,14 @@ REPO = Path(__file__).resolve().parents[2]
 PASSWORD_REFERENCE = "${env:CDC_PG_PASSWORD}"
 
 
-def write_connector(folder: Path, name: str, table: str, prefix: str, **settings) -> Path:
+def write_connector(folder: Path, name: str, table: str, prefix: str, *, partitions: int = 4, **settings) -> Path:
     """A connector file like the shipped one, for another table, slot and topic prefix; ``settings`` are
-    top-level pipeline settings (on_data_loss, sinks, ...)."""
+    top-level pipeline settings (on_data_loss, sinks, ...). The topic gets ``partitions`` partitions (Kafka
+    Connect creates it so): several by default, so that every test crosses partitions as a team's may."""
     shipped = json.loads((REPO / "include" / "connectors" / "clientes.json").read_text())
     config = dict(shipped["config"])
     config.update({"table.include.list": table, "topic.prefix": prefix, "slot.name": f"slot_{name}",
-                   "publication.name": f"pub_{name}"})
+                   "publication.name": f"pub_{name}", "topic.creation.default.partitions": str(partitions)})
     document = {"name": name, **{k: v for k, v in shipped.items() if k not in ("name", "config")}, **settings,
                 "config": config}
     folder.mkdir(parents=True, exist_ok=True)
