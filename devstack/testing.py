@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +28,15 @@ def free_ports(count: int) -> list[int]:
 
 
 def make_test_settings(prefix: str = "cdc-stack-test-", **overrides: object) -> StackSettings:
-    """Settings for a throwaway stack: a fresh temporary home and free ports; the caller's CDC_* are ignored.
+    """Settings for a throwaway stack: a fresh temporary home and free ports; the caller's CDC_* are ignored,
+    except CDC_JARS_DIR (where the fetched jars are).
 
     ``overrides`` set any other field (e.g. ``connectors_dir=...``).
     """
     home = Path(tempfile.mkdtemp(prefix=prefix))
     home.chmod(0o755)  # the postgres OS user must traverse it (mkdtemp makes it 0700)
     pg, kafka, controller, connect, airflow = free_ports(5)
+    overrides.setdefault("jars_dir", os.environ.get("CDC_JARS_DIR"))
     return StackSettings.load(env={}, stack_home=home, pg_port=pg, kafka_port=kafka, kafka_controller_port=controller,
                               connect_port=connect,
                               airflow_port=airflow, **overrides)
