@@ -225,6 +225,12 @@ def _check_config(path: Path, config: dict[str, str]) -> None:
         raise ConfigError(f"{path}: set \"snapshot.mode\" to one of {SNAPSHOT_MODES} (found {mode!r}): a rebuild after a "
                           "data loss or a schema change starts by removing the connector's offsets, and only these modes "
                           "then take a new snapshot.")
+    compacted = sorted(k for k, v in config.items()
+                       if k.startswith("topic.creation.") and k.endswith(".cleanup.policy") and "compact" in v.lower())
+    if compacted:
+        raise ConfigError(f"{path}: {', '.join(compacted)} asks for a compacted topic. Set it to \"delete\": compaction "
+                          "keeps only a deleted row's tombstone, then drops that too after delete.retention.ms, so a "
+                          "pipeline that falls behind would never learn of the delete while its offsets look normal.")
     heartbeat = config.get("heartbeat.interval.ms", "0")
     if not heartbeat.isdigit() or int(heartbeat) <= 0:
         raise ConfigError(f"{path}: set \"heartbeat.interval.ms\" to a positive number of milliseconds, e.g. \"10000\" "

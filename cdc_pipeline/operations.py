@@ -105,6 +105,12 @@ def reset(pipe: Pipeline, kafka: KafkaClients, *, to: str, date: datetime | None
         elif to == "date":
             cutoff = int(date.timestamp() * 1000)
             starts = offsets_at_time(kafka, spec.topic, list(topic.partitions), cutoff)
+            gone = {p: low for p, low in topic.low.items() if low > 0 and starts.get(p) == low}
+            if gone:
+                raise DataLossError(
+                    f"topic {spec.topic} no longer holds its records before offsets {gone}: retention deleted them, and "
+                    f"some may be newer than {date.isoformat()}, so reading from there could skip changes silently. "
+                    f"Choose a later date, or re-snapshot: python -m cdc_pipeline resnapshot --connector {spec.name}")
         else:
             starts = _run_starts(pipe, run_id, incarnation, topic.partitions)
         aside = _set_aside(pipe, "before-reset")

@@ -215,32 +215,26 @@ def _count_lines(path) -> int:
 
 def kafka_backlog(clients, topic: str, *,
                   max_seconds: float = STATUS_KAFKA_SECONDS) -> Callable[[dict[int, int]], Backlog]:
-    """A backlog probe reading the broker: true end minus the resume point per partition (Tansu-proof), and the
-    Kafka timestamp of the oldest unread record. ``max_seconds`` bounds each read: a status command's
-    budget unless given (a page asks with a few)."""
+    """A backlog probe asking the broker: per partition, its high watermark (ListOffsets' exact end) minus the
+    resume point, and the Kafka timestamp of the oldest unread record. ``max_seconds`` bounds each read of an
+    oldest unread record: a status command's budget unless given (a page asks with a few)."""
     from confluent_kafka import Message
 
-    from cdc_pipeline.kafka.reader import read_range, read_to_end
-    from cdc_pipeline.kafka.topic import holds_offset, inspect_topic
-
-    hold_check_seconds = max(1.0, min(5.0, max_seconds))
+    from cdc_pipeline.kafka.reader import read_range
+    from cdc_pipeline.kafka.topic import inspect_topic
 
     def probe(ends: dict[int, int]) -> Backlog:
         state = inspect_topic(clients, topic)
         if not state.exists:
             return Backlog(measured="kafka")
-        starts = {}
+        starts, per = {}, {}
         for p in state.partitions:
-            low, end = state.low.get(p, 0), ends.get(p)
-            # A resume point the broker no longer holds (it restarted and forgot): reading on from it would wait
-            # for offsets that never come (Tansu answers a fetch beyond the end with nothing). What it holds now
-            # is unread; the next run says what was lost and rebuilds.
-            held = end is not None and end >= low and holds_offset(
-                clients, topic, p, end, listed_high=state.listed_high.get(p, 0), timeout=hold_check_seconds)
-            starts[p] = end if held else low
-        true_end = read_to_end(clients, topic, {p: max(starts[p], state.listed_high.get(p, 0)) for p in state.partitions},
-                               max_seconds=max_seconds)
-        per = {p: max(0, true_end[p] - starts[p]) for p in state.partitions}
+            low, high, end = state.low.get(p, 0), state.listed_high.get(p, 0), ends.get(p)
+            # A resume point outside the log (below its start: retention deleted unread events; beyond its end:
+            # the broker lost its data) is not where the next run reads: everything the log holds now is unread;
+            # the next run says what was lost and rebuilds.
+            starts[p] = end if end is not None and low <= end <= high else low
+            per[p] = max(0, high - starts[p])
         oldest = None
         for p, count in per.items():
             if count:

@@ -27,7 +27,7 @@ Other commands:
   ./stack logs [part] [-n N]     last N lines of a part's log (all parts without a name)
   ./stack start [part...]        start some parts only (postgres broker connect airflow)
   ./stack demo-load [--count N] [--rate R]   inserts/updates/deletes on public.clientes
-  ./stack stop [--force]         drain every pipeline, then stop everything; data kept
+  ./stack stop                   drain every pipeline, then stop everything; data kept
   ./stack reset                  stop and delete all local state and the recorded settings
   ./stack test [pytest args]     run the tests"""
 
@@ -186,7 +186,7 @@ def cmd_logs(stack: Stack, args: argparse.Namespace) -> int:
 
 
 def cmd_stop(stack: Stack, args: argparse.Namespace) -> int:
-    stopped = stack.stop_keeping_every_change(force=args.force, report=print)
+    stopped = stack.stop_draining(report=print)
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     return 0
 
@@ -226,9 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("part", nargs="?", choices=PART_NAMES)
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.set_defaults(func=cmd_logs)
-    stop = sub.add_parser("stop", help="stop everything, keep data; pipelines are drained before the broker stops")
-    stop.add_argument("--force", action="store_true", help="stop the broker even if a pipeline could not be drained")
-    stop.set_defaults(func=cmd_stop)
+    sub.add_parser("stop", help="stop everything, keep data; pipelines are drained first so the files are current"
+                   ).set_defaults(func=cmd_stop)
     sub.add_parser("reset", help="stop and delete all local state and the recorded settings"
                    ).set_defaults(func=cmd_reset)
     demo = sub.add_parser("demo-load", help="a bounded stream of changes on public.clientes")

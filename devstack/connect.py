@@ -53,6 +53,8 @@ WORKER_SETTINGS: dict[str, str] = {
 # INFO stays on for startup, snapshot progress, task state changes and Debezium's "N records sent" lines; the
 # per-flush offset commits and the clients' chatter go to WARN (their errors still show).
 QUIET_LOGGERS = {
+    "org.apache.kafka.common.config.AbstractConfig": "warn",
+    "org.apache.kafka.common.metrics.Metrics": "warn",
     "org.apache.kafka.clients": "warn",
     "org.apache.kafka.common.utils.AppInfoParser": "warn",
     "org.apache.kafka.common.telemetry": "warn",

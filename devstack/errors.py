@@ -36,7 +36,3 @@ class PartStartError(StackError):
 
 class AirflowApiError(StackError):
     """The Airflow REST API refused a request; the message carries the status and the body."""
-
-
-class DrainFailedError(StackError):
-    """A pipeline could not be drained: the broker is left running so nothing is lost."""

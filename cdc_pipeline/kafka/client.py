@@ -20,7 +20,8 @@ FORCED_CONSUMER_SETTINGS: dict[str, Any] = {
 
 # Defaults under the connection's own values (docs/performance.md, "Consumer settings"): a reader slower than the
 # broker would otherwise idle a whole second whenever its local queue fills (librdkafka's 1000 ms backoff), and
-# every run's end-of-partition fetches, which the topic checks queue behind, would wait 500 ms each.
+# every fetch that finds nothing new (a read's tail, its end-of-partition events), which the ListOffsets requests on
+# the same connection queue behind, would wait 500 ms.
 DEFAULT_CONSUMER_SETTINGS: dict[str, Any] = {
     "fetch.queue.backoff.ms": 20,
     "fetch.wait.max.ms": 100,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from confluent_kafka import OFFSET_INVALID, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_INVALID, KafkaException, TopicPartition
 
 from cdc_pipeline.errors import BrokerUnreachableError, KafkaError
 from cdc_pipeline.kafka.client import METADATA_TIMEOUT_S, KafkaClients
-from cdc_pipeline.kafka.reader import read_range, read_to_end
 from cdc_pipeline.kafka.topic import watermarks
 
 
@@ -38,24 +37,14 @@ def offsets_at_time(clients: KafkaClients, topic: str, partitions: list[int], ti
     (the end if none is). Records are produced after they are committed at the source, so no change
     committed at or after that moment lies below the answer.
 
-    Apache Kafka answers -1 when every record is older; Tansu answers 0. The record at the answered offset
-    is read to tell the two apart; in the second case the answer is the partition's end.
+    Apache Kafka answers -1 when every record is older: the answer is then the partition's high watermark.
     """
     try:
         found = clients.consumer.offsets_for_times([TopicPartition(topic, p, timestamp_ms) for p in partitions],
                                                    timeout=METADATA_TIMEOUT_S)
     except KafkaException as exc:
         raise KafkaError(f"offsets_for_times on {topic} failed: {exc}") from exc
-    targets: dict[int, int] = {}
-    for tp in found:
-        if tp.offset < 0:  # Apache Kafka: every record is older
-            targets[tp.partition] = watermarks(clients, topic, tp.partition)[1]
-            continue
-        first: list[Message] = []
-        read_range(clients, topic, {tp.partition: tp.offset}, first.append, max_events=1, max_seconds=15)
-        kind, ts = first[0].timestamp() if first else (0, 0)
-        if first and kind and ts < timestamp_ms:  # Tansu's 0 for "every record is older"
-            targets[tp.partition] = read_to_end(clients, topic, {tp.partition: tp.offset})[tp.partition]
-        else:
-            targets[tp.partition] = tp.offset
-    return targets
+    failed = [f"{tp.partition}: {tp.error}" for tp in found if tp.error is not None]
+    if failed:
+        raise KafkaError(f"offsets_for_times on {topic} failed for partitions {failed}")
+    return {tp.partition: watermarks(clients, topic, tp.partition)[1] if tp.offset < 0 else tp.offset for tp in found}

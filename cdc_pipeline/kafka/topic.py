@@ -12,8 +12,8 @@ from cdc_pipeline.kafka.client import METADATA_TIMEOUT_S, KafkaClients
 
 @dataclass(frozen=True)
 class TopicState:
-    """One look at a topic. ``low``/``listed_high`` are ListOffsets' earliest and latest per partition
-    (on Tansu "latest" can be short of the true end: see ``holds_offset``)."""
+    """One look at a topic. ``low``/``listed_high`` are ListOffsets' earliest and latest per partition: the log
+    start and the high watermark, the exact end (see ``watermarks``)."""
 
     topic: str
     exists: bool
@@ -53,6 +53,8 @@ def topic_id(clients: KafkaClients, topic: str) -> str | None:
 
 
 def watermarks(clients: KafkaClients, topic: str, partition: int) -> tuple[int, int]:
+    """ListOffsets' earliest and latest of the partition, asked of the broker (never librdkafka's cache): its log
+    start and its high watermark, the end (the offset after the last record a consumer can read now)."""
     try:
         return clients.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=METADATA_TIMEOUT_S, cached=False)
     except KafkaException as exc:
@@ -68,30 +70,3 @@ def inspect_topic(clients: KafkaClients, topic: str) -> TopicState:
         topic, exists=True, topic_id=topic_id(clients, topic), partitions=tuple(partitions),
         low={p: low for p, (low, _) in marks.items()}, listed_high={p: high for p, (_, high) in marks.items()},
     )
-
-
-def holds_offset(clients: KafkaClients, topic: str, partition: int, end: int, *, listed_high: int,
-                 timeout: float = 10.0) -> bool:
-    """Does the partition still hold offsets up to ``end`` (exclusive), i.e. a record at ``end - 1``?
-
-    ListOffsets' answer settles it when it reaches ``end``. Below that it may be Tansu answering short of
-    the true end, so the record itself is fetched: present means held; an out-of-range answer, or end of
-    partition below it, means the broker no longer has it.
-    """
-    if end <= 0 or listed_high >= end:
-        return True
-    consumer = clients.consumer
-    consumer.assign([TopicPartition(topic, partition, end - 1)])
-    try:
-        for _ in range(int(timeout)):
-            for message in consumer.consume(num_messages=1, timeout=1.0):
-                error = message.error()
-                if error is None:
-                    return message.offset() >= end - 1
-                if error.code() == RdKafkaError._PARTITION_EOF:
-                    return message.offset() >= end
-                if error.code() in (RdKafkaError._AUTO_OFFSET_RESET, RdKafkaError.OFFSET_OUT_OF_RANGE):
-                    return False
-        return False  # nothing came back: Tansu's silent answer to a fetch beyond the end
-    finally:
-        consumer.unassign()

@@ -11,13 +11,12 @@ tested without a broker and the same code runs against the real one:
   fine only when the last incarnation was drained to its end before its broker stopped (a clean end
   recorded at exactly the resume point); then the new incarnation is read from its start;
 - same topic: a partition whose log start is above the resume point (retention deleted unread events),
-  or that no longer holds the resume point (the log was truncated), is a loss;
+  or whose high watermark is below it (the log was truncated, or the broker lost its data), is a loss;
 - the consumer group's committed offsets are only a mirror of the history: a difference is noted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cdc_pipeline.formatting import describe_positions
@@ -61,12 +60,10 @@ def plan_read(
     incarnation: Incarnation | None,
     *,
     committed: dict[int, int | None] | None = None,
-    holds: Callable[[int, int], bool] = lambda partition, end: True,
     first_starts: dict[int, int] | None = None,
 ) -> Decision:
-    """Decide where this run reads. ``holds(partition, end)`` answers whether the broker still has the
-    record before ``end`` (Tansu's ListOffsets answers short of the end, so it may need a fetch);
-    ``first_starts`` are a first run's start offsets when it starts from a date."""
+    """Decide where this run reads. ``first_starts`` are a first run's start offsets when it starts from a
+    date."""
     if resume is None:
         return _first_run(topic, first_starts)
     if resume.incarnation is None:  # a rebuild or reset that waits for the next topic, from its start
@@ -88,13 +85,19 @@ def plan_read(
             return _new_incarnation(topic, f"incarnation {incarnation.seq} was drained to its end before its broker stopped")
         return _loss(f"topic {topic.topic} was created again (id {incarnation.topic_id} is now {topic.topic_id}): the "
                      "broker lost its data or the topic was deleted", resume, incarnation, topic)
-    return _continue(topic, resume, incarnation, committed, holds)
+    return _continue(topic, resume, incarnation, committed)
 
 
 def _first_run(topic: TopicState, first_starts: dict[int, int] | None) -> Decision:
     if not topic.exists:
         return NothingToRead(f"topic {topic.topic} does not exist yet: no change captured so far")
     if first_starts is not None:
+        gone = {p: low for p, low in topic.low.items() if low > 0 and first_starts.get(p) == low}
+        if gone:
+            return LossFound(
+                f"topic {topic.topic} no longer holds its records before offsets {describe_positions(gone)}: retention "
+                "deleted them, and some may be newer than the start date, so starting there could skip changes silently",
+                [{"partition": p, "from": None, "to": low, "incarnation": None} for p, low in sorted(gone.items())])
         return ReadPlan(dict(first_starts), None, topic.topic_id, "first_run",
                         [f"starting from a date: first offsets {describe_positions(first_starts)}"])
     gone = {p: low for p, low in topic.low.items() if low > 0}
@@ -115,7 +118,7 @@ def _new_incarnation(topic: TopicState, why: str) -> Decision:
                     [f"new topic incarnation (id {topic.topic_id}): {why}; reading it from offset 0"])
 
 
-def _continue(topic, resume: ResumePoint, incarnation: Incarnation, committed, holds) -> Decision:
+def _continue(topic: TopicState, resume: ResumePoint, incarnation: Incarnation, committed) -> Decision:
     lost, notes = [], []
     missing = sorted(set(resume.ends) - set(topic.partitions))
     for p in missing:
@@ -135,7 +138,7 @@ def _continue(topic, resume: ResumePoint, incarnation: Incarnation, committed, h
         if low > end:
             lost.append({"partition": p, "from": end, "to": low, "incarnation": incarnation.seq,
                          "why": "retention deleted them before they were read"})
-        elif not holds(p, end):
+        elif end > topic.listed_high.get(p, 0):  # the high watermark is the exact end
             lost.append({"partition": p, "from": None, "to": end, "incarnation": incarnation.seq,
                          "why": "the log ends below the resume point (the broker truncated or lost it)"})
         starts[p] = end

@@ -27,7 +27,6 @@ from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import DataLossError, SchemaChangedError
 from cdc_pipeline.history import History, Recovery, RunStatus
 from cdc_pipeline.kafka.client import KafkaClients
-from cdc_pipeline.kafka.reader import read_to_end
 from cdc_pipeline.kafka.topic import inspect_topic
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.state import StateStore
@@ -87,9 +86,9 @@ def start_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClients, con
     incarnation = None
     ends: dict[int, int] = {}
     if topic.exists:
-        # Nothing is produced while the connector is stopped, so this end stays the end; reading from ListOffsets'
-        # answer to the end of partition covers Tansu answering short of it.
-        ends = read_to_end(kafka, spec.topic, dict(topic.listed_high))
+        # Nothing is produced while the connector is stopped, so the high watermark ListOffsets answered is the
+        # topic's end and stays it.
+        ends = dict(topic.listed_high)
         latest = incidents.latest_incarnation()
         if latest is not None and latest.topic_id == topic.topic_id:
             incarnation = latest.seq

@@ -27,7 +27,7 @@ from cdc_pipeline.history import DURABLE, RunRef, RunStatus, utc_now
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.offsets import commit_offsets, committed_offsets, offsets_at_time
 from cdc_pipeline.kafka.reader import ReadResult, read_range
-from cdc_pipeline.kafka.topic import TopicState, holds_offset, inspect_topic
+from cdc_pipeline.kafka.topic import TopicState, inspect_topic
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock
@@ -108,10 +108,7 @@ def _decide(pipe: Pipeline, kafka: KafkaClients, topic: TopicState, run: RunRef,
         cutoff = int(start_from.timestamp() * 1000)
         history.runs.set_setting(START_FROM_SETTING, str(cutoff))
         first_starts = offsets_at_time(kafka, pipe.spec.topic, list(topic.partitions), cutoff)
-    return plan_read(
-        topic, resume, incarnation, committed=committed, first_starts=first_starts,
-        holds=lambda p, end: holds_offset(kafka, pipe.spec.topic, p, end, listed_high=topic.listed_high.get(p, 0)),
-    )
+    return plan_read(topic, resume, incarnation, committed=committed, first_starts=first_starts)
 
 
 def _read_and_buffer(pipe: Pipeline, kafka: KafkaClients, run: RunRef, topic: TopicState, plan: ReadPlan,
@@ -257,7 +254,8 @@ def _buffer_columns(collector: EventCollector, description) -> tuple[str, ...]:
 
 
 def _backlog(topic: TopicState, result: ReadResult) -> int:
-    """Events left after this batch, per ListOffsets (a lower bound on Tansu, which answers short)."""
+    """Offsets left after this batch, up to each partition's high watermark as ListOffsets answered it before the
+    read (records produced since are not counted; gaps left by compaction or transaction markers are)."""
     left = 0
     for p, r in result.ranges.items():
         left += max(0, topic.listed_high.get(p, r.end) - r.end)

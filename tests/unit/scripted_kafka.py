@@ -1,13 +1,14 @@
 """A scripted stand-in for confluent_kafka.Consumer, for the unit tests of cdc_pipeline.kafka.
 
 Each partition is a ``Log``: the offsets it holds (with their Kafka timestamps), where it starts and ends, what
-ListOffsets and the last fetch say its high watermark is, and errors to deliver when the read reaches an offset.
-``ScriptedConsumer.consume`` plays that log from the assigned offsets the way librdkafka does with
-``enable.partition.eof`` and ``auto.offset.reset=error``: records in offset order skipping missing offsets,
-one end-of-partition event at the log end, an _AUTO_OFFSET_RESET error for a position outside the log (Tansu
-answers a fetch beyond the end with nothing). Partitions are interleaved one message at a time, in partition
-order, and a call never returns more than ``num_messages``. The consumer has only the methods the pipeline
-calls; ``calls`` records them.
+ListOffsets says its high watermark is, and errors to deliver when the read reaches an offset. The broker answers
+as Apache Kafka does: ListOffsets "latest" is the log end (the high watermark) unless a test says otherwise,
+offsets_for_times answers -1 for a timestamp later than every record. ``ScriptedConsumer.consume`` plays that log
+from the assigned offsets the way librdkafka does with ``enable.partition.eof`` and ``auto.offset.reset=error``:
+records in offset order skipping missing offsets, one end-of-partition event at the log end, an
+_AUTO_OFFSET_RESET error (the broker's OFFSET_OUT_OF_RANGE) for a position below the log start or beyond its end.
+Partitions are interleaved one message at a time, in partition order, and a call never returns more than
+``num_messages``. The consumer has only the methods the pipeline calls; ``calls`` records them.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ class Log:
     records: dict[int, int | None]  # offset -> Kafka timestamp (ms), None: the record has none
     end: int  # the log end: where end-of-partition is reported
     start: int = 0  # the log start (retention): a position below it is out of range
-    listed_high: int | None = None  # ListOffsets' answer (Tansu: short of the end); default: end
-    fetched_high: int | None = None  # the high watermark the last fetch carried (cached); default: end
+    # ListOffsets' "latest"; default: end. Below end: records produced after ListOffsets answered; above end: the
+    # log ends below that answer (an end of partition at the last stable offset, or a log truncated since).
+    listed_high: int | None = None
     errors: dict[int, list[RdKafkaError]] = field(default_factory=dict)  # position -> errors delivered there, once
     silent: bool = False  # the broker never answers a fetch of this partition
 
@@ -88,17 +90,15 @@ def unreachable() -> KafkaException:
 
 
 class ScriptedConsumer:
-    def __init__(self, logs: dict[int, Log], *, topic: str = TOPIC, flavour: str = "apache",
-                 clock: FakeClock | None = None,
+    def __init__(self, logs: dict[int, Log], *, topic: str = TOPIC, clock: FakeClock | None = None,
                  global_errors=(), committed: dict[int, int] | None = None, commit_raises: Exception | None = None,
                  commit_refused: dict[int, RdKafkaError] | None = None, raises: Exception | None = None):
-        assert flavour in ("apache", "tansu")
-        self.logs, self.topic, self.flavour = logs, topic, flavour
+        self.logs, self.topic = logs, topic
         self.clock = clock or FakeClock()
         self.global_errors = list(global_errors)  # delivered by the first consume call, with partition -1
         self.committed_offsets = committed or {}
         self.commit_raises, self.commit_refused = commit_raises, commit_refused or {}
-        self.raises = raises  # raised by get_watermark_offsets (uncached), offsets_for_times and committed
+        self.raises = raises  # raised by get_watermark_offsets, offsets_for_times, list_topics and committed
         self.pending_errors = {p: {o: list(errs) for o, errs in lg.errors.items()} for p, lg in logs.items()}
         self.calls: list[tuple] = []
         self.delivered: list[FakeMessage] = []
@@ -137,11 +137,12 @@ class ScriptedConsumer:
         return out
 
     def get_watermark_offsets(self, partition, timeout=None, cached=False):
-        if self.raises is not None and not cached:
+        assert not cached, "the pipeline asks the broker (ListOffsets), never librdkafka's cache"
+        self.calls.append(("list_offsets", partition.partition))
+        if self.raises is not None:
             raise self.raises
         lg = self.logs[partition.partition]
-        high = lg.fetched_high if cached else lg.listed_high
-        return lg.start, lg.end if high is None else high
+        return lg.start, lg.end if lg.listed_high is None else lg.listed_high
 
     def offsets_for_times(self, partitions, timeout=None):
         self.calls.append(("offsets_for_times", [(tp.topic, tp.partition, tp.offset) for tp in partitions]))
@@ -151,8 +152,7 @@ class ScriptedConsumer:
         for tp in partitions:
             records = sorted(self.logs[tp.partition].records.items())
             at_or_after = [o for o, ts in records if ts is not None and ts >= tp.offset]
-            none = 0 if self.flavour == "tansu" else -1
-            answer.append(TopicPartition(tp.topic, tp.partition, at_or_after[0] if at_or_after else none))
+            answer.append(TopicPartition(tp.topic, tp.partition, at_or_after[0] if at_or_after else -1))
         return answer
 
     def list_topics(self, topic=None, timeout=None):
@@ -184,8 +184,6 @@ class ScriptedConsumer:
         if errors:
             return FakeMessage(self.topic, partition, position, error=errors.pop(0))
         if position < lg.start or position > lg.end:
-            if self.flavour == "tansu" and position > lg.end:
-                return None  # Tansu: a fetch beyond the log end answers nothing
             self._stopped.add(partition)  # auto.offset.reset=error: reported once, then the partition stops
             return FakeMessage(self.topic, partition, position, error=RdKafkaError(
                 RdKafkaError._AUTO_OFFSET_RESET, "fetch failed due to requested offset not available on the broker"))

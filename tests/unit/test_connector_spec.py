@@ -55,6 +55,8 @@ def test_a_password_in_the_file_is_refused_with_the_fix(tmp_path):
         ("skipped.operations", "t", "TRUNCATE"),
         ("snapshot.mode", "no_data", "take a new snapshot"),
         ("heartbeat.interval.ms", "0", "heartbeat"),
+        ("topic.creation.default.cleanup.policy", "compact", "compacted topic.*delete.retention.ms"),
+        ("topic.creation.default.cleanup.policy", "delete,compact", "compacted topic"),
     ],
 )
 def test_settings_that_break_fidelity_are_refused(tmp_path, key, value, message):
@@ -116,3 +118,10 @@ def test_pipeline_settings_are_read_and_checked(tmp_path):
 def test_bad_pipeline_settings_are_refused_with_the_fix(tmp_path, settings, message):
     with pytest.raises(ConfigError, match=message):
         load_connector_spec(write(tmp_path, base_config(), **settings))
+
+
+def test_a_compacted_topic_group_is_refused_and_delete_is_accepted(tmp_path):
+    with pytest.raises(ConfigError, match="topic.creation.cdc.cleanup.policy"):
+        load_connector_spec(write(tmp_path, base_config() | {"topic.creation.cdc.cleanup.policy": "compact"}))
+    spec = load_connector_spec(write(tmp_path, base_config() | {"topic.creation.default.cleanup.policy": "delete"}))
+    assert spec.config["topic.creation.default.cleanup.policy"] == "delete"

@@ -1,17 +1,20 @@
 """The Kafka edge cases of the bounded reader and of the offset helpers, against a scripted consumer
-(tests/unit/scripted_kafka.py): gaps, end-of-partition events, batch limits, broker errors, Tansu's answers."""
+(tests/unit/scripted_kafka.py), which answers as Apache Kafka does: ends, gaps, end-of-partition events, batch
+limits, broker errors, out of range, and the status command's backlog."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
-from confluent_kafka import OFFSET_INVALID, KafkaError as RdKafkaError, KafkaException
+from confluent_kafka import KafkaError as RdKafkaError, KafkaException, TopicPartition
 
 from cdc_pipeline.errors import BrokerUnreachableError, KafkaError, OffsetOutOfRangeError
 from cdc_pipeline.kafka import reader
 from cdc_pipeline.kafka.offsets import commit_offsets, committed_offsets, offsets_at_time
-from cdc_pipeline.kafka.reader import OffsetRange, ReadResult, read_range, read_to_end
+from cdc_pipeline.kafka.reader import OffsetRange, ReadResult, read_range
+from cdc_pipeline.status import Backlog, kafka_backlog
 from tests.unit.scripted_kafka import TOPIC, FakeClock, ScriptedConsumer, clients_for, log, unreachable
 
 
@@ -45,6 +48,11 @@ def consume_sizes(consumer) -> list[int]:
     return [call[1] for call in consumer.calls if call[0] == "consume"]
 
 
+def fetches(consumer) -> list[tuple]:
+    """The calls that fetch: assign, consume, unassign."""
+    return [call for call in consumer.calls if call[0] in ("assign", "consume", "unassign")]
+
+
 def ranges(**by_partition) -> dict[int, OffsetRange]:
     return {int(p[1:]): OffsetRange(int(p[1:]), start, end) for p, (start, end) in by_partition.items()}
 
@@ -54,7 +62,8 @@ def ranges(**by_partition) -> dict[int, OffsetRange]:
 def test_reads_every_record_from_the_given_starts_to_each_partitions_end(kafka):
     consumer = kafka({0: log(range(5)), 1: log(range(3))})
     result, got = read(consumer, {1: 0, 0: 2})
-    assert consumer.calls[0] == ("assign", [(TOPIC, 0, 2), (TOPIC, 1, 0)])
+    assert consumer.calls[:2] == [("list_offsets", 1), ("list_offsets", 0)]  # each end is asked before the read
+    assert consumer.calls[2] == ("assign", [(TOPIC, 0, 2), (TOPIC, 1, 0)])
     assert consumer.calls[-1] == ("unassign",)
     assert [o for p, o in got if p == 0] == [2, 3, 4] and [o for p, o in got if p == 1] == [0, 1, 2]
     assert result == ReadResult(ranges(p0=(2, 5), p1=(0, 3)), records_read=6, complete=True)
@@ -75,8 +84,9 @@ def test_a_gap_at_the_tail_ends_the_range_at_the_end_of_partition_offset(kafka):
 
 
 def test_a_range_of_markers_only_is_read_through_to_the_end_of_partition_event(kafka):
-    consumer = kafka({0: log([0, 1, 2], end=6, listed_high=3, fetched_high=3)})  # the end event alone says 6
+    consumer = kafka({0: log([0, 1, 2], end=6)})  # 3..5 are markers: no record, only the end event closes it
     result, got = read(consumer, {0: 3})
+    assert consumer.delivered[-1].error().code() == RdKafkaError._PARTITION_EOF
     assert got == []
     assert result == ReadResult(ranges(p0=(3, 6)), records_read=0, complete=True)
 
@@ -86,34 +96,31 @@ def test_a_partition_already_at_its_end_reads_nothing_and_counts_as_complete(kaf
     result, got = read(consumer, {0: 5, 1: 2})
     assert got == [(1, 2), (1, 3)]
     assert result == ReadResult(ranges(p0=(5, 5), p1=(2, 4)), records_read=2, complete=True)
+    assert fetches(consumer)[0] == ("assign", [(TOPIC, 1, 2)])  # partition 0 is not fetched
 
 
-def test_tansus_short_listed_high_gives_way_to_the_fetched_high_watermark(kafka):
-    consumer = kafka({0: log(range(5), listed_high=2, fetched_high=5)}, flavour="tansu")
-    result, got = read(consumer, {0: 0})
-    assert [o for _, o in got] == [0, 1, 2, 3, 4]
-    assert result.ranges == ranges(p0=(0, 5)) and result.complete
-
-
-def test_the_end_is_at_least_the_first_records_offset_plus_one(kafka):
-    consumer = kafka({0: log([3, 4], listed_high=0, fetched_high=OFFSET_INVALID)})
-    result, got = read(consumer, {0: 0})
-    assert got == [(0, 3)]
-    assert result == ReadResult(ranges(p0=(0, 4)), records_read=1, complete=True)
+def test_when_every_partition_starts_at_its_end_nothing_is_fetched(kafka):
+    # partition 1's records came after ListOffsets answered 0: the next run's
+    consumer = kafka({0: log(range(5)), 1: log(range(2), listed_high=0), 2: log([], end=0)})
+    result, got = read(consumer, {0: 5, 1: 0, 2: 0})
+    assert (result, got) == (ReadResult(ranges(p0=(5, 5), p1=(0, 0), p2=(0, 0)), records_read=0, complete=True), [])
+    assert fetches(consumer) == []
 
 
 def test_records_produced_after_the_end_was_fixed_are_left_for_the_next_run(kafka):
-    consumer = kafka({0: log(range(6), listed_high=3, fetched_high=3)})  # 3..5 arrived while reading
-    result, got = read(consumer, {0: 0})
-    assert any(m.offset() == 4 and m.error() is None for m in consumer.delivered)  # the consumer did hand them over
-    assert got == [(0, 0), (0, 1), (0, 2)]
-    assert result == ReadResult(ranges(p0=(0, 3)), records_read=3, complete=True)
+    # partition 0: 3..5 arrived after ListOffsets answered 3; partition 1: 2 and 3 are transaction markers, so the
+    # first record after 1 is 4, produced after ListOffsets answered 4
+    consumer = kafka({0: log(range(6), listed_high=3), 1: log([0, 1, 4, 5], end=6, listed_high=4)})
+    result, got = read(consumer, {0: 0, 1: 0})
+    assert {(m.partition(), m.offset()) for m in consumer.delivered} >= {(0, 4), (1, 4)}  # the consumer handed them over
+    assert got == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
+    assert result == ReadResult(ranges(p0=(0, 3), p1=(0, 4)), records_read=5, complete=True)
 
 
 def test_an_end_event_short_of_the_fixed_end_does_not_close_the_range(kafka):
     # read_committed: the end event comes at the last stable offset (3), below the high watermark (6) that fixed
     # the end while a transaction is open; the range must not claim 3..5 as read
-    consumer = kafka({0: log(range(3), end=3, listed_high=6, fetched_high=6)})
+    consumer = kafka({0: log(range(3), end=3, listed_high=6)})
     result, got = read(consumer, {0: 0}, max_seconds=1.0)
     assert got == [(0, 0), (0, 1), (0, 2)]
     assert result == ReadResult(ranges(p0=(0, 3)), records_read=3, complete=False)
@@ -139,7 +146,7 @@ def test_an_unreachable_broker_at_list_offsets_raises_before_assigning(kafka):
     consumer = kafka({0: log(range(3))}, raises=unreachable())
     with pytest.raises(BrokerUnreachableError, match=r"offsets of pg\.public\.t\[0\]"):
         read(consumer, {0: 0})
-    assert consumer.calls == []
+    assert consumer.calls == [("list_offsets", 0)]
 
 
 # -- read_range: max_events --
@@ -230,30 +237,20 @@ def test_a_start_below_the_log_start_raises_OffsetOutOfRangeError(kafka):
     assert (raised.value.partition, raised.value.offset) == (0, 2)
 
 
-def test_a_start_beyond_the_log_end_raises_OffsetOutOfRangeError(kafka):
-    consumer = kafka({0: log(range(5))})
+def test_a_start_beyond_the_log_end_raises_OffsetOutOfRangeError_without_a_fetch(kafka):
+    consumer = kafka({0: log(range(3)), 1: log(range(5))})
+    with pytest.raises(OffsetOutOfRangeError, match="partition 1: offset 9 is out of range") as raised:
+        read(consumer, {0: 0, 1: 9})
+    assert (raised.value.partition, raised.value.offset) == (1, 9)
+    assert fetches(consumer) == []
+
+
+def test_a_log_truncated_after_list_offsets_answered_raises_OffsetOutOfRangeError(kafka):
+    consumer = kafka({0: log(range(3), listed_high=6)})  # the broker lost 3..5 after answering 6
     with pytest.raises(OffsetOutOfRangeError) as raised:
-        read(consumer, {0: 9})
-    assert (raised.value.partition, raised.value.offset) == (0, 9)
-
-
-def test_a_start_beyond_the_end_on_tansu_is_never_reported_complete(kafka):
-    consumer = kafka({0: log(range(5))}, flavour="tansu")  # Tansu answers such a fetch with nothing
-    result, got = read(consumer, {0: 9}, max_seconds=1.0)
-    assert got == [] and result == ReadResult(ranges(p0=(9, 9)), records_read=0, complete=False)
-
-
-# -- read_to_end --
-
-def test_read_to_end_answers_the_true_end_past_tansus_short_listing(kafka):
-    consumer = kafka({0: log(range(7), listed_high=4, fetched_high=7), 1: log([0, 2], end=5)}, flavour="tansu")
-    assert read_to_end(clients_for(consumer), TOPIC, {0: 2, 1: 0}) == {0: 7, 1: 5}
-
-
-def test_read_to_end_fails_when_a_partition_does_not_reach_its_end_in_time(kafka):
-    consumer = kafka({0: log(range(3)), 1: log(range(3), silent=True)})
-    with pytest.raises(KafkaError, match=r"could not read pg\.public\.t to its end within 5 s"):
-        read_to_end(clients_for(consumer), TOPIC, {0: 0, 1: 0}, max_seconds=5)
+        read(consumer, {0: 4})
+    assert (raised.value.partition, raised.value.offset) == (0, 4)
+    assert consumer.calls[-1] == ("unassign",)
 
 
 # -- commit_offsets, committed_offsets --
@@ -304,41 +301,72 @@ STAMPED = {0: log(range(5)),  # timestamps 1000, 2000, .. 5000
            1: log([0, 3, 6], end=7, ts={0: 1000, 3: 3500, 6: 6000})}
 
 
-def test_offsets_at_time_answers_the_first_offset_at_or_after_the_time(kafka):
+def test_offsets_at_time_answers_the_first_offset_at_or_after_the_time_without_reading_it(kafka):
     consumer = kafka(STAMPED)
     assert offsets_at_time(clients_for(consumer), TOPIC, [0, 1], 3000) == {0: 2, 1: 3}
-    assert consumer.calls[0] == ("offsets_for_times", [(TOPIC, 0, 3000), (TOPIC, 1, 3000)])
+    assert consumer.calls == [("offsets_for_times", [(TOPIC, 0, 3000), (TOPIC, 1, 3000)])]
 
 
-def test_offsets_at_time_maps_apaches_minus_one_to_the_end(kafka):
-    consumer = kafka({0: log(range(5)), 1: log(range(2))})
-    assert offsets_at_time(clients_for(consumer), TOPIC, [0, 1], 9000) == {0: 5, 1: 2}
-    assert [c for c in consumer.calls if c[0] == "assign"] == []  # -1 needs no read
+def test_offsets_at_time_maps_minus_one_to_the_high_watermark(kafka):
+    # every record of partitions 0 and 1 is older (-1); partition 1 ends with a transaction marker at 3
+    consumer = kafka({0: log(range(5)), 1: log([0, 1, 2], end=4), 2: log([0, 7], end=8, ts={7: 8000})})
+    assert offsets_at_time(clients_for(consumer), TOPIC, [0, 1, 2], 5500) == {0: 5, 1: 4, 2: 7}
+    assert [c for c in consumer.calls if c[0] != "offsets_for_times"] == [("list_offsets", 0), ("list_offsets", 1)]
 
 
-def test_offsets_at_time_maps_tansus_zero_to_the_true_end_when_every_record_is_older(kafka):
-    consumer = kafka({0: log(range(5), listed_high=3, fetched_high=5)}, flavour="tansu")
-    assert offsets_at_time(clients_for(consumer), TOPIC, [0], 9000) == {0: 5}  # not ListOffsets' short 3
-
-
-def test_offsets_at_time_keeps_tansus_zero_when_the_first_record_is_not_older(kafka):
-    consumer = kafka({0: log(range(5))}, flavour="tansu")
-    assert offsets_at_time(clients_for(consumer), TOPIC, [0], 1000) == {0: 0}
-
-
-@pytest.mark.parametrize("flavour", ["apache", "tansu"])
-def test_offsets_at_time_of_an_empty_partition_is_its_end(kafka, flavour):
-    consumer = kafka({0: log([], end=0), 1: log(range(2))}, flavour=flavour)
+def test_offsets_at_time_of_an_empty_partition_is_its_end(kafka):
+    consumer = kafka({0: log([], end=0), 1: log(range(2))})
     assert offsets_at_time(clients_for(consumer), TOPIC, [0, 1], 1500) == {0: 0, 1: 1}
 
 
-def test_offsets_at_time_keeps_tansus_zero_when_the_record_has_no_timestamp(kafka):
-    # nothing tells "every record is older" from "the first record is not older": keep 0, which skips nothing
-    consumer = kafka({0: log(range(5), ts={0: None})}, flavour="tansu")
-    assert offsets_at_time(clients_for(consumer), TOPIC, [0], 9000) == {0: 0}
+def test_offsets_at_time_fails_on_a_partitions_error_instead_of_taking_it_for_the_end(kafka, monkeypatch):
+    consumer = kafka(STAMPED)
+    refused = SimpleNamespace(topic=TOPIC, partition=1, offset=-1, error=RdKafkaError(RdKafkaError.NOT_LEADER_FOR_PARTITION))
+    monkeypatch.setattr(consumer, "offsets_for_times", lambda partitions, timeout=None: [
+        TopicPartition(TOPIC, 0, 2), refused])  # shaped like a TopicPartition whose error is set
+    with pytest.raises(KafkaError, match=r"offsets_for_times on pg\.public\.t failed for partitions \['1: "):
+        offsets_at_time(clients_for(consumer), TOPIC, [0, 1], 3000)
 
 
 def test_offsets_at_time_turns_a_consumer_exception_into_KafkaError(kafka):
     consumer = kafka(STAMPED, raises=unreachable())
     with pytest.raises(KafkaError, match=r"offsets_for_times on pg\.public\.t failed"):
         offsets_at_time(clients_for(consumer), TOPIC, [0, 1], 3000)
+
+
+# -- kafka_backlog (the status commands' live backlog) --
+
+def backlog(consumer, ends: dict[int, int]) -> Backlog:
+    return kafka_backlog(clients_for(consumer), TOPIC, max_seconds=5)(ends)
+
+
+def test_backlog_is_each_high_watermark_minus_the_resume_point_and_the_oldest_unread_records_age(kafka):
+    now_ms = int(time.time() * 1000)
+    stamps = {o: now_ms - 90_000 + 1000 * o for o in range(10)}
+    consumer = kafka({0: log(range(10), ts=stamps), 1: log(range(4), end=6, ts={o: now_ms for o in range(4)}),
+                      2: log(range(3))})
+    measured = backlog(consumer, {0: 3, 1: 2, 2: 3})
+    assert (measured.partitions, measured.total, measured.measured) == ({0: 7, 1: 4, 2: 0}, 11, "kafka")
+    assert 86 <= measured.oldest_age_seconds <= 88 + 5  # partition 0's record 3, 87 s old
+    # one read per partition with a backlog, from its resume point, one record each; none of partition 2
+    assert [c for c in consumer.calls if c[0] == "assign"] == [("assign", [(TOPIC, 0, 3)]), ("assign", [(TOPIC, 1, 2)])]
+    assert consume_sizes(consumer) == [1, 1]
+
+
+def test_backlog_counts_from_the_log_start_when_the_resume_point_lies_outside_the_log(kafka):
+    # partition 0: retention deleted 0..4 below the resume point 2; partition 1: the broker lost everything from
+    # 5 on, past which the resume point 9 lies; partition 2 has no resume point (added since)
+    consumer = kafka({0: log(range(5, 9), start=5), 1: log(range(5)), 2: log(range(2, 4), start=2)})
+    measured = backlog(consumer, {0: 2, 1: 9})
+    assert (measured.partitions, measured.total) == ({0: 4, 1: 5, 2: 2}, 11)
+    assert [c[1] for c in consumer.calls if c[0] == "assign"] == [[(TOPIC, 0, 5)], [(TOPIC, 1, 0)], [(TOPIC, 2, 2)]]
+
+
+def test_backlog_at_the_end_reads_no_record(kafka):
+    consumer = kafka({0: log(range(5)), 1: log([], end=0)})
+    assert backlog(consumer, {0: 5, 1: 0}) == Backlog({0: 0, 1: 0}, 0, None, "kafka")
+    assert fetches(consumer) == []
+
+
+def test_backlog_of_a_missing_topic_is_empty(kafka):
+    assert backlog(kafka({}), {0: 5}) == Backlog(measured="kafka")

@@ -1,0 +1,137 @@
+"""What the topic's own settings do on the real broker: compaction is refused, partitions added live are read.
+
+Compaction: a compacted topic keeps only a deleted row's tombstone and drops even that after
+``delete.retention.ms``. A delete made while the pipeline is paused, then a forced cleaning, leaves nothing of the
+deleted row's events in the topic: a pipeline reading on would keep the row forever. Registration refuses the
+topic instead, naming the setting and the fix; with the fix and a resnapshot the file ends identical to COPY.
+
+Partitions added to a live topic (``--alter --partitions``) while updates, deletes and a TRUNCATE are in flight:
+the new partitions are read from their start, a key whose events moved partition is ordered by LSN, and the file
+ends identical to COPY.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, ResourceType
+
+from cdc_pipeline import cli
+from cdc_pipeline.errors import ConfigError
+from cdc_pipeline.kafka.topic import topic_partitions, watermarks
+from cdc_pipeline.waiting import wait_until
+from tests.stack.pipeline_driver import PipelineDriver, write_connector
+
+pytestmark = pytest.mark.stack
+
+
+def _driver(stack, tmp_path, name: str, *, partitions: int = 1, config: dict[str, str] | None = None) -> PipelineDriver:
+    path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""), partitions=partitions)
+    if config:
+        document = json.loads(path.read_text())
+        document["config"].update(config)
+        path.write_text(json.dumps(document, indent=2))
+    driver = PipelineDriver(stack.settings, path, tmp_path / "data")
+    driver.sql(f"DROP TABLE IF EXISTS public.{name}")
+    driver.sql(f"CREATE TABLE public.{name} (id int PRIMARY KEY, v text)")
+    driver.sql(f"INSERT INTO public.{name} SELECT g, 'old ' || g FROM generate_series(1, 30) g")
+    driver.register()
+    assert driver.drain_until_equal("id") == driver.destiny()
+    return driver
+
+
+def _alter_topic(driver: PipelineDriver, **settings: str | None) -> None:
+    entries = [ConfigEntry(name.replace("_", "."), value or "",
+                           incremental_operation=AlterConfigOpType.DELETE if value is None else AlterConfigOpType.SET)
+               for name, value in settings.items()]
+    with driver.kafka() as kafka:
+        resource = ConfigResource(ResourceType.TOPIC, driver.spec.topic, incremental_configs=entries)
+        for future in kafka.admin.incremental_alter_configs([resource]).values():
+            future.result()
+
+
+def _records_of_key(driver: PipelineDriver, key: int) -> int:
+    """Records of one key still in the topic (its changes and its tombstone)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": driver.settings.kafka_bootstrap, "group.id": "test.peek.key",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    with driver.kafka("test.peek") as kafka:
+        partitions = topic_partitions(kafka, driver.spec.topic) or []
+        ends = {p: watermarks(kafka, driver.spec.topic, p) for p in partitions}
+    try:
+        consumer.assign([TopicPartition(driver.spec.topic, p, low) for p, (low, _) in ends.items()])
+        found, finished = 0, set()
+        while len(finished) < len(partitions):
+            for message in consumer.consume(100, timeout=2):
+                if message.error() is not None:
+                    finished.add(message.partition())
+                    continue
+                if message.key() and json.loads(message.key()).get("payload", {}).get("id") == key:
+                    found += 1
+        return found
+    finally:
+        consumer.close()
+
+
+def test_a_compacted_topic_is_refused_at_registration_and_the_fix_ends_identical(stack_services, tmp_path):
+    driver = _driver(stack_services, tmp_path, "compact_items")
+    # Paused: nothing reads while a row is deleted and the broker is told to compact at once.
+    driver.sql("DELETE FROM public.compact_items WHERE id = 7")
+    driver.wait_for_records(driver.topic_record_count())
+    _alter_topic(driver, cleanup_policy="compact", delete_retention_ms="0", min_cleanable_dirty_ratio="0.0001",
+                 segment_ms="100", min_compaction_lag_ms="0")
+
+    def cleaned() -> bool:
+        # Each write rolls a segment (segment.ms is past); the cleaner then compacts the closed ones.
+        driver.sql("UPDATE public.compact_items SET v = v || '.' WHERE id = 1")
+        return _records_of_key(driver, 7) == 0
+
+    wait_until(cleaned, what="the log cleaner to remove every event of the deleted row", timeout=120, interval=3)
+
+    with pytest.raises(ConfigError, match=r"cleanup.policy=compact.*--add-config cleanup.policy=delete"):
+        driver.register()
+
+    # The fix the message names, then a new snapshot: the row deleted while paused is gone from the file too.
+    _alter_topic(driver, cleanup_policy="delete", delete_retention_ms=None, min_cleanable_dirty_ratio=None,
+                 segment_ms=None, min_compaction_lag_ms=None)
+    driver.register()
+    settings = driver.settings
+    assert cli.main(["--data-dir", str(driver.layout.folder.parent), "--connectors-dir", str(driver.spec.path.parent),
+                     "--bootstrap-servers", settings.kafka_bootstrap, "--group-prefix", "test",
+                     "--connect-url", settings.connect_url, "resnapshot", "--connector", "compact_items", "--yes"]) == 0
+    expected = driver.converge("id")
+    assert driver.destiny().decode() == expected.decode()
+    assert b"\n7,old 7\n" not in driver.destiny()
+
+
+def test_partitions_added_to_a_live_topic_mid_stream_end_identical(stack_services, tmp_path):
+    # Debezium's producer learns of new partitions at its next metadata refresh: every second here.
+    driver = _driver(stack_services, tmp_path, "grown_items", partitions=1,
+                     config={"producer.override.metadata.max.age.ms": "1000"})
+    driver.sql("UPDATE public.grown_items SET v = 'first ' || id WHERE id % 2 = 0")
+    driver.sql("DELETE FROM public.grown_items WHERE id % 5 = 0")
+    driver.run_once(max_events=7)  # part of it read: the rest is in flight when the topic grows
+    with driver.kafka() as kafka:
+        for future in kafka.admin.create_partitions([NewPartitions(driver.spec.topic, 3)]).values():
+            future.result()
+
+    def spread() -> bool:
+        driver.sql("UPDATE public.grown_items SET v = 'later ' || id WHERE id % 3 = 0")
+        with driver.kafka("test.peek") as kafka:
+            return all(watermarks(kafka, driver.spec.topic, p)[1] > 0 for p in (1, 2))
+
+    wait_until(spread, what="Debezium to write to the new partitions", timeout=60, interval=2)
+    driver.sql("DELETE FROM public.grown_items WHERE id % 7 = 0")
+    driver.sql("INSERT INTO public.grown_items SELECT g, 'new ' || g FROM generate_series(100, 130) g")
+    driver.run_once(max_events=11)
+    driver.sql("TRUNCATE public.grown_items")
+    driver.sql("INSERT INTO public.grown_items SELECT g, 'after truncate ' || g FROM generate_series(1, 20) g")
+    driver.sql("UPDATE public.grown_items SET v = 'final ' || id WHERE id % 4 = 0")
+    expected = driver.converge("id", max_events=13)
+    assert driver.destiny().decode() == expected.decode()
+    runs = driver.history.runs.recent_runs(200)
+    read = {p for r in runs if r["offset_ranges"] for p in json.loads(r["offset_ranges"])}
+    assert read >= {"0", "1", "2"}, read
+    assert driver.history.incidents.recoveries() == []  # nothing lost, nothing rebuilt
