@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -38,6 +39,10 @@ class ConnectorStatus:
         return f"connector {self.name}: {self.state}; {tasks}"
 
 
+# 0.5 + 1 + ... + 3 s: a one-worker group rebalances in well under that.
+REBALANCE_TRIES = 7
+
+
 class KafkaConnectClient:
     """A small client over ``httpx`` for the few endpoints the pipeline uses."""
 
@@ -55,14 +60,21 @@ class KafkaConnectClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
-        try:
-            return self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ConnectUnreachableError(
-                f"Kafka Connect at {self.base_url} did not answer {method} {path} ({exc.__class__.__name__}: {exc}). "
-                "Is the worker running? Locally: ./stack status, then ./stack logs connect; check the "
-                "'cdc_kafka_connect' Airflow connection's host and port."
-            ) from exc
+        """One REST call. A distributed worker answers 409 while its group rebalances (after a start, or when
+        connectors are added): asked again after a short pause, up to REBALANCE_TRIES times."""
+        for attempt in range(REBALANCE_TRIES):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                raise ConnectUnreachableError(
+                    f"Kafka Connect at {self.base_url} did not answer {method} {path} ({exc.__class__.__name__}: "
+                    f"{exc}). Is the worker running? Locally: ./stack status, then ./stack logs connect; check the "
+                    "'cdc_kafka_connect' Airflow connection's host and port."
+                ) from exc
+            if response.status_code != 409 or attempt == REBALANCE_TRIES - 1:
+                return response
+            time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _error_text(response: httpx.Response) -> str:

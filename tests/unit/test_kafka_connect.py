@@ -84,3 +84,21 @@ def test_refused_config_quotes_connects_message():
 
     with pytest.raises(ConnectorError, match="invalid: slot.name"):
         client(bad).put_config("a", {})
+
+
+def test_a_rebalancing_worker_is_asked_again_and_a_lasting_409_is_reported(monkeypatch):
+    monkeypatch.setattr("cdc_pipeline.kafka_connect.time.sleep", lambda seconds: None)
+    answers = [409, 409, 200]
+    calls: list[str] = []
+
+    def rebalancing(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        code = answers.pop(0) if answers else 409
+        return httpx.Response(code, json={"name": "c", "x": "1"} if code == 200 else {"message": "rebalance in progress"})
+
+    assert client(rebalancing).get_config("c") == {"name": "c", "x": "1"}
+    assert len(calls) == 3
+    calls.clear()
+    with pytest.raises(ConnectorError, match="409.*rebalance in progress"):
+        client(rebalancing).get_config("c")
+    assert len(calls) == 7
