@@ -1,6 +1,6 @@
 """consume_batch against a bare fetch loop and the Kafka provider's operator, on the same messages, same run.
 
-Starts a throwaway broker (Tansu, through devstack), produces EVENTS records cycling the real Debezium
+Starts a throwaway broker (Apache Kafka, through devstack), produces EVENTS records cycling the real Debezium
 records of tests/fixtures/samples (21 columns, about 5.7 kB each with the inline schema; deletes keep their
 tombstones) to a 4-partition topic, then measures, each over all EVENTS records:
 
@@ -12,7 +12,7 @@ tombstones) to a 4-partition topic, then measures, each over all EVENTS records:
   per-message ``apply_function`` that parses the message with ``json.loads`` and appends the row (``after``,
   or ``before`` for a delete) to a CSV file with ``csv.writer`` (file opened once, its best case), in a child
   process; its connection comes from ``AIRFLOW_CONN_*`` with a fresh group, ``auto.offset.reset=earliest``
-  and ``session.timeout.ms=6000`` (Tansu's first group join takes ~23 s with the defaults, ~3 s so).
+  and ``session.timeout.ms=6000`` (a shorter first group join).
   ``operator_events_per_s`` is the whole ``execute()``; ``operator_loop_events_per_s`` starts at its first
   message (group join excluded).
 

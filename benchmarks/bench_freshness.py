@@ -1,6 +1,6 @@
 """Freshness under the one-minute schedule in a real Airflow: source commit -> row in destiny.csv, and idle runs.
 
-Starts the whole local stack on free ports in a temporary home (PostgreSQL, Tansu, Kafka Connect, Airflow 3
+Starts the whole local stack on free ports in a temporary home (PostgreSQL, Apache Kafka, Kafka Connect, Airflow 3
 standalone, through devstack), with one connector file of its own (table ``public.fresh_events``: id,
 version, note, written_at), unpauses its DAG and waits until a first row has come through. Then, for
 ``--minutes``, it commits ``--rate`` changes a second, one transaction each (an insert of a new id, or an

@@ -1,6 +1,6 @@
-"""The status against the real broker: the backlog is the true count of unmerged events per partition (Tansu
-answers ListOffsets short of the end, so the probe reads to the end) and the lag age is the age of the oldest
-unmerged event's Kafka timestamp; after a run merges them both are zero."""
+"""The status against the real broker: the backlog is the true count of unmerged events per partition (the high
+watermark minus the resume point) and the lag age is the age of the oldest unmerged event's Kafka timestamp; after
+a run merges them both are zero."""
 
 from __future__ import annotations
 
@@ -56,9 +56,9 @@ def test_backlog_and_lag_age_are_measured_on_the_broker_and_zero_once_merged(sta
 
 def test_a_resume_point_the_broker_no_longer_holds_counts_what_it_holds_without_waiting_for_the_rest(
         stack_services, tmp_path):
-    """After a broker forgot (restart, deleted topic) the history's resume point lies beyond the topic's end.
-    The status must still answer (it used to wait out its whole read for offsets that never come): everything
-    the broker holds is unread, and the next run says what was lost."""
+    """After the log was truncated (an unclean leader election, a deleted topic) the history's resume point lies
+    beyond the topic's end. The status must still answer, at once: everything the broker holds is unread, and the
+    next run says what was lost."""
     driver = drained_pipeline(stack_services, tmp_path, "status_forgot")
     resume = driver.history.runs.resume_point()
     driver.history.runs.set_resume_point(reason="test: as if the broker had forgotten", incarnation=resume.incarnation,
