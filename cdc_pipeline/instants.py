@@ -12,7 +12,7 @@ def parse_instant(value: str | None, what: str = "start_from") -> datetime | Non
     if value in (None, ""):
         return None
     try:
-        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(value).strip())  # Python 3.11 reads a trailing "Z"
     except ValueError as exc:
         raise ConfigError(f"{what} {value!r} is not an ISO date or date-time; write it like 2026-11-24 or "
                           "2026-11-24T08:00:00Z (UTC when no zone is given).") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import httpx
@@ -42,6 +43,8 @@ class ConnectorStatus:
 # 0.5 + 1 + ... + 3 s: a one-worker group rebalances in well under that.
 REBALANCE_TRIES = 7
 
+WORKER_LOG = "Check the worker log (locally: ./stack logs connect)."
+
 
 class KafkaConnectClient:
     """A small client over ``httpx`` for the few endpoints the pipeline uses."""
@@ -76,20 +79,11 @@ class KafkaConnectClient:
             time.sleep(0.5 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _error_text(response: httpx.Response) -> str:
-        try:
-            body = response.json()
-            return str(body.get("message", body))
-        except ValueError:
-            return response.text[:2000]
-
     def get_config(self, name: str) -> dict[str, str] | None:
         response = self._request("GET", f"/connectors/{name}/config")
         if response.status_code == 404:
             return None
-        if response.status_code != 200:
-            raise ConnectorError(f"GET /connectors/{name}/config answered {response.status_code}: {self._error_text(response)}")
+        _expect(response, (200,), f"reading the config of connector {name!r}", WORKER_LOG)
         return response.json()
 
     def put_config(self, name: str, config: dict[str, str]) -> str:
@@ -99,20 +93,15 @@ class KafkaConnectClient:
         if current is not None and current == wanted:
             return "unchanged"
         response = self._request("PUT", f"/connectors/{name}/config", json=wanted)
-        if response.status_code not in (200, 201):
-            raise ConnectorError(
-                f"Kafka Connect refused the config of connector {name!r} ({response.status_code}): "
-                f"{self._error_text(response)}. Fix the connector file in include/connectors/ or the "
-                "'cdc_postgres' connection, then clear the task."
-            )
+        _expect(response, (200, 201), f"creating or updating connector {name!r}",
+                "Fix the connector file in include/connectors/ or the 'cdc_postgres' connection, then clear the task.")
         return "created" if response.status_code == 201 else "updated"
 
     def status(self, name: str) -> ConnectorStatus | None:
         response = self._request("GET", f"/connectors/{name}/status")
         if response.status_code == 404:
             return None
-        if response.status_code != 200:
-            raise ConnectorError(f"GET /connectors/{name}/status answered {response.status_code}: {self._error_text(response)}")
+        _expect(response, (200,), f"reading the status of connector {name!r}", WORKER_LOG)
         body = response.json()
         connector = body.get("connector", {})
         return ConnectorStatus(
@@ -125,8 +114,8 @@ class KafkaConnectClient:
     def stop(self, name: str, *, timeout: float = 60.0) -> None:
         """Stop the connector and its tasks (Connect 3.5+), waiting until it reports STOPPED."""
         response = self._request("PUT", f"/connectors/{name}/stop")
-        if response.status_code not in (200, 202, 204):
-            raise ConnectorError(f"stopping connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
+        _expect(response, (200, 202, 204), f"stopping connector {name!r}",
+                f"Stopping a connector needs Kafka Connect 3.5 or later. {WORKER_LOG}")
         try:
             wait_until(lambda: (s := self.status(name)) is None or s.state == "STOPPED", what=f"connector {name} to stop",
                        timeout=timeout, interval=1.0)
@@ -136,8 +125,8 @@ class KafkaConnectClient:
     def delete_offsets(self, name: str) -> None:
         """Forget the connector's source offsets (Connect 3.6+, KIP-875): its next start snapshots again."""
         response = self._request("DELETE", f"/connectors/{name}/offsets")
-        if response.status_code != 200:
-            raise ConnectorError(f"deleting the offsets of connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
+        _expect(response, (200,), f"deleting the offsets of connector {name!r}",
+                f"Deleting offsets needs Kafka Connect 3.6 or later and the connector STOPPED first. {WORKER_LOG}")
 
     def offsets(self, name: str) -> list[dict] | None:
         """The connector's committed source offsets (``GET /connectors/{name}/offsets``, Connect 3.5+, KIP-875):
@@ -145,25 +134,22 @@ class KafkaConnectClient:
         response = self._request("GET", f"/connectors/{name}/offsets")
         if response.status_code == 404:
             return None
-        if response.status_code != 200:
-            raise ConnectorError(f"GET /connectors/{name}/offsets answered {response.status_code}: {self._error_text(response)}")
+        _expect(response, (200,), f"reading the offsets of connector {name!r}",
+                f"Reading offsets needs Kafka Connect 3.5 or later. {WORKER_LOG}")
         return list(response.json().get("offsets") or [])
 
     def delete(self, name: str) -> None:
         """Remove the connector (its source offsets stay with the worker); nothing when it does not exist."""
         response = self._request("DELETE", f"/connectors/{name}")
-        if response.status_code not in (200, 204, 404):
-            raise ConnectorError(f"deleting connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
+        _expect(response, (200, 204, 404), f"deleting connector {name!r}", WORKER_LOG)
 
     def resume(self, name: str) -> None:
         response = self._request("PUT", f"/connectors/{name}/resume")
-        if response.status_code not in (200, 202, 204):
-            raise ConnectorError(f"resuming connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
+        _expect(response, (200, 202, 204), f"resuming connector {name!r}", WORKER_LOG)
 
     def restart_failed(self, name: str) -> None:
         response = self._request("POST", f"/connectors/{name}/restart", params={"includeTasks": "true", "onlyFailed": "true"})
-        if response.status_code not in (200, 202, 204):
-            raise ConnectorError(f"restarting connector {name!r} failed ({response.status_code}): {self._error_text(response)}")
+        _expect(response, (200, 202, 204), f"restarting the failed parts of connector {name!r}", WORKER_LOG)
 
     def wait_until_running(self, name: str, *, timeout: float = 90.0, interval: float = 2.0) -> ConnectorStatus:
         """Wait, bounded, for the connector and every task to be RUNNING; restart failed ones once.
@@ -199,6 +185,29 @@ class KafkaConnectClient:
         if isinstance(outcome, ConnectorError):
             raise outcome
         return outcome
+
+
+def _expect(response: httpx.Response, codes: Collection[int], what: str, fix: str) -> None:
+    """Raise ConnectorError unless Kafka Connect answered one of ``codes``: the message names the call, the
+    status, Kafka Connect's own message and ``fix``, what to do about it."""
+    if response.status_code in codes:
+        return
+    if response.status_code == 409:
+        fix = (f"The worker's group was still rebalancing after {REBALANCE_TRIES} tries: wait until it settles, "
+               f"then try again. {fix}")
+    request = response.request
+    url = request.url.copy_with(userinfo=b"")  # never a password in a message
+    raise ConnectorError(f"{what} failed: Kafka Connect answered {request.method} {url} with "
+                         f"{response.status_code}: {_error_text(response)}. {fix}")
+
+
+def _error_text(response: httpx.Response) -> str:
+    """Kafka Connect's ``message`` (its error bodies are ``{"error_code": ..., "message": ...}``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:2000] or "(no message)"
+    return str(body.get("message", body) if isinstance(body, dict) else body)
 
 
 def _failure_message(status: ConnectorStatus, what: str) -> str:

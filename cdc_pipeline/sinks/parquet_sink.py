@@ -2,9 +2,10 @@
 
 Rendered whole from the live generation (a Parquet file cannot be patched in place): destiny.csv is read in
 Arrow batches (``StateStore.row_batches``), each column converted from COPY text to its Arrow type
-(:mod:`cdc_pipeline.sinks.arrow_convert`), written to a temporary file beside it, fsync'd, then renamed over
-``destiny.parquet``: a reader sees the old file or the new one. Rows are in destiny.csv's order (the primary
-key's). Memory is bounded by one batch (16 MB of CSV); the cost is measured in docs/sinks.md.
+(:mod:`cdc_pipeline.sinks.arrow_convert`), written through :func:`cdc_pipeline.atomic.atomic_writer` (a
+temporary file beside it, fsync'd, then renamed over ``destiny.parquet``): a reader sees the old file or the new
+one. Rows are in destiny.csv's order (the primary key's). Memory is bounded by one batch (16 MB of CSV); the cost
+is measured in docs/sinks.md.
 
 The file's key-value metadata says what it holds: ``cdc.table``, ``cdc.key_columns``, ``cdc.generation``,
 ``cdc.epoch``, ``cdc.generation_created_at``, ``cdc.rendered_at``, ``cdc.text_settings`` (the source's
@@ -15,16 +16,14 @@ Each field's metadata carries its PostgreSQL type (``pg_type``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from cdc_pipeline.atomic import fsync_dir
+from cdc_pipeline.atomic import atomic_writer
 from cdc_pipeline.errors import SinkError, StateError
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.sinks.arrow_convert import NullNotes, convert_batch
@@ -69,12 +68,9 @@ def write_parquet(store: StateStore, live: GenerationInfo, path: Path, notes: Nu
         "cdc.rendered_at": _now(),
         "cdc.text_settings": json.dumps({k: v for k, v in description.settings.items() if k != "server_version_num"}),
     })
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     rows = 0
-    try:
-        with pq.ParquetWriter(temporary, schema, compression=COMPRESSION) as writer:
+    with atomic_writer(path, "wb") as handle:
+        with pq.ParquetWriter(handle, schema, compression=COMPRESSION) as writer:
             for batch in store.row_batches(live):
                 writer.write_batch(convert_batch(batch, columns, schema, notes))
                 rows += batch.num_rows
@@ -82,14 +78,7 @@ def write_parquet(store: StateStore, live: GenerationInfo, path: Path, notes: Nu
         if rows != live.rows:
             raise SinkError(f"generation {live.id} read back {rows} rows but its manifest says {live.rows}: the "
                             "state is damaged; rebuild it with python -m cdc_pipeline resnapshot")
-        os.chmod(temporary, 0o644)
-        _fsync(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    fsync_dir(path.parent)
+        os.fchmod(handle.fileno(), 0o644)  # mkstemp makes it 0600
     return rows
 
 
@@ -103,14 +92,6 @@ def file_generation(path: Path) -> tuple[str, int] | None:
     if generation is None or epoch is None:
         return None
     return generation.decode(), int(epoch)
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _now() -> str:

@@ -102,3 +102,22 @@ def test_a_rebalancing_worker_is_asked_again_and_a_lasting_409_is_reported(monke
     with pytest.raises(ConnectorError, match="409.*rebalance in progress"):
         client(rebalancing).get_config("c")
     assert len(calls) == 7
+
+
+def test_a_refused_call_names_the_call_the_status_connects_message_and_the_remedy():
+    def not_stopped(request):
+        return httpx.Response(400, json={"error_code": 400, "message": "Connectors must be in the STOPPED state"})
+
+    with pytest.raises(ConnectorError) as refused:
+        client(not_stopped).delete_offsets("a")
+    message = str(refused.value)
+    assert "deleting the offsets of connector 'a' failed" in message
+    assert "DELETE http://connect/connectors/a/offsets with 400: Connectors must be in the STOPPED state" in message
+    assert "the connector STOPPED first" in message and "./stack logs connect" in message
+
+    def broken(request):
+        return httpx.Response(500, text="")
+
+    with pytest.raises(ConnectorError, match=r"resuming connector 'a' failed: .* with 500: \(no message\)\. "
+                                             r"Check the worker log"):
+        client(broken).resume("a")
