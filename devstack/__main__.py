@@ -139,14 +139,23 @@ def connector_lines(settings: StackSettings) -> tuple[bool, list[str]]:
         return True, ["connectors: none registered yet (each DAG run registers its connector)"]
     lines = ["connectors:"]
     for connector in connectors:
-        mark = "ok " if connector.is_running else "NOT RUNNING "
-        lines.append(f"  {connector.name:20} {mark}connector {connector.state}")
+        lines.append(f"  {connector.name:20} {_connector_mark(connector)}")
         lines += [f"  {'':20}    task {task.get('id')} {task.get('state')} on {task.get('worker_id', '?')}"
                   for task in connector.tasks] or [f"  {'':20}    no tasks"]
         if connector.trace or connector.failed_tasks:
             trace = connector.trace or connector.failed_tasks[0].get("trace") or ""
             lines.append(f"  {'':20}    {trace.splitlines()[0] if trace else ''}")
     return all(c.is_running for c in connectors), lines
+
+
+def _connector_mark(connector) -> str:
+    """``ok connector RUNNING``, or NOT RUNNING naming what is not: the connector, or which task."""
+    if connector.is_running:
+        return f"ok connector {connector.state}"
+    if connector.state != "RUNNING":
+        return f"NOT RUNNING connector {connector.state}"
+    stuck = [f"task {t.get('id')} {t.get('state')}" for t in connector.tasks if t.get("state") != "RUNNING"]
+    return f"NOT RUNNING: {', '.join(stuck) or 'no tasks'} (connector RUNNING)"
 
 
 def pipeline_lines(settings: StackSettings) -> tuple[bool, list[str]]:

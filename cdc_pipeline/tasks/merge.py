@@ -82,8 +82,11 @@ def _merge_locked(pipe: Pipeline, run: RunRef, summary: dict, *, archive_keep: i
     crashpoint("merge.before_buffer_archive")
     archived = buffer.clear(archive_as=run.run_id, keep=archive_keep) if len(frame) else None
     history.runs.update_run(run.run_id, **fields)
+    changed = bool(promoted) or (result is not None and lineage == "live" and any(
+        (result.inserted, result.updated, result.deleted, result.truncated)))
     summary.update(destiny_rows=fields["destiny_rows"], generation=live.id if live else None,
-                   archived_buffer=str(archived) if archived else None, lineage=lineage, promoted=promoted)
+                   archived_buffer=str(archived) if archived else None, lineage=lineage, promoted=promoted,
+                   destiny_changed=changed)
     if result is None:
         log.info("merge: nothing to merge; %s rows in %s", fields["destiny_rows"], layout.destiny.name)
     else:

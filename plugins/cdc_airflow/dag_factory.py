@@ -122,12 +122,20 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
 
             return runners.consume(spec, layout, get_current_context())
 
-        @task(task_id="merge_batch", execution_timeout=timedelta(minutes=15), outlets=[destiny], multiple_outputs=False)
+        @task(task_id="merge_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=False)
         @one_line_errors
         def merge_batch() -> dict[str, Any]:
             from cdc_airflow import runners
 
-            return runners.merge(spec, layout, get_current_context(), destiny)
+            return runners.merge(spec, layout, get_current_context())
+
+        # destiny.csv as an Asset: its event only when the file changed (a skipped task emits none).
+        @task(task_id="publish_destiny", outlets=[destiny], retries=0, multiple_outputs=False)
+        @one_line_errors
+        def publish_destiny(merged: dict[str, Any] | None) -> dict[str, Any]:
+            from cdc_airflow import runners
+
+            return runners.publish_destiny(get_current_context(), destiny, merged)
 
         # A backfill run of [start, end) writes the table as of `end` and the interval's changes from the change
         # log; the live tasks above skip themselves in backfill runs, and this one in every other run.
@@ -155,9 +163,10 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
             return runners.finish(spec, layout, context, failed_upstream(context, watched))
 
         registered = register_connector()
-        merged = consume_batch() >> merge_batch()
+        merged = merge_batch()
+        consume_batch() >> merged
         rendered = [merged >> sink() for sink in sink_tasks] or [merged]
-        [registered, *rendered, backfill_interval()] >> finish_run()
+        [registered, *rendered, publish_destiny(merged), backfill_interval()] >> finish_run()
     return dag
 
 

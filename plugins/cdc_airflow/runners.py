@@ -67,17 +67,24 @@ def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, A
                              start_from=start_from)
 
 
-def merge(spec: ConnectorSpec, layout: PipelineLayout, context, destiny_asset) -> dict[str, Any]:
+def merge(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
     skip_in_backfill_runs(context)
-    pipe = Pipeline(spec, layout)
-    summary = merge_batch(pipe, run_ref(context))
-    # Zeros written as zeros (an idle run says so); the generation only when there is one.
-    extra = {key: summary.get(key) or 0 for key in ("events", "inserted", "updated", "deleted", "truncated",
-                                                    "destiny_rows")}
-    if summary.get("generation"):
-        extra["generation"] = summary["generation"]
+    return merge_batch(Pipeline(spec, layout), run_ref(context))
+
+
+def publish_destiny(context, destiny_asset, merged: dict[str, Any] | None) -> dict[str, Any]:
+    """The asset event "destiny.csv updated", with the merge's counts, only when destiny.csv changed: a skipped
+    task emits none, so a DAG scheduled on the asset runs when there is something new, not every minute."""
+    if not merged or not merged.get("destiny_changed"):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("destiny.csv did not change in this run: no asset event")
+    extra = {key: merged.get(key) or 0 for key in ("events", "inserted", "updated", "deleted", "truncated",
+                                                   "destiny_rows")}
+    if merged.get("generation"):
+        extra["generation"] = merged["generation"]
     context["outlet_events"][destiny_asset].extra = extra
-    return summary
+    return extra
 
 
 def sink(spec: ConnectorSpec, layout: PipelineLayout, context, sink_spec) -> dict[str, Any]:

@@ -116,6 +116,17 @@ def test_every_promised_type_through_the_scheduler_is_byte_identical_to_copy(air
     assert mine and "destiny_rows" in mine[0]["extra"]
 
 
+def test_a_run_that_changes_nothing_emits_no_asset_event(airflow_stack, types_driver):
+    """A DAG scheduled on destiny.csv's asset runs when the file changed, not every minute: an idle run's
+    publish_destiny skips itself, and the asset has no event from that run."""
+    assert types_driver.drain_until_equal("k1, k2") == types_driver.destiny()
+    idle = run_dag(airflow_stack, TYPES_DAG)
+    states = {ti["task_id"]: ti["state"] for ti in airflow_stack.task_instances(TYPES_DAG, idle)}
+    assert states["merge_batch"] == "success" and states["publish_destiny"] == "skipped", states
+    events = airflow_stack.request("GET", "/api/v2/assets/events", params={"limit": 100, "order_by": "-timestamp"}).json()
+    assert [e for e in events["asset_events"] if e.get("source_run_id") == idle] == []
+
+
 def test_a_run_with_a_failed_registration_is_red_with_one_line_and_still_drains(airflow_stack, types_driver):
     """PostgreSQL unreachable: registration fails fast, the drain of what Kafka holds happens in the same run,
     the run ends red with one readable line and no traceback, and the history agrees with Airflow."""

@@ -56,7 +56,11 @@ def test_pipeline_policy(dag_bag):
         assert dag.get_task(task_id).retries >= 3
     assert finish.retries == 0
     assert all(task.multiple_outputs is False for task in dag.tasks)  # one summary XCom per task
-    assert [o.name for o in dag.get_task("merge_batch").outlets] == ["cdc_clientes_destiny"]
+    # The asset event comes from a task of its own that skips itself when destiny.csv did not change.
+    assert dag.get_task("merge_batch").outlets == []
+    publish = dag.get_task("publish_destiny")
+    assert [o.name for o in publish.outlets] == ["cdc_clientes_destiny"]
+    assert publish.upstream_task_ids == {"merge_batch"} and "publish_destiny" in finish.upstream_task_ids
     assert {"max_events", "start_from", "connector_timeout_seconds"} <= set(dag.params.keys())
 
 
@@ -130,3 +134,23 @@ def test_a_refusal_fails_its_task_at_once_and_an_outage_keeps_its_retries(dag_ba
             ended = exit_of(transient)
             assert not isinstance(ended, RefusalExit)
             assert policy.evaluate(ended, try_number=1, max_tries=4).action == RetryAction.DEFAULT, task_id
+
+
+def test_publish_destiny_skips_unless_destiny_changed():
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from cdc_airflow import runners
+
+    class Outlet:
+        extra: dict | None = None
+
+    outlet = Outlet()
+    context = {"outlet_events": {"asset": outlet}}
+    for merged in (None, {"events": 0, "destiny_changed": False}, {"events": 5, "destiny_changed": False}):
+        with pytest.raises(AirflowSkipException, match="did not change"):
+            runners.publish_destiny(context, "asset", merged)
+    assert outlet.extra is None
+    extra = runners.publish_destiny(context, "asset", {"events": 5, "inserted": 2, "updated": 3, "destiny_rows": 9,
+                                                       "generation": "live/gen-000002", "destiny_changed": True})
+    assert outlet.extra == extra == {"events": 5, "inserted": 2, "updated": 3, "deleted": 0, "truncated": 0,
+                                     "destiny_rows": 9, "generation": "live/gen-000002"}
