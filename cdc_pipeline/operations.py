@@ -34,6 +34,7 @@ from cdc_pipeline.recovery.rebuild import start_rebuild
 from cdc_pipeline.formatting import describe_positions
 from cdc_pipeline.tasks.consume import START_FROM_SETTING, consume_batch
 from cdc_pipeline.tasks.merge import merge_batch
+from cdc_pipeline.tasks.finish import finish_run
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ def drain(pipe: Pipeline, kafka: KafkaClients, *, run_label: str, connect_factor
         run = RunRef(f"drain__{run_label}-{number}", 1, 1)
         consumed = consume_batch(pipe, kafka, run, max_events=max_events, connect=connect_factory)
         merge_batch(pipe, run)
+        finish_run(pipe, run)  # closed like any run: status and end time
         if consumed.get("skipped"):
             raise OperationInProgressError(f"drain of {pipe.spec.name} skipped: {consumed['skipped']}")
         if consumed.get("recovery") or consumed.get("schema_change"):

@@ -95,7 +95,8 @@ def pipeline_status(name: str, layout: PipelineLayout, probes: Probes | None = N
     history = History.open(layout.history, readonly=True)
     runs = history.runs
     last = runs.last_run_where("kind != 'backfill' AND kind != 'operation'")
-    merged = runs.last_run_where("status = ?", (RunStatus.MERGED.value,))
+    # A run is counted once it is closed: between its merge and finish_run it is "merged" with no end yet.
+    merged = runs.last_run_where("status = ? AND ended_at IS NOT NULL", (RunStatus.MERGED.value,))
     with_data = runs.last_run_where("max_source_ts IS NOT NULL AND status = ?", (RunStatus.MERGED.value,))
     caught_up = runs.last_run_where("status = ? AND coalesce(backlog, 0) = 0 AND coalesce(batch_complete, 1) = 1",
                                     (RunStatus.MERGED.value,))
@@ -148,7 +149,10 @@ def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> No
         status.state = "failing"
         problems.append(f"last failed run: {status.last_error}")
     last_merge = parse_time(status.last_merge_at)
-    if status.state == "ok" and (last_merge is None or now - last_merge > LATE_AFTER):
+    # A first run still in flight has merged nothing yet, and is not late for that.
+    first_in_flight = (last_merge is None and not last.get("ended_at")
+                       and now - (parse_time(last.get("started_at")) or now) <= LATE_AFTER)
+    if status.state == "ok" and not first_in_flight and (last_merge is None or now - last_merge > LATE_AFTER):
         status.state = "late"
         problems.append(f"no successful merge since {status.last_merge_at or 'ever'}")
     if status.dead_letters:

@@ -33,6 +33,7 @@ from cdc_pipeline.recovery.rebuild import start_rebuild
 from cdc_pipeline.source.checks import SourceParams
 from cdc_pipeline.tasks.consume import consume_batch
 from cdc_pipeline.tasks.merge import merge_batch
+from cdc_pipeline.tasks.finish import finish_run
 from cdc_pipeline.waiting import wait_until
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ def _drain(pipe, kafka, run_id, connect, connector_config, timeout) -> None:
                                  connect=(lambda: connect) if connect else _no_connect,
                                  connector_config=connector_config or (lambda: None))
         merge_batch(pipe, run)
+        finish_run(pipe, run)  # closed like any run: status and end time
         if consumed.get("recovery") or consumed.get("schema_change"):
             raise ConfigError(f"verify stopped: {consumed.get('recovery') or consumed.get('schema_change')}")
         if consumed.get("complete", True) and not consumed.get("skipped"):
