@@ -28,6 +28,7 @@ from cdc_pipeline.connector_spec import find_connector_spec
 from cdc_pipeline.environment import PipelineEnvironment
 from cdc_pipeline.errors import CdcError, ConfigError
 from cdc_pipeline.history import History
+from cdc_pipeline.formatting import one_line
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
@@ -177,7 +178,7 @@ def cmd_outages(args) -> int:
         back = f"back at {o['back_at']}" if o["back_at"] else "STILL DOWN"
         lost = f"; data lost, recovered by rebuild {o['recovery_id']}" if o["data_lost"] else ""
         print(f"{o['service']}: down since {o['first_seen_down_at']} (first seen by {o['first_run_id']}), {back}; "
-              f"{o['runs_affected']} run(s) affected{lost}; last error: {' '.join((o['last_error'] or '').split())[:200]}")
+              f"{o['runs_affected']} run(s) affected{lost}; last error: {one_line(o['last_error'], 200) or ''}")
     return 0
 
 

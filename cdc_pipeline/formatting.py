@@ -94,12 +94,20 @@ def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
-def one_line(text: str | None, limit: int = ONE_LINE) -> str | None:
-    """Whitespace folded to single spaces, cut at ``limit`` with an ellipsis."""
-    if not text:
+def one_line(text: object, limit: int = ONE_LINE) -> str | None:
+    """Whitespace folded to single spaces; a longer text keeps its start and its end, the middle cut to `` … ``.
+
+    An error names what failed first and why, and the fix, last; what lies between (a connection string, a
+    path) is what can go: "register_connector: cannot connect … … FATAL: the database system is shutting down".
+    """
+    if text is None or text == "":
         return None
     flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    if len(flat) <= limit:
+        return flat
+    head = max(1, limit * 2 // 5)
+    tail = max(1, limit - head - 3)
+    return f"{flat[:head].rstrip()} … {flat[-tail:].lstrip()}"
 
 
 def notes_list(raw: Any) -> list[str]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cdc_pipeline.history import History, RunStatus
-from cdc_pipeline.formatting import ago_text, hhmm, parse_time, size_text
+from cdc_pipeline.formatting import ago_text, hhmm, one_line, parse_time, size_text
 from cdc_pipeline.layout import PipelineLayout
 
 # How long a status command (CLI, ./stack status, the operations DAG) reads Kafka for the live backlog: past it
@@ -114,7 +114,7 @@ def pipeline_status(name: str, layout: PipelineLayout, probes: Probes | None = N
     status.dead_letters = _count_lines(layout.dead_letters)
     failed = runs.last_run_where("status = ?", (RunStatus.FAILED.value,))
     if failed and (not merged or failed["seq"] > merged["seq"]):
-        status.last_error = " ".join((failed.get("error") or "").split())[:300] or None
+        status.last_error = one_line(failed.get("error"), 300)
     resume = runs.resume_point()
     status.backlog = _backlog(probes, resume, last, status)
     status.connector = _ask(probes.connector, status, "Kafka Connect")
@@ -131,7 +131,7 @@ def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> No
         status.state_since = first["first_seen_down_at"]
         since = hhmm_utc(first["first_seen_down_at"])
         problems.append(f"{first['service']} unreachable since {since} ({first['runs_affected']} runs): "
-                        f"{' '.join((first['last_error'] or '').split())[:160]}")
+                        f"{one_line(first['last_error']) or ''}")
     if recovery:
         problems.append(f"rebuild {recovery.id} ({recovery.reason}) in progress: {recovery.step}; destiny.csv keeps "
                         "its last good content until it completes")
@@ -171,7 +171,7 @@ def _backlog(probes: Probes, resume, last, status: PipelineStatus) -> Backlog:
         try:
             backlog = probes.backlog(resume.ends)
         except Exception as exc:  # noqa: BLE001 - a status never fails; it says what it could not measure
-            status.probes["Kafka"] = " ".join(str(exc).split())[:160] or type(exc).__name__
+            status.probes["Kafka"] = one_line(str(exc)) or type(exc).__name__
             status.problems.append(f"could not ask Kafka: {status.probes['Kafka']}; backlog as of the last run")
         else:
             status.probes["Kafka"] = "answered"
@@ -186,7 +186,7 @@ def _ask(probe, status: PipelineStatus, what: str):
     try:
         answer = probe()
     except Exception as exc:  # noqa: BLE001 - see _backlog
-        status.probes[what] = " ".join(str(exc).split())[:160] or type(exc).__name__
+        status.probes[what] = one_line(str(exc)) or type(exc).__name__
         status.problems.append(f"could not ask {what}: {status.probes[what]}")
         return None
     status.probes[what] = "answered"

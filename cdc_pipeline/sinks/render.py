@@ -23,7 +23,8 @@ from cdc_pipeline.sinks.outcome import SinkOutcome
 from cdc_pipeline.sinks.postgres_target import TargetParams
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.tasks.operations_guard import operation_in_progress
-from cdc_pipeline.tasks.tracking import one_line, tracked
+from cdc_pipeline.formatting import one_line
+from cdc_pipeline.tasks.tracking import tracked
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def render_sink(pipe: Pipeline, sink: SinkSpec, run: RunRef, *, target: TargetSo
             outcome = _render(pipe, sink, target, lock_timeout)
         except BaseException as exc:
             history.incidents.record_sink(run.run_id, sink.name, status="failed", generation=None, rows=None,
-                                          seconds=round(time.monotonic() - started, 3), error=one_line(exc, 2000))
+                                          seconds=round(time.monotonic() - started, 3), error=one_line(str(exc) or type(exc).__name__, 2000))
             raise
         seconds = round(time.monotonic() - started, 3)
         history.incidents.record_sink(run.run_id, sink.name, status=outcome.status, generation=outcome.generation,

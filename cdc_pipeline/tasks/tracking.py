@@ -16,11 +16,6 @@ DURATION_FIELDS = {
 }
 
 
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 @contextmanager
 def tracked(history: History, run: RunRef, task_id: str) -> Iterator[dict[str, Any]]:
     """Record the try in task_tries and its duration in runs; the body fills the summary dict.
