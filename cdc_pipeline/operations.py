@@ -169,7 +169,7 @@ def drain(pipe: Pipeline, kafka: KafkaClients, *, run_label: str, connect_factor
     pipe.history.incidents.mark_clean_end(resume.incarnation, resume.ends)
     message = (f"{pipe.spec.name}: drained to the end of incarnation {resume.incarnation} "
                f"({describe_positions(resume.ends)}); recorded as a clean end")
-    log.info("%s", message)
+    log.debug("%s", message)  # the caller prints it (the CLI, ./stack stop): at INFO it showed twice
     return OperationResult(message, {"incarnation": resume.incarnation, "ends": resume.ends})
 
 
