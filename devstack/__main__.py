@@ -27,7 +27,7 @@ Other commands:
   ./stack logs [part] [-n N]     last N lines of a part's log (all parts without a name)
   ./stack start [part...]        start some parts only (postgres broker connect airflow)
   ./stack demo-load [--count N] [--rate R]   inserts/updates/deletes on public.clientes
-  ./stack stop                   drain every pipeline, then stop everything; data kept
+  ./stack stop [part...]         drain every pipeline, then stop everything; data kept (named parts: only those)
   ./stack reset                  stop and delete all local state and the recorded settings
   ./stack test [pytest args]     run the tests"""
 
@@ -195,7 +195,8 @@ def cmd_logs(stack: Stack, args: argparse.Namespace) -> int:
 
 
 def cmd_stop(stack: Stack, args: argparse.Namespace) -> int:
-    stopped = stack.stop_draining(report=print)
+    # Named parts stop alone (PostgreSQL with a fast shutdown), without a drain: the broker keeps every event.
+    stopped = stack.stop(args.parts) if args.parts else stack.stop_draining(report=print)
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     return 0
 
@@ -235,8 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("part", nargs="?", choices=PART_NAMES)
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.set_defaults(func=cmd_logs)
-    sub.add_parser("stop", help="stop everything, keep data; pipelines are drained first so the files are current"
-                   ).set_defaults(func=cmd_stop)
+    stop = sub.add_parser("stop", help="stop everything, keep data; pipelines are drained first so the files are "
+                                       "current. With part names, stop only those (no drain)")
+    # No choices=: argparse refuses an empty list against them; Stack.stop names the unknown part instead.
+    stop.add_argument("parts", nargs="*", metavar="part",
+                      help=f"one of {', '.join(PART_NAMES)} (default: all, after a drain)")
+    stop.set_defaults(func=cmd_stop)
     sub.add_parser("reset", help="stop and delete all local state and the recorded settings"
                    ).set_defaults(func=cmd_reset)
     demo = sub.add_parser("demo-load", help="a bounded stream of changes on public.clientes")

@@ -185,3 +185,15 @@ def test_status_shows_each_connector_and_fails_unless_every_part_and_connector_r
         assert result.returncode == 1, result.stdout + result.stderr
     finally:
         connect.close()
+
+
+def test_stop_with_a_part_name_stops_that_part_alone(small_stack):
+    s = small_stack.settings
+    small_stack.start(["postgres", "broker"])
+    result = subprocess.run([sys.executable, "-m", "devstack", "stop", "postgres"], env={**os.environ, **s.as_env()},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "stopped: postgres" in result.stdout, result.stdout + result.stderr
+    assert not small_stack["postgres"].is_running() and small_stack["broker"].is_running()
+    result = subprocess.run([sys.executable, "-m", "devstack", "stop", "nope"], env={**os.environ, **s.as_env()},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "unknown part(s) ['nope']" in result.stdout + result.stderr
