@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cdc_pipeline.errors import StateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -92,6 +92,7 @@ CREATE TABLE IF NOT EXISTS outages (
     back_at            TEXT,
     back_run_id        TEXT,
     runs_affected      INTEGER NOT NULL DEFAULT 1,
+    last_run_id        TEXT,                              -- the last run that saw it down (each run counts once)
     last_error         TEXT,
     data_lost          INTEGER NOT NULL DEFAULT 0,
     recovery_id        INTEGER
@@ -150,6 +151,7 @@ _ADDED_COLUMNS = (
     ("runs", "incarnation", "INTEGER"), ("runs", "epoch", "INTEGER"), ("runs", "batch_complete", "INTEGER"),
     ("runs", "truncates", "INTEGER"), ("runs", "backlog", "INTEGER"), ("runs", "merge_truncated", "INTEGER"),
     ("runs", "recovery", "TEXT"), ("runs", "schema_change", "TEXT"), ("task_tries", "max_tries", "INTEGER"),
+    ("outages", "last_run_id", "TEXT"),
 )
 
 

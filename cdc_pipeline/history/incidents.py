@@ -85,15 +85,17 @@ class Incidents:
         """Open an outage of ``service`` or extend the open one; answer its id."""
         now = utc_now()
         with self._db() as db:
-            row = db.execute("SELECT id, first_run_id FROM outages WHERE service = ? AND back_at IS NULL"
+            row = db.execute("SELECT id, first_run_id, last_run_id FROM outages WHERE service = ? AND back_at IS NULL"
                              " ORDER BY id DESC LIMIT 1", (service,)).fetchone()
             if row is None:
                 return db.execute(
-                    "INSERT INTO outages (service, first_seen_down_at, first_run_id, last_seen_down_at, last_error)"
-                    " VALUES (?, ?, ?, ?, ?)", (service, now, run_id, now, error[:2000])).lastrowid
-            db.execute("UPDATE outages SET last_seen_down_at = ?, last_error = ?, runs_affected = runs_affected"
-                       " + (CASE WHEN ? IS NOT NULL AND ? != coalesce(first_run_id, '') THEN 1 ELSE 0 END) WHERE id = ?",
-                       (now, error[:2000], run_id, run_id, row["id"]))
+                    "INSERT INTO outages (service, first_seen_down_at, first_run_id, last_run_id, last_seen_down_at,"
+                    " last_error) VALUES (?, ?, ?, ?, ?, ?)", (service, now, run_id, run_id, now, error[:2000])).lastrowid
+            # A run counts once, however many of its tasks or tries saw the service down.
+            new_run = run_id is not None and run_id not in (row["first_run_id"], row["last_run_id"])
+            db.execute("UPDATE outages SET last_seen_down_at = ?, last_error = ?, runs_affected = runs_affected + ?,"
+                       " last_run_id = coalesce(?, last_run_id) WHERE id = ?",
+                       (now, error[:2000], int(new_run), run_id, row["id"]))
             return row["id"]
 
     def seen_up(self, service: str, run_id: str | None) -> dict[str, Any] | None:

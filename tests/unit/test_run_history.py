@@ -44,6 +44,9 @@ def test_an_outage_opens_extends_and_closes(tmp_path):
     incidents = History.open(tmp_path / "runs.sqlite").incidents
     first = incidents.seen_down("postgres", "run1", "refused")
     assert incidents.seen_down("postgres", "run2", "refused again") == first
+    # Another task, and a retry, of the same run: still two runs affected, not four.
+    incidents.seen_down("postgres", "run2", "refused by register_connector")
+    incidents.seen_down("postgres", "run2", "refused again")
     (open_outage,) = incidents.open_outages()
     assert open_outage["runs_affected"] == 2 and open_outage["last_error"] == "refused again"
     closed = incidents.seen_up("postgres", "run3")
