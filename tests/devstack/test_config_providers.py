@@ -126,8 +126,13 @@ def test_a_wrong_password_is_refused_so_the_reference_is_what_authenticates(pass
     s = password_user
     config = connector_config(s, "not-the-password", WRONG.replace("-", "_"))
     response = httpx.put(f"{s.connect_url}/connectors/{WRONG}/config", json=config, timeout=60)
-    if response.status_code == 400:  # Debezium's config validation connects first and says why
-        assert "password authentication failed" in response.text
+    if response.status_code in (400, 500):
+        # Debezium's config validation connects first and refuses. Kafka Connect 4.3 answers 400 with the reason,
+        # or 500 (a NullPointerException in AbstractHerder.maybeAddConfigErrors on Debezium's answer) with the reason
+        # in its log: either way nothing is created.
+        assert httpx.get(f"{s.connect_url}/connectors/{WRONG}/config", timeout=10).status_code == 404
+        where = response.text if response.status_code == 400 else stack_log(s).read_text()
+        assert f'password authentication failed for user "{USER}"' in where
         return
 
     def failed():
