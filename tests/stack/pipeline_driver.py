@@ -38,6 +38,26 @@ def write_connector(folder: Path, name: str, table: str, prefix: str, *, partiti
     return path
 
 
+def drained_pipeline(settings, tmp_path: Path, name: str, *, columns: str = "id int PRIMARY KEY, v text",
+                     rows: str = "g, 'v' || g", count: int = 10, config: dict[str, str] | None = None,
+                     **connector_settings) -> PipelineDriver:
+    """A pipeline of its own: table ``public.<name>`` made anew with ``columns`` and ``count`` rows (``rows`` over
+    ``generate_series(1, count) g``), its connector file (``config`` added to the connector's config;
+    ``connector_settings`` as write_connector takes them) registered, and drained until destiny.csv equals COPY."""
+    path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""), **connector_settings)
+    if config:
+        document = json.loads(path.read_text())
+        document["config"].update(config)
+        path.write_text(json.dumps(document, indent=2))
+    driver = PipelineDriver(settings, path, tmp_path / "data")
+    driver.sql(f"DROP TABLE IF EXISTS public.{name}")
+    driver.sql(f"CREATE TABLE public.{name} ({columns})")
+    driver.sql(f"INSERT INTO public.{name} SELECT {rows} FROM generate_series(1, {count}) g")
+    driver.register()
+    assert driver.drain_until_equal("id") == driver.destiny()
+    return driver
+
+
 CREATED: list[PipelineDriver] = []  # retired at the end of each test module (tests/stack/conftest.py)
 
 

@@ -23,7 +23,7 @@ from cdc_pipeline.errors import DataLossError
 from cdc_pipeline.kafka.offsets import committed_offsets
 from cdc_pipeline.kafka.topic import topic_partitions, watermarks
 from cdc_pipeline.waiting import wait_until
-from tests.stack.pipeline_driver import REPO, PipelineDriver, write_connector
+from tests.stack.pipeline_driver import REPO, PipelineDriver, drained_pipeline, write_connector
 
 pytestmark = pytest.mark.stack
 
@@ -31,14 +31,8 @@ V1_SCHEMA = REPO / "tests" / "fixtures" / "runs_schema_v1.sql"
 
 
 def _driver(stack, tmp_path, name, **settings) -> PipelineDriver:
-    path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""), **settings)
-    driver = PipelineDriver(stack.settings, path, tmp_path / "data")
-    driver.sql(f"DROP TABLE IF EXISTS public.{name}")
-    driver.sql(f"CREATE TABLE public.{name} (id int PRIMARY KEY, v text, n numeric)")
-    driver.sql(f"INSERT INTO public.{name} SELECT g, 'v' || g, g * 1.5 FROM generate_series(1, 40) g")
-    driver.register()
-    assert driver.drain_until_equal("id") == driver.destiny()
-    return driver
+    return drained_pipeline(stack.settings, tmp_path, name, columns="id int PRIMARY KEY, v text, n numeric",
+                            rows="g, 'v' || g, g * 1.5", count=40, **settings)
 
 
 def _unread_burst(driver: PipelineDriver, table: str) -> None:

@@ -22,21 +22,14 @@ from cdc_pipeline.errors import VerifyMismatchError
 from cdc_pipeline.verify import verify
 from cdc_pipeline.waiting import WaitTimeout, wait_until
 from devstack.ports import free_port
-from tests.stack.pipeline_driver import PipelineDriver, write_connector
+from tests.stack.pipeline_driver import PipelineDriver, drained_pipeline, write_connector
 from tests.stack.workload import BackgroundChanges
 
 pytestmark = pytest.mark.stack
 
 
 def make(stack, tmp_path, name: str, rows: int = 10, **settings) -> PipelineDriver:
-    path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""), **settings)
-    driver = PipelineDriver(stack.settings, path, tmp_path / "data")
-    driver.sql(f"DROP TABLE IF EXISTS public.{name}")
-    driver.sql(f"CREATE TABLE public.{name} (id int PRIMARY KEY, v text)")
-    driver.sql(f"INSERT INTO public.{name} SELECT g, 'old ' || g FROM generate_series(1, {rows}) g")
-    driver.register()
-    assert driver.drain_until_equal("id") == driver.destiny()
-    return driver
+    return drained_pipeline(stack.settings, tmp_path, name, rows="g, 'old ' || g", count=rows, **settings)
 
 
 def cli_args(driver: PipelineDriver, *command: str) -> list[str]:

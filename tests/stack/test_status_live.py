@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cdc_pipeline.status import Probes, kafka_backlog, pipeline_status
-from tests.stack.pipeline_driver import PipelineDriver, write_connector
+from tests.stack.pipeline_driver import PipelineDriver, drained_pipeline
 
 pytestmark = pytest.mark.stack
 
@@ -17,19 +17,12 @@ NAME = "status_live"
 TABLE = f"public.{NAME}"
 
 
-def drained_pipeline(stack_services, tmp_path, name: str) -> PipelineDriver:
-    path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""))
-    driver = PipelineDriver(stack_services.settings, path, tmp_path / "data")
-    driver.sql(f"DROP TABLE IF EXISTS public.{name}")
-    driver.sql(f"CREATE TABLE public.{name} (id int PRIMARY KEY, v text)")
-    driver.sql(f"INSERT INTO public.{name} SELECT g, 'v' || g FROM generate_series(1, 10) g")
-    driver.register()
-    driver.drain_until_equal("id")
-    return driver
+def drained(stack_services, tmp_path, name: str) -> PipelineDriver:
+    return drained_pipeline(stack_services.settings, tmp_path, name)
 
 
 def test_backlog_and_lag_age_are_measured_on_the_broker_and_zero_once_merged(stack_services, tmp_path):
-    driver = drained_pipeline(stack_services, tmp_path, NAME)
+    driver = drained(stack_services, tmp_path, NAME)
     before = driver.topic_record_count()
     written_from = time.time()
     for first in range(100, 137, 12):  # three transactions: 37 events the pipeline has not read
@@ -59,7 +52,7 @@ def test_a_resume_point_the_broker_no_longer_holds_counts_what_it_holds_without_
     """After the log was truncated (an unclean leader election, a deleted topic) the history's resume point lies
     beyond the topic's end. The status must still answer, at once: everything the broker holds is unread, and the
     next run says what was lost."""
-    driver = drained_pipeline(stack_services, tmp_path, "status_forgot")
+    driver = drained(stack_services, tmp_path, "status_forgot")
     resume = driver.history.runs.resume_point()
     driver.history.runs.set_resume_point(reason="test: as if the broker had forgotten", incarnation=resume.incarnation,
                                          epoch=resume.epoch, ends={p: end + 1000 for p, end in resume.ends.items()})

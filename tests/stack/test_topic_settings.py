@@ -21,24 +21,14 @@ from cdc_pipeline import cli
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.kafka.topic import topic_partitions, watermarks
 from cdc_pipeline.waiting import wait_until
-from tests.stack.pipeline_driver import PipelineDriver, write_connector
+from tests.stack.pipeline_driver import PipelineDriver, drained_pipeline
 
 pytestmark = pytest.mark.stack
 
 
 def _driver(stack, tmp_path, name: str, *, partitions: int = 1, config: dict[str, str] | None = None) -> PipelineDriver:
-    path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""), partitions=partitions)
-    if config:
-        document = json.loads(path.read_text())
-        document["config"].update(config)
-        path.write_text(json.dumps(document, indent=2))
-    driver = PipelineDriver(stack.settings, path, tmp_path / "data")
-    driver.sql(f"DROP TABLE IF EXISTS public.{name}")
-    driver.sql(f"CREATE TABLE public.{name} (id int PRIMARY KEY, v text)")
-    driver.sql(f"INSERT INTO public.{name} SELECT g, 'old ' || g FROM generate_series(1, 30) g")
-    driver.register()
-    assert driver.drain_until_equal("id") == driver.destiny()
-    return driver
+    return drained_pipeline(stack.settings, tmp_path, name, rows="g, 'old ' || g", count=30, config=config,
+                            partitions=partitions)
 
 
 def _alter_topic(driver: PipelineDriver, **settings: str | None) -> None:

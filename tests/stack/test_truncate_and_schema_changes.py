@@ -13,21 +13,15 @@ import pytest
 
 from cdc_pipeline import operations
 from cdc_pipeline.errors import SchemaChangedError
-from tests.stack.pipeline_driver import PipelineDriver, write_connector
+from tests.stack.pipeline_driver import PipelineDriver, drained_pipeline
 from tests.stack.workload import BackgroundChanges
 
 pytestmark = pytest.mark.stack
 
 
 def make(stack, tmp_path, name: str, **settings) -> PipelineDriver:
-    path = write_connector(tmp_path / "connectors", name, f"public.{name}", name.replace("_", ""), **settings)
-    driver = PipelineDriver(stack.settings, path, tmp_path / "data")
-    driver.sql(f"DROP TABLE IF EXISTS public.{name}")
-    driver.sql(f"CREATE TABLE public.{name} (id int PRIMARY KEY, v text, c_int integer, c_gone text)")
-    driver.sql(f"INSERT INTO public.{name} SELECT g, 'v' || g, g, 'gone ' || g FROM generate_series(1, 60) g")
-    driver.register()
-    assert driver.drain_until_equal("id") == driver.destiny()
-    return driver
+    return drained_pipeline(stack.settings, tmp_path, name, columns="id int PRIMARY KEY, v text, c_int integer, c_gone text",
+                            rows="g, 'v' || g, g, 'gone ' || g", count=60, **settings)
 
 
 def test_a_truncate_in_the_middle_of_a_batch_removes_the_rows_before_it_only(stack_services, tmp_path):
