@@ -100,7 +100,8 @@ class BrokerPart(Part):
         }
 
     def prepare(self) -> None:
-        ensure_port_free(self.settings.kafka_controller_port, "CDC_KAFKA_CONTROLLER_PORT", "another KRaft controller")
+        ensure_port_free(self.settings.kafka_controller_port, "CDC_KAFKA_CONTROLLER_PORT", "another KRaft controller",
+                         grace=self.release_grace())
         self.folder.mkdir(parents=True, exist_ok=True)
         # Rewritten on every start from the settings, so a port change needs no hand edit.
         atomic_write_text(self.properties_path, "# Written by devstack on every start; edit the CDC_* settings.\n"

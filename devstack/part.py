@@ -82,6 +82,11 @@ class Part(abc.ABC):
     def probe(self) -> str:
         """A real check that the part serves requests; returns a one-line detail, raises or returns "" if not."""
 
+    def release_grace(self) -> float:
+        """Seconds to wait for our own ports when our last process is gone but may not have let go of them yet
+        (its pid file is still there: it was killed, not stopped); nothing to wait for otherwise."""
+        return 20.0 if self.pid_path.exists() else 0.0
+
     def prepare(self) -> None:
         """Write config files and create folders before ``launch``."""
 
@@ -95,7 +100,7 @@ class Part(abc.ABC):
         pid = self.pid()
         reused = pid is not None
         if not reused:
-            ensure_port_free(self.port, self.port_env, self.other)
+            ensure_port_free(self.port, self.port_env, self.other, grace=self.release_grace())
             for folder in (self.settings.logs_dir, self.settings.pids_dir):
                 folder.mkdir(parents=True, exist_ok=True)
             self.prepare()

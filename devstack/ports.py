@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 
 from devstack.errors import PortInUseError
 
@@ -21,8 +22,14 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def ensure_port_free(port: int, env_name: str, other: str) -> None:
-    """Raise PortInUseError naming the variable to change; ``other`` guesses the culprit ("another broker")."""
+def ensure_port_free(port: int, env_name: str, other: str, *, grace: float = 0.0) -> None:
+    """Raise PortInUseError naming the variable to change; ``other`` guesses the culprit ("another broker").
+
+    ``grace``: seconds to wait for the port to be released first, for a part of ours that was just killed (the
+    kernel closes a killed JVM's sockets only once all its threads are gone)."""
+    deadline = time.monotonic() + grace
+    while port_in_use(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
     if port_in_use(port):
         raise PortInUseError(
             f"port {port} ({env_name}) is already in use: {other} or a stale process? "
