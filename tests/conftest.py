@@ -56,6 +56,7 @@ def _session_stack(stack_settings: StackSettings) -> Iterator[Stack]:
 
     # CI cancels a job with SIGTERM, which skips finalizers: stop the parts first, then die of the signal.
     def stop_then_die(signum: int, frame: object) -> None:
+        signal.signal(signum, signal.SIG_IGN)  # a second SIGTERM (timeout(1) forwards one) must not cut the stop short
         stack.stop()
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
