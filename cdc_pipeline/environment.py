@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cdc_pipeline import defaults
 from cdc_pipeline.connector_spec import DEFAULT_PASSWORD_REFERENCE, ConnectorSpec
 from cdc_pipeline.layout import RECORDED_SETTINGS, default_connectors_dir, default_data_dir
 from cdc_pipeline.source.checks import SourceParams
@@ -44,11 +45,12 @@ class PipelineEnvironment:
         values = dict(
             data_dir=default_data_dir(v),
             connectors_dir=default_connectors_dir(v),
-            bootstrap_servers=v.get("CDC_KAFKA_BOOTSTRAP") or f"127.0.0.1:{v.get('CDC_KAFKA_PORT', '19092')}",
-            group_prefix=v.get("CDC_KAFKA_GROUP_ID", "cdc-csv"),
-            connect_url=v.get("CDC_CONNECT_URL") or f"http://127.0.0.1:{v.get('CDC_CONNECT_PORT', '18083')}",
-            source=SourceParams(v.get("CDC_PG_HOST", "127.0.0.1"), int(v.get("CDC_PG_PORT", "55432")),
-                                v.get("CDC_PG_USER", "postgres"), v.get("CDC_PG_PASSWORD", ""), v.get("CDC_PG_DB", "testdb")),
+            bootstrap_servers=v.get("CDC_KAFKA_BOOTSTRAP") or f"127.0.0.1:{v.get('CDC_KAFKA_PORT', defaults.KAFKA_PORT)}",
+            group_prefix=v.get("CDC_KAFKA_GROUP_ID", defaults.GROUP_PREFIX),
+            connect_url=v.get("CDC_CONNECT_URL") or f"http://127.0.0.1:{v.get('CDC_CONNECT_PORT', defaults.CONNECT_PORT)}",
+            source=SourceParams(v.get("CDC_PG_HOST", defaults.PG_HOST), int(v.get("CDC_PG_PORT", defaults.PG_PORT)),
+                                v.get("CDC_PG_USER", defaults.PG_USER), v.get("CDC_PG_PASSWORD", ""),
+                                v.get("CDC_PG_DB", defaults.PG_DB)),
         )
         values.update({k: val for k, val in overrides.items() if val is not None})
         return cls(**values)

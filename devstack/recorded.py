@@ -20,12 +20,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cdc_pipeline.atomic import atomic_write_text
+from cdc_pipeline.layout import RECORDED_SETTINGS
 from devstack.errors import SettingsError
-from devstack.settings import REPO_ROOT, SETTINGS, StackSettings
+from devstack.settings import SETTINGS, StackSettings
 
 log = logging.getLogger(__name__)
 
-RECORD_PATH = REPO_ROOT / ".stack" / "settings.json"
+RECORD_PATH = RECORDED_SETTINGS  # one home: cdc_pipeline.layout, which the CLI reads it through
 _NAMES = frozenset(s.env for s in SETTINGS)
 
 

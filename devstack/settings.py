@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cdc_pipeline import defaults
 from devstack.errors import SettingsError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,24 +43,24 @@ SETTINGS: tuple[Setting, ...] = (
             "scripts/bootstrap.sh and shared by every stack home."),
     Setting("CDC_CONNECTORS_DIR", "connectors_dir", "<repo>/include/connectors",
             "Connector JSON files, one DAG each."),
-    Setting("CDC_PG_HOST", "pg_host", "127.0.0.1", "PostgreSQL host."),
-    Setting("CDC_PG_PORT", "pg_port", "55432", "PostgreSQL port."),
-    Setting("CDC_PG_DB", "pg_db", "testdb", "PostgreSQL database holding the source tables."),
-    Setting("CDC_PG_USER", "pg_user", "postgres", "PostgreSQL user."),
+    Setting("CDC_PG_HOST", "pg_host", defaults.PG_HOST, "PostgreSQL host."),
+    Setting("CDC_PG_PORT", "pg_port", str(defaults.PG_PORT), "PostgreSQL port."),
+    Setting("CDC_PG_DB", "pg_db", defaults.PG_DB, "PostgreSQL database holding the source tables."),
+    Setting("CDC_PG_USER", "pg_user", defaults.PG_USER, "PostgreSQL user."),
     Setting("CDC_PG_PASSWORD", "pg_password", "cdc-<16 random hex digits>",
             "PostgreSQL password of `CDC_PG_USER`: generated once when unset, recorded, and set on the user at "
             "every start (the local cluster also trusts 127.0.0.1)."),
-    Setting("CDC_SINK_DB", "sink_db", "cdc_sink",
+    Setting("CDC_SINK_DB", "sink_db", defaults.SINK_DB,
             "Database on the same PostgreSQL for the PostgreSQL sink (connection `cdc_sink_postgres`); "
             "created at start if missing."),
-    Setting("CDC_KAFKA_PORT", "kafka_port", "19092", "Apache Kafka's client port (PLAINTEXT listener)."),
-    Setting("CDC_KAFKA_CONTROLLER_PORT", "kafka_controller_port", "19093",
+    Setting("CDC_KAFKA_PORT", "kafka_port", str(defaults.KAFKA_PORT), "Apache Kafka's client port (PLAINTEXT listener)."),
+    Setting("CDC_KAFKA_CONTROLLER_PORT", "kafka_controller_port", str(defaults.KAFKA_CONTROLLER_PORT),
             "Apache Kafka's KRaft controller port (the one node is broker and controller)."),
-    Setting("CDC_CONNECT_PORT", "connect_port", "18083", "Kafka Connect REST port."),
-    Setting("CDC_AIRFLOW_PORT", "airflow_port", "18080", "Airflow api-server and UI port."),
+    Setting("CDC_CONNECT_PORT", "connect_port", str(defaults.CONNECT_PORT), "Kafka Connect REST port."),
+    Setting("CDC_AIRFLOW_PORT", "airflow_port", str(defaults.AIRFLOW_PORT), "Airflow api-server and UI port."),
     Setting("CDC_AIRFLOW_USER", "airflow_user", "admin", "Airflow login (SimpleAuthManager, role admin)."),
     Setting("CDC_AIRFLOW_PASSWORD", "airflow_password", "admin", "Airflow password."),
-    Setting("CDC_KAFKA_GROUP_ID", "kafka_group_id", "cdc-csv", "Kafka consumer group prefix."),
+    Setting("CDC_KAFKA_GROUP_ID", "kafka_group_id", defaults.GROUP_PREFIX, "Kafka consumer group prefix."),
 )
 
 _BY_FIELD = {s.field: s for s in SETTINGS}

@@ -7,6 +7,8 @@ from typing import Any
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
+from cdc_pipeline import defaults
+
 METADATA_TIMEOUT_S = 15.0
 
 # What the pipeline's correctness depends on; the connection's own values for these are ignored.
@@ -60,7 +62,7 @@ class KafkaClients:
 
     @classmethod
     def for_pipeline(cls, connection_config: dict, connector_name: str) -> KafkaClients:
-        prefix = connection_config.get("group.id") or "cdc-csv"
+        prefix = connection_config.get("group.id") or defaults.GROUP_PREFIX
         return cls(connection_config, group_id_for(prefix, connector_name))
 
     @property

@@ -1,0 +1,13 @@
+"""The local stack's defaults, in one home: the pipeline's own fallbacks (``environment.py``, the Kafka clients)
+and the launcher's table of settings (``devstack/settings.py``) both read them here."""
+
+PG_HOST = "127.0.0.1"
+PG_PORT = 55432
+PG_DB = "testdb"
+PG_USER = "postgres"
+SINK_DB = "cdc_sink"
+KAFKA_PORT = 19092
+KAFKA_CONTROLLER_PORT = 19093
+CONNECT_PORT = 18083
+AIRFLOW_PORT = 18080
+GROUP_PREFIX = "cdc-csv"  # each pipeline's consumer group is <prefix>.<connector>
