@@ -44,6 +44,11 @@ def register_clientes(stack: Stack) -> None:
               "heartbeat.interval.ms": "0"}
     response = httpx.put(f"{s.connect_url}/connectors/{spec['name']}/config", json=config, timeout=30)
     assert response.status_code in (200, 201), response.text
+    # The distributed worker keeps the connector across the module's PostgreSQL restarts, and Debezium fails its
+    # task when the database goes away: restart what failed, as register_connector does.
+    restart = httpx.post(f"{s.connect_url}/connectors/{spec['name']}/restart",
+                         params={"includeTasks": "true", "onlyFailed": "true"}, timeout=30)
+    assert restart.status_code in (200, 202, 204, 404), restart.text
 
 
 def committed_lsns(settings) -> list[int]:
@@ -151,8 +156,15 @@ def test_status_shows_each_connector_and_fails_unless_every_part_and_connector_r
     register_clientes(small_stack)
     connect = httpx.Client(base_url=s.connect_url, timeout=10)
     state = lambda: connect.get("/connectors/clientes/status").json()  # noqa: E731
-    wait_until(lambda: state()["tasks"] and state()["tasks"][0]["state"] == "RUNNING",
-               what="connector clientes to run", timeout=90, log_path=small_stack["connect"].log_path)
+    def task_running() -> bool:
+        tasks = state()["tasks"]
+        if tasks and tasks[0]["state"] == "FAILED":
+            trace = tasks[0].get("trace") or ""
+            causes = [line for line in trace.splitlines() if line.startswith("Caused by")]
+            raise AssertionError(f"task 0 FAILED: {trace.splitlines()[0] if trace else ''} {' / '.join(causes)}")
+        return bool(tasks) and tasks[0]["state"] == "RUNNING"
+
+    wait_until(task_running, what="connector clientes to run", timeout=90, log_path=small_stack["connect"].log_path)
     healthy, lines = connector_lines(s)
     assert healthy, lines
     assert any("clientes" in line and "ok connector RUNNING" in line for line in lines), lines
@@ -160,7 +172,8 @@ def test_status_shows_each_connector_and_fails_unless_every_part_and_connector_r
 
     assert connect.put("/connectors/clientes/pause").status_code == 202
     try:
-        wait_until(lambda: state()["connector"]["state"] == "PAUSED", what="connector clientes to pause", timeout=60)
+        wait_until(lambda: state()["connector"]["state"] == "PAUSED" and all(
+            t["state"] == "PAUSED" for t in state()["tasks"]), what="connector clientes and its task to pause", timeout=60)
         healthy, lines = connector_lines(s)
         assert not healthy
         assert any("NOT RUNNING connector PAUSED" in line for line in lines), lines
