@@ -169,14 +169,14 @@ def test_kill_9_of_kafka_connect_mid_stream_loses_nothing_and_rebuilds_nothing(d
 
 
 def test_kill_9_of_the_broker_and_kafka_connect_mid_run_loses_nothing_and_rebuilds_nothing(driver, stack_services):
-    driver.wait_for_records(churn(driver, seed=401))
+    driver.wait_for_records(churn(driver, seed=501))
     recoveries = _recoveries(driver)
     run = driver.next_run()
     driver.consume(run, max_events=15)
-    churn(driver, seed=402)
+    churn(driver, seed=502)
     os.kill(stack_services["connect"].pid(), signal.SIGKILL)
     os.kill(stack_services["broker"].pid(), signal.SIGKILL)
-    changes_without_kafka(driver, seed=403)  # only in the replication slot for now
+    changes_without_kafka(driver, seed=503)  # only in the replication slot for now
     driver.merge(run)
     stack_services.start(["broker", "connect"])
     expected = driver.converge("k1, k2")
