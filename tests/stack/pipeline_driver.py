@@ -185,8 +185,13 @@ class PipelineDriver:
         def dropped() -> bool:
             with self.connect() as connect:
                 connect.delete(self.spec.name)  # again each time: a run in flight may have registered it once more
-            rows = self.sql("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (self.spec.slot_name,))
-            if rows and not rows[0][0]:
+            rows = self.sql("SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = %s",
+                            (self.spec.slot_name,))
+            if rows and rows[0][0]:
+                # The deleted connector's task lets go of the slot only once the worker has stopped it (seconds on
+                # the distributed worker): end its walsender instead of waiting.
+                self.sql("SELECT pg_terminate_backend(%s)", (rows[0][1],))
+            elif rows:
                 self.sql("SELECT pg_drop_replication_slot(%s)", (self.spec.slot_name,))
             return not rows
 
