@@ -65,19 +65,22 @@ class KafkaConnectClient:
     def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
         """One REST call. A distributed worker answers 409 while its group rebalances (after a start, or when
         connectors are added): asked again after a short pause, up to REBALANCE_TRIES times."""
-        for attempt in range(REBALANCE_TRIES):
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
-                raise ConnectUnreachableError(
-                    f"Kafka Connect at {self.base_url} did not answer {method} {path} ({exc.__class__.__name__}: "
-                    f"{exc}). Is the worker running? Locally: ./stack status, then ./stack logs connect; check the "
-                    "'cdc_kafka_connect' Airflow connection's host and port."
-                ) from exc
-            if response.status_code != 409 or attempt == REBALANCE_TRIES - 1:
+        for attempt in range(1, REBALANCE_TRIES):
+            response = self._send(method, path, **kwargs)
+            if response.status_code != 409:
                 return response
-            time.sleep(0.5 * (attempt + 1))
-        raise AssertionError("unreachable")
+            time.sleep(0.5 * attempt)
+        return self._send(method, path, **kwargs)
+
+    def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectUnreachableError(
+                f"Kafka Connect at {self.base_url} did not answer {method} {path} ({exc.__class__.__name__}: "
+                f"{exc}). Is the worker running? Locally: ./stack status, then ./stack logs connect; check the "
+                "'cdc_kafka_connect' Airflow connection's host and port."
+            ) from exc
 
     def get_config(self, name: str) -> dict[str, str] | None:
         response = self._request("GET", f"/connectors/{name}/config")

@@ -30,6 +30,7 @@ from cdc_pipeline.kafka.topic import inspect_topic
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock
+from cdc_pipeline.recovery.detection import deleted_before
 from cdc_pipeline.recovery.rebuild import start_rebuild
 from cdc_pipeline.formatting import describe_positions
 from cdc_pipeline.tasks.consume import START_FROM_SETTING, consume_batch
@@ -106,7 +107,7 @@ def reset(pipe: Pipeline, kafka: KafkaClients, *, to: str, date: datetime | None
         elif to == "date":
             cutoff = int(date.timestamp() * 1000)
             starts = offsets_at_time(kafka, spec.topic, list(topic.partitions), cutoff)
-            gone = {p: low for p, low in topic.low.items() if low > 0 and starts.get(p) == low}
+            gone = deleted_before(topic, starts)
             if gone:
                 raise DataLossError(
                     f"topic {spec.topic} no longer holds its records before offsets {gone}: retention deleted them, and "

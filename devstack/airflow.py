@@ -117,7 +117,8 @@ class AirflowPart(Part):
 
     def prepare(self) -> None:
         for port in log_server_ports(self.settings):
-            ensure_port_free(port, f"{self.port_env} (+1 and +2: Airflow's log servers)", self.other)
+            ensure_port_free(port, f"{self.port_env} (+1 and +2: Airflow's log servers)", self.other,
+                             grace=self.release_grace())
         self.settings.airflow_home.mkdir(parents=True, exist_ok=True)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         # A fixed password instead of a generated one: SimpleAuthManager keeps users already in this file.

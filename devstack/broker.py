@@ -12,7 +12,7 @@ from pathlib import Path
 from cdc_pipeline.atomic import atomic_write_text
 from devstack import jars, process
 from devstack.errors import PartStartError
-from devstack.java import JVM_FLAGS, java_binary, log4j2_properties
+from devstack.java import JVM_FLAGS, java_binary, log4j2_properties, write_properties
 from devstack.part import Part
 from devstack.ports import ensure_port_free
 
@@ -103,9 +103,7 @@ class BrokerPart(Part):
         ensure_port_free(self.settings.kafka_controller_port, "CDC_KAFKA_CONTROLLER_PORT", "another KRaft controller",
                          grace=self.release_grace())
         self.folder.mkdir(parents=True, exist_ok=True)
-        # Rewritten on every start from the settings, so a port change needs no hand edit.
-        atomic_write_text(self.properties_path, "# Written by devstack on every start; edit the CDC_* settings.\n"
-                          + "".join(f"{k}={v}\n" for k, v in self.server_properties().items()))
+        write_properties(self.properties_path, self.server_properties())
         atomic_write_text(self.folder / "log4j2.properties", log4j2_properties(QUIET_LOGGERS))
         if not (self.data_dir / "meta.properties").exists():
             self._format_storage()

@@ -17,7 +17,7 @@ from cdc_pipeline.atomic import atomic_write_text
 from cdc_pipeline.kafka_connect import ConnectorStatus
 from devstack import jars, process
 from devstack.errors import PartStartError
-from devstack.java import JVM_FLAGS, java_binary, log4j2_properties
+from devstack.java import JVM_FLAGS, java_binary, log4j2_properties, write_properties
 from devstack.part import Part
 from devstack.settings import StackSettings
 
@@ -112,9 +112,7 @@ class ConnectPart(Part):
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(target, target_is_directory=True)
-        # Rewritten on every start from the settings, so a port change needs no hand edit.
-        atomic_write_text(self.worker_properties, "# Written by devstack on every start; edit the CDC_* settings.\n"
-                          + "".join(f"{k}={v}\n" for k, v in self.worker_settings().items()))
+        write_properties(self.worker_properties, self.worker_settings())
         atomic_write_text(folder / "log4j2.properties", log4j2_properties(QUIET_LOGGERS))
 
     def launch(self) -> None:

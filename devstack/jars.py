@@ -113,8 +113,9 @@ def check_against_pins(bundle: Bundle, folder: Path) -> None:
     found = {p.name: p for p in folder.glob("*.jar")}
     problems = [f"missing {name}" for name in sorted(set(pinned) - set(found))]
     problems += [f"unexpected {name}" for name in sorted(set(found) - set(pinned))]
-    problems += [f"{name}: SHA-256 {sha256(found[name])} is not the pinned {pinned[name]}"
-                 for name in sorted(set(pinned) & set(found)) if sha256(found[name]) != pinned[name]]
+    digests = {name: sha256(found[name]) for name in sorted(set(pinned) & set(found))}
+    problems += [f"{name}: SHA-256 {digest} is not the pinned {pinned[name]}"
+                 for name, digest in digests.items() if digest != pinned[name]]
     if problems:
         raise PartStartError(
             f"the {bundle.name} jars Maven resolved do not match {bundle.sums_path}: {'; '.join(problems)}. "

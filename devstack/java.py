@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
+from cdc_pipeline.atomic import atomic_write_text
 from devstack.errors import PartStartError
 
 # Kafka's own start scripts run with -Djava.awt.headless=true; the serial collector keeps two small JVMs light
@@ -16,6 +18,12 @@ def java_binary() -> str:
     if java is None:
         raise PartStartError("java not found on PATH: install openjdk-17-jre-headless (scripts/bootstrap.sh does)")
     return java
+
+
+def write_properties(path: Path, settings: dict[str, str]) -> None:
+    """A part's properties file, rewritten on every start from the settings, so a port change needs no hand edit."""
+    atomic_write_text(path, "# Written by devstack on every start; edit the CDC_* settings.\n"
+                      + "".join(f"{key}={value}\n" for key, value in settings.items()))
 
 
 def log4j2_properties(quiet: dict[str, str]) -> str:

@@ -88,11 +88,17 @@ def plan_read(
     return _continue(topic, resume, incarnation, committed)
 
 
+def deleted_before(topic: TopicState, starts: dict[int, int]) -> dict[int, int]:
+    """The partitions whose start, found from a date, is a log start above 0: retention deleted the records before
+    it (offsets_for_times then answers the log start), and some of them may be newer than the date."""
+    return {p: low for p, low in topic.low.items() if low > 0 and starts.get(p) == low}
+
+
 def _first_run(topic: TopicState, first_starts: dict[int, int] | None) -> Decision:
     if not topic.exists:
         return NothingToRead(f"topic {topic.topic} does not exist yet: no change captured so far")
     if first_starts is not None:
-        gone = {p: low for p, low in topic.low.items() if low > 0 and first_starts.get(p) == low}
+        gone = deleted_before(topic, first_starts)
         if gone:
             return LossFound(
                 f"topic {topic.topic} no longer holds its records before offsets {describe_positions(gone)}: retention "

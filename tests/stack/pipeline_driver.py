@@ -136,6 +136,19 @@ class PipelineDriver:
             partitions = topic_partitions(kafka, self.spec.topic) or []
             return sum(high - low for low, high in (watermarks(kafka, self.spec.topic, p) for p in partitions))
 
+    def alter_topic(self, settings: dict[str, str | None]) -> None:
+        """Set the topic's own settings (``None`` removes one, back to the broker's default), as
+        ``kafka-configs.sh --alter`` would."""
+        from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+        entries = [ConfigEntry(name, value or "",
+                               incremental_operation=AlterConfigOpType.DELETE if value is None else AlterConfigOpType.SET)
+                   for name, value in settings.items()]
+        with self.kafka("test.peek") as kafka:
+            resource = ConfigResource(ResourceType.TOPIC, self.spec.topic, incremental_configs=entries)
+            for future in kafka.admin.incremental_alter_configs([resource]).values():
+                future.result()
+
     def delete_records(self) -> dict[int, int]:
         """Kafka's DeleteRecords up to each partition's high watermark, as retention or an administrator would:
         every record now in the topic is gone, the offsets go on. Answers the new log start per partition."""

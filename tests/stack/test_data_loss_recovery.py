@@ -16,7 +16,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from cdc_pipeline import cli
 from cdc_pipeline.errors import DataLossError
@@ -93,12 +92,7 @@ def test_retention_that_deleted_unread_segments_is_detected_and_healed(stack_ser
     checks every 30 s); the next run finds its resume point below the log start and rebuilds."""
     driver = _driver(stack_services, tmp_path, "retained_items")
     resume = driver.history.runs.resume_point().ends
-    with driver.kafka() as kafka:
-        resource = ConfigResource(ResourceType.TOPIC, driver.spec.topic, incremental_configs=[
-            ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET),
-            ConfigEntry("segment.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
-        for future in kafka.admin.incremental_alter_configs([resource]).values():
-            future.result()
+    driver.alter_topic({"retention.ms": "1000", "segment.ms": "1000"})
     _unread_burst(driver, "retained_items")
 
     def deleted_past_resume() -> bool:
@@ -111,12 +105,7 @@ def test_retention_that_deleted_unread_segments_is_detected_and_healed(stack_ser
     wait_until(deleted_past_resume, what="retention to delete the unread segments", timeout=150, interval=3)
     consumed, _ = driver.run_once()
     assert "Rebuilding from a new snapshot" in consumed["recovery"], consumed
-    with driver.kafka() as kafka:  # keep what the rebuild reads
-        resource = ConfigResource(ResourceType.TOPIC, driver.spec.topic, incremental_configs=[
-            ConfigEntry("retention.ms", "", incremental_operation=AlterConfigOpType.DELETE),
-            ConfigEntry("segment.ms", "", incremental_operation=AlterConfigOpType.DELETE)])
-        for future in kafka.admin.incremental_alter_configs([resource]).values():
-            future.result()
+    driver.alter_topic({"retention.ms": None, "segment.ms": None})  # keep what the rebuild reads
     expected = driver.converge("id")
     assert driver.destiny().decode() == expected.decode()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, ResourceType
+from confluent_kafka.admin import NewPartitions
 
 from cdc_pipeline import cli
 from cdc_pipeline.errors import ConfigError
@@ -29,16 +29,6 @@ pytestmark = pytest.mark.stack
 def _driver(stack, tmp_path, name: str, *, partitions: int = 1, config: dict[str, str] | None = None) -> PipelineDriver:
     return drained_pipeline(stack.settings, tmp_path, name, rows="g, 'old ' || g", count=30, config=config,
                             partitions=partitions)
-
-
-def _alter_topic(driver: PipelineDriver, **settings: str | None) -> None:
-    entries = [ConfigEntry(name.replace("_", "."), value or "",
-                           incremental_operation=AlterConfigOpType.DELETE if value is None else AlterConfigOpType.SET)
-               for name, value in settings.items()]
-    with driver.kafka() as kafka:
-        resource = ConfigResource(ResourceType.TOPIC, driver.spec.topic, incremental_configs=entries)
-        for future in kafka.admin.incremental_alter_configs([resource]).values():
-            future.result()
 
 
 def _records_of_key(driver: PipelineDriver, key: int) -> int:
@@ -70,8 +60,8 @@ def test_a_compacted_topic_is_refused_at_registration_and_the_fix_ends_identical
     # Paused: nothing reads while a row is deleted and the broker is told to compact at once.
     driver.sql("DELETE FROM public.compact_items WHERE id = 7")
     driver.wait_for_records(driver.topic_record_count())
-    _alter_topic(driver, cleanup_policy="compact", delete_retention_ms="0", min_cleanable_dirty_ratio="0.0001",
-                 segment_ms="100", min_compaction_lag_ms="0")
+    driver.alter_topic({"cleanup.policy": "compact", "delete.retention.ms": "0", "min.cleanable.dirty.ratio": "0.0001",
+                        "segment.ms": "100", "min.compaction.lag.ms": "0"})
 
     def cleaned() -> bool:
         # Each write rolls a segment (segment.ms is past); the cleaner then compacts the closed ones.
@@ -84,8 +74,8 @@ def test_a_compacted_topic_is_refused_at_registration_and_the_fix_ends_identical
         driver.register()
 
     # The fix the message names, then a new snapshot: the row deleted while paused is gone from the file too.
-    _alter_topic(driver, cleanup_policy="delete", delete_retention_ms=None, min_cleanable_dirty_ratio=None,
-                 segment_ms=None, min_compaction_lag_ms=None)
+    driver.alter_topic({"cleanup.policy": "delete", "delete.retention.ms": None, "min.cleanable.dirty.ratio": None,
+                        "segment.ms": None, "min.compaction.lag.ms": None})
     driver.register()
     settings = driver.settings
     assert cli.main(["--data-dir", str(driver.layout.folder.parent), "--connectors-dir", str(driver.spec.path.parent),
