@@ -2,8 +2,8 @@
 
 The file is Kafka Connect's own shape, ``{"name": ..., "config": {...}}``, so its ``config`` can be sent to any
 Connect worker as it is, plus optional top-level pipeline settings (``on_data_loss``, ``sinks``, ...; see
-``PipelineSettings``). What the pipeline needs to know about the connector (the one captured table, the
-topic, the slot) is derived here, and every setting it depends on is checked once, at load time, with a
+``PipelineSettings``). What the pipeline needs to know about the connector (the captured tables, one topic
+each, the slot) is derived here, and every setting it depends on is checked once, at load time, with a
 message that says which key to change.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ PIPELINE_KEYS = ("on_data_loss", "on_schema_change", "max_dead_letters", "change
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _TABLE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_$]*)\.([A-Za-z_][A-Za-z0-9_$]*)$")
+MAX_TABLES = 500  # one Debezium task and one slot stream them all; beyond this, split the connector
 _EVERY_RE = re.compile(r"^(\d+)\s*(m|h|d)$")
 
 
@@ -88,8 +89,27 @@ class PipelineSettings:
 
 
 @dataclass(frozen=True)
+class CapturedTable:
+    """One table of a connector and the topic Debezium writes its changes to."""
+
+    schema: str
+    table: str
+    topic: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+@dataclass(frozen=True)
 class ConnectorSpec:
-    """One connector file and what the pipeline derives from it."""
+    """One connector file and what the pipeline derives from it.
+
+    A connector captures ``tables`` (one slot, one publication, one Debezium task, one topic per table). The
+    per-table work (consume a topic, merge, sinks, verify) runs on a spec scoped to one of them
+    (``table_specs()``), whose ``schema``/``table``/``topic`` name that table; the connector file's spec is
+    scoped to its first table.
+    """
 
     name: str
     config: dict[str, str]
@@ -99,10 +119,39 @@ class ConnectorSpec:
     topic: str
     slot_name: str
     settings: PipelineSettings = field(default_factory=PipelineSettings)
+    tables: tuple[CapturedTable, ...] = ()
 
     @property
     def qualified_table(self) -> str:
         return f"{self.schema}.{self.table}"
+
+    @property
+    def many_tables(self) -> bool:
+        """Several tables: each gets its own folder under the connector's (one table keeps the flat folder)."""
+        return len(self.tables) > 1
+
+    @property
+    def table_names(self) -> tuple[str, ...]:
+        return tuple(t.qualified for t in self.tables)
+
+    def table_specs(self) -> list[ConnectorSpec]:
+        """This connector scoped to each of its tables, in the connector file's order."""
+        return [self._scoped(t) for t in self.tables]
+
+    def _scoped(self, t: CapturedTable) -> ConnectorSpec:
+        if not self.many_tables:
+            return self
+        sinks = tuple(replace(s, table=replica_table(t.table)) if s.type == "postgres" else s
+                      for s in self.settings.sinks)
+        return replace(self, schema=t.schema, table=t.table, topic=t.topic,
+                       settings=replace(self.settings, sinks=sinks))
+
+    def for_table(self, qualified: str) -> ConnectorSpec:
+        for scoped in self.table_specs():
+            if scoped.qualified_table == qualified:
+                return scoped
+        raise ConfigError(f"connector {self.name} does not capture {qualified!r}; it captures "
+                          f"{', '.join(self.table_names)} (table.include.list in {self.path.name})")
 
     @property
     def dag_id(self) -> str:
@@ -145,19 +194,38 @@ def load_connector_spec(path: str | Path) -> ConnectorSpec:
     config = {str(k): _as_config_string(v) for k, v in document["config"].items()}
     _check_config(path, config)
 
-    table_list = config["table.include.list"].strip()
-    match = _TABLE_RE.match(table_list)
-    if not match:
-        raise ConfigError(
-            f"{path}: table.include.list is {table_list!r}; a pipeline captures exactly one table, written as "
-            "schema.table (no regular expressions, no list). Add one connector file per table."
-        )
-    schema, table = match.groups()
-    prefix = config["topic.prefix"]
+    tables = _captured_tables(path, config["table.include.list"], config["topic.prefix"])
+    first = tables[0]
     return ConnectorSpec(
-        name=name, config=config, path=path, schema=schema, table=table, topic=f"{prefix}.{schema}.{table}",
-        slot_name=config.get("slot.name", "debezium"), settings=_pipeline_settings(path, document, f"{schema}.{table}"),
+        name=name, config=config, path=path, schema=first.schema, table=first.table, topic=first.topic,
+        slot_name=config.get("slot.name", "debezium"), settings=_pipeline_settings(path, document, first.qualified, many=len(tables) > 1),
+        tables=tables,
     )
+
+
+def _captured_tables(path: Path, include_list: str, prefix: str) -> tuple[CapturedTable, ...]:
+    """``table.include.list`` as tables: ``schema.table`` names separated by commas. Debezium reads each entry
+    as a regular expression; the pipeline names its folders and topics before the catalog is read, so it
+    takes plain names only."""
+    entries = [entry.strip() for entry in include_list.split(",")]
+    tables: list[CapturedTable] = []
+    for entry in entries:
+        match = _TABLE_RE.match(entry)
+        if not match:
+            raise ConfigError(
+                f"{path}: table.include.list entry {entry!r} is not a plain schema.table name. List each table "
+                "(\"public.orders,public.customers\"); patterns such as public.* are not expanded yet, because "
+                "each table's folder and topic are named before the database is read.")
+        schema, table = match.groups()
+        tables.append(CapturedTable(schema, table, f"{prefix}.{schema}.{table}"))
+    names = [t.qualified for t in tables]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"{path}: table.include.list names {', '.join(repeated)} more than once.")
+    if len(tables) > MAX_TABLES:
+        raise ConfigError(f"{path}: table.include.list names {len(tables)} tables; one connector takes at most "
+                          f"{MAX_TABLES}. Split them over several connector files (each its own slot).")
+    return tuple(tables)
 
 
 def load_connector_files(folder: str | Path) -> list[tuple[Path, ConnectorSpec | ConfigError]]:
@@ -238,7 +306,7 @@ def _check_config(path: Path, config: dict[str, str]) -> None:
                           "is quiet, so the slot retains WAL and verify cannot tell when it has caught up.")
 
 
-def _pipeline_settings(path: Path, document: dict, table: str) -> PipelineSettings:
+def _pipeline_settings(path: Path, document: dict, table: str, *, many: bool = False) -> PipelineSettings:
     def choice(key: str, allowed: tuple[str, ...], default: str) -> str:
         value = document.get(key, default)
         if value not in allowed:
@@ -257,7 +325,7 @@ def _pipeline_settings(path: Path, document: dict, table: str) -> PipelineSettin
         max_dead_letters=count("max_dead_letters", 0, 0),
         changelog_retention_days=count("changelog_retention_days", 30, 1),
         verify_every_minutes=_every(path, document.get("verify_every")),
-        sinks=_sinks(path, document.get("sinks"), table),
+        sinks=_sinks(path, document.get("sinks"), table, many=many),
     )
 
 
@@ -270,7 +338,12 @@ def _every(path: Path, value: Any) -> int | None:
     return int(match.group(1)) * {"m": 1, "h": 60, "d": 1440}[match.group(2)]
 
 
-def _sinks(path: Path, raw: Any, table: str) -> tuple[SinkSpec, ...]:
+def replica_table(table: str) -> str:
+    """The postgres sink's default target for a source table: ``public.<table>_replica``."""
+    return f"public.{table.split('.')[-1]}_replica"
+
+
+def _sinks(path: Path, raw: Any, table: str, *, many: bool = False) -> tuple[SinkSpec, ...]:
     if raw is None:
         return (SinkSpec("csv"),)
     if not isinstance(raw, list) or not raw:
@@ -283,7 +356,10 @@ def _sinks(path: Path, raw: Any, table: str) -> tuple[SinkSpec, ...]:
         if extra:
             raise ConfigError(f"{path}: sink {item['type']} has unknown keys {extra}.")
         if item["type"] == "postgres":
-            target = item.get("table") or f"public.{table.split('.')[-1]}_replica"
+            if many and item.get("table"):
+                raise ConfigError(f"{path}: the postgres sink names one \"table\" ({item['table']}) but the connector "
+                                  "captures several; remove \"table\": each source table goes to public.<table>_replica.")
+            target = item.get("table") or replica_table(table)
             if not _TABLE_RE.match(target):
                 raise ConfigError(f"{path}: the postgres sink's \"table\" must be schema.table (found {target!r}).")
             sinks.append(SinkSpec("postgres", item.get("conn_id") or "cdc_sink_postgres", target))

@@ -29,7 +29,7 @@ from cdc_pipeline.kafka.offsets import commit_offsets, offsets_at_time
 from cdc_pipeline.kafka.topic import inspect_topic
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
-from cdc_pipeline.pipeline_lock import pipeline_lock
+from cdc_pipeline.pipeline_lock import pipeline_lock, rebuild_locks
 from cdc_pipeline.recovery.detection import deleted_before
 from cdc_pipeline.recovery.rebuild import start_rebuild
 from cdc_pipeline.formatting import describe_positions
@@ -52,7 +52,7 @@ class OperationResult:
 def operation(pipe: Pipeline, kind: str, params: dict, origin: str, *, lock_timeout: float = 900.0) -> Iterator[int]:
     """Hold the lock and the marker for the body; the marker records how it ended."""
     incidents = pipe.history.incidents
-    with pipeline_lock(pipe.layout, timeout=lock_timeout):
+    with rebuild_locks(pipe, timeout=lock_timeout):
         running = incidents.running_operation()
         if running is not None:
             log.warning("operator command %s (started %s from %s) did not finish; %s replaces it", running["kind"],

@@ -1,4 +1,9 @@
-"""One pipeline: its connector file, its folder, and the run history in it."""
+"""One pipeline: a table of a connector, its folder, and the run history in it.
+
+A connector capturing one table keeps the flat folder ``<data dir>/<connector>/``; a connector capturing
+several gives each table ``<data dir>/<connector>/<schema>.<table>/`` with the same files inside, so
+everything that works for one table works per table.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,23 @@ class Pipeline:
 
     @classmethod
     def under(cls, data_dir: str | Path, spec: ConnectorSpec) -> Pipeline:
-        return cls(spec, PipelineLayout.under(data_dir, spec.name))
+        """``spec`` scoped to one table (``ConnectorSpec.table_specs``)."""
+        return cls(spec, table_layout(data_dir, spec))
+
+    @property
+    def label(self) -> str:
+        """How logs and status name it: the connector, and the table when the connector has several."""
+        return f"{self.spec.name}/{self.spec.qualified_table}" if self.spec.many_tables else self.spec.name
+
+    @property
+    def connector_folder(self) -> Path:
+        return self.layout.folder.parent if self.spec.many_tables else self.layout.folder
+
+    def siblings(self) -> list[Pipeline]:
+        """The connector's other tables: a re-snapshot of the connector rebuilds them too."""
+        folder = self.connector_folder
+        return [Pipeline(scoped, PipelineLayout(folder / scoped.qualified_table)) for scoped in self.spec.table_specs()
+                if scoped.qualified_table != self.spec.qualified_table]
 
     @cached_property
     def history(self) -> History:
@@ -32,3 +53,13 @@ class Pipeline:
         if not path.exists():
             return None
         return TableDescription.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def table_layout(data_dir: str | Path, spec: ConnectorSpec) -> PipelineLayout:
+    connector = PipelineLayout.under(data_dir, spec.name)
+    return PipelineLayout(connector.folder / spec.qualified_table) if spec.many_tables else connector
+
+
+def connector_pipelines(data_dir: str | Path, spec: ConnectorSpec) -> list[Pipeline]:
+    """One pipeline per table of the connector, in the connector file's order."""
+    return [Pipeline.under(data_dir, scoped) for scoped in spec.table_specs()]

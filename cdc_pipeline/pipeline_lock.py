@@ -13,6 +13,7 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from cdc_pipeline.errors import PipelineBusyError
 from cdc_pipeline.layout import PipelineLayout
@@ -23,8 +24,48 @@ def pipeline_lock(layout: PipelineLayout, *, shared: bool = False, timeout: floa
                   interval: float = 0.5) -> Iterator[None]:
     """Hold the pipeline's lock: exclusively for anything that writes the folder, ``shared`` for a reader that
     must not see generations removed under it (the sinks), so readers run side by side and writers wait."""
-    layout.folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    with _flock(layout.folder, layout.lock, shared=shared, timeout=timeout, interval=interval,
+                holders="a merge, a backfill, a cleared task or an operator command running beside this one?"):
+        yield
+
+
+@contextlib.contextmanager
+def connector_lock(connector_folder: Path, *, timeout: float = 600.0, interval: float = 0.5) -> Iterator[None]:
+    """Hold a connector's lock, taken before any table lock by whoever may take more than one table's lock (the
+    consume of a connector's tables, a rebuild that re-snapshots them all), so two of them never wait on each
+    other's tables. A task that holds one table's lock only (merge, sinks) never takes it."""
+    with _flock(connector_folder, connector_folder / CONNECTOR_LOCK, shared=False, timeout=timeout, interval=interval,
+                holders="the connector's consume, a rebuild or an operator command running beside this one?"):
+        yield
+
+
+@contextlib.contextmanager
+def table_locks(layouts: list[PipelineLayout], *, timeout: float = 600.0) -> Iterator[None]:
+    """Every lock of ``layouts``, in path order. The caller holds the connector lock."""
+    with contextlib.ExitStack() as stack:
+        for layout in sorted(layouts, key=lambda lay: str(lay.folder)):
+            stack.enter_context(pipeline_lock(layout, timeout=timeout))
+        yield
+
+
+CONNECTOR_LOCK = ".connector.lock"
+
+
+@contextlib.contextmanager
+def rebuild_locks(pipe, *, timeout: float = 600.0) -> Iterator[None]:
+    """What a step that may start a rebuild holds: the connector's lock when it captures several tables (a rebuild
+    re-snapshots them all), then the table's own lock."""
+    with contextlib.ExitStack() as stack:
+        if pipe.spec.many_tables:
+            stack.enter_context(connector_lock(pipe.connector_folder, timeout=timeout))
+        stack.enter_context(pipeline_lock(pipe.layout, timeout=timeout))
+        yield
+
+
+@contextlib.contextmanager
+def _flock(folder: Path, path: Path, *, shared: bool, timeout: float, interval: float, holders: str) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -34,10 +75,8 @@ def pipeline_lock(layout: PipelineLayout, *, shared: bool = False, timeout: floa
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise PipelineBusyError(
-                        f"another task or command of this pipeline has held {layout.lock} for {timeout:.0f} s (a "
-                        "merge, a backfill, a cleared task or an operator command running beside this one?). The "
-                        "retry waits again."
-                    ) from None
+                        f"another task or command has held {path} for {timeout:.0f} s ({holders}). The retry waits "
+                        "again.") from None
                 time.sleep(interval)
         yield
     finally:

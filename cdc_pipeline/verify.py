@@ -28,7 +28,7 @@ from cdc_pipeline.history import RunRef, utc_now
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
-from cdc_pipeline.pipeline_lock import pipeline_lock
+from cdc_pipeline.pipeline_lock import pipeline_lock, rebuild_locks
 from cdc_pipeline.recovery.rebuild import start_rebuild
 from cdc_pipeline.source.checks import SourceParams
 from cdc_pipeline.tasks.consume import consume_batch
@@ -96,7 +96,7 @@ def verify(pipe: Pipeline, kafka: KafkaClients, source: SourceParams, *, run_id:
     with pipeline_lock(pipe.layout):
         result = compare(pipe, snapshot, description.key_columns)
     if result.differing and pipe.spec.settings.on_data_loss == "resnapshot" and connect is not None:
-        with pipeline_lock(pipe.layout):
+        with rebuild_locks(pipe):
             recovery = start_rebuild(pipe, connect=connect, kafka=kafka,
                                      connector_config=connector_config() if connector_config else None, run_id=run_id,
                                      reason="verify_mismatch", detail=result.line(), description=description)

@@ -29,6 +29,7 @@ from cdc_pipeline.history import History, Recovery, RunStatus
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.topic import inspect_topic
 from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.pipeline_lock import table_locks
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.source.catalog import TableDescription
 
@@ -56,8 +57,12 @@ def start_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClients, con
                   description: TableDescription | None = None) -> Recovery:
     """Start (or restart) a rebuild of ``pipe`` (a cdc_pipeline.pipeline.Pipeline); answer the recovery as recorded.
 
-    The caller holds the pipeline lock. ``connector_config`` is registered first when Kafka Connect forgot the
-    connector; ``description`` is the table the rebuilt state will hold (default: as register_connector last read it).
+    The caller holds the pipeline lock, and the connector lock when the connector captures several tables:
+    deleting the connector's offsets re-snapshots every table it captures, so each of them rebuilds aside
+    too (their locks are taken here). Otherwise a table that was not rebuilding would keep rows whose delete
+    fell between two snapshots. ``connector_config`` is registered first when Kafka Connect forgot the
+    connector; ``description`` is the table the rebuilt state will hold (default: as register_connector last
+    read it).
     """
     if reason not in REASONS:
         raise ValueError(f"reason must be one of {REASONS}")
@@ -65,15 +70,37 @@ def start_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClients, con
     if description is None:
         raise DataLossError(f"{detail}; {pipe.spec.name} has never described its table, so no rebuild can start: let "
                             "register_connector succeed once")
-    store = StateStore(pipe.layout)
+    siblings = [s for s in pipe.siblings() if s.table_description() is not None]
+    with table_locks([s.layout for s in siblings]):
+        recovery_id = _record_start(pipe, run_id, reason, detail, lost, charged=True)
+        also = f"connector {pipe.spec.name} re-snapshots every table: {pipe.spec.qualified_table}: {detail}"
+        for sibling in siblings:
+            _record_start(sibling, None, reason, also, None, charged=False)
+        _stop_and_forget_offsets(pipe.spec, connect, connector_config)
+        _rebuild_aside(pipe, kafka, run_id, description, reason, recovery_id)
+        for sibling in siblings:
+            _rebuild_aside(sibling, kafka, None, sibling.table_description(), reason,
+                           sibling.history.incidents.active_recovery().id)
+        connect.resume(pipe.spec.name)
+        for each in (pipe, *siblings):
+            each.history.incidents.recovery_step(each.history.incidents.active_recovery().id, "resumed")
+    return pipe.history.incidents.active_recovery()
+
+
+def _record_start(pipe, run_id: str | None, reason: str, detail: str, lost, *, charged: bool) -> int:
+    """The recovery in the table's history; ``charged``: this table's loss is what started it."""
     incidents, runs = pipe.history.incidents, pipe.history.runs
-    epoch = max(runs.current_epoch(), _state_epoch(store)) + 1
+    epoch = max(runs.current_epoch(), _state_epoch(StateStore(pipe.layout))) + 1
     recovery_id = incidents.start_recovery(run_id=run_id, reason=reason, detail=detail, lost=lost, epoch=epoch)
-    if reason == "data_loss":
+    if reason == "data_loss" and charged:
         last_read = runs.last_run_where("status = ?", (RunStatus.MERGED.value,))
         incidents.link_data_loss(recovery_id, run_id=run_id, detail=detail,
                                  since=last_read["ended_at"] if last_read else None)
-    spec = pipe.spec
+    return recovery_id
+
+
+def _stop_and_forget_offsets(spec: ConnectorSpec, connect: KafkaConnectClient,
+                             connector_config: dict[str, str] | None) -> None:
     name = spec.name
     if connect.status(name) is None:
         if connector_config is None:
@@ -82,6 +109,15 @@ def start_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClients, con
         connect.put_config(name, connector_config)
     connect.stop(name)
     connect.delete_offsets(name)
+
+
+def _rebuild_aside(pipe, kafka: KafkaClients, run_id: str | None, description: TableDescription, reason: str,
+                   recovery_id: int) -> None:
+    """With the connector stopped: the topic's end becomes the resume point, the unmerged buffer is set aside, an
+    empty state in the new epoch is created aside."""
+    spec, store = pipe.spec, StateStore(pipe.layout)
+    incidents, runs = pipe.history.incidents, pipe.history.runs
+    epoch = incidents.active_recovery().epoch
     topic = inspect_topic(kafka, spec.topic)
     incarnation = None
     ends: dict[int, int] = {}
@@ -100,13 +136,10 @@ def start_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClients, con
     store.discard_rebuild()
     store.create(description, lineage="rebuild", epoch=epoch)
     runs.set_resume_point(reason="rebuild", incarnation=incarnation, epoch=epoch, ends=ends, run_id=run_id)
-    connect.resume(name)
-    incidents.recovery_step(recovery_id, "resumed")
     log.warning("rebuild %s started (%s): connector %s re-snapshots %s; reading topic %s from %s%s; destiny.csv keeps "
-                "its last good content until the snapshot is complete", recovery_id, reason, name,
+                "its last good content until the snapshot is complete", recovery_id, reason, spec.name,
                 spec.qualified_table, spec.topic, ends or "its beginning (it does not exist yet)",
                 f"; unmerged events set aside in {set_aside}" if set_aside else "")
-    return incidents.active_recovery()
 
 
 def snapshot_completed(offsets: list[dict] | None) -> bool:

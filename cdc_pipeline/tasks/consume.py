@@ -30,7 +30,7 @@ from cdc_pipeline.kafka.reader import ReadResult, read_range
 from cdc_pipeline.kafka.topic import TopicState, inspect_topic
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
-from cdc_pipeline.pipeline_lock import pipeline_lock
+from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.detection import LossFound, NothingToRead, ReadPlan, plan_read
 from cdc_pipeline.recovery.rebuild import refuse, start_rebuild
 from cdc_pipeline.recovery.schema_signature import signature_change
@@ -61,7 +61,7 @@ def consume_batch(
         summary.update(topic=pipe.spec.topic, buffer=str(pipe.layout.buffer))
         if skip_for_operation(pipe, run, summary, holding_lock=False):
             return summary
-        with pipeline_lock(pipe.layout):
+        with rebuild_locks(pipe):  # a loss or a schema change found here starts a rebuild
             if skip_for_operation(pipe, run, summary, holding_lock=True):
                 return summary
             return _consume_locked(pipe, kafka, run, summary, max_events=max_events, connect=connect,

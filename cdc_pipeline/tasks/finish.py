@@ -92,3 +92,31 @@ def failure_line(pipe: Pipeline, record: dict[str, Any], error: str) -> str:
     first = " ".join(error.split())
     return f"{first[:240]}; {drained}"
 
+
+
+def finish_tables(pipes: list[Pipeline], run: RunRef, failed_tasks: dict[str, list[str]]) -> dict[str, Any]:
+    """Close the run of every table of a connector; one line per table, and the run fails when one table did.
+
+    ``failed_tasks`` maps a table to the tasks the orchestrator saw fail for it (the connector-wide ones, such
+    as register_connector, are listed under every table)."""
+    tables: dict[str, dict[str, Any]] = {}
+    failures: list[str] = []
+    for pipe in pipes:
+        name = pipe.spec.qualified_table
+        try:
+            tables[name] = finish_run(pipe, run, failed_tasks.get(name, ()))
+        except RunFailedError as exc:
+            tables[name] = {"status": RunStatus.FAILED.value, "line": str(exc)}
+            failures.append(name)
+    merged = sum(1 for t in tables.values() if t["status"] != RunStatus.FAILED.value)
+    moved = [f"{name}: {t['line']}" for name, t in tables.items() if t["status"] == RunStatus.FAILED.value
+             or not t["line"].startswith("+0 events")]
+    line = f"{merged}/{len(pipes)} tables ok" + (f"; FAILED {', '.join(failures)}" if failures else "")
+    if moved:
+        line += " · " + " · ".join(moved)
+    summary = {"status": RunStatus.FAILED.value if failures else RunStatus.MERGED.value, "line": line,
+               "tables": tables}
+    if failures:
+        raise RunFailedError(line)
+    log.info("run %s: %s", run.run_id, line)
+    return summary

@@ -7,6 +7,7 @@ description the state was built from (ADD COLUMN ... DEFAULT fills existing rows
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from cdc_pipeline.kafka.topic_config import refuse_compaction, topic_retention
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pgtext.types import unsupported_columns
 from cdc_pipeline.pipeline import Pipeline
-from cdc_pipeline.pipeline_lock import pipeline_lock
+from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
 from cdc_pipeline.source.checks import SourceParams, check_source
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def register_connector(
-    pipe: Pipeline,
+    pipes: Pipeline | list[Pipeline],
     connect: KafkaConnectClient,
     source: SourceParams,
     run: RunRef,
@@ -43,46 +44,65 @@ def register_connector(
 ) -> dict[str, Any]:
     """Check the source, create or update the connector (a no-op when unchanged), wait until RUNNING.
 
-    ``kafka`` makes the Kafka clients a rebuild needs (only called when one starts).
+    ``pipes`` are the connector's tables (one pipeline each): every table is checked and described before the
+    connector is sent, so a table that cannot be captured exactly registers none. ``kafka`` makes the Kafka
+    clients a rebuild needs (only called when one starts). The summary is the first table's, with one entry
+    per table under ``tables`` when there are several.
     """
-    spec, history = pipe.spec, pipe.history
-    with tracked(history, run, "register_connector") as summary:
-        report = _checked_source(pipe, source, run)
-        description = report.description
-        problems = unsupported_columns(description)
+    pipes = [pipes] if isinstance(pipes, Pipeline) else list(pipes)
+    spec = pipes[0].spec
+    with contextlib.ExitStack() as stack:
+        summaries = [stack.enter_context(tracked(pipe.history, run, "register_connector")) for pipe in pipes]
+        reports = [_checked_source(pipe, source, run) for pipe in pipes]
+        problems = [f"{pipe.spec.qualified_table}: {problem}" if spec.many_tables else problem
+                    for pipe, report in zip(pipes, reports) for problem in unsupported_columns(report.description)]
         if problems:
             raise SourceError(
-                f"{spec.qualified_table} has columns destiny.csv cannot hold exactly, so nothing is registered:\n- "
-                + "\n- ".join(problems))
-        atomic_write_text(pipe.layout.table_info, json.dumps(description.to_json(), indent=2) + "\n")
+                f"{', '.join(p.spec.qualified_table for p in pipes)} "
+                f"{'have' if spec.many_tables else 'has'} columns destiny.csv cannot hold exactly, so nothing is "
+                "registered:\n- " + "\n- ".join(problems))
+        for pipe, report in zip(pipes, reports):
+            atomic_write_text(pipe.layout.table_info, json.dumps(report.description.to_json(), indent=2) + "\n")
         config = spec.config_for_source(host=source.host, port=source.port, user=source.user, dbname=source.dbname,
                                         password_reference=password_reference)
         try:
-            changed = _schema_change(pipe, description)
-            if changed:
-                summary["schema_change"] = _handle_schema_change(pipe, connect, kafka, config, description, changed, run)
+            for pipe, report, summary in zip(pipes, reports, summaries):
+                changed = _schema_change(pipe, report.description)
+                if changed:
+                    summary["schema_change"] = _handle_schema_change(pipe, connect, kafka, config, report.description,
+                                                                     changed, run)
             action = connect.put_config(spec.name, config)
             status = connect.wait_until_running(spec.name, timeout=timeout)
-            recovery = confirm_snapshot(history, connect, spec)
+            recoveries = [confirm_snapshot(pipe.history, connect, pipe.spec) for pipe in pipes]
         except ConnectUnreachableError as exc:
-            history.incidents.seen_down("connect", run.run_id, str(exc))
+            for pipe in pipes:
+                pipe.history.incidents.seen_down("connect", run.run_id, str(exc))
             raise
-        history.incidents.seen_up("connect", run.run_id)
-        summary["topic"] = _checked_topic(spec.topic, kafka)
-        history.runs.update_run(run.run_id, topic=spec.topic)
-        summary.update(
-            connector=spec.name, config=action, state=status.describe(), slot=spec.slot_name,
-            slot_exists=report.slot_exists, slot_retained_wal_bytes=report.slot_retained_wal_bytes, notes=report.notes,
-            rebuild=(f"rebuild {recovery.id}: {recovery.step}" if recovery else None),
-        )
         log.info("connector %s: config %s; %s", spec.name, action, status.describe())
-        log.info("source %s: slot %s %s, retained WAL %s", source.describe(), spec.slot_name,
-                 "exists" if report.slot_exists else "will be created", size_text(report.slot_retained_wal_bytes))
-        for note in report.notes:
-            log.warning("source: %s", note)
-        if recovery:
-            log.warning("rebuild %s (%s) in progress: %s", recovery.id, recovery.reason, recovery.step)
-    return summary
+        for pipe, report, summary, recovery in zip(pipes, reports, summaries, recoveries):
+            _summarise(pipe, report, summary, recovery, run, kafka, action=action, status=status, source=source)
+    if spec.many_tables:
+        return {**summaries[0], "tables": {p.spec.qualified_table: s for p, s in zip(pipes, summaries)}}
+    return summaries[0]
+
+
+def _summarise(pipe: Pipeline, report, summary: dict, recovery, run: RunRef, kafka, *, action, status, source) -> None:
+    spec, history = pipe.spec, pipe.history
+    history.incidents.seen_up("connect", run.run_id)
+    summary["topic"] = _checked_topic(spec.topic, kafka)
+    history.runs.update_run(run.run_id, topic=spec.topic)
+    summary.update(
+        connector=spec.name, table=spec.qualified_table, config=action, state=status.describe(), slot=spec.slot_name,
+        slot_exists=report.slot_exists, slot_retained_wal_bytes=report.slot_retained_wal_bytes, notes=report.notes,
+        rebuild=(f"rebuild {recovery.id}: {recovery.step}" if recovery else None),
+    )
+    log.info("source %s: %s, slot %s %s, retained WAL %s", source.describe(), spec.qualified_table, spec.slot_name,
+             "exists" if report.slot_exists else "will be created", size_text(report.slot_retained_wal_bytes))
+    for note in report.notes:
+        log.warning("source: %s", note)
+    if recovery:
+        log.warning("rebuild %s of %s (%s) in progress: %s", recovery.id, spec.qualified_table, recovery.reason,
+                    recovery.step)
 
 
 def _checked_topic(topic: str, kafka: Callable[[], KafkaClients]) -> str:
@@ -127,7 +147,7 @@ def _handle_schema_change(pipe, connect, kafka, config, description, changes: li
     if spec.settings.on_schema_change == "fail":
         pipe.history.runs.update_run(run.run_id, schema_change=f"{what}; on_schema_change=fail: nothing merged")
         raise refuse(spec, "schema_change", what)
-    with pipeline_lock(pipe.layout), kafka() as clients:
+    with rebuild_locks(pipe), kafka() as clients:
         recovery = start_rebuild(pipe, connect=connect, kafka=clients, connector_config=config, run_id=run.run_id,
                                  reason="schema_change", detail=what, description=description)
     done = f"{what}; rebuilding from a new snapshot (rebuild {recovery.id}); destiny.csv keeps its last good content until then"

@@ -74,12 +74,11 @@ def destiny_asset(spec: ConnectorSpec, layout: PipelineLayout) -> Asset:
     return Asset(name=f"cdc_{spec.name}_destiny", uri=f"file://{layout.destiny}", group="cdc")
 
 
-def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
-    layout = PipelineLayout.under(settings.data_dir, spec.name)
-    destiny = destiny_asset(spec, layout)
-    with DAG(
+def pipeline_dag_arguments(spec: ConnectorSpec, description: str, doc_md: str) -> dict[str, Any]:
+    """What every pipeline DAG shares, one table or several: schedule, retries, params."""
+    return dict(
         dag_id=spec.dag_id,
-        description=f"CDC of {spec.qualified_table} into {layout.destiny}",
+        description=description,
         schedule="* * * * *",  # cron, so run ids are whole minutes
         start_date=datetime(2026, 1, 1),
         catchup=False,
@@ -87,7 +86,7 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
         dagrun_timeout=timedelta(minutes=30),
         default_args=RETRIES,
         tags=["cdc", "debezium", "csv", spec.name],
-        doc_md=pipeline_doc(spec, layout),
+        doc_md=doc_md,
         params={
             "max_events": Param(DEFAULT_MAX_EVENTS, type="integer", minimum=1, maximum=5_000_000,
                                 title="Most events this run reads",
@@ -103,7 +102,18 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
                                                title="Seconds register_connector waits for RUNNING"),
         },
         render_template_as_native_obj=True,
-    ) as dag:
+    )
+
+
+def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
+    if spec.many_tables:
+        from cdc_airflow.tables_dag import build_tables_dag
+
+        return build_tables_dag(spec, settings)
+    layout = PipelineLayout.under(settings.data_dir, spec.name)
+    destiny = destiny_asset(spec, layout)
+    with DAG(**pipeline_dag_arguments(spec, f"CDC of {spec.qualified_table} into {layout.destiny}",
+                                      pipeline_doc(spec, layout))) as dag:
 
         # Registration retries briefly and runs beside the drain: an unreachable source or Kafka Connect
         # never holds back what Kafka already has.

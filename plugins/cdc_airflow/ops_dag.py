@@ -44,6 +44,18 @@ in-flight run to finish its step) and scheduled runs of `{dag_id}` step aside un
 """
 
 
+ALL_TABLES = "*"
+
+
+def _table_param(spec: ConnectorSpec) -> dict[str, Param]:
+    """A connector of several tables: which table the operation is for (``*``: each in turn)."""
+    if not spec.many_tables:
+        return {}
+    return {"table": Param(ALL_TABLES, enum=[ALL_TABLES, *spec.table_names], title="Table",
+                           description="The table to operate on, or * for each table in turn. A resnapshot "
+                                       "re-snapshots every table of the connector whichever you pick.")}
+
+
 def build_ops_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
     layout = PipelineLayout.under(settings.data_dir, spec.name)
     every = spec.settings.verify_every_minutes
@@ -67,6 +79,7 @@ def build_ops_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
             "confirm": Param(False, type="boolean", title="Confirm",
                              description="Tick for operations that change the pipeline: "
                                          + ", ".join(sorted(CHANGING))),
+            **_table_param(spec),
         },
     ) as dag:
 

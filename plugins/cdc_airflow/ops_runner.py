@@ -6,14 +6,14 @@ import logging
 from typing import Any
 
 from cdc_airflow.hooks import PipelineKafkaHook, kafka_connect_client, password_reference, source_params
-from cdc_airflow.ops_dag import CHANGING, OPERATIONS
+from cdc_airflow.ops_dag import ALL_TABLES, CHANGING, OPERATIONS
 from cdc_airflow.probes import airflow_probes
 from cdc_pipeline import operations
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.pipeline import Pipeline, table_layout
 from cdc_pipeline.status import pipeline_status
 from cdc_pipeline.tasks.finish import run_line
 
@@ -28,6 +28,23 @@ def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
     if name in CHANGING and not params.get("confirm"):
         raise ConfigError(f"{name} changes the pipeline ({OPERATIONS[name]}): trigger again with 'confirm' ticked "
                           "(conf {\"confirm\": true})")
+    if not spec.many_tables:
+        return _run_on_table(spec, layout, context, name)
+    chosen = params.get("table") or ALL_TABLES
+    names = spec.table_names if chosen == ALL_TABLES else (spec.for_table(chosen).qualified_table,)
+    if name == "resnapshot":
+        names = names[:1]  # one re-snapshot rebuilds every table of the connector
+    data_dir = layout.folder.parent
+    results = {}
+    for table in names:
+        scoped = spec.for_table(table)
+        log.info("%s: %s", table, name)
+        results[table] = _run_on_table(scoped, table_layout(data_dir, scoped), context, name)
+    return {"tables": results}
+
+
+def _run_on_table(spec: ConnectorSpec, layout: PipelineLayout, context, name: str) -> dict[str, Any]:
+    params = context["params"]
     pipe = Pipeline(spec, layout)
     origin = f"airflow:{context['dag_run'].run_id}"
     if name == "status":

@@ -15,10 +15,11 @@ from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.pipeline import Pipeline, connector_pipelines, table_layout
 from cdc_pipeline.formatting import describe_resume_point
 from cdc_pipeline.tasks.consume import consume_batch
-from cdc_pipeline.tasks.finish import finish_run
+from cdc_pipeline.tasks.consume_tables import consume_tables
+from cdc_pipeline.tasks.finish import finish_run, finish_tables
 from cdc_pipeline.tasks.merge import merge_batch
 from cdc_pipeline.tasks.register import register_connector
 
@@ -104,6 +105,67 @@ def finish(spec: ConnectorSpec, layout: PipelineLayout, context, failed_tasks: l
     pipe = Pipeline(spec, layout)
     try:
         summary = finish_run(pipe, run_ref(context), failed_tasks)
+    except Exception as exc:
+        set_run_note(context, f"FAILED: {exc}")
+        raise
+    set_run_note(context, summary["line"])
+    return summary
+
+
+# A connector of several tables: register and consume once for all, merge and sinks per table (mapped).
+
+def register_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
+    skip_in_backfill_runs(context)
+    pipes = connector_pipelines(data_dir, spec)
+    with kafka_connect_client() as connect:
+        return register_connector(pipes, connect, source_params(), run_ref(context),
+                                  kafka=PipelineKafkaHook(spec.name).clients, password_reference=password_reference(),
+                                  timeout=float(context["params"]["connector_timeout_seconds"]))
+
+
+def consume_all_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
+    skip_in_backfill_runs(context)
+    pipes = connector_pipelines(data_dir, spec)
+    params = context["params"]
+    start_from = parse_instant(params.get("start_from"))
+    if start_from is not None:
+        started = [p.spec.qualified_table for p in pipes if p.history.runs.resume_point() is not None]
+        if started:
+            raise ConfigError(
+                f"start_from={params['start_from']} is only for tables that have not read anything yet; "
+                f"{', '.join(started)} of {spec.name} already resume from their own positions. Trigger "
+                f"{spec.dag_id}_ops with operation=reset_to_date to move them, or trigger this DAG without start_from.")
+    with PipelineKafkaHook(spec.name).clients() as kafka:
+        return consume_tables(pipes, kafka, run_ref(context), max_events=int(params["max_events"]),
+                              connect=kafka_connect_client, connector_config=lambda: _connector_config(spec),
+                              start_from=start_from)
+
+
+def merge_table(spec: ConnectorSpec, data_dir, context, table: str) -> dict[str, Any]:
+    skip_in_backfill_runs(context)
+    return merge_batch(Pipeline.under(data_dir, spec.for_table(table)), run_ref(context))
+
+
+def sink_table(spec: ConnectorSpec, data_dir, context, sink_type: str, table: str) -> dict[str, Any]:
+    skip_in_backfill_runs(context)
+    from cdc_airflow import sink_runner
+
+    scoped = spec.for_table(table)
+    sink_spec = next(s for s in scoped.settings.sinks if s.type == sink_type)
+    return sink_runner.run(scoped, table_layout(data_dir, scoped), context, sink_spec)
+
+
+def backfill_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
+    from cdc_airflow import backfill_runner
+
+    return {p.spec.qualified_table: backfill_runner.run(p.spec, p.layout, context)
+            for p in connector_pipelines(data_dir, spec)}
+
+
+def finish_all_tables(spec: ConnectorSpec, data_dir, context, failed: dict[str, list[str]]) -> dict[str, Any]:
+    pipes = connector_pipelines(data_dir, spec)
+    try:
+        summary = finish_tables(pipes, run_ref(context), failed)
     except Exception as exc:
         set_run_note(context, f"FAILED: {exc}")
         raise

@@ -64,9 +64,38 @@ def test_settings_that_break_fidelity_are_refused(tmp_path, key, value, message)
         load_connector_spec(write(tmp_path, base_config() | {key: value}))
 
 
-def test_more_than_one_table_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="exactly one table"):
-        load_connector_spec(write(tmp_path, base_config() | {"table.include.list": "public.a,public.b"}))
+def test_a_connector_captures_a_list_of_tables_each_with_its_topic_and_sinks(tmp_path):
+    config = base_config() | {"table.include.list": " public.a , sales.b"}
+    spec = load_connector_spec(write(tmp_path, config, sinks=[{"type": "csv"}, {"type": "postgres"}]))
+    assert spec.many_tables and spec.table_names == ("public.a", "sales.b")
+    scoped = spec.table_specs()
+    assert [(s.qualified_table, s.topic) for s in scoped] == [("public.a", "pgserver1.public.a"),
+                                                             ("sales.b", "pgserver1.sales.b")]
+    assert [s.settings.sinks[1].table for s in scoped] == ["public.a_replica", "public.b_replica"]
+    assert {s.name for s in scoped} == {spec.name} and spec.for_table("sales.b") == scoped[1]
+    with pytest.raises(ConfigError, match="does not capture 'public.c'.*public.a, sales.b"):
+        spec.for_table("public.c")
+
+
+def test_one_table_keeps_the_connector_spec_as_it_is():
+    spec = load_connector_spec(DEFAULT)
+    assert not spec.many_tables and spec.table_specs() == [spec]
+
+
+@pytest.mark.parametrize(("tables", "message"), [
+    ("public.*", "not a plain schema.table name.*patterns"),
+    ("public.a,public.a", "more than once"),
+    ("public.a,", "'' is not a plain"),
+])
+def test_table_lists_the_pipeline_cannot_name_are_refused(tmp_path, tables, message):
+    with pytest.raises(ConfigError, match=message):
+        load_connector_spec(write(tmp_path, base_config() | {"table.include.list": tables}))
+
+
+def test_one_postgres_target_for_several_tables_is_refused(tmp_path):
+    config = base_config() | {"table.include.list": "public.a,public.b"}
+    with pytest.raises(ConfigError, match="remove \"table\""):
+        load_connector_spec(write(tmp_path, config, sinks=[{"type": "csv"}, {"type": "postgres", "table": "public.x"}]))
 
 
 def test_invalid_json_names_the_file(tmp_path):

@@ -1,0 +1,135 @@
+"""The DAG of a connector that captures several tables.
+
+register_connector and consume_batch run once for the connector (one slot, one Debezium task, every topic read
+in one bounded batch); the per-table work runs in the mapped task group ``table``, one instance per table that
+has something to merge, so a table that fails retries alone and shows alone in the grid, and a quiet table
+costs no task. finish_run closes every table's run and writes one line per table on the run's note.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import DAG, TriggerRule, get_current_context, task, task_group
+from airflow.sdk.exceptions import AirflowSkipException
+
+from cdc_airflow.settings import DagSettings
+from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_errors
+from cdc_pipeline.connector_spec import ConnectorSpec
+
+TABLE_GROUP = "table"
+CONNECTOR_TASKS = ("register_connector", "consume_batch", "backfill_interval")
+
+TABLES_DOC = """
+### CDC of {count} tables into one folder each
+
+Connector file `{path}` · one slot `{slot}` · tables {tables} · files in `{folder}/<schema>.<table>/` ·
+[CDC dashboard](/dags/{dag_id}/plugin/cdc-dashboard)
+
+Every minute: **register_connector** checks every table and keeps the connector running; **consume_batch**
+reads every table's topic in one bounded batch into that table's `buffer.csv`; the mapped group **table**
+merges (and renders the sinks of) each table that has something new, each with its own retries and log;
+**finish_run** closes each table's run and fails the run if one table failed (its name is on the run's note).
+"""
+
+
+def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
+    from cdc_airflow.dag_factory import pipeline_dag_arguments
+
+    data_dir = settings.data_dir
+    folder = data_dir / spec.name
+    doc = TABLES_DOC.format(count=len(spec.tables), path=spec.path, slot=spec.slot_name, folder=folder,
+                            tables=", ".join(f"`{t}`" for t in spec.table_names), dag_id=spec.dag_id)
+    sinks = [sink.type for sink in spec.settings.sinks if sink.type != "csv"]
+    with DAG(**pipeline_dag_arguments(spec, f"CDC of {len(spec.tables)} tables into {folder}", doc)) as dag:
+
+        @task(task_id="register_connector", retries=1, retry_delay=timedelta(seconds=10),
+              retry_exponential_backoff=False, execution_timeout=timedelta(minutes=5), multiple_outputs=False)
+        @one_line_errors
+        def register_connector() -> dict[str, Any]:
+            from cdc_airflow import runners
+
+            return runners.register_tables(spec, data_dir, get_current_context())
+
+        # multiple_outputs: ``to_merge`` is its own XCom, the list the table group is mapped over.
+        @task(task_id="consume_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=True)
+        @one_line_errors
+        def consume_batch() -> dict[str, Any]:
+            from cdc_airflow import runners
+
+            return runners.consume_all_tables(spec, data_dir, get_current_context())
+
+        @task_group(group_id=TABLE_GROUP)
+        def per_table(table: str):
+            @task(task_id="merge_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=False)
+            @one_line_errors
+            def merge_batch(table: str) -> dict[str, Any]:
+                from cdc_airflow import runners
+
+                return runners.merge_table(spec, data_dir, get_current_context(), table)
+
+            merged = merge_batch(table)
+            for sink_type in sinks:
+                merged >> _sink_task(spec, data_dir, sink_type)(table)
+
+        @task(task_id="backfill_interval", execution_timeout=timedelta(minutes=30), multiple_outputs=False)
+        @one_line_errors
+        def backfill_interval() -> dict[str, Any]:
+            context = get_current_context()
+            if not is_backfill_run(context):
+                raise AirflowSkipException("not a backfill run: only backfill runs write snapshots/ and changes/")
+            from cdc_airflow import runners
+
+            return runners.backfill_tables(spec, data_dir, context)
+
+        watched = CONNECTOR_TASKS + tuple(f"{TABLE_GROUP}.{name}" for name in ("merge_batch", *map(sink_task_id, sinks)))
+
+        @task(task_id="finish_run", trigger_rule=TriggerRule.ALL_DONE, retries=0, multiple_outputs=False)
+        @one_line_errors
+        def finish_run() -> dict[str, Any]:
+            from cdc_airflow import runners
+
+            context = get_current_context()
+            to_merge = context["ti"].xcom_pull(task_ids="consume_batch", key="to_merge") or []
+            failed = failed_by_table(failed_upstream(context, watched), spec.table_names, to_merge)
+            return runners.finish_all_tables(spec, data_dir, context, failed)
+
+        consumed = consume_batch()
+        tables = per_table.expand(table=consumed["to_merge"])
+        [register_connector(), tables, backfill_interval()] >> finish_run()
+    return dag
+
+
+def sink_task_id(sink_type: str) -> str:
+    return f"sink_{sink_type}"
+
+
+def _sink_task(spec: ConnectorSpec, data_dir, sink_type: str):
+    @task(task_id=sink_task_id(sink_type), execution_timeout=timedelta(minutes=30), multiple_outputs=False, retries=1,
+          retry_delay=timedelta(seconds=10), retry_exponential_backoff=False)
+    @one_line_errors
+    def render_sink(table: str) -> dict[str, Any]:
+        from cdc_airflow import runners
+
+        return runners.sink_table(spec, data_dir, get_current_context(), sink_type, table)
+
+    return render_sink
+
+
+_MAPPED = re.compile(rf"^{TABLE_GROUP}\.(?P<task>[a-z_]+)_(?P<index>\d+)$")
+
+
+def failed_by_table(failed: list[str], tables: tuple[str, ...], to_merge: list[str]) -> dict[str, list[str]]:
+    """Airflow names a failed mapped task ``table.merge_batch_<map index>``; the index is a position in
+    ``to_merge``. A connector-wide task that failed counts for every table."""
+    by_table: dict[str, list[str]] = {table: [] for table in tables}
+    for task_id in failed:
+        match = _MAPPED.match(task_id)
+        if match and int(match["index"]) < len(to_merge):
+            by_table.setdefault(to_merge[int(match["index"])], []).append(match["task"])
+        elif match is None or task_id in CONNECTOR_TASKS:
+            for names in by_table.values():
+                names.append(task_id)
+    return by_table
