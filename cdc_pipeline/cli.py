@@ -11,6 +11,9 @@
     as-of       the table as it was at an instant, from the change log (docs/backfill.md)
     changes     the change events committed in a window, from the change log
 
+A connector capturing several tables has one pipeline per table: pass --table schema.table to the commands
+that change one (status, history, verify and drain take each table in turn without it).
+
 Services and folders come from the CDC_* variables, else from what ./stack up recorded
 (.stack/settings.json), else the local stack's defaults; flags override them.
 """
@@ -24,14 +27,14 @@ import sys
 from datetime import UTC, datetime
 
 from cdc_pipeline.backfill.commands import add_subcommands as add_backfill_commands
-from cdc_pipeline.connector_spec import find_connector_spec
+from cdc_pipeline.connector_spec import ConnectorSpec, discover_connector_specs, find_connector_spec
 from cdc_pipeline.environment import PipelineEnvironment
 from cdc_pipeline.errors import CdcError, ConfigError
 from cdc_pipeline.history import History
 from cdc_pipeline.formatting import one_line
 from cdc_pipeline.instants import parse_instant
-from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.table_choice import add_table_option, chosen_folders, chosen_pipelines
 
 HISTORY_FIELDS = ("run_id", "status", "offset_ranges", "creates", "updates", "deletes", "reads", "truncates",
                   "dead_lettered", "merge_inserted", "merge_updated", "merge_deleted", "destiny_rows", "backlog",
@@ -59,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     history = sub.add_parser("history", help="recent runs of a pipeline, newest first")
     history.add_argument("--connector", required=True)
+    add_table_option(history, every=True)
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--status", help="only runs with this status (merged, failed, skipped, ...)")
     history.add_argument("--with-data", action="store_true", help="only runs that carried changes or recovered")
@@ -67,16 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="health, backlog and data as of, per pipeline; exit 1 when one is not OK")
     status.add_argument("--connector", action="append", help="a pipeline (repeat; default: every connector file)")
+    add_table_option(status, every=True)
     status.add_argument("--json", action="store_true", help="the status as JSON")
     status.add_argument("--offline", action="store_true", help="only the run history: do not ask the services")
     status.set_defaults(func=cmd_status)
 
     outages = sub.add_parser("outages", help="outages of PostgreSQL, Kafka Connect and the broker")
     outages.add_argument("--connector", required=True)
+    add_table_option(outages)
     outages.set_defaults(func=cmd_outages)
 
     reset = sub.add_parser("reset", help="start a pipeline over (its files are moved aside, nothing is deleted)")
     reset.add_argument("--connector", required=True)
+    add_table_option(reset)
     where = reset.add_mutually_exclusive_group(required=True)
     where.add_argument("--to-beginning", action="store_true", help="rebuild destiny.csv from the whole topic")
     where.add_argument("--to-date", help="ISO date or date-time (UTC if no zone): only changes committed from then on")
@@ -86,20 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     resnap = sub.add_parser("resnapshot", help="rebuild destiny.csv from a new snapshot, aside, switched in one step")
     resnap.add_argument("--connector", required=True)
+    add_table_option(resnap)
     resnap.add_argument("--yes", action="store_true", help="do not ask (required without a terminal)")
     resnap.set_defaults(func=cmd_resnapshot)
 
     verify_cmd = sub.add_parser("verify", help="compare destiny.csv with the source at one consistent point")
     verify_cmd.add_argument("--connector", required=True)
+    add_table_option(verify_cmd, every=True)
     verify_cmd.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the pipeline to catch up")
     verify_cmd.set_defaults(func=cmd_verify)
 
     drain = sub.add_parser("drain", help="merge everything the broker holds; record a clean end (stop Connect first)")
     drain.add_argument("--connector", action="append", help="a pipeline (repeat; default: every connector file)")
+    add_table_option(drain, every=True)
     drain.set_defaults(func=cmd_drain)
 
     ops = sub.add_parser("operations", help="operator commands of a pipeline; --clear one that did not finish")
     ops.add_argument("--connector", required=True)
+    add_table_option(ops)
     ops.add_argument("--clear", action="store_true")
     ops.set_defaults(func=cmd_operations)
     add_backfill_commands(sub)
@@ -113,42 +124,68 @@ def environment(args) -> PipelineEnvironment:
 
 
 def pipeline(args, env: PipelineEnvironment | None = None) -> Pipeline:
+    """The one pipeline a command changes: the connector's, or its ``--table``'s when it captures several."""
     env = env or environment(args)
-    return Pipeline.under(env.data_dir, find_connector_spec(env.connectors_dir, args.connector))
+    return chosen_pipelines(env.data_dir, find_connector_spec(env.connectors_dir, args.connector), args.table)[0]
 
 
-def read_history(args) -> History:
+def every_pipeline(args, env: PipelineEnvironment, spec: ConnectorSpec) -> list[Pipeline]:
+    """The connector's pipelines a reading or draining command goes over: ``--table``'s, else each table's."""
+    return chosen_pipelines(env.data_dir, spec, args.table, every=True)
+
+
+def connector_specs(args, env: PipelineEnvironment) -> list[ConnectorSpec]:
+    """The connectors of ``--connector`` (repeated), default every connector file; ``--table`` needs one."""
+    specs = [s for s in discover_connector_specs(env.connectors_dir) if not args.connector or s.name in args.connector]
+    if args.table and len(specs) != 1:
+        raise ConfigError("--table names a table of one connector: pass it with one --connector")
+    return specs
+
+
+def read_histories(args, *, every: bool = False) -> list[tuple[str, History | None]]:
+    """Each chosen table's run history, by its pipeline's label (None: no run yet); at least one exists."""
     env = environment(args)
-    path = PipelineLayout.under(env.data_dir, args.connector).history
-    if not path.exists():
-        raise ConfigError(f"no run history at {path}: has the DAG cdc_{args.connector} run yet? (--data-dir?)")
-    return History.open(path, readonly=True)
+    folders = chosen_folders(env.data_dir, env.connectors_dir, args.connector, args.table, every=every)
+    if not any(layout.history.exists() for _, layout in folders):
+        raise ConfigError(f"no run history at {folders[0][1].history}: has the DAG cdc_{args.connector} run yet? "
+                          "(--data-dir?)")
+    return [(label, History.open(layout.history, readonly=True) if layout.history.exists() else None)
+            for label, layout in folders]
+
+
+def say(label: str, args, text: str) -> None:
+    """Print ``text``, headed by the table's pipeline when the connector captures several tables."""
+    print(text if label == args.connector else f"{label}: {text}")
 
 
 def cmd_history(args) -> int:
-    history = read_history(args)
-    if args.run:
-        for row in history.runs.tries(args.run):
-            print(json.dumps(row, default=str))
-        return 0
-    print("\t".join(HISTORY_FIELDS))
-    for run in history.runs.recent_runs(args.limit, status=args.status, with_data=args.with_data):
-        print("\t".join("" if run[f] is None else str(run[f]).replace("\n", " ")[:200] for f in HISTORY_FIELDS))
+    for label, history in read_histories(args, every=True):
+        if label != args.connector:
+            print(f"# {label}" + ("" if history else ": no run history yet"))
+        if history is not None:
+            _print_history(history, args)
     return 0
 
 
+def _print_history(history: History, args) -> None:
+    if args.run:
+        for row in history.runs.tries(args.run):
+            print(json.dumps(row, default=str))
+        return
+    print("\t".join(HISTORY_FIELDS))
+    for run in history.runs.recent_runs(args.limit, status=args.status, with_data=args.with_data):
+        print("\t".join("" if run[f] is None else str(run[f]).replace("\n", " ")[:200] for f in HISTORY_FIELDS))
+
+
 def cmd_status(args) -> int:
-    from cdc_pipeline.connector_spec import discover_connector_specs
-    from cdc_pipeline.status import pipeline_status
+    from cdc_pipeline.status import table_statuses
 
     env = environment(args)
-    specs = [s for s in discover_connector_specs(env.connectors_dir) if not args.connector or s.name in args.connector]
     statuses = []
-    for spec in specs:
-        pipe = Pipeline.under(env.data_dir, spec)
+    for spec in connector_specs(args, env):
         with contextlib.ExitStack() as stack:
-            probes = None if args.offline else stack.enter_context(cli_probes(env, spec))
-            statuses.append(pipeline_status(spec.name, pipe.layout, probes))
+            probes_of = None if args.offline else stack.enter_context(connector_probes(env, spec))
+            statuses += table_statuses(every_pipeline(args, env, spec), probes_of)
     if args.json:
         print(json.dumps([s.as_dict() for s in statuses], indent=2, default=str))
     else:
@@ -158,19 +195,21 @@ def cmd_status(args) -> int:
 
 
 @contextlib.contextmanager
-def cli_probes(env: PipelineEnvironment, spec):
+def connector_probes(env: PipelineEnvironment, spec: ConnectorSpec):
+    """Yield the probes of each table of ``spec`` (given the spec scoped to it): one Kafka client reads each
+    table's backlog from its topic; Kafka Connect and the slot, the connector's, are asked once."""
     from cdc_pipeline.kafka_connect import KafkaConnectClient
-    from cdc_pipeline.probes import connector_probe, slot_probe
+    from cdc_pipeline.probes import asked_once, connector_probe, slot_probe
     from cdc_pipeline.status import Probes, kafka_backlog
 
+    connector = asked_once(connector_probe(lambda: KafkaConnectClient(env.connect_url), spec.name))
+    slot = asked_once(slot_probe(env.source, spec.slot_name))
     with _kafka(env, spec.name) as kafka:
-        yield Probes(backlog=kafka_backlog(kafka, spec.topic),
-                     connector=connector_probe(lambda: KafkaConnectClient(env.connect_url), spec.name),
-                     slot=slot_probe(env.source, spec.slot_name))
+        yield lambda scoped: Probes(backlog=kafka_backlog(kafka, scoped.topic), connector=connector, slot=slot)
 
 
 def cmd_outages(args) -> int:
-    history = read_history(args)
+    [(_, history)] = read_histories(args)
     outages = history.incidents.outages()
     if not outages:
         print("no outage recorded")
@@ -195,7 +234,7 @@ def cmd_reset(args) -> int:
     pipe = pipeline(args, env)
     target = "beginning" if args.to_beginning else "date" if args.to_date else "run"
     date = parse_instant(args.to_date, "--to-date") if args.to_date else None
-    _confirm(args, f"Reset {pipe.spec.name}: move its state, destiny.csv and buffer aside and read {pipe.spec.topic} again "
+    _confirm(args, f"Reset {pipe.label}: move its state, destiny.csv and buffer aside and read {pipe.spec.topic} again "
                    f"from {args.to_date or args.to_run or 'the beginning'}?")
     with _kafka(env, pipe.spec.name) as kafka:
         result = operations.reset(pipe, kafka, to=target, date=date, run_id=args.to_run, origin=_origin())
@@ -209,8 +248,9 @@ def cmd_resnapshot(args) -> int:
 
     env = environment(args)
     pipe = pipeline(args, env)
-    _confirm(args, f"Re-snapshot {pipe.spec.qualified_table}: the connector reads the whole table again and destiny.csv "
-                   "switches to the new snapshot once it is complete?")
+    tables = ", ".join(pipe.spec.table_names)
+    _confirm(args, f"Re-snapshot {tables}: the connector reads {'each' if pipe.spec.many_tables else 'the whole'} "
+                   "table again and destiny.csv switches to the new snapshot once it is complete?")
     with _kafka(env, pipe.spec.name) as kafka, KafkaConnectClient(env.connect_url) as connect:
         result = operations.resnapshot(pipe, kafka, connect, origin=_origin(), connector_config=env.connector_config(pipe.spec))
     print(result.message)
@@ -222,28 +262,28 @@ def cmd_verify(args) -> int:
     from cdc_pipeline.verify import verify
 
     env = environment(args)
-    pipe = pipeline(args, env)
+    spec = find_connector_spec(env.connectors_dir, args.connector)
     label = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    with _kafka(env, pipe.spec.name) as kafka, KafkaConnectClient(env.connect_url) as connect:
-        result = verify(pipe, kafka, env.source, run_id=label, connect=connect,
-                        connector_config=lambda: env.connector_config(pipe.spec), timeout=args.timeout)
-    print(result.line())
+    with _kafka(env, spec.name) as kafka, KafkaConnectClient(env.connect_url) as connect:
+        for pipe in every_pipeline(args, env, spec):
+            result = verify(pipe, kafka, env.source, run_id=label, connect=connect,
+                            connector_config=lambda: env.connector_config(spec), timeout=args.timeout)
+            say(pipe.label, args, result.line())
     return 0
 
 
 def cmd_drain(args) -> int:
     from cdc_pipeline import operations
-    from cdc_pipeline.connector_spec import discover_connector_specs
     from cdc_pipeline.kafka_connect import KafkaConnectClient
 
     env = environment(args)
-    specs = [s for s in discover_connector_specs(env.connectors_dir) if not args.connector or s.name in args.connector]
     label = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    for spec in specs:
-        pipe = Pipeline.under(env.data_dir, spec)
+    for spec in connector_specs(args, env):
         with _kafka(env, spec.name) as kafka:
-            result = operations.drain(pipe, kafka, run_label=label, connect_factory=lambda: KafkaConnectClient(env.connect_url))
-        print(result.message)
+            for pipe in every_pipeline(args, env, spec):
+                result = operations.drain(pipe, kafka, run_label=label,
+                                          connect_factory=lambda: KafkaConnectClient(env.connect_url))
+                print(result.message)
     return 0
 
 

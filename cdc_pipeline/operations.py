@@ -121,7 +121,7 @@ def reset(pipe: Pipeline, kafka: KafkaClients, *, to: str, date: datetime | None
         history.runs.set_resume_point(reason=f"reset to {to}", incarnation=incarnation, epoch=epoch, ends=starts,
                                       run_id=origin)
         commit_offsets(kafka, spec.topic, starts)
-    message = (f"reset {spec.name} to {_target(to, date, run_id)}: the next run reads {spec.topic} from "
+    message = (f"reset {pipe.label} to {_target(to, date, run_id)}: the next run reads {spec.topic} from "
                f"{describe_positions(starts)} and rebuilds destiny.csv"
                + (f"; the previous files are in {aside}" if aside else ""))
     log.warning("%s", message)
@@ -157,18 +157,18 @@ def drain(pipe: Pipeline, kafka: KafkaClients, *, run_label: str, connect_factor
         merge_batch(pipe, run)
         finish_run(pipe, run)  # closed like any run: status and end time
         if consumed.get("skipped"):
-            raise OperationInProgressError(f"drain of {pipe.spec.name} skipped: {consumed['skipped']}")
+            raise OperationInProgressError(f"drain of {pipe.label} skipped: {consumed['skipped']}")
         if consumed.get("recovery") or consumed.get("schema_change"):
             continue  # a rebuild started: read on (its snapshot arrives once Connect runs again)
         if consumed.get("complete", True):
             break
     else:
-        raise OperationInProgressError(f"drain of {pipe.spec.name} did not reach the end in {max_batches} batches")
+        raise OperationInProgressError(f"drain of {pipe.label} did not reach the end in {max_batches} batches")
     resume = pipe.history.runs.resume_point()
     if resume is None or resume.incarnation is None:
-        return OperationResult(f"{pipe.spec.name}: nothing to drain (no topic read yet)", {})
+        return OperationResult(f"{pipe.label}: nothing to drain (no topic read yet)", {})
     pipe.history.incidents.mark_clean_end(resume.incarnation, resume.ends)
-    message = (f"{pipe.spec.name}: drained to the end of incarnation {resume.incarnation} "
+    message = (f"{pipe.label}: drained to the end of incarnation {resume.incarnation} "
                f"({describe_positions(resume.ends)}); recorded as a clean end")
     log.debug("%s", message)  # the caller prints it (the CLI, ./stack stop): at INFO it showed twice
     return OperationResult(message, {"incarnation": resume.incarnation, "ends": resume.ends})

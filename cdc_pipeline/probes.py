@@ -32,3 +32,21 @@ def slot_probe(source: SourceParams, slot_name: str) -> Callable[[], dict[str, A
         return {"slot": slot_name, "exists": True, "active": row[0], "retained_wal_bytes": row[1],
                 "unconfirmed_wal_bytes": row[2]}
     return probe
+
+
+def asked_once(probe: Callable[[], Any]) -> Callable[[], Any]:
+    """``probe`` asked at its first call only; later calls answer the same (or raise the same error). The
+    tables of a connector share its connector and its slot, so a status of each table asks them once."""
+    answers: list[tuple[Any, Exception | None]] = []
+
+    def once() -> Any:
+        if not answers:
+            try:
+                answers.append((probe(), None))
+            except Exception as exc:  # noqa: BLE001 - kept for the next table's status, which says it too
+                answers.append((None, exc))
+        answer, error = answers[0]
+        if error is not None:
+            raise error
+        return answer
+    return once

@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.history import History, RunStatus
 from cdc_pipeline.formatting import ago_text, hhmm, one_line, parse_time, size_text
 from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.pipeline import Pipeline
 
 # How long a status command (CLI, ./stack status, the operations DAG) reads Kafka for the live backlog: past it
 # the status says it could not ask and shows the last run's backlog. The dashboard asks with a few seconds.
@@ -121,6 +123,14 @@ def pipeline_status(name: str, layout: PipelineLayout, probes: Probes | None = N
     status.slot = _ask(probes.slot, status, "PostgreSQL")
     _decide(status, now, last, merged, recovery)
     return status
+
+
+def table_statuses(pipes: list[Pipeline], probes_of: Callable[[ConnectorSpec], Probes] | None = None, *,
+                   now: datetime | None = None) -> list[PipelineStatus]:
+    """The status of each pipeline (a connector's tables), named by its label (``connector`` or
+    ``connector/schema.table``); ``probes_of`` gives a table's probes from its scoped spec."""
+    return [pipeline_status(pipe.label, pipe.layout, probes_of(pipe.spec) if probes_of else None, now=now)
+            for pipe in pipes]
 
 
 def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> None:

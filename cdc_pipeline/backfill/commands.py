@@ -3,7 +3,8 @@
     python -m cdc_pipeline as-of --connector clientes --at 2026-11-24T12:00:00Z --out clientes-1200.csv
     python -m cdc_pipeline changes --connector clientes --from 2026-11-24T11:00:00Z --to 2026-11-24T12:00:00Z --out c.csv
 
-Both read the pipeline folder only (no service is asked) and write their file atomically.
+Both read the pipeline folder only (no service is asked) and write their file atomically. A connector capturing
+several tables needs ``--table schema.table``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.table_choice import add_table_option, chosen_folders
 
 INSTANT_HELP = "ISO date-time, UTC when no zone is given, e.g. 2026-11-24T12:00:00Z"
 
@@ -21,12 +23,14 @@ INSTANT_HELP = "ISO date-time, UTC when no zone is given, e.g. 2026-11-24T12:00:
 def add_subcommands(sub) -> None:
     as_of = sub.add_parser("as-of", help="the table as it was at an instant, in destiny.csv's form, from the change log")
     as_of.add_argument("--connector", required=True)
+    add_table_option(as_of)
     as_of.add_argument("--at", required=True, help=INSTANT_HELP)
     as_of.add_argument("--out", required=True, type=Path, help="the CSV file to write (replaced atomically)")
     as_of.set_defaults(func=cmd_as_of)
 
     changes = sub.add_parser("changes", help="the change events committed in [--from, --to), in buffer.csv's form")
     changes.add_argument("--connector", required=True)
+    add_table_option(changes)
     changes.add_argument("--from", dest="start", required=True, help=INSTANT_HELP)
     changes.add_argument("--to", dest="end", required=True, help=f"{INSTANT_HELP} (not included)")
     changes.add_argument("--out", required=True, type=Path, help="the CSV file to write (replaced atomically)")
@@ -61,7 +65,8 @@ def _instant(value: str, what: str):
 def _layout(args: argparse.Namespace) -> PipelineLayout:
     from cdc_pipeline.cli import environment
 
-    layout = PipelineLayout.under(environment(args).data_dir, args.connector)
+    env = environment(args)
+    [(_, layout)] = chosen_folders(env.data_dir, env.connectors_dir, args.connector, args.table)
     if not layout.changelog_dir.is_dir():
         raise ConfigError(f"{layout.folder} has no change log (changelog/): is {args.connector!r} the connector's "
                           "name, and has its DAG merged anything yet? (--data-dir / CDC_DATA_DIR)")
