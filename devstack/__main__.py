@@ -32,14 +32,26 @@ Other commands:
   ./stack test [pytest args]     run the tests"""
 
 
-def connector_names(settings: StackSettings) -> list[str]:
-    names = []
-    for path in sorted(settings.connectors_dir.glob("*.json")):
-        try:
-            names.append(json.loads(path.read_text())["name"])
-        except (ValueError, KeyError):
-            names.append(path.stem)
-    return names
+def destiny_paths(settings: StackSettings) -> list[Path]:
+    """Each table's destiny.csv: a connector's, or one per table when it captures several (a broken connector
+    file: the folder its name, else its file name, gives)."""
+    from cdc_pipeline.connector_spec import load_connector_files
+    from cdc_pipeline.pipeline import connector_pipelines
+
+    paths = []
+    for path, spec in load_connector_files(settings.connectors_dir):
+        if isinstance(spec, Exception):
+            paths.append(PipelineLayout.under(settings.data_dir, _connector_name(path)).destiny)
+        else:
+            paths += [pipe.layout.destiny for pipe in connector_pipelines(settings.data_dir, spec)]
+    return paths
+
+
+def _connector_name(path: Path) -> str:
+    try:
+        return str(json.loads(path.read_text())["name"])
+    except (ValueError, KeyError, TypeError):
+        return path.stem
 
 
 def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
@@ -67,9 +79,10 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
         print(f"  DAG import error in {error['filename']}:\n{error.get('stack_trace', '')}")
     for dag_id, state in first_runs.items():
         print(f"  First run of {dag_id}: {state}")
-    print(f"  CSV output   $CDC_DATA_DIR/<connector name>/buffer.csv and destiny.csv, here {s.data_dir}/<name>/")
-    for name in connector_names(s):
-        print(f"               {PipelineLayout.under(s.data_dir, name).destiny}")
+    print(f"  CSV output   $CDC_DATA_DIR/<connector name>/buffer.csv and destiny.csv, here {s.data_dir}/<name>/ "
+          "(<name>/<schema>.<table>/ for a connector of several tables)")
+    for path in destiny_paths(s):
+        print(f"               {path}")
     print("  Stop with    ./stack stop   (data kept; ./stack reset deletes it)\n")
     print(COMMANDS_HELP)
     return 0
@@ -159,13 +172,13 @@ def _connector_mark(connector) -> str:
 
 
 def pipeline_lines(settings: StackSettings) -> tuple[bool, list[str]]:
-    """Per-pipeline status lines (cdc_pipeline.status: backlog, data as of, last merge, ...), and False when a
-    pipeline is not healthy."""
-    from cdc_pipeline.cli import cli_probes
+    """Per-pipeline status lines (cdc_pipeline.status: backlog, data as of, last merge, ...), one block per table
+    of a connector that captures several, and False when a pipeline is not healthy."""
+    from cdc_pipeline.cli import connector_probes
     from cdc_pipeline.connector_spec import load_connector_files
     from cdc_pipeline.environment import PipelineEnvironment
-    from cdc_pipeline.pipeline import Pipeline
-    from cdc_pipeline.status import pipeline_status
+    from cdc_pipeline.pipeline import connector_pipelines
+    from cdc_pipeline.status import table_statuses
 
     env = PipelineEnvironment.load(env=settings.as_env())
     healthy, lines = True, []
@@ -175,14 +188,15 @@ def pipeline_lines(settings: StackSettings) -> tuple[bool, list[str]]:
             lines.append(f"{path.name}: INVALID CONNECTOR FILE: {spec}")
             continue
         try:
-            with cli_probes(env, spec) as probes:
-                status = pipeline_status(spec.name, Pipeline.under(env.data_dir, spec).layout, probes)
+            with connector_probes(env, spec) as probes_of:
+                statuses = table_statuses(connector_pipelines(env.data_dir, spec), probes_of)
         except Exception as exc:  # status reports, never raises
             healthy = False
             lines.append(f"{spec.name}: status unavailable: {exc}")
             continue
-        healthy = healthy and status.state in ("ok", "not started")
-        lines += status.lines()
+        for status in statuses:
+            healthy = healthy and status.state in ("ok", "not started")
+            lines += status.lines()
     return healthy, lines
 
 

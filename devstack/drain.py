@@ -16,28 +16,28 @@ from devstack.settings import StackSettings
 
 
 def drain_pipelines(settings: StackSettings, report: Callable[[str], None]) -> list[str]:
-    """Drain every pipeline that has run, reporting one message each; answer the failures, one line each
-    naming the pipeline (the others are drained all the same)."""
+    """Drain every pipeline that has run (each table of a connector that captures several), reporting one
+    message each; answer the failures, one line each naming the pipeline (the others are drained all the same)."""
     from cdc_pipeline import operations
     from cdc_pipeline.connector_spec import discover_connector_specs
     from cdc_pipeline.environment import PipelineEnvironment
     from cdc_pipeline.kafka.client import KafkaClients
     from cdc_pipeline.kafka_connect import KafkaConnectClient
-    from cdc_pipeline.pipeline import Pipeline
+    from cdc_pipeline.pipeline import connector_pipelines
 
     env = PipelineEnvironment.load(env=settings.as_env())
     label = datetime.now(UTC).strftime("stop-%Y%m%dT%H%M%SZ")
     failures = []
     for spec in discover_connector_specs(env.connectors_dir):
-        pipe = Pipeline.under(env.data_dir, spec)
-        if not pipe.layout.history.exists():
-            continue  # never ran: nothing of it to lose
-        try:
-            with KafkaClients.for_pipeline(env.kafka_config(), spec.name) as kafka:
-                result = operations.drain(pipe, kafka, run_label=label,
-                                          connect_factory=lambda: KafkaConnectClient(env.connect_url))
-        except Exception as exc:  # noqa: BLE001 - one pipeline's failure must not keep the others from draining
-            failures.append(f"could not drain pipeline {spec.name}: {exc}")
-            continue
-        report(result.message)
+        for pipe in connector_pipelines(env.data_dir, spec):
+            if not pipe.layout.history.exists():
+                continue  # never ran: nothing of it to lose
+            try:
+                with KafkaClients.for_pipeline(env.kafka_config(), spec.name) as kafka:
+                    result = operations.drain(pipe, kafka, run_label=label,
+                                              connect_factory=lambda: KafkaConnectClient(env.connect_url))
+            except Exception as exc:  # noqa: BLE001 - one pipeline's failure must not keep the others from draining
+                failures.append(f"could not drain pipeline {pipe.label}: {exc}")
+                continue
+            report(result.message)
     return failures
