@@ -187,6 +187,15 @@ class BatchBuffer:
                 body.append(format_row([_text(row.get(c)) for c in meta.header()]))
         return "".join(body), seen
 
+    def has_rows(self) -> bool:
+        """Does buffer.csv hold an event past its header? (Cheap: two lines are read.)"""
+        try:
+            with open(self.path, "rb") as handle:
+                handle.readline()
+                return bool(handle.readline())
+        except FileNotFoundError:
+            return False
+
     def clear(self, *, archive_as: str | None, keep: int = 50) -> Path | None:
         """Empty the buffer (header only), first copying it to ``archive/buffer-<label>.csv`` when asked
         (keeping the newest ``keep``). Used after a merge, and to set aside events a rebuild supersedes."""

@@ -35,7 +35,7 @@ from cdc_pipeline.source.catalog import TableDescription
 
 log = logging.getLogger(__name__)
 
-REASONS = ("data_loss", "schema_change", "verify_mismatch", "operator", "upgrade")
+REASONS = ("data_loss", "schema_change", "verify_mismatch", "operator", "upgrade", "table_added")
 
 
 def remedy_command(spec: ConnectorSpec) -> str:
@@ -102,11 +102,11 @@ def _record_start(pipe, run_id: str | None, reason: str, detail: str, lost, *, c
 def _stop_and_forget_offsets(spec: ConnectorSpec, connect: KafkaConnectClient,
                              connector_config: dict[str, str] | None) -> None:
     name = spec.name
-    if connect.status(name) is None:
-        if connector_config is None:
-            raise DataLossError(f"connector {name} is not registered on Kafka Connect; let register_connector run once, "
-                                "then the rebuild starts again")
-        connect.put_config(name, connector_config)
+    if connector_config is not None:
+        connect.put_config(name, connector_config)  # the snapshot covers the tables the file lists now
+    elif connect.status(name) is None:
+        raise DataLossError(f"connector {name} is not registered on Kafka Connect; let register_connector run once, "
+                            "then the rebuild starts again")
     connect.stop(name)
     connect.delete_offsets(name)
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.connector_folder import refuse_flat_over_nested
 from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.debezium.events import RenderContext
 from cdc_pipeline.errors import BrokerUnreachableError, DeadLettersError
@@ -59,6 +60,7 @@ def consume_batch(
     history = pipe.history
     with tracked(history, run, "consume_batch") as summary:
         summary.update(topic=pipe.spec.topic, buffer=str(pipe.layout.buffer))
+        refuse_flat_over_nested(pipe.connector_folder.parent, pipe.spec)
         if skip_for_operation(pipe, run, summary, holding_lock=False):
             return summary
         with rebuild_locks(pipe):  # a loss or a schema change found here starts a rebuild

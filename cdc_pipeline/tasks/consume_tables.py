@@ -12,6 +12,8 @@ import logging
 import time
 from typing import Any
 
+from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.connector_folder import prepare_connector_folder
 from cdc_pipeline.errors import CdcError
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.kafka.client import KafkaClients
@@ -27,6 +29,7 @@ def consume_tables(pipes: list[Pipeline], kafka: KafkaClients, run: RunRef, *, m
     """Consume every table; answer per table what it read, which tables failed, and ``to_merge``: the tables
     with something for the merge (a buffer, a rebuild in progress, or no state yet), so quiet tables cost no
     task. ``consume_options`` are ``consume_batch``'s (``connect``, ``connector_config``, ``start_from``)."""
+    notes = prepare_connector_folder(pipes[0])
     tables: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     first_error: Exception | None = None
@@ -54,12 +57,12 @@ def consume_tables(pipes: list[Pipeline], kafka: KafkaClients, run: RunRef, *, m
     events = sum(int(s.get("events") or 0) for s in tables.values())
     log.info("consume: %s events from %s of %s tables; %s to merge%s", events, sum(1 for s in tables.values() if s.get("events")),
              len(pipes), len(to_merge), f"; FAILED: {', '.join(failed)}" if failed else "")
-    return {"events": events, "tables": tables, "failed": failed, "to_merge": to_merge,
+    return {"events": events, "notes": notes, "tables": tables, "failed": failed, "to_merge": to_merge,
             "complete": all(s.get("complete", True) for s in tables.values())}
 
 
 def _has_work(pipe: Pipeline) -> bool:
     store = StateStore(pipe.layout)
-    return (pipe.layout.buffer.exists() or store.live() is None or store.rebuild() is not None
+    return (BatchBuffer(pipe.layout).has_rows() or store.live() is None or store.rebuild() is not None
             or pipe.history.incidents.active_recovery() is not None)
 

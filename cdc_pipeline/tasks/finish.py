@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from cdc_pipeline.errors import RunFailedError
-from cdc_pipeline.formatting import hhmm
+from cdc_pipeline.formatting import hhmm, one_line
 from cdc_pipeline.history import RunRef, RunStatus, utc_now
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.sinks.results import sinks_line, sinks_summary
@@ -89,8 +89,7 @@ def failure_line(pipe: Pipeline, record: dict[str, Any], error: str) -> str:
         down = "; ".join(f"{SERVICE_NAMES.get(o['service'], o['service'])} unreachable since {hhmm(o['first_seen_down_at']) + ' UTC'}"
                          for o in outages)
         return f"{down}; {drained}"
-    first = " ".join(error.split())
-    return f"{first[:240]}; {drained}"
+    return f"{one_line(error, 400)}; {drained}"
 
 
 

@@ -21,6 +21,7 @@ from cdc_pipeline.kafka.topic_config import refuse_compaction, topic_retention
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pgtext.types import unsupported_columns
 from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.connector_folder import joining_tables, prepare_connector_folder
 from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
@@ -51,8 +52,10 @@ def register_connector(
     """
     pipes = [pipes] if isinstance(pipes, Pipeline) else list(pipes)
     spec = pipes[0].spec
+    folder_notes = prepare_connector_folder(pipes[0])
     with contextlib.ExitStack() as stack:
         summaries = [stack.enter_context(tracked(pipe.history, run, "register_connector")) for pipe in pipes]
+        summaries[0]["notes"] = folder_notes
         reports = [_checked_source(pipe, source, run) for pipe in pipes]
         problems = [f"{pipe.spec.qualified_table}: {problem}" if spec.many_tables else problem
                     for pipe, report in zip(pipes, reports) for problem in unsupported_columns(report.description)]
@@ -71,6 +74,9 @@ def register_connector(
                 if changed:
                     summary["schema_change"] = _handle_schema_change(pipe, connect, kafka, config, report.description,
                                                                      changed, run)
+            joined = joining_tables(spec, connect.get_config(spec.name)) if spec.many_tables else []
+            if joined:
+                summaries[0]["tables_added"] = _start_with_a_snapshot(pipes, joined, connect, kafka, config, run)
             action = connect.put_config(spec.name, config)
             status = connect.wait_until_running(spec.name, timeout=timeout)
             recoveries = [confirm_snapshot(pipe.history, connect, pipe.spec) for pipe in pipes]
@@ -86,6 +92,20 @@ def register_connector(
     return summaries[0]
 
 
+def _start_with_a_snapshot(pipes: list[Pipeline], joined, connect, kafka, config, run: RunRef) -> str:
+    """Tables added to a running connector: Debezium would stream them without their existing rows, so the
+    connector re-snapshots (every table rebuilds aside; destiny.csv files keep their content until then)."""
+    first = next(p for p in pipes if p.spec.qualified_table == joined[0].qualified)
+    names = ", ".join(t.qualified for t in joined)
+    what = f"{names} added to connector {first.spec.name}"
+    with rebuild_locks(first), kafka() as clients:
+        recovery = start_rebuild(first, connect=connect, kafka=clients, connector_config=config, run_id=run.run_id,
+                                 reason="table_added", detail=what)
+    done = f"{what}; every table re-snapshots aside (rebuild {recovery.id}) so the new ones get their existing rows"
+    log.warning("%s", done)
+    return done
+
+
 def _summarise(pipe: Pipeline, report, summary: dict, recovery, run: RunRef, kafka, *, action, status, source) -> None:
     spec, history = pipe.spec, pipe.history
     history.incidents.seen_up("connect", run.run_id)
@@ -93,7 +113,7 @@ def _summarise(pipe: Pipeline, report, summary: dict, recovery, run: RunRef, kaf
     history.runs.update_run(run.run_id, topic=spec.topic)
     summary.update(
         connector=spec.name, table=spec.qualified_table, config=action, state=status.describe(), slot=spec.slot_name,
-        slot_exists=report.slot_exists, slot_retained_wal_bytes=report.slot_retained_wal_bytes, notes=report.notes,
+        slot_exists=report.slot_exists, slot_retained_wal_bytes=report.slot_retained_wal_bytes, notes=[*summary.get("notes", []), *report.notes],
         rebuild=(f"rebuild {recovery.id}: {recovery.step}" if recovery else None),
     )
     log.info("source %s: %s, slot %s %s, retained WAL %s", source.describe(), spec.qualified_table, spec.slot_name,

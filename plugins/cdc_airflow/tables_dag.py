@@ -53,13 +53,17 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
 
             return runners.register_tables(spec, data_dir, get_current_context())
 
-        # multiple_outputs: ``to_merge`` is its own XCom, the list the table group is mapped over.
-        @task(task_id="consume_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=True)
+        # Its return value is the list the table group is mapped over (Airflow maps over return values only);
+        # the batch's summary is its XCom "summary".
+        @task(task_id="consume_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=False)
         @one_line_errors
-        def consume_batch() -> dict[str, Any]:
+        def consume_batch() -> list[str]:
             from cdc_airflow import runners
 
-            return runners.consume_all_tables(spec, data_dir, get_current_context())
+            context = get_current_context()
+            summary = runners.consume_all_tables(spec, data_dir, context)
+            context["ti"].xcom_push(key="summary", value=summary)
+            return summary["to_merge"]
 
         @task_group(group_id=TABLE_GROUP)
         def per_table(table: str):
@@ -92,12 +96,12 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
             from cdc_airflow import runners
 
             context = get_current_context()
-            to_merge = context["ti"].xcom_pull(task_ids="consume_batch", key="to_merge") or []
+            to_merge = context["ti"].xcom_pull(task_ids="consume_batch") or []
             failed = failed_by_table(failed_upstream(context, watched), spec.table_names, to_merge)
             return runners.finish_all_tables(spec, data_dir, context, failed)
 
         consumed = consume_batch()
-        tables = per_table.expand(table=consumed["to_merge"])
+        tables = per_table.expand(table=consumed)
         [register_connector(), tables, backfill_interval()] >> finish_run()
     return dag
 

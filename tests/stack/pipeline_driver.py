@@ -11,9 +11,10 @@ from cdc_pipeline.history import History, RunRef
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.topic import topic_partitions, watermarks
 from cdc_pipeline.kafka_connect import KafkaConnectClient
-from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.pipeline import Pipeline, connector_pipelines
 from cdc_pipeline.source.checks import SourceParams
 from cdc_pipeline.tasks.consume import consume_batch
+from cdc_pipeline.tasks.consume_tables import consume_tables
 from cdc_pipeline.tasks.merge import merge_batch
 from cdc_pipeline.tasks.register import register_connector
 from cdc_pipeline.waiting import WaitTimeout, wait_until
@@ -149,19 +150,21 @@ class PipelineDriver:
             for future in kafka.admin.incremental_alter_configs([resource]).values():
                 future.result()
 
-    def delete_records(self) -> dict[int, int]:
+    def delete_records(self, topic: str | None = None) -> dict[int, int]:
         """Kafka's DeleteRecords up to each partition's high watermark, as retention or an administrator would:
-        every record now in the topic is gone, the offsets go on. Answers the new log start per partition."""
+        every record now in the topic (default: the first table's) is gone, the offsets go on. Answers the new log
+        start per partition."""
         from confluent_kafka import TopicPartition
 
+        topic = topic or self.spec.topic
         with self.kafka("test.peek") as kafka:
-            partitions = topic_partitions(kafka, self.spec.topic) or []
-            ends = {p: watermarks(kafka, self.spec.topic, p)[1] for p in partitions}
-            futures = kafka.admin.delete_records([TopicPartition(self.spec.topic, p, end) for p, end in ends.items()],
+            partitions = topic_partitions(kafka, topic) or []
+            ends = {p: watermarks(kafka, topic, p)[1] for p in partitions}
+            futures = kafka.admin.delete_records([TopicPartition(topic, p, end) for p, end in ends.items()],
                                                  request_timeout=30)
             for future in futures.values():
                 future.result()
-            return {p: watermarks(kafka, self.spec.topic, p)[0] for p in partitions}
+            return {p: watermarks(kafka, topic, p)[0] for p in partitions}
 
     def wait_for_records(self, at_least: int, timeout: float = 60.0) -> int:
         """Wait until Debezium has published at least this many records to the topic."""
@@ -228,3 +231,72 @@ class PipelineDriver:
         if isinstance(outcome, Exception):
             raise outcome
         return self.copy_csv(order_by)
+
+
+class ConnectorDriver(PipelineDriver):
+    """A connector of several tables, driven as its DAG drives it: register and consume once for every table,
+    merge each table that has something to merge. ``self.pipe`` is the first table's pipeline."""
+
+    def __init__(self, settings, connector_path: Path, data_dir: Path, group: str | None = None) -> None:
+        super().__init__(settings, connector_path, data_dir, group)
+        self.data_dir = data_dir
+        self.pipes = connector_pipelines(data_dir, self.spec)
+
+    def table(self, qualified: str) -> Pipeline:
+        return next(p for p in self.pipes if p.spec.qualified_table == qualified)
+
+    def register(self, run: RunRef | None = None) -> dict:
+        with self.connect() as connect:
+            return register_connector(self.pipes, connect, self.source, run or self.next_run(), kafka=self.kafka,
+                                      password_reference=PASSWORD_REFERENCE)
+
+    def consume(self, run: RunRef, max_events: int = 10_000, **kwargs) -> dict:
+        with self.kafka() as kafka:
+            return consume_tables(self.pipes, kafka, run, max_events=max_events, connect=self.connect,
+                                  connector_config=self.connector_config, **kwargs)
+
+    def run_once(self, max_events: int = 10_000) -> tuple[dict, dict]:
+        run = self.next_run()
+        consumed = self.consume(run, max_events=max_events)
+        merged = {name: merge_batch(self.table(name), run) for name in consumed["to_merge"]}
+        return consumed, merged
+
+    def copy_table(self, qualified: str, order_by: str) -> bytes:
+        return PipelineDriver.copy_csv(_Scoped(self, qualified), order_by)
+
+    def destinies(self) -> dict[str, bytes]:
+        return {p.spec.qualified_table: p.layout.destiny.read_bytes() if p.layout.destiny.exists() else b""
+                for p in self.pipes}
+
+    def copies(self, order_by: dict[str, str]) -> dict[str, bytes]:
+        return {table: self.copy_table(table, order_by[table]) for table in self.spec.table_names}
+
+    def converge_tables(self, order_by: dict[str, str], *, timeout: float = 300.0, max_events: int = 10_000
+                        ) -> dict[str, bytes]:
+        """Run as the DAG would until no table rebuilds and every destiny.csv equals COPY of its table; answer
+        COPY's bytes per table (the caller compares, so a failure shows the difference)."""
+        def settled() -> bool | Exception:
+            try:
+                self.register()
+                self.run_once(max_events)
+            except Exception as exc:  # noqa: BLE001 - a failing run ends the wait and is raised below
+                return exc
+            rebuilding = any(p.history.incidents.active_recovery() is not None for p in self.pipes)
+            return not rebuilding and self.destinies() == self.copies(order_by)
+
+        try:
+            outcome = wait_until(settled, what=f"every table of {self.spec.name} to converge on COPY", timeout=timeout,
+                                 interval=1.0)
+        except WaitTimeout:
+            return self.copies(order_by)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return self.copies(order_by)
+
+
+class _Scoped:
+    """What PipelineDriver.copy_csv reads: the source and one table's spec."""
+
+    def __init__(self, driver: ConnectorDriver, qualified: str) -> None:
+        self.source = driver.source
+        self.spec = driver.spec.for_table(qualified)

@@ -1,0 +1,85 @@
+"""A connector of several tables through the real Airflow: one DAG, register and consume once, the mapped
+``table`` group merging each table that has something new, one line per table on the run's note."""
+
+from __future__ import annotations
+
+import contextlib
+
+import httpx
+import pytest
+
+from cdc_pipeline.waiting import WaitTimeout, wait_until
+from tests.airflow.test_dag_end_to_end import run_dag
+from tests.stack.pipeline_driver import ConnectorDriver, write_connector
+from tests.stack.test_sinks_support import retire_connector
+
+pytestmark = pytest.mark.airflow
+
+DAG_ID = "cdc_af_shop"
+ORDER_BY = {"public.af_shop_items": "id", "public.af_shop_orders": "order_id, line"}
+
+
+@pytest.fixture(scope="module")
+def shop(airflow_stack):
+    s = airflow_stack.settings
+    path = write_connector(s.connectors_dir, "af_shop", ",".join(ORDER_BY), "afshop", sinks=[{"type": "csv"},
+                                                                                           {"type": "parquet"}])
+    driver = ConnectorDriver(s, path, s.data_dir)
+    driver.sql("DROP TABLE IF EXISTS public.af_shop_items, public.af_shop_orders")
+    driver.sql("CREATE TABLE public.af_shop_items (id int PRIMARY KEY, name text, price numeric(10,2))")
+    driver.sql("CREATE TABLE public.af_shop_orders (order_id int, line int, item int, PRIMARY KEY (order_id, line))")
+    driver.sql("INSERT INTO public.af_shop_items SELECT g, 'item ' || g, g * 0.5 FROM generate_series(1, 60) g")
+    driver.sql("INSERT INTO public.af_shop_orders SELECT g / 3, g % 3, g % 60 + 1 FROM generate_series(3, 300) g")
+    try:
+        airflow_stack.wait_for_dag(DAG_ID)
+        airflow_stack.set_paused(DAG_ID, False)
+        yield driver
+    finally:
+        with contextlib.suppress(httpx.HTTPError):
+            airflow_stack.set_paused(DAG_ID, True)
+        path.unlink(missing_ok=True)
+        retire_connector(s, "af_shop", driver.spec.slot_name)
+        driver.sql("DROP TABLE IF EXISTS public.af_shop_items, public.af_shop_orders")
+
+
+def drain(airflow_stack, driver: ConnectorDriver) -> list[str]:
+    run_ids: list[str] = []
+
+    def identical() -> bool:
+        run_ids.append(run_dag(airflow_stack, DAG_ID))
+        return driver.destinies() == driver.copies(ORDER_BY)
+
+    with contextlib.suppress(WaitTimeout):  # the comparison below shows what differs
+        wait_until(identical, what="every table of af_shop to equal COPY", timeout=300, interval=0)
+    return run_ids
+
+
+def mapped(airflow_stack, run_id: str) -> dict[tuple[str, int], str]:
+    return {(ti["task_id"], ti["map_index"]): ti["state"] for ti in airflow_stack.task_instances(DAG_ID, run_id)}
+
+
+def test_every_table_is_merged_by_its_own_mapped_task_and_ends_identical(airflow_stack, shop):
+    run_ids = drain(airflow_stack, shop)
+    assert shop.destinies() == shop.copies(ORDER_BY)
+    for pipe in shop.pipes:  # the parquet sink rendered per table, in the table's folder
+        assert pipe.layout.sink_file("parquet").exists(), pipe.layout.folder
+    states = {}
+    for run_id in run_ids:
+        states.update(mapped(airflow_stack, run_id))
+    assert states[("table.merge_batch", 0)] == "success" and states[("table.merge_batch", 1)] == "success"
+    assert states[("table.sink_parquet", 1)] == "success"
+    note = airflow_stack.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_ids[-1]}").json()["note"]
+    assert note.startswith("2/2 tables ok"), note
+
+
+def test_a_change_on_one_table_maps_one_merge_only(airflow_stack, shop):
+    drain(airflow_stack, shop)
+    shop.sql("UPDATE public.af_shop_items SET price = price + 1 WHERE id <= 5")
+    run_ids = drain(airflow_stack, shop)
+    assert shop.destinies() == shop.copies(ORDER_BY)
+    merged = [run_id for run_id in run_ids if ("table.merge_batch", 0) in mapped(airflow_stack, run_id)]
+    assert merged, "no run merged the update"
+    last = mapped(airflow_stack, merged[-1])
+    assert ("table.merge_batch", 1) not in last  # the quiet table got no task
+    log = airflow_stack.task_log(DAG_ID, merged[-1], "table.merge_batch", 1, map_index=0)
+    assert "merge: 5 events" in log and "af_shop_items" in log

@@ -1,0 +1,199 @@
+"""A connector of several tables on the real stack: one slot, one Debezium task, one topic and one folder per table.
+
+The tables mix what a database holds: every promised type with a composite key and TOASTed values, a table of
+orders, and a plain table that is truncated. Each table's destiny.csv ends byte-identical to COPY of that
+table; a schema change on one table, a table added to a running connector and a table removed all end
+identical with no manual step; a one-table pipeline from before moves into its table's folder and goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from tests.stack.pipeline_driver import ConnectorDriver, drained_pipeline, write_connector
+from tests.stack.workload import create_types_table, run_mixed_workload
+
+pytestmark = pytest.mark.stack
+
+ORDER_BY = {"public.mt_types": "k1, k2", "public.mt_orders": "order_id, line", "public.mt_plain": "id",
+            "public.mt_late": "id"}
+
+
+def list_tables(path, tables: list[str]) -> None:
+    document = json.loads(path.read_text())
+    document["config"]["table.include.list"] = ",".join(tables)
+    path.write_text(json.dumps(document, indent=2))
+
+
+@pytest.fixture(scope="module")
+def shop(stack_services, tmp_path_factory):
+    """The connector ``mt_shop`` over three tables, first rows in before it registers (its snapshot reads them)."""
+    tmp = tmp_path_factory.mktemp("many")
+    path = write_connector(tmp / "connectors", "mt_shop", "public.mt_types,public.mt_orders,public.mt_plain", "mtshop")
+    driver = ConnectorDriver(stack_services.settings, path, tmp / "data")
+    create_types_table(driver.sql, "public.mt_types")
+    for table, columns in (("mt_orders", "order_id int, line int, item text, qty numeric(8,2), PRIMARY KEY (order_id, line)"),
+                           ("mt_plain", "id int PRIMARY KEY, v text"), ("mt_late", "id int PRIMARY KEY, v text")):
+        driver.sql(f"DROP TABLE IF EXISTS public.{table}")
+        driver.sql(f"CREATE TABLE public.{table} ({columns})")
+    driver.sql("INSERT INTO public.mt_orders SELECT g / 4, g % 4, 'item ' || g, g * 1.25 FROM generate_series(4, 400) g")
+    driver.sql("INSERT INTO public.mt_plain SELECT g, 'v' || g FROM generate_series(1, 50) g")
+    driver.sql("INSERT INTO public.mt_late SELECT g, 'late ' || g FROM generate_series(1, 30) g")
+    run_mixed_workload(driver, random.Random(20261206), "public.mt_types", register=driver.register)
+    return driver
+
+
+def test_every_table_ends_identical_with_one_slot_and_one_topic_each(shop):
+    expected = shop.converge_tables(ORDER_BY)
+    assert shop.destinies() == expected
+    assert expected["public.mt_types"].count(b"\n") > 100 and expected["public.mt_orders"].count(b"\n") > 390
+    assert shop.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (shop.spec.slot_name,)) == [(1,)]
+    with shop.connect() as connect:
+        assert len(connect.status(shop.spec.name).tasks) == 1
+    folders = sorted(p.name for p in (shop.data_dir / "mt_shop").iterdir() if p.is_dir())
+    assert folders == ["public.mt_orders", "public.mt_plain", "public.mt_types"]
+    with shop.kafka("test.peek") as kafka:
+        topics = set(kafka.admin.list_topics(timeout=10).topics)
+    assert {t.topic for t in shop.spec.tables} <= topics
+
+
+def test_changes_on_every_table_and_a_truncate_on_one_end_identical(shop):
+    shop.converge_tables(ORDER_BY)
+    shop.sql("UPDATE public.mt_orders SET qty = qty + 1 WHERE order_id % 7 = 0")
+    shop.sql("DELETE FROM public.mt_orders WHERE order_id BETWEEN 20 AND 30")
+    shop.sql("TRUNCATE public.mt_plain")
+    shop.sql("INSERT INTO public.mt_plain SELECT g, 'after truncate ' || g FROM generate_series(100, 120) g")
+    shop.sql("UPDATE public.mt_types SET c_int = 7 WHERE k1 % 10 = 0")  # their TOASTed c_text is left unchanged
+    expected = shop.converge_tables(ORDER_BY)
+    assert shop.destinies() == expected
+    assert expected["public.mt_plain"].count(b"after truncate") == 21 and b"v1," not in expected["public.mt_plain"]
+    merged = [shop.table(t).history.runs.recent_runs(50) for t in ORDER_BY if t != "public.mt_late"]
+    assert all(any(r.get("merge_truncated") for r in runs) for runs in merged[2:])  # the truncate reached mt_plain
+
+
+def test_a_quiet_table_costs_no_merge(shop):
+    shop.converge_tables(ORDER_BY)
+    shop.sql("UPDATE public.mt_plain SET v = 'only this one' WHERE id = 100")
+    shop.wait_for_records(1)
+
+    def consumed_plain():
+        consumed, merged = shop.run_once()
+        return "public.mt_plain" in merged and (consumed, merged)
+
+    from cdc_pipeline.waiting import wait_until
+
+    consumed, merged = wait_until(consumed_plain, what="the update of mt_plain to be consumed", timeout=60, interval=1)
+    assert set(merged) == {"public.mt_plain"} and consumed["to_merge"] == ["public.mt_plain"]
+    assert shop.destinies() == shop.copies(ORDER_BY)
+
+
+def test_a_schema_change_on_one_table_rebuilds_it_and_every_table_stays_identical(shop):
+    shop.converge_tables(ORDER_BY)
+    shop.sql("ALTER TABLE public.mt_plain ADD COLUMN w text DEFAULT 'filled'")  # sends no event
+    summary = shop.register()
+    assert "schema of public.mt_plain changed" in summary["tables"]["public.mt_plain"]["schema_change"]
+    expected = shop.converge_tables(ORDER_BY)
+    assert shop.destinies() == expected and b"filled" in expected["public.mt_plain"]
+    last = shop.table("public.mt_plain").history.incidents.last_recovery()
+    assert (last.reason, last.step) == ("schema_change", "promoted")
+
+
+def test_a_table_added_gets_its_existing_rows_and_a_table_removed_is_retired(shop):
+    shop.converge_tables(ORDER_BY)
+    path = shop.spec.path
+    list_tables(path, ["public.mt_orders", "public.mt_plain", "public.mt_late"])  # mt_types out, mt_late in
+    grown = ConnectorDriver(shop.settings, path, shop.data_dir, group=shop.group)
+    summary = grown.register()
+    assert "public.mt_late added" in summary["tables_added"]
+    assert any("public.mt_types left" in note for note in summary["notes"])
+    shop.sql("INSERT INTO public.mt_late VALUES (31, 'after the change')")
+    expected = grown.converge_tables(ORDER_BY)
+    assert grown.destinies() == expected and expected["public.mt_late"].count(b"late ") == 30
+    retired = shop.data_dir / "mt_shop" / "public.mt_types"
+    assert (retired / "retired.json").exists() and (retired / "destiny.csv").exists()
+    list_tables(path, list(ORDER_BY)[:3])  # back as the module's other tests expect it (mt_types rejoins)
+    back = ConnectorDriver(shop.settings, path, shop.data_dir, group=shop.group)
+    assert "public.mt_types added" in back.register()["tables_added"]
+    assert back.converge_tables(ORDER_BY) == back.destinies()
+    assert not (retired / "retired.json").exists()
+
+
+def test_a_one_table_pipeline_becomes_its_tables_folder_and_keeps_its_history(stack_services, tmp_path):
+    single = drained_pipeline(stack_services.settings, tmp_path, "mt_solo", count=40)
+    runs_before = [r["run_id"] for r in single.history.runs.recent_runs(100)]
+    destiny_before = single.destiny()
+    single.sql("DROP TABLE IF EXISTS public.mt_solo_more")
+    single.sql("CREATE TABLE public.mt_solo_more (id int PRIMARY KEY, v text)")
+    single.sql("INSERT INTO public.mt_solo_more SELECT g, 'more ' || g FROM generate_series(1, 25) g")
+    list_tables(single.spec.path, ["public.mt_solo", "public.mt_solo_more"])
+    grown = ConnectorDriver(stack_services.settings, single.spec.path, tmp_path / "data", group=single.group)
+    grown.runs = single.runs
+    summary = grown.register()
+    assert any("moved into" in note for note in summary["notes"])
+    moved = tmp_path / "data" / "mt_solo" / "public.mt_solo"
+    assert grown.table("public.mt_solo").layout.folder == moved
+    assert (moved / "destiny.csv").read_bytes() == destiny_before  # the table keeps its file while the others join
+    kept = [r["run_id"] for r in grown.table("public.mt_solo").history.runs.recent_runs(100)]
+    assert kept[1:] == runs_before and not (tmp_path / "data" / "mt_solo" / "runs.sqlite").exists()
+    expected = grown.converge_tables({"public.mt_solo": "id", "public.mt_solo_more": "id"})
+    assert grown.destinies() == expected and expected["public.mt_solo_more"].count(b"more ") == 25
+
+
+def test_a_loss_on_one_tables_topic_fails_that_table_only_and_a_resnapshot_repairs_it(stack_services, tmp_path):
+    """on_data_loss=fail: the table whose events Kafka deleted fails its run, naming the command; the other table
+    goes on merging. The operator's resnapshot re-snapshots the connector and both end identical."""
+    from cdc_pipeline import operations
+    from cdc_pipeline.errors import RunFailedError
+    from cdc_pipeline.tasks.finish import finish_tables
+
+    path = write_connector(tmp_path / "connectors", "mt_loss", "public.mt_loss_a,public.mt_loss_b", "mtloss",
+                           on_data_loss="fail")
+    driver = ConnectorDriver(stack_services.settings, path, tmp_path / "data")
+    for table in ("mt_loss_a", "mt_loss_b"):
+        driver.sql(f"DROP TABLE IF EXISTS public.{table}")
+        driver.sql(f"CREATE TABLE public.{table} (id int PRIMARY KEY, v text)")
+        driver.sql(f"INSERT INTO public.{table} SELECT g, '{table} ' || g FROM generate_series(1, 40) g")
+    order_by = {"public.mt_loss_a": "id", "public.mt_loss_b": "id"}
+    assert driver.converge_tables(order_by) == driver.destinies()
+    driver.sql("DELETE FROM public.mt_loss_b WHERE id <= 10")  # deletes Kafka will forget
+    driver.wait_for_records(1)
+    b_topic = driver.spec.for_table("public.mt_loss_b").topic
+    from cdc_pipeline.waiting import wait_until
+
+    wait_until(lambda: driver.topic_record_count() and _records(driver, b_topic) >= 40 + 10 * 2,
+               what="the deletes in mt_loss_b's topic", timeout=60, interval=0.5)
+    driver.delete_records(b_topic)
+    driver.sql("UPDATE public.mt_loss_a SET v = 'still flowing' WHERE id = 1")
+    expected_a = driver.copy_table("public.mt_loss_a", "id")
+
+    def a_merged():
+        consumed, _ = driver.run_once()
+        return driver.destinies()["public.mt_loss_a"] == expected_a and consumed
+
+    consumed = wait_until(a_merged, what="mt_loss_a to go on while mt_loss_b fails", timeout=60, interval=1)
+    assert "public.mt_loss_b" in consumed["failed"] and "on_data_loss is 'fail'" in consumed["failed"]["public.mt_loss_b"]
+    last_run = driver.table("public.mt_loss_a").history.runs.recent_runs(1)[0]["run_id"]
+    with pytest.raises(RunFailedError, match="1/2 tables ok; FAILED public.mt_loss_b.*resnapshot --connector mt_loss"):
+        finish_tables(driver.pipes, _ref(last_run), {})
+    with driver.kafka() as kafka, driver.connect() as connect:
+        operations.resnapshot(driver.table("public.mt_loss_b"), kafka, connect, origin="test",
+                              connector_config=driver.connector_config())
+    assert all(p.history.incidents.active_recovery() is not None for p in driver.pipes)  # every table rebuilds
+    expected = driver.converge_tables(order_by)
+    assert driver.destinies() == expected and b"mt_loss_b 5," not in expected["public.mt_loss_b"]
+
+
+def _ref(run_id: str):
+    from cdc_pipeline.history import RunRef
+
+    return RunRef(run_id, 1, 1, "2026-11-24T00:00:00+00:00", "2026-11-24T00:01:00+00:00")
+
+
+def _records(driver, topic: str) -> int:
+    from cdc_pipeline.kafka.topic import topic_partitions, watermarks
+
+    with driver.kafka("test.peek") as kafka:
+        return sum(high - low for low, high in (watermarks(kafka, topic, p) for p in topic_partitions(kafka, topic) or []))

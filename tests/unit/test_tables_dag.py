@@ -1,0 +1,76 @@
+"""The DAG of a connector of several tables: connector-wide tasks once, a mapped group per table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def dags(tmp_path, monkeypatch):
+    from cdc_airflow.dag_factory import build_dags
+    from cdc_airflow.settings import DagSettings
+
+    document = json.loads((REPO / "include" / "connectors" / "clientes.json").read_text())
+    document["config"]["table.include.list"] = "public.a,public.b,sales.c"
+    document["sinks"] = [{"type": "csv"}, {"type": "parquet"}, {"type": "postgres"}]
+    (tmp_path / "shop.json").write_text(json.dumps({**document, "name": "shop"}))
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    return build_dags(DagSettings(connectors_dir=tmp_path, data_dir=tmp_path / "data"))
+
+
+def test_register_and_consume_run_once_and_the_table_group_is_mapped_over_consumes_list(dags):
+    dag = dags["cdc_shop"]
+    assert set(dag.task_ids) == {"register_connector", "consume_batch", "table.merge_batch", "table.sink_parquet",
+                                 "table.sink_postgres", "backfill_interval", "finish_run"}
+    merge = dag.get_task("table.merge_batch")
+    assert merge.upstream_task_ids == {"consume_batch"} and merge.retries >= 3
+    # the sinks of a table wait for that table's merge only (a mapped group runs each table on its own)
+    assert dag.get_task("table.sink_parquet").upstream_task_ids == {"consume_batch", "table.merge_batch"}
+    finish = dag.get_task("finish_run")
+    assert {"register_connector", "table.sink_parquet", "table.sink_postgres", "backfill_interval"} <= \
+        finish.upstream_task_ids and finish.trigger_rule == "all_done"
+    assert dag.get_task("register_connector").upstream_task_ids == set()
+    assert dag.schedule == "* * * * *" and dag.max_active_runs == 1
+    assert "`public.a`, `public.b`, `sales.c`" in dag.doc_md
+    ops = dags["cdc_shop_ops"]
+    assert ops.params["table"] == "*"
+
+
+def test_a_failed_mapped_task_counts_for_its_table_and_a_connector_task_for_every_table():
+    from cdc_airflow.tables_dag import failed_by_table
+
+    tables = ("public.a", "public.b", "sales.c")
+    to_merge = ["public.b", "sales.c"]  # map index 0 is public.b: quiet tables get no index
+    failed = failed_by_table(["table.merge_batch_1", "table.sink_parquet_0"], tables, to_merge)
+    assert failed == {"public.a": [], "public.b": ["sink_parquet"], "sales.c": ["merge_batch"]}
+    everywhere = failed_by_table(["register_connector"], tables, to_merge)
+    assert all(names == ["register_connector"] for names in everywhere.values())
+
+
+def test_finish_closes_every_table_and_fails_naming_the_table_that_failed(tmp_path):
+    from cdc_pipeline.connector_spec import load_connector_spec
+    from cdc_pipeline.errors import RunFailedError
+    from cdc_pipeline.history import RunRef
+    from cdc_pipeline.pipeline import connector_pipelines
+    from cdc_pipeline.tasks.finish import finish_tables
+
+    document = json.loads((REPO / "include" / "connectors" / "clientes.json").read_text())
+    document["config"]["table.include.list"] = "public.a,public.b"
+    path = tmp_path / "shop.json"
+    path.write_text(json.dumps({**document, "name": "shop"}))
+    pipes = connector_pipelines(tmp_path / "data", load_connector_spec(path))
+    run = RunRef("scheduled__2026-12-06T01:00:00+00:00", 1, 4, None, None)
+    for pipe in pipes:
+        pipe.history.runs.ensure_run(run)
+    pipes[0].history.runs.update_run(run.run_id, status="merged", updates=3, destiny_rows=10)
+    summary = finish_tables(pipes, run, {})
+    assert summary["line"].startswith("2/2 tables ok · public.a: +3 events (u 3) · 10 rows")
+    with pytest.raises(RunFailedError, match=r"1/2 tables ok; FAILED public.b · public.b: merge_batch failed"):
+        finish_tables(pipes, RunRef("scheduled__2026-12-06T01:01:00+00:00", 1, 4, None, None),
+                      {"public.b": ["merge_batch"]})
+    assert pipes[0].history.runs.get_run("scheduled__2026-12-06T01:01:00+00:00")["status"] != "failed"
