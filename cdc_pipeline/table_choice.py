@@ -29,17 +29,18 @@ def table_label(connector: str, table: str | None) -> str:
     return f"{connector}/{table}" if table else connector
 
 
-def pick_tables(connector: str, tables: Sequence[str], table: str | None, *, every: bool, where: str) -> list[str]:
+def pick_tables(connector: str, tables: Sequence[str], table: str | None, *, every: bool, where: str,
+                option: str = "--table") -> list[str]:
     """``table`` among the connector's ``tables`` (schema.table), or all of them when it is None and the connector
-    captures one table or ``every``; a ConfigError naming the tables otherwise."""
+    captures one table or ``every``; a ConfigError naming the tables and how to pick one (``option``) otherwise."""
     if table is None:
         if len(tables) <= 1 or every:
             return list(tables)
         raise ConfigError(f"connector {connector} captures {len(tables)} tables ({', '.join(tables)}): pass "
-                          "--table with one of them")
+                          f"{option} with one of them")
     if table not in tables:
         raise ConfigError(f"connector {connector} does not capture {table!r}; it captures {', '.join(tables)} "
-                          f"({where}): pass --table with one of them")
+                          f"({where}): pass {option} with one of them")
     return [table]
 
 

@@ -5,10 +5,14 @@ Airflow's login (``get_user``: the UI's cookie or a bearer token) and read acces
 Handlers are plain functions: FastAPI runs them in its thread pool, so reading runs.sqlite and waiting for
 the live probes never blocks the event loop.
 
-    /cdc/pipelines                 every pipeline's status (also /cdc/ and the old /cdc/runs)
+    /cdc/pipelines                 every pipeline's status (also /cdc/ and the old /cdc/runs), one per table
     /cdc/pipelines/<name>          one pipeline: status strip and runs (?status=failed&data=1&limit=&offset=)
     /cdc/dags/<dag_id>             the same, found by DAG id (the DAG page's "CDC dashboard" tab)
     /cdc/api/pipelines[/<name>[/status | /runs[/<run_id>]]]   the JSON API
+
+A connector of several tables is one pipeline per table, named ``<connector>/<schema>.<table>``; its page (and
+DAG tab) is the connector's, showing every table's status and one table's runs: ``?table=schema.table``, the
+first table by default. Its /status and /runs need ``?table=``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from cdc_airflow.dashboard.views import ProbeFactory, RunsQuery, RunStates, dash
     probes_for, run_detail, runs_page, status_of
 from cdc_airflow.dashboard.status_strip import status_json
 from cdc_airflow.settings import DagSettings
+from cdc_pipeline.errors import ConfigError
+from cdc_pipeline.table_choice import pick_tables
 
 URL_PREFIX = "/cdc"
 STATIC = Path(__file__).with_name("static")
@@ -101,14 +107,30 @@ def _static(request: Request) -> str:
     return f"{_airflow_root(request)}{URL_PREFIX}/static"
 
 
-def _pipeline(config: DashboardConfig, name: str, can_read: Callable[[str], bool]) -> Pipeline:
-    pipeline = config.catalog().pipelines.get(name)
-    if pipeline is None:
+def _pipeline(config: DashboardConfig, name: str, can_read: Callable[[str], bool], table: str | None = None, *,
+              required: bool = True, catalog: Catalog | None = None) -> tuple[Pipeline, list[Pipeline]]:
+    """The pipeline of connector ``name`` (of its ``table`` when it captures several; ``required``: a table must
+    be named, else the first), and all of the connector's."""
+    tables = (catalog or config.catalog()).tables(name)
+    if not tables:
         raise HTTPException(404, f"no pipeline {name!r}: no connector file names it and {config.data_dir / name} "
                                  "holds no run history")
+    pipeline = _table(name, tables, table, required=required)
     if not can_read(pipeline.dag_id):
         raise HTTPException(403, f"you may not read the DAG {pipeline.dag_id}")
-    return pipeline
+    return pipeline, tables
+
+
+def _table(name: str, tables: list[Pipeline], table: str | None, *, required: bool) -> Pipeline:
+    if len(tables) == 1 or (table is None and not required):
+        return tables[0]
+    names = [p.table or p.name for p in tables]
+    try:
+        [chosen] = pick_tables(name, names, table, every=False, where="its connector file and table folders",
+                               option="?table=")
+    except ConfigError as exc:
+        raise HTTPException(404 if table else 400, str(exc)) from None
+    return tables[names.index(chosen)]
 
 
 def _html(request: Request, exc: HTTPException) -> HTMLResponse:
@@ -128,35 +150,38 @@ def overview_html(request: Request, config: DashboardConfig = Config, can_read=A
 
 @app.get("/pipelines/{name}", response_class=HTMLResponse)
 def pipeline_html(request: Request, name: str, status: str | None = None, data: str | None = None,
-                  limit: str | None = None, offset: str | None = None, config: DashboardConfig = Config,
-                  can_read=Access, states: RunStates = AirflowStates) -> HTMLResponse:
+                  limit: str | None = None, offset: str | None = None, table: str | None = None,
+                  config: DashboardConfig = Config, can_read=Access, states: RunStates = AirflowStates) -> HTMLResponse:
     try:
-        pipeline = _pipeline(config, name, can_read)
+        pipeline, tables = _pipeline(config, name, can_read, table, required=False)
     except HTTPException as exc:
         return _html(request, exc)
-    return _dashboard_html(request, pipeline, RunsQuery.parse(status, data, limit, offset), config, states,
-                           standalone=True)
+    return _dashboard_html(request, pipeline, tables, RunsQuery.parse(status, data, limit, offset, table), config,
+                           states, standalone=True)
 
 
 @app.get("/dags/{dag_id}", response_class=HTMLResponse)
 def dag_tab_html(request: Request, dag_id: str, status: str | None = None, data: str | None = None,
-                 limit: str | None = None, offset: str | None = None, config: DashboardConfig = Config,
-                 can_read=Access, states: RunStates = AirflowStates) -> HTMLResponse:
-    pipeline = config.catalog().by_dag_id(dag_id)
+                 limit: str | None = None, offset: str | None = None, table: str | None = None,
+                 config: DashboardConfig = Config, can_read=Access, states: RunStates = AirflowStates) -> HTMLResponse:
+    catalog = config.catalog()
+    pipeline = catalog.by_dag_id(dag_id)
     if pipeline is None:
         return HTMLResponse(page.message_page(
             "Not a CDC pipeline", f"{dag_id} is not the DAG of a CDC pipeline (connector files are read from "
             f"{config.connectors_dir}).", _static(request)))
-    if not can_read(pipeline.dag_id):
-        return _html(request, HTTPException(403, f"you may not read the DAG {pipeline.dag_id}"))
-    return _dashboard_html(request, pipeline, RunsQuery.parse(status, data, limit, offset), config, states,
-                           standalone=False)
+    try:
+        pipeline, tables = _pipeline(config, pipeline.connector, can_read, table, required=False, catalog=catalog)
+    except HTTPException as exc:
+        return _html(request, exc)
+    return _dashboard_html(request, pipeline, tables, RunsQuery.parse(status, data, limit, offset, table), config,
+                           states, standalone=False)
 
 
-def _dashboard_html(request: Request, pipeline: Pipeline, query: RunsQuery, config: DashboardConfig,
-                    states: RunStates, *, standalone: bool) -> HTMLResponse:
+def _dashboard_html(request: Request, pipeline: Pipeline, tables: list[Pipeline], query: RunsQuery,
+                    config: DashboardConfig, states: RunStates, *, standalone: bool) -> HTMLResponse:
     data = dashboard(pipeline, query, probes=config.probes, root=_airflow_root(request), now=config.clock(),
-                     airflow_states=states)
+                     airflow_states=states, tables=tables)
     return HTMLResponse(page.dashboard_page(data, query, _static(request), standalone_links=standalone))
 
 
@@ -178,16 +203,18 @@ def overview_api(request: Request, config: DashboardConfig = Config, can_read=Ac
 
 @app.get("/api/pipelines/{name}")
 def pipeline_api(request: Request, name: str, status: str | None = None, data: str | None = None,
-                 limit: str | None = None, offset: str | None = None, config: DashboardConfig = Config,
-                 can_read=Access, states: RunStates = AirflowStates) -> JSONResponse:
-    pipeline = _pipeline(config, name, can_read)
-    return JSONResponse(dashboard(pipeline, RunsQuery.parse(status, data, limit, offset), probes=config.probes,
-                                  root=_airflow_root(request), now=config.clock(), airflow_states=states))
+                 limit: str | None = None, offset: str | None = None, table: str | None = None,
+                 config: DashboardConfig = Config, can_read=Access, states: RunStates = AirflowStates) -> JSONResponse:
+    pipeline, tables = _pipeline(config, name, can_read, table, required=False)
+    return JSONResponse(dashboard(pipeline, RunsQuery.parse(status, data, limit, offset, table), probes=config.probes,
+                                  root=_airflow_root(request), now=config.clock(), airflow_states=states,
+                                  tables=tables))
 
 
 @app.get("/api/pipelines/{name}/status")
-def status_api(request: Request, name: str, config: DashboardConfig = Config, can_read=Access) -> JSONResponse:
-    pipeline = _pipeline(config, name, can_read)
+def status_api(request: Request, name: str, table: str | None = None, config: DashboardConfig = Config,
+               can_read=Access) -> JSONResponse:
+    pipeline, _ = _pipeline(config, name, can_read, table)
     now = config.clock()
     status = status_of(pipeline, probes_for(pipeline, config.probes), now)
     return JSONResponse({"pipeline": pipeline_json(pipeline, _airflow_root(request)), **status_json(status, now)})
@@ -195,17 +222,17 @@ def status_api(request: Request, name: str, config: DashboardConfig = Config, ca
 
 @app.get("/api/pipelines/{name}/runs")
 def runs_api(request: Request, name: str, status: str | None = None, data: str | None = None,
-             limit: str | None = None, offset: str | None = None, config: DashboardConfig = Config,
-             can_read=Access, states: RunStates = AirflowStates) -> JSONResponse:
-    pipeline = _pipeline(config, name, can_read)
-    return JSONResponse(runs_page(pipeline, RunsQuery.parse(status, data, limit, offset), _airflow_root(request),
-                                  config.clock(), states))
+             limit: str | None = None, offset: str | None = None, table: str | None = None,
+             config: DashboardConfig = Config, can_read=Access, states: RunStates = AirflowStates) -> JSONResponse:
+    pipeline, _ = _pipeline(config, name, can_read, table)
+    return JSONResponse(runs_page(pipeline, RunsQuery.parse(status, data, limit, offset, table),
+                                  _airflow_root(request), config.clock(), states))
 
 
 @app.get("/api/pipelines/{name}/runs/{run_id:path}")
-def run_api(request: Request, name: str, run_id: str, config: DashboardConfig = Config,
+def run_api(request: Request, name: str, run_id: str, table: str | None = None, config: DashboardConfig = Config,
             can_read=Access, states: RunStates = AirflowStates) -> JSONResponse:
-    pipeline = _pipeline(config, name, can_read)
+    pipeline, _ = _pipeline(config, name, can_read, table)
     detail: dict[str, Any] | None = run_detail(pipeline, run_id, _airflow_root(request), config.clock(), states)
     if detail is None:
         raise HTTPException(404, f"no run {run_id!r} in {pipeline.layout.history}")

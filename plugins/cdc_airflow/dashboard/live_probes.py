@@ -60,7 +60,7 @@ def live_probes(spec: ConnectorSpec, ends: dict[int, int] | None, *, seconds: fl
     slot = answers.ask((spec.name, "slot"), lambda: _slot(spec))
     backlog = None
     if ends is not None:
-        key = (spec.name, "backlog", tuple(sorted(ends.items())))
+        key = (spec.name, spec.topic, "backlog", tuple(sorted(ends.items())))  # each table reads its own topic
         backlog = answers.ask(key, lambda: _backlog(spec, dict(ends), seconds))
 
     def waiting(future: Future, service: str):

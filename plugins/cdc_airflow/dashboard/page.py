@@ -7,6 +7,7 @@ least give way first on narrow screens (dashboard.css), and nothing is wider tha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
@@ -138,7 +139,8 @@ def filters_html(query: RunsQuery) -> str:
                       for s in STATUS_FILTERS)
     return (
         "<form class='filters' method='get'>"
-        f"<label>status <select name='status'>{options}</select></label> "
+        + (f"<input type='hidden' name='table' value='{e(query.table)}'>" if query.table else "")
+        + f"<label>status <select name='status'>{options}</select></label> "
         f"<label><input type='checkbox' name='data' value='1'{' checked' if query.run_filter.with_data else ''}>"
         " carried data only</label>"
         f"<input type='hidden' name='limit' value='{query.limit}'>"
@@ -171,35 +173,54 @@ def dashboard_page(data: dict[str, Any], query: RunsQuery, static: str, *, stand
     links = [_airflow_link(airflow.get("dag"), "DAG"), _airflow_link(airflow.get("ops_dag"), "operations DAG")]
     if standalone_links:
         links.append(f"<a href='{e(static.rsplit('/static', 1)[0])}/pipelines'>all pipelines</a>")
-    links.append(f"<a href='{e(static.rsplit('/static', 1)[0])}/api/pipelines/{e(pipeline['name'])}' "
+    table = f"?{urlencode({'table': pipeline['table']})}" if "tables" in data else ""
+    links.append(f"<a href='{e(static.rsplit('/static', 1)[0])}/api/pipelines/{e(pipeline['connector'])}{e(table)}' "
                  "class='json'>JSON</a>")
     header = (
         f"<header class='top'><h1>{e(pipeline['name'])} <small>{e(pipeline['table'] or '')} → destiny.csv</small></h1>"
         f"<nav>{' · '.join(x for x in links if x)}</nav>{_refresh_control(data['generated_at'])}</header>"
     )
-    live = (f"<div id='live'>{strip_html(status)}{filters_html(query)}{runs_html(data['runs'], query)}</div>")
+    tables = ""
+    if "tables" in data:
+        tables = status_table(data["tables"], lambda p: f"?{urlencode({'table': p['table']})}", heading="table",
+                              selected=pipeline["name"])
+    live = f"<div id='live'>{tables}{strip_html(status)}{filters_html(query)}{runs_html(data['runs'], query)}</div>"
     return _document(f"CDC · {pipeline['name']} · {status['label']}", static, header + live, refresh=True)
+
+
+def status_table(items: list[dict[str, Any]], href: Callable[[dict[str, Any]], str], *, heading: str,
+                 selected: str | None = None) -> str:
+    """One line per pipeline (its state, backlog, data as of, last merge, rows, headline), named by a link."""
+    rows = []
+    for item in items:
+        pipeline, status = item["pipeline"], item["status"]
+        cells = {c["key"]: c for c in status["cells"]}
+        current = " current" if pipeline["name"] == selected else ""
+        rows.append(
+            f"<tr class='tone-{e(cells['state']['tone'])}{current}'><td><a href='{e(href(pipeline))}'>"
+            f"{e(pipeline['name'])}</a></td><td>{e(status['label'])}</td><td>{e(cells['backlog']['value'])}</td>"
+            f"<td>{e(cells['data_as_of']['value'])}</td><td>{e(cells['last_merge']['detail'])}</td>"
+            f"<td>{e(cells['rows']['value'])}</td><td class='col-error'>{e(status['headline'])}</td></tr>")
+    return (f"<table class='overview'><thead><tr><th>{e(heading)}</th><th>state</th><th>backlog</th>"
+            "<th>data as of</th><th>last merge</th><th>rows</th><th>headline</th></tr></thead><tbody>"
+            + ("".join(rows)
+               or "<tr><td colspan='7' class='empty'>No pipeline: no connector file and no run history.</td></tr>")
+            + "</tbody></table>")
+
+
+def pipeline_href(base: str, pipeline: dict[str, Any]) -> str:
+    """A pipeline's dashboard page: its connector's, with the table chosen when the connector captures several."""
+    table = f"?{urlencode({'table': pipeline['table']})}" if pipeline["name"] != pipeline["connector"] else ""
+    return f"{base}/pipelines/{pipeline['connector']}{table}"
 
 
 def overview_page(data: dict[str, Any], static: str) -> str:
     base = static.rsplit("/static", 1)[0]
-    rows = []
-    for item in data["pipelines"]:
-        pipeline, status = item["pipeline"], item["status"]
-        cells = {c["key"]: c for c in status["cells"]}
-        rows.append(
-            f"<tr class='tone-{e(cells['state']['tone'])}'><td><a href='{e(base)}/pipelines/{e(pipeline['name'])}'>"
-            f"{e(pipeline['name'])}</a></td><td>{e(status['label'])}</td><td>{e(cells['backlog']['value'])}</td>"
-            f"<td>{e(cells['data_as_of']['value'])}</td><td>{e(cells['last_merge']['detail'])}</td>"
-            f"<td>{e(cells['rows']['value'])}</td><td class='col-error'>{e(status['headline'])}</td></tr>")
     broken = "".join(f"<li><b>{e(name)}</b>: {e(error)}</li>" for name, error in data["broken_connector_files"].items())
     body = (
         "<header class='top'><h1>CDC pipelines <small>status and run history</small></h1>"
         f"{_refresh_control(data['generated_at'])}</header><div id='live'>"
-        "<table class='overview'><thead><tr><th>pipeline</th><th>state</th><th>backlog</th><th>data as of</th>"
-        "<th>last merge</th><th>rows</th><th>headline</th></tr></thead><tbody>"
-        + ("".join(rows) or "<tr><td colspan='7' class='empty'>No pipeline: no connector file and no run history.</td></tr>")
-        + "</tbody></table>"
+        + status_table(data["pipelines"], lambda p: pipeline_href(base, p), heading="pipeline")
         + (f"<h2>Connector files with errors</h2><ul class='problems'>{broken}</ul>" if broken else "")
         + "</div>"
     )

@@ -1,9 +1,10 @@
 """What the dashboard shows, assembled once for the page and the JSON API alike: a pipeline's status (with
-live answers when the services can be asked) and one page of its runs table."""
+live answers when the services can be asked) and one page of its runs table; for a connector of several tables,
+every table's status beside the runs of one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,15 +31,18 @@ class RunsQuery:
     run_filter: RunFilter
     limit: int
     offset: int
+    table: str | None = None       # schema.table: whose runs, for a connector of several tables
 
     @classmethod
-    def parse(cls, status: str | None = None, data: Any = None, limit: Any = None, offset: Any = None) -> RunsQuery:
+    def parse(cls, status: str | None = None, data: Any = None, limit: Any = None, offset: Any = None,
+              table: str | None = None) -> RunsQuery:
         page_limit, page_offset = clamp_page(limit, offset)
-        return cls(RunFilter.parse(status, data), page_limit, page_offset)
+        return cls(RunFilter.parse(status, data), page_limit, page_offset, table or None)
 
     def params(self, **changes: Any) -> dict[str, Any]:
         """The query string of this view with ``changes`` (for the filter form and the pager)."""
-        values = {"status": self.run_filter.status, "data": "1" if self.run_filter.with_data else None,
+        values = {"table": self.table, "status": self.run_filter.status,
+                  "data": "1" if self.run_filter.with_data else None,
                   "limit": self.limit, "offset": self.offset, **changes}
         defaults = {"status": "all", "limit": 50, "offset": 0}
         return {k: v for k, v in values.items() if v is not None and defaults.get(k) != v}
@@ -62,7 +66,8 @@ def pipeline_json(pipeline: Pipeline, root: str) -> dict[str, Any]:
     links = AirflowLinks(root, pipeline.dag_id)
     spec = pipeline.spec
     return {
-        "name": pipeline.name, "dag_id": pipeline.dag_id, "table": spec.qualified_table if spec else None,
+        "name": pipeline.name, "connector": pipeline.connector, "dag_id": pipeline.dag_id,
+        "table": spec.qualified_table if spec else pipeline.table,
         "topic": spec.topic if spec else None, "folder": str(pipeline.layout.folder),
         "connector_file": str(spec.path) if spec else None,
         "airflow": {"dag": links.dag(), "ops_dag": f"{root}/dags/{pipeline.dag_id}_ops",
@@ -113,21 +118,30 @@ def run_detail(pipeline: Pipeline, run_id: str, root: str, now: datetime,
 
 
 def dashboard(pipeline: Pipeline, query: RunsQuery, *, probes: ProbeFactory | None, root: str, now: datetime,
-              airflow_states: RunStates | None = None) -> dict[str, Any]:
-    status = status_of(pipeline, probes_for(pipeline, probes), now)
-    return {"pipeline": pipeline_json(pipeline, root), "status": status_json(status, now),
-            "runs": runs_page(pipeline, query, root, now, airflow_states),
+              airflow_states: RunStates | None = None, tables: Sequence[Pipeline] = ()) -> dict[str, Any]:
+    """``pipeline``'s status and runs; ``tables``: every pipeline of its connector, when it captures several
+    tables, whose statuses come along as ``tables``."""
+    shown = list(tables) if len(tables) > 1 else [pipeline]
+    items = statuses(shown, probes=probes, root=root, now=now)
+    data = {**items[shown.index(pipeline)], "runs": runs_page(pipeline, query, root, now, airflow_states),
             "generated_at": now.isoformat(timespec="seconds")}
+    if len(shown) > 1:
+        data["tables"] = items
+    return data
+
+
+def statuses(pipelines: Sequence[Pipeline], *, probes: ProbeFactory | None, root: str,
+             now: datetime) -> list[dict[str, Any]]:
+    """Each pipeline with its status; the live questions of all of them are asked before any answer is awaited."""
+    asked = [(p, probes_for(p, probes)) for p in pipelines]
+    return [{"pipeline": pipeline_json(p, root), "status": status_json(status_of(p, pr, now), now)} for p, pr in asked]
 
 
 def overview(catalog: Catalog, *, probes: ProbeFactory | None, root: str, now: datetime,
              visible: Callable[[Pipeline], bool] = lambda _: True) -> dict[str, Any]:
-    """Every pipeline's status; the live questions of all pipelines are asked before any answer is awaited."""
-    shown = [p for p in catalog.pipelines.values() if visible(p)]
-    asked = [(p, probes_for(p, probes)) for p in shown]
+    """Every pipeline's status, one per table of a connector of several."""
     return {
-        "pipelines": [{"pipeline": pipeline_json(p, root), "status": status_json(status_of(p, pr, now), now)}
-                      for p, pr in asked],
+        "pipelines": statuses([p for p in catalog.pipelines.values() if visible(p)], probes=probes, root=root, now=now),
         "broken_connector_files": catalog.broken,
         "generated_at": now.isoformat(timespec="seconds"),
     }
