@@ -11,8 +11,8 @@
     as-of       the table as it was at an instant, from the change log (docs/backfill.md)
     changes     the change events committed in a window, from the change log
 
-A connector capturing several tables has one pipeline per table: pass --table schema.table to the commands
-that change one (status, history, verify and drain take each table in turn without it).
+A connector capturing several tables has one pipeline per table, named connector/schema.table: the commands
+take --table schema.table, which status, history, verify and drain need not (they go over every table).
 
 Services and folders come from the CDC_* variables, else from what ./stack up recorded
 (.stack/settings.json), else the local stack's defaults; flags override them.
