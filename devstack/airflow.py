@@ -54,6 +54,8 @@ def airflow_environment(settings: StackSettings) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(s.dags_folder),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(s.plugins_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # A connector file added to a running stack gives a DAG that runs, like the ones ./stack up unpaused.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(s.new_dags_paused),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(s.airflow_port),
         "AIRFLOW__API__BASE_URL": f"{api}/",

@@ -61,11 +61,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CDC_AIRFLOW_USER", "airflow_user", "admin", "Airflow login (SimpleAuthManager, role admin)."),
     Setting("CDC_AIRFLOW_PASSWORD", "airflow_password", "admin", "Airflow password."),
     Setting("CDC_KAFKA_GROUP_ID", "kafka_group_id", defaults.GROUP_PREFIX, "Kafka consumer group prefix."),
+    Setting("CDC_NEW_DAGS_PAUSED", "new_dags_paused", "false",
+            "Whether a DAG Airflow sees for the first time starts paused. `false`: a connector file added to a "
+            "running stack runs at once, like the ones `./stack up` found (the tests set `true` and unpause what "
+            "they run)."),
 )
 
 _BY_FIELD = {s.field: s for s in SETTINGS}
 _PORT_FIELDS = ("pg_port", "kafka_port", "kafka_controller_port", "connect_port", "airflow_port")
 _PATH_FIELDS = ("stack_home", "data_dir", "jars_dir", "connectors_dir")
+_BOOL_FIELDS = ("new_dags_paused",)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class StackSettings:
     airflow_user: str
     airflow_password: str
     kafka_group_id: str
+    new_dags_paused: bool = False
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, recorded: Mapping[str, str] | None = None,
@@ -127,6 +133,8 @@ class StackSettings:
             value = setting.default if value is None else value
             if setting.field in _PORT_FIELDS:
                 value = _parse_port(setting, value)
+            elif setting.field in _BOOL_FIELDS:
+                value = _parse_bool(setting, value)
             values[setting.field] = value
         return cls(**values)  # type: ignore[arg-type]
 
@@ -195,6 +203,15 @@ class StackSettings:
 def generate_password() -> str:
     """A local password that no log line contains by accident (Airflow masks it wherever it appears)."""
     return f"cdc-{secrets.token_hex(8)}"
+
+
+def _parse_bool(setting: Setting, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"{setting.env}={value!r} is not true or false")
+    return text in ("true", "1", "yes")
 
 
 def _parse_port(setting: Setting, value: object) -> int:

@@ -37,6 +37,7 @@ def make_test_settings(prefix: str = "cdc-stack-test-", **overrides: object) -> 
     home.chmod(0o755)  # the postgres OS user must traverse it (mkdtemp makes it 0700)
     pg, kafka, controller, connect, airflow = free_ports(5)
     overrides.setdefault("jars_dir", os.environ.get("CDC_JARS_DIR"))
+    overrides.setdefault("new_dags_paused", True)  # a test unpauses the DAGs it runs, and only those
     return StackSettings.load(env={}, stack_home=home, pg_port=pg, kafka_port=kafka, kafka_controller_port=controller,
                               connect_port=connect,
                               airflow_port=airflow, **overrides)

@@ -48,7 +48,7 @@ def _run_on_table(spec: ConnectorSpec, layout: PipelineLayout, context, name: st
     pipe = Pipeline(spec, layout)
     origin = f"airflow:{context['dag_run'].run_id}"
     if name == "status":
-        status = pipeline_status(spec.name, layout, airflow_probes(spec, layout))
+        status = pipeline_status(pipe.label, layout, airflow_probes(spec, layout))
         for line in status.lines():
             log.info("%s", line)
         return status.as_dict()

@@ -45,10 +45,12 @@ LOCAL_ONLY_AIRFLOW_SETTINGS = ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AI
                                "AIRFLOW__API__WORKERS", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
                                "AIRFLOW__CORE__PARALLELISM", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
                                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
-                               "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", "NO_COLOR")
+                               "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", "NO_COLOR",
+                               # false in both, true in the tests' stacks (a test unpauses what it runs)
+                               "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION")
 # CDC_* settings only the local stack's own broker and worker read (the images bring Kafka and Debezium, and the
 # kafka service has its own controller listener): the Airflow containers need neither.
-LOCAL_ONLY_CDC_SETTINGS = ("CDC_JARS_DIR", "CDC_KAFKA_CONTROLLER_PORT")
+LOCAL_ONLY_CDC_SETTINGS = ("CDC_JARS_DIR", "CDC_KAFKA_CONTROLLER_PORT", "CDC_NEW_DAGS_PAUSED")
 # Broker settings about the node's listeners, roles, id and log dirs: compose has its own (container networking).
 BROKER_SETTINGS_NOT_SHARED = ("process.roles", "node.id", "log.dirs")
 # Worker properties the Debezium image's entrypoint sets from its own variables (a CONNECT_* form is overwritten).
