@@ -10,6 +10,7 @@
     operations  show, or --clear, an operator command that did not finish
     as-of       the table as it was at an instant, from the change log (docs/backfill.md)
     changes     the change events committed in a window, from the change log
+    init        list a schema's tables, say which can be captured exactly, write their connector file
 
 A connector capturing several tables has one pipeline per table, named connector/schema.table: the commands
 take --table schema.table, which status, history, verify and drain need not (they go over every table).
@@ -27,6 +28,7 @@ import sys
 from datetime import UTC, datetime
 
 from cdc_pipeline.backfill.commands import add_subcommands as add_backfill_commands
+from cdc_pipeline.init_connector import add_init_command
 from cdc_pipeline.connector_spec import ConnectorSpec, discover_connector_specs, find_connector_spec
 from cdc_pipeline.environment import PipelineEnvironment
 from cdc_pipeline.errors import CdcError, ConfigError
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--clear", action="store_true")
     ops.set_defaults(func=cmd_operations)
     add_backfill_commands(sub)
+    add_init_command(sub, environment)
     return parser
 
 

@@ -26,7 +26,7 @@ Other commands:
   ./stack status                 each part's health check, each connector's and pipeline's state (exit 1 if not all OK)
   ./stack logs [part] [-n N]     last N lines of a part's log (all parts without a name)
   ./stack start [part...]        start some parts only (postgres broker connect airflow)
-  ./stack demo-load [--count N] [--rate R]   inserts/updates/deletes on public.clientes
+  ./stack demo-load [--count N] [--rate R]   inserts/updates/deletes on the demo tables
   ./stack stop [part...]         drain every pipeline, then stop everything; data kept (named parts: only those)
   ./stack reset                  stop and delete all local state and the recorded settings
   ./stack test [pytest args]     run the tests"""
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     stop.set_defaults(func=cmd_stop)
     sub.add_parser("reset", help="stop and delete all local state and the recorded settings"
                    ).set_defaults(func=cmd_reset)
-    demo = sub.add_parser("demo-load", help="a bounded stream of changes on public.clientes")
+    demo = sub.add_parser("demo-load", help="a bounded stream of changes on the demo tables (clientes, productos, pedidos)")
     demo.add_argument("--count", type=int, default=60, help="number of changes (default 60)")
     demo.add_argument("--rate", type=float, default=2.0, help="changes per second (default 2)")
     demo.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable stream")

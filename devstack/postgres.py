@@ -18,7 +18,8 @@ from devstack.part import Part
 
 log = logging.getLogger(__name__)
 
-DEMO_SQL = Path(__file__).resolve().parent.parent / "include" / "demo" / "clientes.sql"
+DEMO_DIR = Path(__file__).resolve().parent.parent / "include" / "demo"
+DEMO_SQL = (DEMO_DIR / "clientes.sql", DEMO_DIR / "tienda.sql")  # the demo connectors' tables
 OS_USER = "postgres"  # initdb refuses to run as root
 REPLICATION_SLOTS = 30
 
@@ -150,9 +151,10 @@ class PostgresPart(Part):
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(aside)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(aside)))
         with self._connect(aside) as seeding:
-            seeding.execute(DEMO_SQL.read_text())
+            for script in DEMO_SQL:
+                seeding.execute(script.read_text())
         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(aside), sql.Identifier(db)))
-        log.info("created database %s with the demo table (%s)", db, DEMO_SQL.name)
+        log.info("created database %s with the demo tables (%s)", db, ", ".join(p.name for p in DEMO_SQL))
 
     def stop(self) -> bool:
         pid = self.pid()

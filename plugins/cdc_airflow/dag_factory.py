@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import DAG, Asset, Param, TriggerRule, get_current_context, task
 
 from cdc_airflow.dag_docs import pipeline_doc
+from cdc_airflow.init_dag import DAG_ID as INIT_DAG_ID, build_init_dag
 from cdc_airflow.ops_dag import build_ops_dag
 from cdc_airflow.settings import DagSettings
 from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_errors, refusals_fail_at_once
@@ -36,7 +37,7 @@ def build_dags(settings: DagSettings | None = None) -> dict[str, DAG]:
     """One DAG per connector file. A broken file gets a DAG that fails and says why, so one bad file
     neither hides the others nor goes unnoticed."""
     settings = settings or DagSettings.from_env()
-    dags: dict[str, DAG] = {}
+    dags: dict[str, DAG] = {INIT_DAG_ID: build_init_dag(settings)}
     for path, loaded in load_connector_files(settings.connectors_dir):
         if isinstance(loaded, ConfigError):
             log.error("skipping connector file %s: %s", path, loaded)

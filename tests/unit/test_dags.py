@@ -35,7 +35,7 @@ def test_no_import_errors(dag_bag):
 def test_one_dag_per_connector_file(dag_bag):
     connectors = sorted(json.loads(p.read_text())["name"] for p in (REPO / "include" / "connectors").glob("*.json"))
     assert sorted(dag_bag.dag_ids) == sorted([f"cdc_{name}" for name in connectors] +
-                                             [f"cdc_{name}_ops" for name in connectors])
+                                             [f"cdc_{name}_ops" for name in connectors] + ["cdc_new_connector"])
 
 
 def test_pipeline_policy(dag_bag):
@@ -89,7 +89,7 @@ def test_a_broken_connector_file_gets_a_dag_that_says_why_and_the_others_still_l
     (tmp_path / "leaky.json").write_text(json.dumps(document))
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
     dags = build_dags(DagSettings(connectors_dir=tmp_path, data_dir=tmp_path / "data"))
-    assert set(dags) == {"cdc_clientes", "cdc_clientes_ops", "cdc_leaky_invalid"}
+    assert set(dags) == {"cdc_clientes", "cdc_clientes_ops", "cdc_leaky_invalid", "cdc_new_connector"}
     assert "remove database.password" in dags["cdc_leaky_invalid"].doc_md
 
 
