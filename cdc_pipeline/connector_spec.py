@@ -51,6 +51,7 @@ ON_DATA_LOSS = ("resnapshot", "fail")
 ON_SCHEMA_CHANGE = ("resnapshot", "fail")
 SINK_TYPES = ("csv", "parquet", "postgres")
 PIPELINE_KEYS = ("on_data_loss", "on_schema_change", "max_dead_letters", "changelog_retention_days", "verify_every",
+                 "max_table_tasks",
                  "sinks")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -85,6 +86,9 @@ class PipelineSettings:
     max_dead_letters: int = 0                  # undecodable messages one batch may set aside before the run fails
     changelog_retention_days: int = 30         # how long the change log (as-of, backfill) keeps events
     verify_every_minutes: int | None = None    # compare destiny.csv with the source on a schedule
+    # A connector of several tables: the most per-table task instances one run starts; when more tables have
+    # something new, they share them (each task merges its tables in turn), so a run's cost stays bounded.
+    max_table_tasks: int = 16
     sinks: tuple[SinkSpec, ...] = (SinkSpec("csv"),)
 
 
@@ -325,6 +329,7 @@ def _pipeline_settings(path: Path, document: dict, table: str, *, many: bool = F
         max_dead_letters=count("max_dead_letters", 0, 0),
         changelog_retention_days=count("changelog_retention_days", 30, 1),
         verify_every_minutes=_every(path, document.get("verify_every")),
+        max_table_tasks=count("max_table_tasks", 16, 1),
         sinks=_sinks(path, document.get("sinks"), table, many=many),
     )
 

@@ -180,3 +180,9 @@ class NotCoveredYetError(AsOfError):
 
     expected = True
     retry_helps = True
+
+
+class TablesFailedError(CdcError):
+    """A step shared by several tables of a connector failed for some of them; the message names each."""
+
+    expected = True

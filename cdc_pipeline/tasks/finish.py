@@ -7,7 +7,7 @@ from typing import Any
 
 from cdc_pipeline.errors import RunFailedError
 from cdc_pipeline.formatting import hhmm, one_line
-from cdc_pipeline.history import RunRef, RunStatus, utc_now
+from cdc_pipeline.history import RunRef, RunStatus, TryStatus, utc_now
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.sinks.results import sinks_line, sinks_summary
 
@@ -96,14 +96,15 @@ def failure_line(pipe: Pipeline, record: dict[str, Any], error: str) -> str:
 def finish_tables(pipes: list[Pipeline], run: RunRef, failed_tasks: dict[str, list[str]]) -> dict[str, Any]:
     """Close the run of every table of a connector; one line per table, and the run fails when one table did.
 
-    ``failed_tasks`` maps a table to the tasks the orchestrator saw fail for it (the connector-wide ones, such
-    as register_connector, are listed under every table)."""
+    ``failed_tasks`` maps a table to the tasks the orchestrator saw fail that may concern it (a connector-wide
+    task, or a task shared by several tables): one whose last try for this table succeeded, as its own history
+    says, does not count against it."""
     tables: dict[str, dict[str, Any]] = {}
     failures: list[str] = []
     for pipe in pipes:
         name = pipe.spec.qualified_table
         try:
-            tables[name] = finish_run(pipe, run, failed_tasks.get(name, ()))
+            tables[name] = finish_run(pipe, run, _not_done(pipe, run, failed_tasks.get(name, ())))
         except RunFailedError as exc:
             tables[name] = {"status": RunStatus.FAILED.value, "line": str(exc)}
             failures.append(name)
@@ -119,3 +120,8 @@ def finish_tables(pipes: list[Pipeline], run: RunRef, failed_tasks: dict[str, li
         raise RunFailedError(line)
     log.info("run %s: %s", run.run_id, line)
     return summary
+
+
+def _not_done(pipe: Pipeline, run: RunRef, tasks) -> list[str]:
+    last = {t["task_id"]: t["status"] for t in pipe.history.runs.tries(run.run_id)}  # in start order: the last wins
+    return [task for task in tasks if last.get(task) != TryStatus.SUCCESS.value]

@@ -12,7 +12,7 @@ from cdc_airflow.hooks import PipelineKafkaHook, kafka_connect_client, password_
 from cdc_airflow.run_notes import set_run_note
 from cdc_airflow.task_runtime import is_backfill_run, run_ref
 from cdc_pipeline.connector_spec import ConnectorSpec
-from cdc_pipeline.errors import ConfigError
+from cdc_pipeline.errors import CdcError, ConfigError, TablesFailedError
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline, connector_pipelines, table_layout
@@ -141,18 +141,43 @@ def consume_all_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]
                               start_from=start_from)
 
 
-def merge_table(spec: ConnectorSpec, data_dir, context, table: str) -> dict[str, Any]:
+def merge_tables(spec: ConnectorSpec, data_dir, context, tables: list[str]) -> dict[str, Any]:
     skip_in_backfill_runs(context)
-    return merge_batch(Pipeline.under(data_dir, spec.for_table(table)), run_ref(context))
+    run = run_ref(context)
+    return each_table(tables, lambda table: merge_batch(Pipeline.under(data_dir, spec.for_table(table)), run))
 
 
-def sink_table(spec: ConnectorSpec, data_dir, context, sink_type: str, table: str) -> dict[str, Any]:
+def sink_tables(spec: ConnectorSpec, data_dir, context, sink_type: str, tables: list[str]) -> dict[str, Any]:
     skip_in_backfill_runs(context)
     from cdc_airflow import sink_runner
 
-    scoped = spec.for_table(table)
-    sink_spec = next(s for s in scoped.settings.sinks if s.type == sink_type)
-    return sink_runner.run(scoped, table_layout(data_dir, scoped), context, sink_spec)
+    def render(table: str) -> dict[str, Any]:
+        scoped = spec.for_table(table)
+        sink_spec = next(s for s in scoped.settings.sinks if s.type == sink_type)
+        return sink_runner.run(scoped, table_layout(data_dir, scoped), context, sink_spec)
+
+    return each_table(tables, render)
+
+
+def each_table(tables: list[str], step) -> dict[str, Any]:
+    """``step`` for each of a mapped instance's tables in turn; one that fails does not stop the others, and the
+    task then fails naming them (its retry runs them all again: each step is a no-op when done)."""
+    results: dict[str, Any] = {}
+    failed: list[tuple[str, Exception]] = []
+    for table in tables:
+        log.info("%s", table)
+        try:
+            results[table] = step(table)
+        except CdcError as exc:
+            log.error("%s: %s", table, " ".join(str(exc).split()))
+            failed.append((table, exc))
+    if len(failed) == 1 and len(tables) == 1:
+        raise failed[0][1]
+    if failed:
+        error = TablesFailedError("; ".join(f"{table}: {' '.join(str(exc).split())}" for table, exc in failed))
+        error.retry_helps = any(exc.retry_helps for _, exc in failed)
+        raise error
+    return results
 
 
 def backfill_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 register_connector and consume_batch run once for the connector (one slot, one Debezium task, every topic read
 in one bounded batch); the per-table work runs in the mapped task group ``table``, one instance per table that
-has something to merge, so a table that fails retries alone and shows alone in the grid, and a quiet table
-costs no task. finish_run closes every table's run and writes one line per table on the run's note.
+has something to merge (up to the connector file's ``max_table_tasks``; beyond, the tables share them, each
+instance merging its tables in turn), so a table that fails retries alone and shows alone in the grid, and a
+quiet table costs no task. finish_run closes every table's run and writes one line per table on the run's note.
 """
 
 from __future__ import annotations
@@ -53,30 +54,30 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
 
             return runners.register_tables(spec, data_dir, get_current_context())
 
-        # Its return value is the list the table group is mapped over (Airflow maps over return values only);
-        # the batch's summary is its XCom "summary".
+        # Its return value is what the table group is mapped over, the tables of each instance (Airflow maps over
+        # return values only); the batch's summary is its XCom "summary".
         @task(task_id="consume_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=False)
         @one_line_errors
-        def consume_batch() -> list[str]:
+        def consume_batch() -> list[list[str]]:
             from cdc_airflow import runners
 
             context = get_current_context()
             summary = runners.consume_all_tables(spec, data_dir, context)
             context["ti"].xcom_push(key="summary", value=summary)
-            return summary["to_merge"]
+            return share_tables(summary["to_merge"], spec.settings.max_table_tasks)
 
         @task_group(group_id=TABLE_GROUP)
-        def per_table(table: str):
+        def per_table(tables: list[str]):
             @task(task_id="merge_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=False)
             @one_line_errors
-            def merge_batch(table: str) -> dict[str, Any]:
+            def merge_batch(tables: list[str]) -> dict[str, Any]:
                 from cdc_airflow import runners
 
-                return runners.merge_table(spec, data_dir, get_current_context(), table)
+                return runners.merge_tables(spec, data_dir, get_current_context(), tables)
 
-            merged = merge_batch(table)
+            merged = merge_batch(tables)
             for sink_type in sinks:
-                merged >> _sink_task(spec, data_dir, sink_type)(table)
+                merged >> _sink_task(spec, data_dir, sink_type)(tables)
 
         @task(task_id="backfill_interval", execution_timeout=timedelta(minutes=30), multiple_outputs=False)
         @one_line_errors
@@ -96,12 +97,12 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
             from cdc_airflow import runners
 
             context = get_current_context()
-            to_merge = context["ti"].xcom_pull(task_ids="consume_batch") or []
-            failed = failed_by_table(failed_upstream(context, watched), spec.table_names, to_merge)
+            shares = context["ti"].xcom_pull(task_ids="consume_batch") or []
+            failed = failed_by_table(failed_upstream(context, watched), spec.table_names, shares)
             return runners.finish_all_tables(spec, data_dir, context, failed)
 
         consumed = consume_batch()
-        tables = per_table.expand(table=consumed)
+        tables = per_table.expand(tables=consumed)
         [register_connector(), tables, backfill_interval()] >> finish_run()
     return dag
 
@@ -114,10 +115,10 @@ def _sink_task(spec: ConnectorSpec, data_dir, sink_type: str):
     @task(task_id=sink_task_id(sink_type), execution_timeout=timedelta(minutes=30), multiple_outputs=False, retries=1,
           retry_delay=timedelta(seconds=10), retry_exponential_backoff=False)
     @one_line_errors
-    def render_sink(table: str) -> dict[str, Any]:
+    def render_sink(tables: list[str]) -> dict[str, Any]:
         from cdc_airflow import runners
 
-        return runners.sink_table(spec, data_dir, get_current_context(), sink_type, table)
+        return runners.sink_tables(spec, data_dir, get_current_context(), sink_type, tables)
 
     return render_sink
 
@@ -125,14 +126,31 @@ def _sink_task(spec: ConnectorSpec, data_dir, sink_type: str):
 _MAPPED = re.compile(rf"^{TABLE_GROUP}\.(?P<task>[a-z_]+)_(?P<index>\d+)$")
 
 
-def failed_by_table(failed: list[str], tables: tuple[str, ...], to_merge: list[str]) -> dict[str, list[str]]:
+def share_tables(tables: list[str], most: int) -> list[list[str]]:
+    """One list per mapped instance: one table each while there are at most ``most``, else ``most`` lists of
+    neighbouring tables (in the connector file's order, so a table keeps its instance from run to run)."""
+    if not tables:
+        return []
+    count = min(len(tables), most)
+    size, extra = divmod(len(tables), count)
+    shares, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        shares.append(tables[start:end])
+        start = end
+    return shares
+
+
+def failed_by_table(failed: list[str], tables: tuple[str, ...], shares: list[list[str]]) -> dict[str, list[str]]:
     """Airflow names a failed mapped task ``table.merge_batch_<map index>``; the index is a position in
-    ``to_merge``. A connector-wide task that failed counts for every table."""
+    ``shares``, whose tables it may concern. A connector-wide task that failed concerns every table (finish_run
+    then asks each table's own history whether its try of that task succeeded)."""
     by_table: dict[str, list[str]] = {table: [] for table in tables}
     for task_id in failed:
         match = _MAPPED.match(task_id)
-        if match and int(match["index"]) < len(to_merge):
-            by_table.setdefault(to_merge[int(match["index"])], []).append(match["task"])
+        if match and int(match["index"]) < len(shares):
+            for table in shares[int(match["index"])]:
+                by_table.setdefault(table, []).append(match["task"])
         elif match is None or task_id in CONNECTOR_TASKS:
             for names in by_table.values():
                 names.append(task_id)
