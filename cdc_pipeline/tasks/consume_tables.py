@@ -1,8 +1,8 @@
 """consume_tables: one bounded batch over every table of a connector, each table's topic into its own folder.
 
 Each table is consumed as a one-table pipeline is (``consume_batch``: its resume point, its buffer, its
-commit), in the connector file's order, within one budget of events and seconds shared by the tables still to
-read. A table that fails is recorded as failed in its own history and the others go on; only when every table
+commit), in the connector file's order: at most ``max_events`` events per table (memory is one table's batch at
+a time), within one budget of seconds shared by the tables still to read. A table that fails is recorded as failed in its own history and the others go on; only when every table
 fails (the broker is down, say) does the task fail and retry.
 """
 
@@ -26,27 +26,25 @@ log = logging.getLogger(__name__)
 
 def consume_tables(pipes: list[Pipeline], kafka: KafkaClients, run: RunRef, *, max_events: int,
                    max_seconds: float = 120.0, **consume_options: Any) -> dict[str, Any]:
-    """Consume every table; answer per table what it read, which tables failed, and ``to_merge``: the tables
+    """Consume every table, each at most ``max_events``; answer per table what it read, which tables failed, and ``to_merge``: the tables
     with something for the merge (a buffer, a rebuild in progress, or no state yet), so quiet tables cost no
     task. ``consume_options`` are ``consume_batch``'s (``connect``, ``connector_config``, ``start_from``)."""
     notes = prepare_connector_folder(pipes[0])
     tables: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     first_error: Exception | None = None
-    events_left, deadline = max_events, time.monotonic() + max_seconds
+    deadline = time.monotonic() + max_seconds
     for position, pipe in enumerate(pipes):
         name = pipe.spec.qualified_table
-        share = max(1, events_left // (len(pipes) - position))
         seconds = max(1.0, (deadline - time.monotonic()) / (len(pipes) - position))
         try:
-            summary = consume_batch(pipe, kafka, run, max_events=share, max_seconds=seconds, **consume_options)
+            summary = consume_batch(pipe, kafka, run, max_events=max_events, max_seconds=seconds, **consume_options)
         except (CdcError, OSError) as exc:
             first_error = first_error or exc
             failed[name] = " ".join(str(exc).split())
             log.error("consume: %s failed: %s", name, failed[name])
             continue
         tables[name] = summary
-        events_left = max(0, events_left - int(summary.get("events") or 0))
     if failed and not tables:
         raise first_error  # the same cause everywhere, most likely: the task fails and retries
     for name, error in failed.items():

@@ -90,7 +90,7 @@ def pipeline_dag_arguments(spec: ConnectorSpec, description: str, doc_md: str) -
         doc_md=doc_md,
         params={
             "max_events": Param(DEFAULT_MAX_EVENTS, type="integer", minimum=1, maximum=5_000_000,
-                                title="Most events this run reads",
+                                title="Most events this run reads" + (" per table" if spec.many_tables else ""),
                                 description="The next run continues where this one stopped. Example: 10000."),
             # The pattern refuses what is plainly not a date at trigger time (422); the task parses the rest.
             "start_from": Param(None, type=["null", "string"], maxLength=40, pattern=START_FROM_PATTERN,
