@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_EVENTS = 10_000
 START_FROM_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.+\-]*Z?)?$"
 PIPELINE_TASKS = ("register_connector", "consume_batch", "merge_batch", "backfill_interval")
+# Registration retries briefly and runs beside the drain: an unreachable source or Kafka Connect never holds
+# back what Kafka already has.
+REGISTER_TASK = dict(task_id="register_connector", retries=1, retry_delay=timedelta(seconds=10),
+                     retry_exponential_backoff=False, execution_timeout=timedelta(minutes=5), multiple_outputs=False)
+CONSUME_TASK = dict(task_id="consume_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=False)
 RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
            "max_retry_delay": timedelta(minutes=5), "retry_policy": refusals_fail_at_once()}
 
@@ -116,17 +121,14 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
     with DAG(**pipeline_dag_arguments(spec, f"CDC of {spec.qualified_table} into {layout.destiny}",
                                       pipeline_doc(spec, layout))) as dag:
 
-        # Registration retries briefly and runs beside the drain: an unreachable source or Kafka Connect
-        # never holds back what Kafka already has.
-        @task(task_id="register_connector", retries=1, retry_delay=timedelta(seconds=10),
-              retry_exponential_backoff=False, execution_timeout=timedelta(minutes=5), multiple_outputs=False)
+        @task(**REGISTER_TASK)
         @one_line_errors
         def register_connector() -> dict[str, Any]:
             from cdc_airflow import runners
 
             return runners.register(spec, layout, get_current_context())
 
-        @task(task_id="consume_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=False)
+        @task(**CONSUME_TASK)
         @one_line_errors
         def consume_batch() -> dict[str, Any]:
             from cdc_airflow import runners

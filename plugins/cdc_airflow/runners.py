@@ -42,30 +42,38 @@ def _connector_config(spec: ConnectorSpec) -> dict[str, str]:
 
 
 def register(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
-    skip_in_backfill_runs(context)
+    return _register(spec, [Pipeline(spec, layout)], context)
+
+
+def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
     pipe = Pipeline(spec, layout)
+    return _consume(spec, [pipe], context, lambda kafka, run, **options: consume_batch(pipe, kafka, run, **options))
+
+
+def _register(spec: ConnectorSpec, pipes: list[Pipeline], context) -> dict[str, Any]:
+    skip_in_backfill_runs(context)
     with kafka_connect_client() as connect:
-        return register_connector(pipe, connect, source_params(), run_ref(context),
+        return register_connector(pipes, connect, source_params(), run_ref(context),
                                   kafka=PipelineKafkaHook(spec.name).clients, password_reference=password_reference(),
                                   timeout=float(context["params"]["connector_timeout_seconds"]))
 
 
-def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+def _consume(spec: ConnectorSpec, pipes: list[Pipeline], context, consume_step) -> dict[str, Any]:
     skip_in_backfill_runs(context)
-    pipe = Pipeline(spec, layout)
     params = context["params"]
     start_from = parse_instant(params.get("start_from"))
     if start_from is not None:
-        resume = pipe.history.runs.resume_point()
-        if resume is not None:
+        started = [f"{p.spec.qualified_table} resumes at {describe_resume_point(resume)}" for p in pipes
+                   if (resume := p.history.runs.resume_point()) is not None]
+        if started:
             raise ConfigError(
-                f"start_from={params['start_from']} is only for a pipeline that has not read anything yet; {spec.name} "
-                f"resumes at {describe_resume_point(resume)}. To restart it from that date, trigger {spec.dag_id}_ops with "
+                f"start_from={params['start_from']} is only for a pipeline that has not read anything yet; in "
+                f"{spec.name}, {'; '.join(started)}. To restart from that date, trigger {spec.dag_id}_ops with "
                 f"operation=reset_to_date and date={params['start_from']}; or trigger this DAG without start_from.")
     with PipelineKafkaHook(spec.name).clients() as kafka:
-        return consume_batch(pipe, kafka, run_ref(context), max_events=int(params["max_events"]),
-                             connect=kafka_connect_client, connector_config=lambda: _connector_config(spec),
-                             start_from=start_from)
+        return consume_step(kafka, run_ref(context), max_events=int(params["max_events"]),
+                            connect=kafka_connect_client, connector_config=lambda: _connector_config(spec),
+                            start_from=start_from)
 
 
 def merge(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
@@ -102,9 +110,13 @@ def backfill(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, 
 
 
 def finish(spec: ConnectorSpec, layout: PipelineLayout, context, failed_tasks: list[str]) -> dict[str, Any]:
-    pipe = Pipeline(spec, layout)
+    return _noted(context, lambda: finish_run(Pipeline(spec, layout), run_ref(context), failed_tasks))
+
+
+def _noted(context, close) -> dict[str, Any]:
+    """Close the run; its one line (or its failure) becomes the Airflow run's note."""
     try:
-        summary = finish_run(pipe, run_ref(context), failed_tasks)
+        summary = close()
     except Exception as exc:
         set_run_note(context, f"FAILED: {exc}")
         raise
@@ -115,30 +127,12 @@ def finish(spec: ConnectorSpec, layout: PipelineLayout, context, failed_tasks: l
 # A connector of several tables: register and consume once for all, merge and sinks per table (mapped).
 
 def register_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
-    skip_in_backfill_runs(context)
-    pipes = connector_pipelines(data_dir, spec)
-    with kafka_connect_client() as connect:
-        return register_connector(pipes, connect, source_params(), run_ref(context),
-                                  kafka=PipelineKafkaHook(spec.name).clients, password_reference=password_reference(),
-                                  timeout=float(context["params"]["connector_timeout_seconds"]))
+    return _register(spec, connector_pipelines(data_dir, spec), context)
 
 
 def consume_all_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
-    skip_in_backfill_runs(context)
     pipes = connector_pipelines(data_dir, spec)
-    params = context["params"]
-    start_from = parse_instant(params.get("start_from"))
-    if start_from is not None:
-        started = [p.spec.qualified_table for p in pipes if p.history.runs.resume_point() is not None]
-        if started:
-            raise ConfigError(
-                f"start_from={params['start_from']} is only for tables that have not read anything yet; "
-                f"{', '.join(started)} of {spec.name} already resume from their own positions. Trigger "
-                f"{spec.dag_id}_ops with operation=reset_to_date to move them, or trigger this DAG without start_from.")
-    with PipelineKafkaHook(spec.name).clients() as kafka:
-        return consume_tables(pipes, kafka, run_ref(context), max_events=int(params["max_events"]),
-                              connect=kafka_connect_client, connector_config=lambda: _connector_config(spec),
-                              start_from=start_from)
+    return _consume(spec, pipes, context, lambda kafka, run, **options: consume_tables(pipes, kafka, run, **options))
 
 
 def merge_tables(spec: ConnectorSpec, data_dir, context, tables: list[str]) -> dict[str, Any]:
@@ -188,11 +182,4 @@ def backfill_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
 
 
 def finish_all_tables(spec: ConnectorSpec, data_dir, context, failed: dict[str, list[str]]) -> dict[str, Any]:
-    pipes = connector_pipelines(data_dir, spec)
-    try:
-        summary = finish_tables(pipes, run_ref(context), failed)
-    except Exception as exc:
-        set_run_note(context, f"FAILED: {exc}")
-        raise
-    set_run_note(context, summary["line"])
-    return summary
+    return _noted(context, lambda: finish_tables(connector_pipelines(data_dir, spec), run_ref(context), failed))

@@ -37,7 +37,7 @@ merges (and renders the sinks of) each table that has something new, each with i
 
 
 def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
-    from cdc_airflow.dag_factory import pipeline_dag_arguments
+    from cdc_airflow.dag_factory import CONSUME_TASK, REGISTER_TASK, pipeline_dag_arguments
 
     data_dir = settings.data_dir
     folder = data_dir / spec.name
@@ -46,8 +46,7 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
     sinks = [sink.type for sink in spec.settings.sinks if sink.type != "csv"]
     with DAG(**pipeline_dag_arguments(spec, f"CDC of {len(spec.tables)} tables into {folder}", doc)) as dag:
 
-        @task(task_id="register_connector", retries=1, retry_delay=timedelta(seconds=10),
-              retry_exponential_backoff=False, execution_timeout=timedelta(minutes=5), multiple_outputs=False)
+        @task(**REGISTER_TASK)
         @one_line_errors
         def register_connector() -> dict[str, Any]:
             from cdc_airflow import runners
@@ -56,7 +55,7 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
 
         # Its return value is what the table group is mapped over, the tables of each instance (Airflow maps over
         # return values only); the batch's summary is its XCom "summary".
-        @task(task_id="consume_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=False)
+        @task(**CONSUME_TASK)
         @one_line_errors
         def consume_batch() -> list[list[str]]:
             from cdc_airflow import runners

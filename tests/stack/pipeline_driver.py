@@ -67,6 +67,7 @@ class PipelineDriver:
         self.settings = settings
         self.spec = load_connector_spec(connector_path)
         self.pipe = Pipeline.under(data_dir, self.spec)
+        self.pipes = connector_pipelines(data_dir, self.spec)  # what register checks: every table
         self.layout = self.pipe.layout
         self.group = group or f"test.{self.spec.name}"
         self.runs = 0
@@ -110,7 +111,7 @@ class PipelineDriver:
 
     def register(self, run: RunRef | None = None) -> dict:
         with self.connect() as connect:
-            return register_connector(self.pipe, connect, self.source, run or self.next_run(), kafka=self.kafka,
+            return register_connector(self.pipes, connect, self.source, run or self.next_run(), kafka=self.kafka,
                                       password_reference=PASSWORD_REFERENCE)
 
     def consume(self, run: RunRef, max_events: int = 10_000, **kwargs) -> dict:
@@ -216,22 +217,27 @@ class PipelineDriver:
     def converge(self, order_by: str, *, timeout: float = 240.0, max_events: int = 10_000) -> bytes:
         """Run as the DAG would (register, consume, merge) until no rebuild is pending and destiny.csv equals
         COPY; answer COPY's bytes (the caller compares, so a failure shows the difference)."""
+        return self._run_until(lambda: self.destiny() == self.copy_csv(order_by), lambda: self.copy_csv(order_by),
+                               what=f"{self.spec.name} to converge on COPY", timeout=timeout, max_events=max_events)
+
+    def _run_until(self, identical, answer, *, what: str, timeout: float, max_events: int):
+        """register + one run, again, until no table rebuilds and ``identical()``; then ``answer()``."""
         def settled() -> bool | Exception:
             try:
                 self.register()
                 self.run_once(max_events)
             except Exception as exc:  # noqa: BLE001 - a failing run ends the wait and is raised below
                 return exc
-            return self.history.incidents.active_recovery() is None and self.destiny() == self.copy_csv(order_by)
+            rebuilding = any(p.history.incidents.active_recovery() is not None for p in self.pipes)
+            return not rebuilding and identical()
 
         try:
-            outcome = wait_until(settled, what=f"{self.spec.name} to converge on COPY", timeout=timeout, interval=1.0)
+            outcome = wait_until(settled, what=what, timeout=timeout, interval=1.0)
         except WaitTimeout:
-            return self.copy_csv(order_by)
+            return answer()
         if isinstance(outcome, Exception):
             raise outcome
-        return self.copy_csv(order_by)
-
+        return answer()
 
 class ConnectorDriver(PipelineDriver):
     """A connector of several tables, driven as its DAG drives it: register and consume once for every table,
@@ -240,15 +246,9 @@ class ConnectorDriver(PipelineDriver):
     def __init__(self, settings, connector_path: Path, data_dir: Path, group: str | None = None) -> None:
         super().__init__(settings, connector_path, data_dir, group)
         self.data_dir = data_dir
-        self.pipes = connector_pipelines(data_dir, self.spec)
 
     def table(self, qualified: str) -> Pipeline:
         return next(p for p in self.pipes if p.spec.qualified_table == qualified)
-
-    def register(self, run: RunRef | None = None) -> dict:
-        with self.connect() as connect:
-            return register_connector(self.pipes, connect, self.source, run or self.next_run(), kafka=self.kafka,
-                                      password_reference=PASSWORD_REFERENCE)
 
     def consume(self, run: RunRef, max_events: int = 10_000, **kwargs) -> dict:
         with self.kafka() as kafka:
@@ -275,24 +275,9 @@ class ConnectorDriver(PipelineDriver):
                         ) -> dict[str, bytes]:
         """Run as the DAG would until no table rebuilds and every destiny.csv equals COPY of its table; answer
         COPY's bytes per table (the caller compares, so a failure shows the difference)."""
-        def settled() -> bool | Exception:
-            try:
-                self.register()
-                self.run_once(max_events)
-            except Exception as exc:  # noqa: BLE001 - a failing run ends the wait and is raised below
-                return exc
-            rebuilding = any(p.history.incidents.active_recovery() is not None for p in self.pipes)
-            return not rebuilding and self.destinies() == self.copies(order_by)
-
-        try:
-            outcome = wait_until(settled, what=f"every table of {self.spec.name} to converge on COPY", timeout=timeout,
-                                 interval=1.0)
-        except WaitTimeout:
-            return self.copies(order_by)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return self.copies(order_by)
-
+        return self._run_until(lambda: self.destinies() == self.copies(order_by), lambda: self.copies(order_by),
+                               what=f"every table of {self.spec.name} to converge on COPY", timeout=timeout,
+                               max_events=max_events)
 
 class _Scoped:
     """What PipelineDriver.copy_csv reads: the source and one table's spec."""
