@@ -58,52 +58,61 @@ class SourceReport:
 
 
 def check_source(params: SourceParams, schema: str, table: str, slot_name: str) -> SourceReport:
+    return check_sources(params, [(schema, table)], slot_name)[0]
+
+
+def check_sources(params: SourceParams, tables: list[tuple[str, str]], slot_name: str) -> list[SourceReport]:
+    """``check_source`` for each ``(schema, table)`` of one connector, over one connection."""
     with params.connect(autocommit=True) as conn:
-        wal_level = conn.execute("SHOW wal_level").fetchone()[0]
-        if wal_level != "logical":
-            raise SourceError(
-                f"PostgreSQL at {params.describe()} has wal_level={wal_level}; logical decoding needs "
-                "wal_level=logical. Run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL."
-            )
-        exists = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{table}"',)).fetchone()[0]
-        if exists is None:
-            raise SourceError(f"table {schema}.{table} does not exist in the source database. Create it, or fix "
-                              "table.include.list in the connector file.")
-        description = read_description(conn, schema, table)
-        if not description.key_columns:
-            raise SourceError(
-                f"table {schema}.{table} has no primary key; the merge keeps one row per key, so it needs one. "
-                "Add a primary key (ALTER TABLE ... ADD PRIMARY KEY (...))."
-            )
-        report = SourceReport(wal_level=wal_level, description=description, slot_exists=False)
-        key_collations = {c.name: c.collation for c in description.columns if c.name in description.key_columns}
-        linguistic = {c: coll for c, coll in key_collations.items() if coll and coll not in BYTE_ORDER_COLLATIONS}
-        if linguistic:
-            report.notes.append(
-                f"key columns {linguistic} use a linguistic collation: destiny.csv orders text keys by code point "
-                "(the C collation), so its row order can differ from ORDER BY on this database; the rows are the same"
-            )
-        row = conn.execute(
-            "SELECT plugin, active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint"
-            " FROM pg_replication_slots WHERE slot_name = %s",
-            (slot_name,),
+        return [_check(conn, params, schema, table, slot_name) for schema, table in tables]
+
+
+def _check(conn, params: SourceParams, schema: str, table: str, slot_name: str) -> SourceReport:
+    wal_level = conn.execute("SHOW wal_level").fetchone()[0]
+    if wal_level != "logical":
+        raise SourceError(
+            f"PostgreSQL at {params.describe()} has wal_level={wal_level}; logical decoding needs "
+            "wal_level=logical. Run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL."
+        )
+    exists = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{table}"',)).fetchone()[0]
+    if exists is None:
+        raise SourceError(f"table {schema}.{table} does not exist in the source database. Create it, or fix "
+                          "table.include.list in the connector file.")
+    description = read_description(conn, schema, table)
+    if not description.key_columns:
+        raise SourceError(
+            f"table {schema}.{table} has no primary key; the merge keeps one row per key, so it needs one. "
+            "Add a primary key (ALTER TABLE ... ADD PRIMARY KEY (...))."
+        )
+    report = SourceReport(wal_level=wal_level, description=description, slot_exists=False)
+    key_collations = {c.name: c.collation for c in description.columns if c.name in description.key_columns}
+    linguistic = {c: coll for c, coll in key_collations.items() if coll and coll not in BYTE_ORDER_COLLATIONS}
+    if linguistic:
+        report.notes.append(
+            f"key columns {linguistic} use a linguistic collation: destiny.csv orders text keys by code point "
+            "(the C collation), so its row order can differ from ORDER BY on this database; the rows are the same"
+        )
+    row = conn.execute(
+        "SELECT plugin, active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint"
+        " FROM pg_replication_slots WHERE slot_name = %s",
+        (slot_name,),
+    ).fetchone()
+    if row is None:
+        used, limit = conn.execute(
+            "SELECT (SELECT count(*) FROM pg_replication_slots), current_setting('max_replication_slots')::int"
         ).fetchone()
-        if row is None:
-            used, limit = conn.execute(
-                "SELECT (SELECT count(*) FROM pg_replication_slots), current_setting('max_replication_slots')::int"
-            ).fetchone()
-            if used >= limit:
-                raise SourceError(
-                    f"replication slot {slot_name!r} does not exist and all {limit} slots are in use; "
-                    "drop an unused slot (SELECT pg_drop_replication_slot(name)) or raise max_replication_slots."
-                )
-            report.notes.append(f"slot {slot_name} does not exist yet: the connector creates it and takes a snapshot")
-        else:
-            plugin, active, retained = row
-            if plugin != "pgoutput":
-                raise SourceError(
-                    f"replication slot {slot_name!r} exists with plugin {plugin!r}, but the connector uses pgoutput. "
-                    "Drop the slot or set slot.name to another name in the connector file."
-                )
-            report.slot_exists, report.slot_active, report.slot_retained_wal_bytes = True, active, retained
-        return report
+        if used >= limit:
+            raise SourceError(
+                f"replication slot {slot_name!r} does not exist and all {limit} slots are in use; "
+                "drop an unused slot (SELECT pg_drop_replication_slot(name)) or raise max_replication_slots."
+            )
+        report.notes.append(f"slot {slot_name} does not exist yet: the connector creates it and takes a snapshot")
+    else:
+        plugin, active, retained = row
+        if plugin != "pgoutput":
+            raise SourceError(
+                f"replication slot {slot_name!r} exists with plugin {plugin!r}, but the connector uses pgoutput. "
+                "Drop the slot or set slot.name to another name in the connector file."
+            )
+        report.slot_exists, report.slot_active, report.slot_retained_wal_bytes = True, active, retained
+    return report

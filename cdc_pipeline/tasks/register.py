@@ -25,7 +25,7 @@ from cdc_pipeline.connector_folder import joining_tables, prepare_connector_fold
 from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
-from cdc_pipeline.source.checks import SourceParams, check_source
+from cdc_pipeline.source.checks import SourceParams, check_sources
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.formatting import size_text
 from cdc_pipeline.tasks.tracking import tracked
@@ -56,7 +56,7 @@ def register_connector(
     with contextlib.ExitStack() as stack:
         summaries = [stack.enter_context(tracked(pipe.history, run, "register_connector")) for pipe in pipes]
         summaries[0]["notes"] = folder_notes
-        reports = [_checked_source(pipe, source, run) for pipe in pipes]
+        reports = _checked_sources(pipes, source, run)
         problems = [f"{pipe.spec.qualified_table}: {problem}" if spec.many_tables else problem
                     for pipe, report in zip(pipes, reports) for problem in unsupported_columns(report.description)]
         if problems:
@@ -85,8 +85,10 @@ def register_connector(
                 pipe.history.incidents.seen_down("connect", run.run_id, str(exc))
             raise
         log.info("connector %s: config %s; %s", spec.name, action, status.describe())
+        topics = _checked_topics([pipe.spec.topic for pipe in pipes], kafka)
         for pipe, report, summary, recovery in zip(pipes, reports, summaries, recoveries):
-            _summarise(pipe, report, summary, recovery, run, kafka, action=action, status=status, source=source)
+            summary["topic"] = topics[pipe.spec.topic]
+            _summarise(pipe, report, summary, recovery, run, action=action, status=status, source=source)
     if spec.many_tables:
         return {**summaries[0], "tables": {p.spec.qualified_table: s for p, s in zip(pipes, summaries)}}
     return summaries[0]
@@ -106,10 +108,9 @@ def _start_with_a_snapshot(pipes: list[Pipeline], joined, connect, kafka, config
     return done
 
 
-def _summarise(pipe: Pipeline, report, summary: dict, recovery, run: RunRef, kafka, *, action, status, source) -> None:
+def _summarise(pipe: Pipeline, report, summary: dict, recovery, run: RunRef, *, action, status, source) -> None:
     spec, history = pipe.spec, pipe.history
     history.incidents.seen_up("connect", run.run_id)
-    summary["topic"] = _checked_topic(spec.topic, kafka)
     history.runs.update_run(run.run_id, topic=spec.topic)
     summary.update(
         connector=spec.name, table=spec.qualified_table, config=action, state=status.describe(), slot=spec.slot_name,
@@ -125,31 +126,37 @@ def _summarise(pipe: Pipeline, report, summary: dict, recovery, run: RunRef, kaf
                     recovery.step)
 
 
-def _checked_topic(topic: str, kafka: Callable[[], KafkaClients]) -> str:
-    """The topic's cleanup and retention; a compacted topic is refused (ConfigError). A broker that does not answer
-    is the drain's to report: registration goes on."""
+def _checked_topics(topics: list[str], kafka: Callable[[], KafkaClients]) -> dict[str, str]:
+    """Each topic's cleanup and retention, with one set of clients; a compacted topic is refused (ConfigError). A
+    broker that does not answer is the drain's to report: registration goes on."""
+    checked = {}
     try:
         with kafka() as clients:
-            retention = topic_retention(clients, topic)
+            for topic in topics:
+                retention = topic_retention(clients, topic)
+                if retention is None:
+                    checked[topic] = "not created yet"
+                    continue
+                refuse_compaction(retention)
+                log.info("topic %s: %s", topic, retention.describe())
+                checked[topic] = retention.describe()
     except BrokerUnreachableError as exc:
-        log.warning("topic %s: settings not checked, the broker did not answer (%s)", topic, exc)
-        return "not checked: broker unreachable"
-    if retention is None:
-        return "not created yet"
-    refuse_compaction(retention)
-    log.info("topic %s: %s", topic, retention.describe())
-    return retention.describe()
+        log.warning("topics of %s: settings not checked, the broker did not answer (%s)", topics[0], exc)
+        return {topic: checked.get(topic, "not checked: broker unreachable") for topic in topics}
+    return checked
 
 
-def _checked_source(pipe: Pipeline, source: SourceParams, run: RunRef):
-    incidents = pipe.history.incidents
+def _checked_sources(pipes: list[Pipeline], source: SourceParams, run: RunRef):
+    """Every table checked over one connection; an outage is recorded in every table's history."""
     try:
-        report = check_source(source, pipe.spec.schema, pipe.spec.table, pipe.spec.slot_name)
+        reports = check_sources(source, [(p.spec.schema, p.spec.table) for p in pipes], pipes[0].spec.slot_name)
     except SourceUnreachableError as exc:
-        incidents.seen_down("postgres", run.run_id, str(exc))
+        for pipe in pipes:
+            pipe.history.incidents.seen_down("postgres", run.run_id, str(exc))
         raise
-    incidents.seen_up("postgres", run.run_id)
-    return report
+    for pipe in pipes:
+        pipe.history.incidents.seen_up("postgres", run.run_id)
+    return reports
 
 
 def _schema_change(pipe: Pipeline, description: TableDescription) -> list[str]:

@@ -83,3 +83,32 @@ def test_a_change_on_one_table_maps_one_merge_only(airflow_stack, shop):
     assert ("table.merge_batch", 1) not in last  # the quiet table got no task
     log = airflow_stack.task_log(DAG_ID, merged[-1], "table.merge_batch", 1, map_index=0)
     assert "merge: 5 events" in log and "af_shop_items" in log
+
+
+def test_the_dashboard_shows_each_table_and_opens_one(airflow_stack, shop, page, shots):
+    """In Chromium: the connector's CDC dashboard tab lists both tables with their state; picking one shows its
+    status strip and its runs; the pipelines list has one row per table."""
+    from tests.airflow.test_dashboard_browser import assert_fits_the_window, expect, shoot
+
+    drain(airflow_stack, shop)
+    page.goto(f"{airflow_stack.base_url}/dags/{DAG_ID}")
+    page.get_by_role("link", name="CDC dashboard").click()
+    frame = page.frame_locator("iframe[title='CDC dashboard']")
+    overview = frame.locator("table.overview")
+    expect(overview).to_be_visible()
+    for table in ORDER_BY:
+        expect(overview.get_by_role("link", name=table)).to_be_visible()
+    expect(overview).to_contain_text("OK")
+    shoot(page, shots, "many-tables-connector")
+    overview.get_by_role("link", name="public.af_shop_orders").click()
+    expect(frame.locator("header.top h1")).to_contain_text("public.af_shop_orders")
+    expect(frame.locator("#strip .cell[data-key=state]")).to_be_visible()
+    expect(frame.locator("table.runs tbody tr").first).to_be_visible()
+    assert_fits_the_window(page)
+    page.goto(f"{airflow_stack.base_url}/cdc/pipelines")
+    for table in ORDER_BY:
+        expect(page.get_by_role("link", name=f"af_shop/{table}")).to_be_visible()
+    shoot(page, shots, "many-tables-pipelines-list")
+
+
+from tests.airflow.test_dashboard_browser import browser, page, shots  # noqa: E402,F401 - the browser's fixtures
