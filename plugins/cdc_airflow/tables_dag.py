@@ -21,6 +21,9 @@ from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_
 from cdc_pipeline.connector_spec import ConnectorSpec
 
 TABLE_GROUP = "table"
+# The grid and the task list name each mapped instance by its tables instead of a bare index (rendered as the
+# instance starts, from its own argument).
+TABLES_LABEL = "{{ task.op_kwargs['tables'] | join(', ') | truncate(250) }}"
 CONNECTOR_TASKS = ("register_connector", "consume_batch", "backfill_interval")
 
 TABLES_DOC = """
@@ -67,7 +70,8 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
 
         @task_group(group_id=TABLE_GROUP)
         def per_table(tables: list[str]):
-            @task(task_id="merge_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=False)
+            @task(task_id="merge_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=False,
+                  map_index_template=TABLES_LABEL)
             @one_line_errors
             def merge_batch(tables: list[str]) -> dict[str, Any]:
                 from cdc_airflow import runners
@@ -112,7 +116,7 @@ def sink_task_id(sink_type: str) -> str:
 
 def _sink_task(spec: ConnectorSpec, data_dir, sink_type: str):
     @task(task_id=sink_task_id(sink_type), execution_timeout=timedelta(minutes=30), multiple_outputs=False, retries=1,
-          retry_delay=timedelta(seconds=10), retry_exponential_backoff=False)
+          retry_delay=timedelta(seconds=10), retry_exponential_backoff=False, map_index_template=TABLES_LABEL)
     @one_line_errors
     def render_sink(tables: list[str]) -> dict[str, Any]:
         from cdc_airflow import runners

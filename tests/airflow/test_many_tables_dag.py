@@ -68,6 +68,9 @@ def test_every_table_is_merged_by_its_own_mapped_task_and_ends_identical(airflow
         states.update(mapped(airflow_stack, run_id))
     assert states[("table.merge_batch", 0)] == "success" and states[("table.merge_batch", 1)] == "success"
     assert states[("table.sink_parquet", 1)] == "success"
+    labels = {ti["rendered_map_index"] for run_id in run_ids for ti in airflow_stack.task_instances(DAG_ID, run_id)
+              if ti["task_id"] == "table.merge_batch"}
+    assert set(ORDER_BY) <= labels  # the grid names each instance by its table
     note = airflow_stack.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_ids[-1]}").json()["note"]
     assert note.startswith("2/2 tables ok"), note
 
