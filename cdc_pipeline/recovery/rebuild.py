@@ -102,11 +102,12 @@ def _record_start(pipe, run_id: str | None, reason: str, detail: str, lost, *, c
 def _stop_and_forget_offsets(spec: ConnectorSpec, connect: KafkaConnectClient,
                              connector_config: dict[str, str] | None) -> None:
     name = spec.name
-    if connector_config is not None:
-        connect.put_config(name, connector_config)  # the snapshot covers the tables the file lists now
-    elif connect.status(name) is None:
-        raise DataLossError(f"connector {name} is not registered on Kafka Connect; let register_connector run once, "
-                            "then the rebuild starts again")
+    if connect.status(name) is None:
+        # Only then: a caller's config may come from another environment than registration's (the CLI's).
+        if connector_config is None:
+            raise DataLossError(f"connector {name} is not registered on Kafka Connect; let register_connector run "
+                                "once, then the rebuild starts again")
+        connect.put_config(name, connector_config)
     connect.stop(name)
     connect.delete_offsets(name)
 

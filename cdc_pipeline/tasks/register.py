@@ -101,6 +101,7 @@ def _start_with_a_snapshot(pipes: list[Pipeline], joined, connect, kafka, config
     names = ", ".join(t.qualified for t in joined)
     what = f"{names} added to connector {first.spec.name}"
     with rebuild_locks(first), kafka() as clients:
+        connect.put_config(first.spec.name, config)  # first, so the new snapshot covers the tables listed now
         recovery = start_rebuild(first, connect=connect, kafka=clients, connector_config=config, run_id=run.run_id,
                                  reason="table_added", detail=what)
     done = f"{what}; every table re-snapshots aside (rebuild {recovery.id}) so the new ones get their existing rows"
