@@ -21,9 +21,9 @@ from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_
 from cdc_pipeline.connector_spec import ConnectorSpec
 
 TABLE_GROUP = "table"
-# The grid and the task list name each mapped instance by its tables instead of a bare index (rendered as the
-# instance starts, from its own argument).
-TABLES_LABEL = "{{ task.op_kwargs['tables'] | join(', ') | truncate(250) }}"
+# The grid and the task list name each mapped instance by its tables instead of a bare index: the task puts the
+# label in its context first thing (Airflow's documented way); ``default`` keeps the early rendering harmless.
+TABLES_LABEL = "{{ cdc_tables_label | default('') }}"
 CONNECTOR_TASKS = ("register_connector", "consume_batch", "backfill_interval")
 
 TABLES_DOC = """
@@ -76,7 +76,7 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
             def merge_batch(tables: list[str]) -> dict[str, Any]:
                 from cdc_airflow import runners
 
-                return runners.merge_tables(spec, data_dir, get_current_context(), tables)
+                return runners.merge_tables(spec, data_dir, labelled(get_current_context(), tables), tables)
 
             merged = merge_batch(tables)
             for sink_type in sinks:
@@ -110,6 +110,13 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
     return dag
 
 
+def labelled(context, tables: list[str]):
+    """The context, with the mapped instance's label (its tables) for ``map_index_template``."""
+    label = ", ".join(tables)
+    context["cdc_tables_label"] = label if len(label) <= 250 else f"{label[:240]}… ({len(tables)} tables)"
+    return context
+
+
 def sink_task_id(sink_type: str) -> str:
     return f"sink_{sink_type}"
 
@@ -121,7 +128,7 @@ def _sink_task(spec: ConnectorSpec, data_dir, sink_type: str):
     def render_sink(tables: list[str]) -> dict[str, Any]:
         from cdc_airflow import runners
 
-        return runners.sink_tables(spec, data_dir, get_current_context(), sink_type, tables)
+        return runners.sink_tables(spec, data_dir, labelled(get_current_context(), tables), sink_type, tables)
 
     return render_sink
 
