@@ -41,3 +41,13 @@ def test_a_first_run_in_flight_is_not_late_but_one_stuck_for_longer_than_the_lat
     assert status.last_merge_at is None and status.state == "ok", status.problems
     status = pipeline_status("t", layout, now=NOW + timedelta(minutes=10))
     assert status.state == "late" and "since ever" in " ".join(status.problems)
+
+
+def test_a_quiet_tables_runs_without_a_merge_keep_the_last_counted_rows(tmp_path):
+    """A table of a connector of several gets no merge task in a run where it had nothing new."""
+    layout = PipelineLayout.under(tmp_path, "t")
+    layout.folder.mkdir(parents=True)
+    history = History.open(layout.history)
+    _run(history, "scheduled__1", status="merged", ended_at=(NOW - timedelta(seconds=90)).isoformat(), destiny_rows=60)
+    _run(history, "scheduled__2", status="merged", ended_at=(NOW - timedelta(seconds=30)).isoformat())
+    assert pipeline_status("t", layout, now=NOW).destiny_rows == 60
