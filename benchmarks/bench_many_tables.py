@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, sizes: list[int]) -> dict:
         source = Source(settings.pg_conninfo)
         with AirflowClient(settings.airflow_url, settings.airflow_user, settings.airflow_password) as api:
             time.sleep(20)  # let the just-started Airflow settle before the floor
-            results["floor_cpu_s_per_min"] = cpu_per_minute(args.idle_seconds / 2)
+            results["floor_cpu_s_per_min"] = round(cpu_per_minute(args.idle_seconds / 2), 1)
             print(f"floor: {results['floor_cpu_s_per_min']} CPU-s/min with the stack up and no pipeline", flush=True)
             for n in sizes:
                 layouts = {"one_connector": [f"bench_n{n}"]}
@@ -109,6 +109,7 @@ def measure_size(api, source: Source, settings, connectors: Path, n: int, names:
     began = time.time()
     for dag_id in dag_ids:
         api.unpause(dag_id)
+        api.trigger(dag_id)  # now, not at the next minute: the snapshot's time is the pipeline's, not the clock's
     wait(lambda: all(rows_in(path) >= args.rows for path in destinies.values()),
          what=f"{n} tables of {args.rows} rows to be snapshotted", timeout=1800, interval=5)
     snapshot_s = time.time() - began
@@ -124,6 +125,9 @@ def measure_size(api, source: Source, settings, connectors: Path, n: int, names:
     wal_cpu = walsenders.per_minute()
     wait(lambda: watcher.pending() == 0, what="the sampled changes to reach destiny.csv", timeout=900, interval=2)
     watcher.stop()
+    # The run that merged the last sample may still be finishing: wait for every run begun in the load to end.
+    wait(lambda: not any(run_in_flight(api, dag_id, since=load_started) for dag_id in dag_ids),
+         what="the load's runs to end", timeout=600, interval=2)
     runs = [d for dag_id in dag_ids for d in run_durations(api, dag_id, since=load_started)]
     for dag_id in dag_ids:
         api.set_paused(dag_id, True)
@@ -325,10 +329,18 @@ def retire(settings, names: list[str]) -> None:
         wait(dropped, what="the benchmark's slots to be dropped", timeout=120)
 
 
+def dag_runs(api, dag_id: str) -> list[dict]:
+    return api.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 1000}).json()["dag_runs"]
+
+
+def run_in_flight(api, dag_id: str, since: float) -> bool:
+    return any(run.get("start_date") and not run.get("end_date") and epoch(run["start_date"]) >= since
+               for run in dag_runs(api, dag_id))
+
+
 def run_durations(api, dag_id: str, since: float) -> list[float]:
-    found = api.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 1000}).json()["dag_runs"]
     durations = []
-    for run in found:
+    for run in dag_runs(api, dag_id):
         start, end = epoch(run.get("start_date")), epoch(run.get("end_date"))
         if start and end and start >= since:
             durations.append(end - start)
