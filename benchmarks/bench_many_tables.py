@@ -22,6 +22,7 @@ object: per size and layout, ``snapshot_s``, ``idle_cpu_s_per_min``, ``load_cpu_
 
 Run: .venv/bin/python benchmarks/bench_many_tables.py [--tables 1,10,50,200] [--rows 10000] [--rate 100]
                      [--idle-seconds 120] [--load-seconds 180] [--single-up-to 10]
+Plot: .venv/bin/python benchmarks/bench_many_tables.py --plot RESULT.json OUT.png   (RESULT: the last line)
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=180.0)
     parser.add_argument("--single-up-to", type=int, default=10,
                         help="also run sizes up to this as one-table connectors (0: never)")
+    parser.add_argument("--plot", nargs=2, type=Path, metavar=("RESULT", "OUT"),
+                        help="draw a run's figures against the number of tables; starts nothing")
     args = parser.parse_args()
+    if args.plot:
+        plot(json.loads(args.plot[0].read_text().strip().splitlines()[-1]), args.plot[1])
+        return
     sizes = [int(n) for n in args.tables.split(",") if n.strip()]
     print(json.dumps(run(args, sizes)))
 
@@ -362,6 +368,38 @@ def wait(check, *, what: str, timeout: float, interval: float = 1.0):
     from cdc_pipeline.waiting import wait_until
 
     return wait_until(check, what=what, timeout=timeout, interval=interval)
+
+
+PLOTTED = (("snapshot_s", "snapshot (s)"), ("idle_cpu_over_floor", "idle CPU-s per minute over the floor"),
+           ("load_cpu_s_per_min", "CPU-s per minute under load"), ("run_p95_s", "run duration p95 (s)"),
+           ("freshness_p95_s", "freshness p95 (s)"), ("walsender_cpu_s_per_min", "walsender CPU-s per minute"))
+
+
+def plot(result: dict, output: Path) -> None:
+    """Each figure against the number of tables: one connector, and one connector per table where measured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(int(n) for n in result["sizes"])
+    figure, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for axis, (key, title) in zip(axes.flat, PLOTTED):
+        for layout, style in (("one_connector", "o-"), ("one_connector_per_table", "s--")):
+            points = [(n, result["sizes"][str(n)][layout].get(key)) for n in sizes
+                      if layout in result["sizes"][str(n)] and result["sizes"][str(n)][layout].get(key) is not None]
+            if points:
+                axis.plot(*zip(*points), style, label=layout.replace("_", " "))
+        if key == "freshness_p95_s":
+            axis.axhline(90, linestyle=":", color="grey", label="target: 90 s")
+        axis.set(xscale="log", xlabel="tables", title=title)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle(f"Many tables on one connector: {result['setup']['rows']:,} rows each, "
+                    f"{result['setup']['rate']:g} updates/s spread over the tables, {result['setup']['cpus']} CPUs")
+    figure.tight_layout()
+    figure.savefig(output, dpi=100)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":
