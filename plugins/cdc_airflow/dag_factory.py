@@ -13,30 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowSkipException
-from airflow.sdk import DAG, Asset, Param, TriggerRule, get_current_context, task
+from airflow.sdk import DAG, Asset, TriggerRule, get_current_context, task
 
+from cdc_airflow.dag_arguments import CONSUME_TASK, PIPELINE_TASKS, REGISTER_TASK, pipeline_dag_arguments
 from cdc_airflow.dag_docs import pipeline_doc
 from cdc_airflow.init_dag import DAG_ID as INIT_DAG_ID, build_init_dag
 from cdc_airflow.ops_dag import build_ops_dag
 from cdc_airflow.settings import DagSettings
-from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_errors, refusals_fail_at_once
+from cdc_airflow.tables_dag import build_tables_dag
+from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_errors
 from cdc_pipeline.connector_spec import ConnectorSpec, load_connector_files
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.layout import PipelineLayout
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAX_EVENTS = 10_000
-START_FROM_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.+\-]*Z?)?$"
-PIPELINE_TASKS = ("register_connector", "consume_batch", "merge_batch", "backfill_interval")
-# Registration retries briefly and runs beside the drain: an unreachable source or Kafka Connect never holds
-# back what Kafka already has.
-REGISTER_TASK = dict(task_id="register_connector", retries=1, retry_delay=timedelta(seconds=10),
-                     retry_exponential_backoff=False, execution_timeout=timedelta(minutes=5), multiple_outputs=False)
-CONSUME_TASK = dict(task_id="consume_batch", execution_timeout=timedelta(minutes=15), multiple_outputs=False)
-RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
-           "max_retry_delay": timedelta(minutes=5), "retry_policy": refusals_fail_at_once()}
-
 
 def build_dags(settings: DagSettings | None = None) -> dict[str, DAG]:
     """One DAG per connector file. A broken file gets a DAG that fails and says why, so one bad file
@@ -80,41 +70,8 @@ def destiny_asset(spec: ConnectorSpec, layout: PipelineLayout) -> Asset:
     return Asset(name=f"cdc_{spec.name}_destiny", uri=f"file://{layout.destiny}", group="cdc")
 
 
-def pipeline_dag_arguments(spec: ConnectorSpec, description: str, doc_md: str) -> dict[str, Any]:
-    """What every pipeline DAG shares, one table or several: schedule, retries, params."""
-    return dict(
-        dag_id=spec.dag_id,
-        description=description,
-        schedule="* * * * *",  # cron, so run ids are whole minutes
-        start_date=datetime(2026, 1, 1),
-        catchup=False,
-        max_active_runs=1,
-        dagrun_timeout=timedelta(minutes=30),
-        default_args=RETRIES,
-        tags=["cdc", "debezium", "csv", spec.name],
-        doc_md=doc_md,
-        params={
-            "max_events": Param(DEFAULT_MAX_EVENTS, type="integer", minimum=1, maximum=5_000_000,
-                                title="Most events this run reads" + (" per table" if spec.many_tables else ""),
-                                description="The next run continues where this one stopped. Example: 10000."),
-            # The pattern refuses what is plainly not a date at trigger time (422); the task parses the rest.
-            "start_from": Param(None, type=["null", "string"], maxLength=40, pattern=START_FROM_PATTERN,
-                                title="Start from (new pipelines only)",
-                                description="ISO date or date-time, UTC if no zone, e.g. 2026-11-24 or "
-                                            "2026-11-24T08:00:00Z: events committed before it are skipped. Only for a "
-                                            f"pipeline that has not read anything yet; to move an existing one, trigger "
-                                            f"{spec.dag_id}_ops with operation=reset_to_date."),
-            "connector_timeout_seconds": Param(60, type="integer", minimum=5, maximum=900,
-                                               title="Seconds register_connector waits for RUNNING"),
-        },
-        render_template_as_native_obj=True,
-    )
-
-
 def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
     if spec.many_tables:
-        from cdc_airflow.tables_dag import build_tables_dag
-
         return build_tables_dag(spec, settings)
     layout = PipelineLayout.under(settings.data_dir, spec.name)
     destiny = destiny_asset(spec, layout)

@@ -16,6 +16,7 @@ from typing import Any
 from airflow.sdk import DAG, TriggerRule, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 
+from cdc_airflow.dag_arguments import CONSUME_TASK, REGISTER_TASK, pipeline_dag_arguments
 from cdc_airflow.settings import DagSettings
 from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_errors
 from cdc_pipeline.connector_spec import ConnectorSpec
@@ -40,8 +41,6 @@ merges (and renders the sinks of) each table that has something new, each with i
 
 
 def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
-    from cdc_airflow.dag_factory import CONSUME_TASK, REGISTER_TASK, pipeline_dag_arguments
-
     data_dir = settings.data_dir
     folder = data_dir / spec.name
     doc = TABLES_DOC.format(count=len(spec.tables), path=spec.path, slot=spec.slot_name, folder=folder,
