@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_table_option(ops)
     ops.add_argument("--clear", action="store_true")
     ops.set_defaults(func=cmd_operations)
-    add_backfill_commands(sub)
+    add_backfill_commands(sub, environment)
     add_init_command(sub, environment)
     return parser
 

@@ -20,13 +20,14 @@ from cdc_pipeline.table_choice import add_table_option, chosen_folders
 INSTANT_HELP = "ISO date-time, UTC when no zone is given, e.g. 2026-11-24T12:00:00Z"
 
 
-def add_subcommands(sub) -> None:
+def add_subcommands(sub, environment) -> None:
+    """``as-of`` and ``changes``; ``environment(args)`` gives the folders (the CLI's, passed in, not imported)."""
     as_of = sub.add_parser("as-of", help="the table as it was at an instant, in destiny.csv's form, from the change log")
     as_of.add_argument("--connector", required=True)
     add_table_option(as_of)
     as_of.add_argument("--at", required=True, help=INSTANT_HELP)
     as_of.add_argument("--out", required=True, type=Path, help="the CSV file to write (replaced atomically)")
-    as_of.set_defaults(func=cmd_as_of)
+    as_of.set_defaults(func=lambda args: cmd_as_of(args, environment(args)))
 
     changes = sub.add_parser("changes", help="the change events committed in [--from, --to), in buffer.csv's form")
     changes.add_argument("--connector", required=True)
@@ -34,23 +35,23 @@ def add_subcommands(sub) -> None:
     changes.add_argument("--from", dest="start", required=True, help=INSTANT_HELP)
     changes.add_argument("--to", dest="end", required=True, help=f"{INSTANT_HELP} (not included)")
     changes.add_argument("--out", required=True, type=Path, help="the CSV file to write (replaced atomically)")
-    changes.set_defaults(func=cmd_changes)
+    changes.set_defaults(func=lambda args: cmd_changes(args, environment(args)))
 
 
-def cmd_as_of(args: argparse.Namespace) -> int:
+def cmd_as_of(args: argparse.Namespace, env) -> int:
     from cdc_pipeline.backfill.asof import write_as_of
 
     at = _instant(args.at, "--at")
-    result = write_as_of(_layout(args), at, args.out)
+    result = write_as_of(_layout(args, env), at, args.out)
     print(result.line())
     return 0
 
 
-def cmd_changes(args: argparse.Namespace) -> int:
+def cmd_changes(args: argparse.Namespace, env) -> int:
     from cdc_pipeline.backfill.changes import write_changes
 
     start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
-    result = write_changes(_layout(args), start, end, args.out)
+    result = write_changes(_layout(args, env), start, end, args.out)
     print(result.line())
     return 0
 
@@ -62,10 +63,7 @@ def _instant(value: str, what: str):
     return moment
 
 
-def _layout(args: argparse.Namespace) -> PipelineLayout:
-    from cdc_pipeline.cli import environment
-
-    env = environment(args)
+def _layout(args: argparse.Namespace, env) -> PipelineLayout:
     [(_, layout)] = chosen_folders(env.data_dir, env.connectors_dir, args.connector, args.table)
     if not layout.changelog_dir.is_dir():
         raise ConfigError(f"{layout.folder} has no change log (changelog/): is {args.connector!r} the connector's "

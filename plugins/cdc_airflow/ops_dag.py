@@ -13,23 +13,11 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
+from cdc_airflow.operation_names import ALL_TABLES, CHANGING, OPERATIONS
 from cdc_airflow.settings import DagSettings
 from cdc_airflow.task_runtime import one_line_errors
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.layout import PipelineLayout
-
-OPERATIONS = {
-    "status": "health, backlog, data as of, last runs (changes nothing)",
-    "history": "the last 20 runs (changes nothing)",
-    "verify": "compare destiny.csv with the source at one consistent point (changes nothing unless it differs "
-              "and on_data_loss is resnapshot)",
-    "reset_to_beginning": "move the state aside and rebuild destiny.csv from the topic's beginning",
-    "reset_to_date": "move the state aside; keep only changes committed from 'date' on",
-    "reset_to_run": "move the state aside; read again from where run 'run_id' started",
-    "resnapshot": "rebuild destiny.csv from a new snapshot, aside; it switches when complete",
-    "clear_unfinished_operation": "clear the marker of an operator command that died",
-}
-CHANGING = frozenset({"reset_to_beginning", "reset_to_date", "reset_to_run", "resnapshot", "clear_unfinished_operation"})
 
 DOC = """
 ### Operations of `{name}` ({table})
@@ -44,7 +32,6 @@ in-flight run to finish its step) and scheduled runs of `{dag_id}` step aside un
 """
 
 
-ALL_TABLES = "*"
 
 
 def _table_param(spec: ConnectorSpec) -> dict[str, Param]:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from cdc_airflow.hooks import PipelineKafkaHook, kafka_connect_client, password_reference, source_params
-from cdc_airflow.ops_dag import ALL_TABLES, CHANGING, OPERATIONS
+from cdc_airflow.operation_names import ALL_TABLES, CHANGING, OPERATIONS
 from cdc_airflow.probes import airflow_probes
 from cdc_pipeline import operations
 from cdc_pipeline.connector_spec import ConnectorSpec
