@@ -39,9 +39,8 @@ class Pipeline:
 
     def siblings(self) -> list[Pipeline]:
         """The connector's other tables: a re-snapshot of the connector rebuilds them too."""
-        folder = self.connector_folder
-        return [Pipeline(scoped, PipelineLayout(folder / scoped.qualified_table)) for scoped in self.spec.table_specs()
-                if scoped.qualified_table != self.spec.qualified_table]
+        return [other for other in connector_pipelines(self.connector_folder.parent, self.spec)
+                if other.spec.qualified_table != self.spec.qualified_table]
 
     @cached_property
     def history(self) -> History:

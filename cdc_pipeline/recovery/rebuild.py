@@ -70,24 +70,23 @@ def start_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClients, con
     if description is None:
         raise DataLossError(f"{detail}; {pipe.spec.name} has never described its table, so no rebuild can start: let "
                             "register_connector succeed once")
-    siblings = [s for s in pipe.siblings() if s.table_description() is not None]
-    with table_locks([s.layout for s in siblings]):
-        recovery_id = _record_start(pipe, run_id, reason, detail, lost, charged=True)
+    siblings = [(s, s.table_description()) for s in pipe.siblings()]
+    siblings = [(s, described) for s, described in siblings if described is not None]
+    with table_locks([s.layout for s, _ in siblings]):
         also = f"connector {pipe.spec.name} re-snapshots every table: {pipe.spec.qualified_table}: {detail}"
-        for sibling in siblings:
-            _record_start(sibling, None, reason, also, None, charged=False)
+        started = [(pipe, run_id, description, _record_start(pipe, run_id, reason, detail, lost, charged=True))]
+        started += [(s, None, described, _record_start(s, None, reason, also, None, charged=False))
+                    for s, described in siblings]
         _stop_and_forget_offsets(pipe.spec, connect, connector_config)
-        _rebuild_aside(pipe, kafka, run_id, description, reason, recovery_id)
-        for sibling in siblings:
-            _rebuild_aside(sibling, kafka, None, sibling.table_description(), reason,
-                           sibling.history.incidents.active_recovery().id)
+        for each, each_run, each_description, recovery in started:
+            _rebuild_aside(each, kafka, each_run, each_description, reason, recovery)
         connect.resume(pipe.spec.name)
-        for each in (pipe, *siblings):
-            each.history.incidents.recovery_step(each.history.incidents.active_recovery().id, "resumed")
+        for each, _, _, recovery in started:
+            each.history.incidents.recovery_step(recovery.id, "resumed")
     return pipe.history.incidents.active_recovery()
 
 
-def _record_start(pipe, run_id: str | None, reason: str, detail: str, lost, *, charged: bool) -> int:
+def _record_start(pipe, run_id: str | None, reason: str, detail: str, lost, *, charged: bool) -> Recovery:
     """The recovery in the table's history; ``charged``: this table's loss is what started it."""
     incidents, runs = pipe.history.incidents, pipe.history.runs
     epoch = max(runs.current_epoch(), _state_epoch(StateStore(pipe.layout))) + 1
@@ -96,7 +95,7 @@ def _record_start(pipe, run_id: str | None, reason: str, detail: str, lost, *, c
         last_read = runs.last_run_where("status = ?", (RunStatus.MERGED.value,))
         incidents.link_data_loss(recovery_id, run_id=run_id, detail=detail,
                                  since=last_read["ended_at"] if last_read else None)
-    return recovery_id
+    return incidents.active_recovery()
 
 
 def _stop_and_forget_offsets(spec: ConnectorSpec, connect: KafkaConnectClient,
@@ -113,12 +112,12 @@ def _stop_and_forget_offsets(spec: ConnectorSpec, connect: KafkaConnectClient,
 
 
 def _rebuild_aside(pipe, kafka: KafkaClients, run_id: str | None, description: TableDescription, reason: str,
-                   recovery_id: int) -> None:
+                   recovery: Recovery) -> None:
     """With the connector stopped: the topic's end becomes the resume point, the unmerged buffer is set aside, an
     empty state in the new epoch is created aside."""
     spec, store = pipe.spec, StateStore(pipe.layout)
     incidents, runs = pipe.history.incidents, pipe.history.runs
-    epoch = incidents.active_recovery().epoch
+    recovery_id, epoch = recovery.id, recovery.epoch
     topic = inspect_topic(kafka, spec.topic)
     incarnation = None
     ends: dict[int, int] = {}

@@ -32,6 +32,7 @@ def consume_tables(pipes: list[Pipeline], kafka: KafkaClients, run: RunRef, *, m
     notes = prepare_connector_folder(pipes[0])
     tables: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
+    failed_pipes: list[Pipeline] = []
     first_error: Exception | None = None
     deadline = time.monotonic() + max_seconds
     for position, pipe in enumerate(pipes):
@@ -42,15 +43,15 @@ def consume_tables(pipes: list[Pipeline], kafka: KafkaClients, run: RunRef, *, m
         except (CdcError, OSError) as exc:
             first_error = first_error or exc
             failed[name] = " ".join(str(exc).split())
+            failed_pipes.append(pipe)
             log.error("consume: %s failed: %s", name, failed[name])
             continue
         tables[name] = summary
     if failed and not tables:
         raise first_error  # the same cause everywhere, most likely: the task fails and retries
-    for name, error in failed.items():
+    for pipe in failed_pipes:
         # The next scheduled run is this table's retry; the run ends failed for it, and only for it.
-        pipes[[p.spec.qualified_table for p in pipes].index(name)].history.runs.update_run(
-            run.run_id, error=f"consume_batch: {error}")
+        pipe.history.runs.update_run(run.run_id, error=f"consume_batch: {failed[pipe.spec.qualified_table]}")
     to_merge = [p.spec.qualified_table for p in pipes if _has_work(p)]
     events = sum(int(s.get("events") or 0) for s in tables.values())
     log.info("consume: %s events from %s of %s tables; %s to merge%s", events, sum(1 for s in tables.values() if s.get("events")),

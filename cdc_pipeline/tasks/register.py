@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def register_connector(
-    pipes: Pipeline | list[Pipeline],
+    pipes: list[Pipeline],
     connect: KafkaConnectClient,
     source: SourceParams,
     run: RunRef,
@@ -50,7 +50,6 @@ def register_connector(
     clients a rebuild needs (only called when one starts). The summary is the first table's, with one entry
     per table under ``tables`` when there are several.
     """
-    pipes = [pipes] if isinstance(pipes, Pipeline) else list(pipes)
     spec = pipes[0].spec
     folder_notes = prepare_connector_folder(pipes[0])
     with contextlib.ExitStack() as stack:
