@@ -202,13 +202,16 @@ def connector_probes(env: PipelineEnvironment, spec: ConnectorSpec):
     """Yield the probes of each table of ``spec`` (given the spec scoped to it): one Kafka client reads each
     table's backlog from its topic; Kafka Connect and the slot, the connector's, are asked once."""
     from cdc_pipeline.kafka_connect import KafkaConnectClient
-    from cdc_pipeline.probes import asked_once, connector_probe, slot_probe
+    from cdc_pipeline.probes import asked_once, connector_probe, dag_paused_probe, slot_probe
     from cdc_pipeline.status import Probes, kafka_backlog
 
     connector = asked_once(connector_probe(lambda: KafkaConnectClient(env.connect_url), spec.name))
     slot = asked_once(slot_probe(env.source, spec.slot_name))
+    paused = asked_once(dag_paused_probe(env.airflow_url, env.airflow_user, env.airflow_password, spec.dag_id)) \
+        if env.airflow_url else None
     with _kafka(env, spec.name) as kafka:
-        yield lambda scoped: Probes(backlog=kafka_backlog(kafka, scoped.topic), connector=connector, slot=slot)
+        yield lambda scoped: Probes(backlog=kafka_backlog(kafka, scoped.topic), connector=connector, slot=slot,
+                                    paused=paused)
 
 
 def cmd_outages(args) -> int:

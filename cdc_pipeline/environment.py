@@ -38,6 +38,10 @@ class PipelineEnvironment:
     connect_url: str
     source: SourceParams
     password_reference: str = DEFAULT_PASSWORD_REFERENCE
+    # Airflow's REST API, asked only whether a pipeline's DAG is paused (None: not asked).
+    airflow_url: str | None = None
+    airflow_user: str = "admin"
+    airflow_password: str = "admin"
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides) -> PipelineEnvironment:
@@ -51,6 +55,10 @@ class PipelineEnvironment:
             source=SourceParams(v.get("CDC_PG_HOST", defaults.PG_HOST), int(v.get("CDC_PG_PORT", defaults.PG_PORT)),
                                 v.get("CDC_PG_USER", defaults.PG_USER), v.get("CDC_PG_PASSWORD", ""),
                                 v.get("CDC_PG_DB", defaults.PG_DB)),
+            airflow_url=v.get("CDC_AIRFLOW_URL") or (f"http://127.0.0.1:{v['CDC_AIRFLOW_PORT']}"
+                                                     if v.get("CDC_AIRFLOW_PORT") else None),
+            airflow_user=v.get("CDC_AIRFLOW_USER", "admin"),
+            airflow_password=v.get("CDC_AIRFLOW_PASSWORD", "admin"),
         )
         values.update({k: val for k, val in overrides.items() if val is not None})
         return cls(**values)

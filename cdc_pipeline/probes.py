@@ -34,6 +34,27 @@ def slot_probe(source: SourceParams, slot_name: str) -> Callable[[], dict[str, A
     return probe
 
 
+def dag_paused_probe(airflow_url: str, user: str, password: str, dag_id: str, *,
+                     timeout: float = 5.0) -> Callable[[], bool | None]:
+    """Is ``dag_id`` paused? Asked of Airflow's REST API (a token from ``/auth/token``, then ``GET /api/v2/dags``);
+    None when Airflow does not know the DAG yet."""
+    import httpx
+
+    def probe() -> bool | None:
+        with httpx.Client(base_url=airflow_url.rstrip("/"), timeout=timeout) as http:
+            login = http.post("/auth/token", json={"username": user, "password": password})
+            if login.status_code >= 400:
+                raise RuntimeError(f"Airflow refused the login as {user!r} ({login.status_code}); set "
+                                   "CDC_AIRFLOW_USER and CDC_AIRFLOW_PASSWORD")
+            dag = http.get(f"/api/v2/dags/{dag_id}",
+                           headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+            if dag.status_code == 404:
+                return None
+            dag.raise_for_status()
+            return bool(dag.json().get("is_paused"))
+    return probe
+
+
 def asked_once(probe: Callable[[], Any]) -> Callable[[], Any]:
     """``probe`` asked at its first call only; later calls answer the same (or raise the same error). The
     tables of a connector share its connector and its slot, so a status of each table asks them once."""

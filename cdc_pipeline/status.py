@@ -15,7 +15,7 @@ from typing import Any
 
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.history import History, RunStatus
-from cdc_pipeline.formatting import ago_text, hhmm, one_line, parse_time, size_text
+from cdc_pipeline.formatting import age_text, ago_text, hhmm, one_line, parse_time, size_text
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
 
@@ -23,7 +23,7 @@ from cdc_pipeline.pipeline import Pipeline
 # the status says it could not ask and shows the last run's backlog. The dashboard asks with a few seconds.
 STATUS_KAFKA_SECONDS = 30.0
 LATE_AFTER = timedelta(minutes=5)      # no successful merge for this long: late
-STATES = ("ok", "late", "failing", "source down", "connect down", "broker down", "rebuilding", "not started")
+STATES = ("ok", "paused", "late", "failing", "source down", "connect down", "broker down", "rebuilding", "not started")
 SERVICE_STATE = {"postgres": "source down", "connect": "connect down", "broker": "broker down"}
 
 
@@ -44,6 +44,7 @@ class Probes:
     backlog: Callable[[dict[int, int]], Backlog] | None = None      # given the resume point's ends
     connector: Callable[[], dict[str, Any] | None] | None = None    # {"state": ..., "tasks": [...]}
     slot: Callable[[], dict[str, Any] | None] | None = None         # {"active": ..., "retained_wal_bytes": ...}
+    paused: Callable[[], bool | None] | None = None                  # is the pipeline's DAG paused in Airflow?
 
 
 @dataclass
@@ -66,11 +67,13 @@ class PipelineStatus:
     last_verify: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     state_since: str | None = None              # when the outage behind a "... down" state was first seen
+    paused: bool | None = None                  # the DAG's paused flag (None: Airflow not asked)
     probes: dict[str, str] = field(default_factory=dict)  # per live service: "answered", "not asked" or the error
 
     @property
     def healthy(self) -> bool:
-        return self.state == "ok"
+        """OK, or paused with nothing waiting: a paused pipeline with a backlog is falling behind."""
+        return self.state == "ok" or (self.state == "paused" and not self.backlog.total)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,7 +126,10 @@ def pipeline_status(name: str, layout: PipelineLayout, probes: Probes | None = N
     status.backlog = _backlog(probes, resume, last, status)
     status.connector = _ask(probes.connector, status, "Kafka Connect")
     status.slot = _ask(probes.slot, status, "PostgreSQL")
+    status.paused = _ask(probes.paused, status, "Airflow")
     _decide(status, now, last, merged, recovery)
+    if status.paused:
+        _show_paused(status, now)
     return status
 
 
@@ -166,12 +172,38 @@ def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> No
                        and now - (parse_time(last.get("started_at")) or now) <= LATE_AFTER)
     if status.state == "ok" and not first_in_flight and (last_merge is None or now - last_merge > LATE_AFTER):
         status.state = "late"
-        problems.append(f"no successful merge since {status.last_merge_at or 'ever'}")
+        since = f"since {hhmm_utc(status.last_merge_at)} ({ago_text(status.last_merge_at, now)})" \
+            if status.last_merge_at else "yet"
+        problems.append(f"no successful merge {since}: {_why_late(status, last, now)}")
     if status.dead_letters:
         problems.append(f"{status.dead_letters} messages in dead_letters.jsonl")
     ago = ago_text(status.last_merge_at, now)
     status.headline = (f"last merge {ago} · backlog {status.backlog.total}"
                        + (f" · {status.destiny_rows} rows" if status.destiny_rows is not None else ""))
+
+
+def _why_late(status: PipelineStatus, last: dict[str, Any], now: datetime) -> str:
+    """What the history and the probes say about why nothing merged lately."""
+    started = parse_time(last.get("started_at"))
+    if not last.get("ended_at") and started:
+        return f"run {last['run_id']} has been running since {hhmm_utc(last['started_at'])}; see its task logs"
+    if started and now - started > LATE_AFTER:
+        paused = "the DAG is not paused, so " if status.paused is False else "is the DAG paused, or "
+        return (f"no run has started since {hhmm_utc(last['started_at'])}: {paused}is Airflow's scheduler "
+                "running?")
+    return f"runs are starting (the last at {hhmm_utc(last['started_at'])}) but none merged; see their task logs"
+
+
+def _show_paused(status: PipelineStatus, now: datetime) -> None:
+    """A paused DAG runs nothing: PAUSED, whatever the last runs did, with what waits for it."""
+    backlog = status.backlog
+    age = f", the oldest {age_text(backlog.oldest_age_seconds)} old" if backlog.oldest_age_seconds else ""
+    measured = "" if backlog.measured == "kafka" else " as of the last run"
+    status.state = "paused"
+    status.problems.insert(0, f"the pipeline's DAG is paused in Airflow: {backlog.total} events wait{measured}{age}; "
+                              "unpause it on the DAG's page (or `airflow dags unpause <dag_id>`) to catch up")
+    status.problems[:] = [p for p in status.problems if not p.startswith("no successful merge")]
+    status.headline = f"DAG paused · backlog {backlog.total}{age} · last merge {ago_text(status.last_merge_at, now)}"
 
 
 def _backlog(probes: Probes, resume, last, status: PipelineStatus) -> Backlog:
@@ -219,14 +251,6 @@ def _count_lines(path) -> int:
             return sum(1 for line in handle if line.strip())
     except FileNotFoundError:
         return 0
-
-
-
-
-
-
-
-
 
 
 def kafka_backlog(clients, topic: str, *,

@@ -195,7 +195,7 @@ def pipeline_lines(settings: StackSettings) -> tuple[bool, list[str]]:
             lines.append(f"{spec.name}: status unavailable: {exc}")
             continue
         for status in statuses:
-            healthy = healthy and status.state in ("ok", "not started")
+            healthy = healthy and (status.healthy or status.state == "not started")
             lines += status.lines()
     return healthy, lines
 

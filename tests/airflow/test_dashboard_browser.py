@@ -15,6 +15,8 @@ import os
 import re
 from datetime import UTC, datetime
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,6 +27,7 @@ from cdc_pipeline.kafka.reader import read_range
 from cdc_pipeline.kafka.topic import topic_partitions
 from cdc_pipeline.history import History
 from cdc_pipeline.waiting import wait_until
+from devstack.__main__ import pipeline_lines
 from tests.stack.pipeline_driver import PipelineDriver
 
 # An operator's screens (the screenshots in docs/dashboard.md, numbered in the order they are usually taken): a
@@ -219,15 +222,41 @@ def test_backlog_shows_while_the_dag_is_paused_and_zero_once_runs_drain_it(page,
     expect(cell(frame, "backlog", "detail")).to_contain_text("live from Kafka")
     expect(cell(frame, "connector")).to_have_text("RUNNING")
     expect(cell(frame, "slot", "detail")).to_contain_text("slot_af_dash")
+    # Paused with a backlog: PAUSED in orange, never a green OK, and every status command exits non-zero.
+    expect(cell(frame, "state")).to_have_text("PAUSED", timeout=UI_WAIT_MS)
+    expect(frame.locator("#strip .cell[data-key=state]")).to_have_class(re.compile(r"\btone-warn\b"))
+    expect(frame.locator(".problems")).to_contain_text("paused in Airflow: 7 events wait")
     assert_fits_the_window(page)
     shoot(page, shots, "2-backlog-while-paused")
+    status = cli_status(airflow_stack)
+    assert status.returncode == 1 and f"{PIPELINE}: PAUSED" in status.stdout, status.stdout + status.stderr
+    healthy, lines = pipeline_lines(airflow_stack.settings)
+    assert not healthy and any(line.startswith(f"{PIPELINE}: PAUSED") for line in lines), lines
+    page.goto(f"{airflow_stack.base_url}/cdc/pipelines")
+    row = page.locator("table.overview tr", has=page.get_by_role("link", name=PIPELINE, exact=True))
+    expect(row.locator("td.state")).to_have_text("PAUSED")
+    assert row.locator("td.state").evaluate("td => getComputedStyle(td).color") == "rgb(179, 92, 0)"  # --warn
 
+    frame = open_dag_dashboard(page)
     drain(airflow_stack, driver)
-    # No reload: the page refreshes itself.
+    # No reload: the page refreshes itself. drain() leaves the DAG paused: still PAUSED, with nothing waiting.
     expect(cell(frame, "backlog")).to_have_text("0 events", timeout=UI_WAIT_MS)
     expect(cell(frame, "rows")).to_have_text(f"{len(driver.copy_csv('id').splitlines()) - 1:,}", timeout=UI_WAIT_MS)
-    expect(cell(frame, "state")).to_have_text("OK", timeout=UI_WAIT_MS)
+    expect(cell(frame, "state")).to_have_text("PAUSED", timeout=UI_WAIT_MS)
+    assert cli_status(airflow_stack).returncode == 0  # paused with nothing waiting is not falling behind
     shoot(page, shots, "3-drained")
+
+
+def cli_status(airflow_stack) -> subprocess.CompletedProcess:
+    """``python -m cdc_pipeline status`` for the pipeline, with the test stack's settings (Airflow's port too)."""
+    return subprocess.run([sys.executable, "-m", "cdc_pipeline", "status", "--connector", PIPELINE],
+                          env={**os.environ, **airflow_stack.settings.as_env()}, capture_output=True, text=True,
+                          timeout=180, cwd=Path(__file__).parents[2])
+
+
+def open_dag_dashboard(page):
+    page.goto(f"{page.url.split('/cdc/')[0]}/dags/{DAG}")
+    return open_dashboard(page)
 
 
 def test_a_failed_run_shows_its_one_line_error_and_the_status_filter_finds_it(page, airflow_stack, driver, shots):

@@ -27,7 +27,8 @@ def client(tmp_path):
     probes = Probes(backlog=lambda ends: Backlog({0: 5, 1: 0}, 5, 42.0, "kafka"),
                     connector=lambda: {"state": "RUNNING", "tasks": [{"id": 0, "state": "RUNNING"}]},
                     slot=lambda: {"slot": "debezium_clientes", "exists": True, "active": True,
-                                  "retained_wal_bytes": 3 * 1024 ** 2})
+                                  "retained_wal_bytes": 3 * 1024 ** 2},
+                    paused=lambda: False)
     app.dependency_overrides[dashboard_config] = lambda: DashboardConfig(connectors, data, lambda spec, ends: probes,
                                                                          lambda: NOW)
     app.dependency_overrides[get_user] = lambda: object()
@@ -134,7 +135,8 @@ def test_the_dag_tab_finds_the_pipeline_by_dag_id_and_other_dags_get_a_note(clie
 def test_the_json_api_returns_what_the_page_shows(client):
     data = client.get("/cdc/api/pipelines/clientes").json()
     assert data["status"]["state"] == "source down" and data["status"]["backlog"]["total"] == 5
-    assert data["status"]["probes"] == {"Kafka": "answered", "Kafka Connect": "answered", "PostgreSQL": "answered"}
+    assert data["status"]["probes"] == {"Kafka": "answered", "Kafka Connect": "answered", "PostgreSQL": "answered",
+                                       "Airflow": "answered"}
     assert data["pipeline"]["airflow"]["dashboard_tab"] == "/dags/cdc_clientes/plugin/cdc-dashboard"
     run = client.get(f"/cdc/api/pipelines/clientes/runs/{run_id(30)}").json()
     assert run["state"] == "merged after 2 tries" and run["sinks"] == []

@@ -1,5 +1,5 @@
 """Live answers for the status strip, asked from the api-server: backlog from Kafka, the connector from Kafka
-Connect, the replication slot from PostgreSQL.
+Connect, the replication slot from PostgreSQL, the DAG's paused flag from Airflow's metadata database.
 
 The api-server reads Airflow connections like the tasks do, through the Task SDK's ``BaseHook.get_connection``:
 ``airflow.api_fastapi.main`` marks the process as a server (``_AIRFLOW_PROCESS_CONTEXT=server``), so the SDK
@@ -58,6 +58,7 @@ def live_probes(spec: ConnectorSpec, ends: dict[int, int] | None, *, seconds: fl
     deadline = time.monotonic() + seconds
     connector = answers.ask((spec.name, "connector"), lambda: _connector(spec, seconds))
     slot = answers.ask((spec.name, "slot"), lambda: _slot(spec))
+    paused = answers.ask((spec.dag_id, "paused"), lambda: _paused(spec.dag_id))
     backlog = None
     if ends is not None:
         key = (spec.name, spec.topic, "backlog", tuple(sorted(ends.items())))  # each table reads its own topic
@@ -72,7 +73,8 @@ def live_probes(spec: ConnectorSpec, ends: dict[int, int] | None, *, seconds: fl
         return answer
 
     return Probes(backlog=waiting(backlog, "Kafka") if backlog is not None else None,
-                  connector=waiting(connector, "Kafka Connect"), slot=waiting(slot, "PostgreSQL"))
+                  connector=waiting(connector, "Kafka Connect"), slot=waiting(slot, "PostgreSQL"),
+                  paused=waiting(paused, "Airflow"))
 
 
 def _backlog(spec: ConnectorSpec, ends: dict[int, int], seconds: float) -> Backlog:
@@ -97,3 +99,14 @@ def _slot(spec: ConnectorSpec) -> dict[str, Any] | None:
     from cdc_pipeline.probes import slot_probe
 
     return slot_probe(source_params(), spec.slot_name)()
+
+
+def _paused(dag_id: str) -> bool | None:
+    """The DAG's paused flag from Airflow's metadata database (None: Airflow does not know the DAG yet)."""
+    from sqlalchemy import select
+
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.scalar(select(DagModel.is_paused).where(DagModel.dag_id == dag_id))

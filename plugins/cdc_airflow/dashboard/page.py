@@ -198,7 +198,7 @@ def status_table(items: list[dict[str, Any]], href: Callable[[dict[str, Any]], s
         current = " current" if pipeline["name"] == selected else ""
         rows.append(
             f"<tr class='tone-{e(cells['state']['tone'])}{current}'><td><a href='{e(href(pipeline))}'>"
-            f"{e(pipeline['name'])}</a></td><td>{e(status['label'])}</td><td>{e(cells['backlog']['value'])}</td>"
+            f"{e(pipeline['name'])}</a></td><td class='state'>{e(status['label'])}</td><td>{e(cells['backlog']['value'])}</td>"
             f"<td>{e(cells['data_as_of']['value'])}</td><td>{e(cells['last_merge']['detail'])}</td>"
             f"<td>{e(cells['rows']['value'])}</td><td class='col-error'>{e(status['headline'])}</td></tr>")
     return (f"<table class='overview'><thead><tr><th>{e(heading)}</th><th>state</th><th>backlog</th>"
