@@ -156,7 +156,7 @@ def test_the_strip_with_live_answers_and_a_probe_that_fails(catalog):
     assert cells["connector"]["tone"] == "bad" and cells["connector"]["detail"] == "task 0 FAILED"
     assert cells["slot"]["detail"] == "could not ask PostgreSQL: PostgreSQL did not answer within 4 s"
     assert data["status"]["probes"] == {"Kafka": "answered", "Kafka Connect": "answered",
-                                        "PostgreSQL": "PostgreSQL did not answer within 4 s"}
+                                        "PostgreSQL": "PostgreSQL did not answer within 4 s", "Airflow": "not asked"}
 
 
 def test_the_catalog_finds_pipelines_by_dag_and_keeps_folders_without_a_connector_file(catalog, tmp_path):
