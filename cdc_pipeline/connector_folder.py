@@ -1,5 +1,6 @@
 """A connector's folder as its table list changes: a one-table folder from before becomes its table's folder,
-tables that left the connector file are marked retired, tables that joined are found.
+tables that left the connector file are marked retired, tables that joined are found (against Kafka Connect's
+registered config, or, when Connect has forgotten the connector, the table list last sent to it).
 
 All three keep every file: nothing here deletes.
 """
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 ADOPTING = ".adopting."
 RETIRED = "retired.json"
+SENT_TABLES = "connect_tables.json"   # the table list last sent to Kafka Connect, beside the tables' folders
 
 
 def prepare_connector_folder(pipe) -> list[str]:
@@ -58,7 +60,7 @@ def adopt_one_table_folder(data_dir: str | Path, spec: ConnectorSpec) -> str | N
     stage = folder / f"{ADOPTING}{target_name}"
     with pipeline_lock(flat):  # a run of the one-table version still in flight finishes first
         stage.mkdir(exist_ok=True)
-        keep = {stage.name, CONNECTOR_LOCK, ".lock", *spec.table_names}
+        keep = {stage.name, CONNECTOR_LOCK, ".lock", SENT_TABLES, *spec.table_names}
         for entry in sorted(folder.iterdir()):
             if entry.name not in keep and not entry.name.startswith(ADOPTING):
                 os.rename(entry, stage / entry.name)
@@ -111,11 +113,41 @@ def retire_missing_tables(data_dir: str | Path, spec: ConnectorSpec) -> list[str
     return notes
 
 
-def joining_tables(spec: ConnectorSpec, registered: dict[str, str] | None) -> list[CapturedTable]:
+def joining_tables(spec: ConnectorSpec, registered: dict[str, str] | None,
+                   sent: list[str] | None = None) -> list[CapturedTable]:
     """Tables in the connector file that the connector registered on Kafka Connect does not capture yet. Debezium
     streams a table added to a running connector but does not snapshot it, so its rows from before would never
-    arrive: such a table starts with a rebuild. None registered: its first snapshot covers every table."""
-    if registered is None:
+    arrive: such a table starts with a rebuild.
+
+    ``registered``: Connect's config of the connector, None when Connect does not know it. Then ``sent``, the
+    list last sent (``sent_tables``), decides: Connect may have lost the connector's config but kept its offsets,
+    and Debezium resumes from those without a snapshot. Neither: a first registration, whose snapshot covers
+    every table."""
+    if registered is not None:
+        before = {entry.strip() for entry in registered.get("table.include.list", "").split(",")}
+    elif sent is not None:
+        before = set(sent)
+    else:
         return []
-    before = {entry.strip() for entry in registered.get("table.include.list", "").split(",")}
     return [t for t in spec.tables if t.qualified not in before]
+
+
+def sent_tables(connector_folder: Path) -> list[str] | None:
+    """The tables last sent to Kafka Connect for this connector (None: never recorded)."""
+    try:
+        return list(json.loads((connector_folder / SENT_TABLES).read_text(encoding="utf-8"))["tables"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{connector_folder / SENT_TABLES} cannot be read ({exc}): it records which tables Kafka "
+                          "Connect was last sent. Delete it only if Kafka Connect still knows the connector "
+                          "(GET /connectors/<name>/config)") from exc
+
+
+def record_sent_tables(connector_folder: Path, spec: ConnectorSpec) -> None:
+    """After Kafka Connect accepted the config: the tables it was sent, so a later registration can tell which
+    tables are new even if Connect forgets the connector."""
+    connector_folder.mkdir(parents=True, exist_ok=True)
+    if sent_tables(connector_folder) != list(spec.table_names):
+        atomic_write_text(connector_folder / SENT_TABLES,
+                          json.dumps({"connector": spec.name, "tables": list(spec.table_names), "at": utc_now()}) + "\n")

@@ -21,7 +21,7 @@ from cdc_pipeline.kafka.topic_config import refuse_compaction, topic_retention
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pgtext.types import unsupported_columns
 from cdc_pipeline.pipeline import Pipeline
-from cdc_pipeline.connector_folder import joining_tables, prepare_connector_folder
+from cdc_pipeline.connector_folder import joining_tables, prepare_connector_folder, record_sent_tables, sent_tables
 from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
@@ -73,10 +73,12 @@ def register_connector(
                 if changed:
                     summary["schema_change"] = _handle_schema_change(pipe, connect, kafka, config, report.description,
                                                                      changed, run)
-            joined = joining_tables(spec, connect.get_config(spec.name)) if spec.many_tables else []
+            folder = pipes[0].connector_folder
+            joined = joining_tables(spec, connect.get_config(spec.name), sent_tables(folder)) if spec.many_tables else []
             if joined:
                 summaries[0]["tables_added"] = _start_with_a_snapshot(pipes, joined, connect, kafka, config, run)
             action = connect.put_config(spec.name, config)
+            record_sent_tables(folder, spec)
             status = connect.wait_until_running(spec.name, timeout=timeout)
             recoveries = [confirm_snapshot(pipe.history, connect, pipe.spec) for pipe in pipes]
         except ConnectUnreachableError as exc:

@@ -106,3 +106,37 @@ def test_tables_the_registered_connector_does_not_capture_yet_are_joining(tmp_pa
     assert [t.qualified for t in joining_tables(spec, {"table.include.list": "public.a, public.b"})] == ["public.c"]
     assert joining_tables(spec, None) == []  # not registered: its first snapshot covers every table
     assert joining_tables(spec, {"table.include.list": "public.a,public.b,public.c"}) == []
+
+
+def test_when_connect_forgot_the_connector_the_tables_last_sent_decide(tmp_path):
+    """Connect may lose a connector's config and keep its offsets: Debezium then resumes without a snapshot, so a
+    table added meanwhile must still be found as joining, from the list recorded when Connect last accepted one."""
+    from cdc_pipeline.connector_folder import SENT_TABLES, record_sent_tables, sent_tables
+
+    folder = tmp_path / "data" / "shop"
+    before = load_connector_spec(connector(tmp_path, "public.a,public.b"))
+    assert sent_tables(folder) is None
+    record_sent_tables(folder, before)
+    assert sent_tables(folder) == ["public.a", "public.b"]
+    written = (folder / SENT_TABLES).stat().st_mtime_ns
+    record_sent_tables(folder, before)  # unchanged: not rewritten every run
+    assert (folder / SENT_TABLES).stat().st_mtime_ns == written
+
+    now = load_connector_spec(connector(tmp_path, "public.a,public.b,public.c"))
+    assert [t.qualified for t in joining_tables(now, None, sent_tables(folder))] == ["public.c"]
+    # Connect's own config wins when it has one.
+    assert joining_tables(now, {"table.include.list": "public.a,public.b,public.c"}, sent_tables(folder)) == []
+
+    (folder / SENT_TABLES).write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot be read .* Delete it only if Kafka Connect still knows"):
+        sent_tables(folder)
+
+
+def test_adopting_a_one_table_folder_leaves_the_sent_tables_record_in_the_connector_folder(tmp_path):
+    from cdc_pipeline.connector_folder import SENT_TABLES, record_sent_tables
+
+    data = tmp_path / "data"
+    folder = one_table_folder(data)
+    record_sent_tables(folder, load_connector_spec(connector(tmp_path, "public.a")))
+    adopt_one_table_folder(data, load_connector_spec(connector(tmp_path, "public.a,public.b")))
+    assert (folder / SENT_TABLES).exists() and not (folder / "public.a" / SENT_TABLES).exists()
