@@ -119,7 +119,8 @@ def pipeline_status(name: str, layout: PipelineLayout, probes: Probes | None = N
     verifications = history.incidents.verifications(1)
     status.last_verify = verifications[0] if verifications else None
     status.dead_letters = _count_lines(layout.dead_letters)
-    failed = runs.last_run_where("status = ?", (RunStatus.FAILED.value,))
+    # A backfill that failed (an interval the change log cannot answer) says nothing of the live pipeline.
+    failed = runs.last_run_where("status = ? AND kind != 'backfill'", (RunStatus.FAILED.value,))
     if failed and (not merged or failed["seq"] > merged["seq"]):
         status.last_error = one_line(failed.get("error"), 300)
     resume = runs.resume_point()

@@ -1,63 +1,81 @@
-"""The body of ``backfill_interval``: in a backfill run of [start, end), the table as of ``end`` and the changes of
-the interval, from the change log; every other run skips it.
+"""The body of ``backfill_interval`` (the connector's backfill DAG): for a run of [start, end), each table as of
+``end`` and the changes of the interval, from the change log.
 
-A backfill run (Airflow's *Backfill* dialog, or ``POST /api/v2/backfills``) writes, atomically:
+Per table, atomically:
 
 - ``snapshots/<end as YYYYMMDDTHHMMSSZ>.csv``: the table as of ``end``, in destiny.csv's form;
 - ``changes/<start>_<end>.csv``: the change events committed in [start, end), in buffer.csv's form.
 
 It reads the pipeline folder only: no lock, no offsets, no buffer.csv, no destiny.csv, no state is written, so it
 runs beside the scheduled runs. The same interval gives the same bytes, and a file that already holds them is
-left as it is. The run history records the run (kind ``backfill``) with what it wrote.
+left as it is. Each table's run history records the run under the backfill DAG's own run id (kind ``backfill``,
+closed by this task), and the Airflow run's note says which files it wrote.
 
-The DAG's cron schedule uses Airflow 3's CronTriggerTimetable, whose runs have an empty data interval at their
-logical date: the run at ``end`` covers the schedule period before it, [previous tick, end). A backfill from
-12:00 to 12:06 makes seven runs, 12:00 … 12:06, the first covering [11:59, 12:00). A minute that already has a
-run (the schedule made one) is only backfilled with reprocessing ("All Runs"): Airflow then clears that run and
-makes it a backfill run under its old id.
+The cron schedule uses Airflow 3's CronTriggerTimetable, whose runs have an empty data interval at their logical
+date: the run at ``end`` covers the schedule period before it, [previous tick, end). A backfill from 12:00 to
+12:06 makes seven runs, 12:00 … 12:06, the first covering [11:59, 12:00).
 
 A refusal the next runs will lift (the pipeline has not read that far yet) fails the try and Airflow's retries
-ask again; one that waiting cannot lift (before the change log's earliest instant) fails at once, no retry.
+ask again; one that waiting cannot lift (before the change log's earliest instant) fails at once, no retry, with
+one line naming that instant.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from croniter import croniter
 
-from cdc_airflow.task_runtime import is_backfill_run, run_ref
+from cdc_airflow.run_notes import set_run_note
+from cdc_airflow.task_runtime import run_ref
 from cdc_pipeline.backfill import write_as_of, write_changes
 from cdc_pipeline.backfill.limits import plain_utc
 from cdc_pipeline.connector_spec import ConnectorSpec
-from cdc_pipeline.errors import ConfigError
-from cdc_pipeline.history import RunKind
+from cdc_pipeline.errors import CdcError, ConfigError
+from cdc_pipeline.history import RunKind, RunRef, RunStatus, utc_now
 from cdc_pipeline.instants import compact, parse_instant
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.pipeline import Pipeline, connector_pipelines
 from cdc_pipeline.tasks.tracking import tracked
 
 log = logging.getLogger(__name__)
 
 
-def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
-    if not is_backfill_run(context):
-        from airflow.sdk.exceptions import AirflowSkipException
+def run(spec: ConnectorSpec, data_dir: Path, context) -> dict[str, Any]:
+    """Every table of the connector in turn; the run's note lists what each wrote (or why it could not)."""
+    from cdc_airflow.runners import each_table
 
-        raise AirflowSkipException("not a backfill run: backfill_interval only writes snapshots/ and changes/ in "
-                                   "backfill runs (Airflow's Backfill dialog or POST /api/v2/backfills)")
     start, end = interval(context)
-    pipe = Pipeline(spec, layout)
     ref = run_ref(context)
-    with tracked(pipe.history, ref, "backfill_interval") as summary:
-        # A backfill that reprocesses an existing scheduled run keeps that run's id (scheduled__...): say what it is now.
-        pipe.history.runs.update_run(ref.run_id, kind=RunKind.BACKFILL.value, logical_start=start.isoformat(),
-                                     logical_end=end.isoformat())
-        # A NotCoveredYetError is retried (asking later answers it); any other AsOfError fails at once.
-        summary.update(write_interval(layout, start, end))
-        pipe.history.runs.add_note(ref.run_id, summary["line"])
+    pipes = {p.spec.qualified_table: p for p in connector_pipelines(data_dir, spec)}
+    try:
+        results = each_table(list(pipes), lambda table: backfill_table(pipes[table], ref, start, end))
+    except CdcError as exc:
+        set_run_note(context, f"FAILED: {' '.join(str(exc).split())}"[:1000])
+        raise
+    set_run_note(context, " · ".join(r["line"] if len(pipes) == 1 else f"{table}: {r['line']}"
+                                     for table, r in results.items()))
+    return results if len(pipes) > 1 else next(iter(results.values()))
+
+
+def backfill_table(pipe: Pipeline, ref: RunRef, start: datetime, end: datetime) -> dict[str, Any]:
+    """One table's files for [start, end), recorded as a run of its own in the table's history and closed here:
+    succeeded, or failed once no retry can help."""
+    runs = pipe.history.runs
+    try:
+        with tracked(pipe.history, ref, "backfill_interval") as summary:
+            runs.update_run(ref.run_id, kind=RunKind.BACKFILL.value, logical_start=start.isoformat(),
+                            logical_end=end.isoformat())
+            summary.update(write_interval(pipe.layout, start, end))
+            runs.add_note(ref.run_id, summary["line"])
+    except CdcError as exc:
+        if ref.last_try or not exc.retry_helps:
+            runs.update_run(ref.run_id, status=RunStatus.FAILED.value, ended_at=utc_now())
+        raise
+    runs.update_run(ref.run_id, status=RunStatus.SUCCEEDED.value, ended_at=utc_now())
     return summary
 
 

@@ -13,7 +13,8 @@ from cdc_pipeline.connector_spec import ConnectorSpec
 
 DEFAULT_MAX_EVENTS = 10_000
 START_FROM_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.+\-]*Z?)?$"
-PIPELINE_TASKS = ("register_connector", "consume_batch", "merge_batch", "backfill_interval")
+SCHEDULE = "* * * * *"  # cron, so run ids are whole minutes
+PIPELINE_TASKS = ("register_connector", "consume_batch", "merge_batch")
 # Registration retries briefly and runs beside the drain: an unreachable source or Kafka Connect never holds
 # back what Kafka already has.
 REGISTER_TASK = dict(task_id="register_connector", retries=1, retry_delay=timedelta(seconds=10),
@@ -28,9 +29,11 @@ def pipeline_dag_arguments(spec: ConnectorSpec, description: str, doc_md: str) -
     return dict(
         dag_id=spec.dag_id,
         description=description,
-        schedule="* * * * *",  # cron, so run ids are whole minutes
+        schedule=SCHEDULE,
         start_date=datetime(2026, 1, 1),
         catchup=False,
+        # Backfills go to the connector's backfill DAG: here, reprocessing a scheduled run would rewrite its record.
+        allowed_run_types=["scheduled", "manual"],
         max_active_runs=1,
         dagrun_timeout=timedelta(minutes=30),
         default_args=RETRIES,

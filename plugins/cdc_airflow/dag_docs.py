@@ -25,9 +25,34 @@ Every minute, four tasks:
 4. **finish_run** writes the run's final status and one-line summary, and fails the run if a task failed.
 
 **Operate:** `{name}` has an operations DAG, `{dag_id}_ops` (reset, resnapshot, verify, history), and the
-dashboard shows health, backlog and every run. Every task is safe to clear and re-run. Backfill runs of this
-DAG write the table as of the interval's end and the interval's changes under `snapshots/` and `changes/`.
+dashboard shows health, backlog and every run. Every task is safe to clear and re-run. **Backfill** on
+[`{dag_id}_backfill`](/dags/{dag_id}_backfill): this DAG refuses backfills, so its runs and their record never
+change after the fact.
 """
+
+BACKFILL_DOC = """
+### Backfills of `{tables}`
+
+Backfill this DAG (*Trigger → Backfill*, or `POST /api/v2/backfills` with `dag_id={dag_id}_backfill`) over an
+interval: each minute `[t - 1 min, t)` of it writes, per table, from the change log,
+
+- `snapshots/<t>.csv`: the table as it was at `t`, in `destiny.csv`'s form;
+- `changes/<t - 1 min>_<t>.csv`: the changes committed in that minute, in `buffer.csv`'s form.
+
+It reads the change log only: the live pipeline (`{dag_id}`, its connector, offsets, `destiny.csv`) and its run
+history are left as they were, and the same interval writes the same bytes (a file that holds them already is left
+untouched). It never runs by itself. "Missing Runs" backfills the minutes not backfilled before; "All Runs" writes
+them again.
+
+**What can be answered:** from the change log's earliest instant (the first snapshot or the last rebuild; the
+dashboard and `python -m cdc_pipeline as-of` name it) up to what the pipeline has read. A minute before it fails at
+once with one line naming that instant; a minute the pipeline has not read yet is asked again by the task's
+retries.
+"""
+
+
+def backfill_doc(spec: ConnectorSpec) -> str:
+    return BACKFILL_DOC.format(tables=", ".join(spec.table_names), dag_id=spec.dag_id)
 
 
 def pipeline_doc(spec: ConnectorSpec, layout: PipelineLayout) -> str:

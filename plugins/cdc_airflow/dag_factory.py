@@ -12,16 +12,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import DAG, Asset, TriggerRule, get_current_context, task
 
+from cdc_airflow.backfill_dag import build_backfill_dag
 from cdc_airflow.dag_arguments import CONSUME_TASK, PIPELINE_TASKS, REGISTER_TASK, pipeline_dag_arguments
 from cdc_airflow.dag_docs import pipeline_doc
 from cdc_airflow.init_dag import DAG_ID as INIT_DAG_ID, build_init_dag
 from cdc_airflow.ops_dag import build_ops_dag
 from cdc_airflow.settings import DagSettings
 from cdc_airflow.tables_dag import build_tables_dag
-from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_errors
+from cdc_airflow.task_runtime import failed_upstream, one_line_errors
 from cdc_pipeline.connector_spec import ConnectorSpec, load_connector_files
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.layout import PipelineLayout
@@ -38,8 +38,8 @@ def build_dags(settings: DagSettings | None = None) -> dict[str, DAG]:
             log.error("skipping connector file %s: %s", path, loaded)
             dag = build_invalid_connector_dag(path, loaded)
         else:
-            ops = build_ops_dag(loaded, settings)
-            dags[ops.dag_id] = ops
+            for extra in (build_ops_dag(loaded, settings), build_backfill_dag(loaded, settings)):
+                dags[extra.dag_id] = extra
             dag = build_pipeline_dag(loaded, settings)
         dags[dag.dag_id] = dag
     return dags
@@ -107,18 +107,6 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
 
             return runners.publish_destiny(get_current_context(), destiny, merged)
 
-        # A backfill run of [start, end) writes the table as of `end` and the interval's changes from the change
-        # log; the live tasks above skip themselves in backfill runs, and this one in every other run.
-        @task(task_id="backfill_interval", execution_timeout=timedelta(minutes=30), multiple_outputs=False)
-        @one_line_errors
-        def backfill_interval() -> dict[str, Any]:
-            context = get_current_context()
-            if not is_backfill_run(context):
-                raise AirflowSkipException("not a backfill run: only backfill runs write snapshots/ and changes/")
-            from cdc_airflow import runners
-
-            return runners.backfill(spec, layout, context)
-
         sink_tasks = [_sink_task(spec, layout, sink) for sink in spec.settings.sinks if sink.type != "csv"]
         watched = PIPELINE_TASKS + tuple(sink.task_id for sink in spec.settings.sinks if sink.type != "csv")
 
@@ -136,7 +124,7 @@ def build_pipeline_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
         merged = merge_batch()
         consume_batch() >> merged
         rendered = [merged >> sink() for sink in sink_tasks] or [merged]
-        [registered, *rendered, publish_destiny(merged), backfill_interval()] >> finish_run()
+        [registered, *rendered, publish_destiny(merged)] >> finish_run()
     return dag
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from cdc_airflow.hooks import PipelineKafkaHook, kafka_connect_client, password_reference, source_params
 from cdc_airflow.run_notes import set_run_note
-from cdc_airflow.task_runtime import is_backfill_run, run_ref
+from cdc_airflow.task_runtime import run_ref
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import CdcError, ConfigError, TablesFailedError
 from cdc_pipeline.instants import parse_instant
@@ -24,15 +24,6 @@ from cdc_pipeline.tasks.merge import merge_batch
 from cdc_pipeline.tasks.register import register_connector
 
 log = logging.getLogger(__name__)
-
-
-def skip_in_backfill_runs(context) -> None:
-    """The live tasks leave backfill runs alone: those only write snapshots/ and changes/ from the change log."""
-    if is_backfill_run(context):
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        raise AirflowSkipException("a backfill run: the live pipeline (connector, offsets, buffer.csv, destiny.csv) is "
-                                   "left alone; backfill_interval writes the interval's snapshot and changes")
 
 
 def _connector_config(spec: ConnectorSpec) -> dict[str, str]:
@@ -51,7 +42,6 @@ def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, A
 
 
 def _register(spec: ConnectorSpec, pipes: list[Pipeline], context) -> dict[str, Any]:
-    skip_in_backfill_runs(context)
     with kafka_connect_client() as connect:
         return register_connector(pipes, connect, source_params(), run_ref(context),
                                   kafka=PipelineKafkaHook(spec.name).clients, password_reference=password_reference(),
@@ -59,7 +49,6 @@ def _register(spec: ConnectorSpec, pipes: list[Pipeline], context) -> dict[str, 
 
 
 def _consume(spec: ConnectorSpec, pipes: list[Pipeline], context, consume_step) -> dict[str, Any]:
-    skip_in_backfill_runs(context)
     params = context["params"]
     start_from = parse_instant(params.get("start_from"))
     if start_from is not None:
@@ -77,7 +66,6 @@ def _consume(spec: ConnectorSpec, pipes: list[Pipeline], context, consume_step) 
 
 
 def merge(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
-    skip_in_backfill_runs(context)
     return merge_batch(Pipeline(spec, layout), run_ref(context))
 
 
@@ -97,16 +85,9 @@ def publish_destiny(context, destiny_asset, merged: dict[str, Any] | None) -> di
 
 
 def sink(spec: ConnectorSpec, layout: PipelineLayout, context, sink_spec) -> dict[str, Any]:
-    skip_in_backfill_runs(context)
     from cdc_airflow import sink_runner
 
     return sink_runner.run(spec, layout, context, sink_spec)
-
-
-def backfill(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
-    from cdc_airflow import backfill_runner
-
-    return backfill_runner.run(spec, layout, context)
 
 
 def finish(spec: ConnectorSpec, layout: PipelineLayout, context, failed_tasks: list[str]) -> dict[str, Any]:
@@ -136,13 +117,11 @@ def consume_all_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]
 
 
 def merge_tables(spec: ConnectorSpec, data_dir, context, tables: list[str]) -> dict[str, Any]:
-    skip_in_backfill_runs(context)
     run = run_ref(context)
     return each_table(tables, lambda table: merge_batch(Pipeline.under(data_dir, spec.for_table(table)), run))
 
 
 def sink_tables(spec: ConnectorSpec, data_dir, context, sink_type: str, tables: list[str]) -> dict[str, Any]:
-    skip_in_backfill_runs(context)
     from cdc_airflow import sink_runner
 
     def render(table: str) -> dict[str, Any]:
@@ -172,13 +151,6 @@ def each_table(tables: list[str], step) -> dict[str, Any]:
         error.retry_helps = any(exc.retry_helps for _, exc in failed)
         raise error
     return results
-
-
-def backfill_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
-    from cdc_airflow import backfill_runner
-
-    return {p.spec.qualified_table: backfill_runner.run(p.spec, p.layout, context)
-            for p in connector_pipelines(data_dir, spec)}
 
 
 def finish_all_tables(spec: ConnectorSpec, data_dir, context, failed: dict[str, list[str]]) -> dict[str, Any]:

@@ -14,18 +14,17 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import DAG, TriggerRule, get_current_context, task, task_group
-from airflow.sdk.exceptions import AirflowSkipException
 
 from cdc_airflow.dag_arguments import CONSUME_TASK, REGISTER_TASK, pipeline_dag_arguments
 from cdc_airflow.settings import DagSettings
-from cdc_airflow.task_runtime import failed_upstream, is_backfill_run, one_line_errors
+from cdc_airflow.task_runtime import failed_upstream, one_line_errors
 from cdc_pipeline.connector_spec import ConnectorSpec
 
 TABLE_GROUP = "table"
 # The grid and the task list name each mapped instance by its tables instead of a bare index: the task puts the
 # label in its context first thing (Airflow's documented way); ``default`` keeps the early rendering harmless.
 TABLES_LABEL = "{{ cdc_tables_label | default('') }}"
-CONNECTOR_TASKS = ("register_connector", "consume_batch", "backfill_interval")
+CONNECTOR_TASKS = ("register_connector", "consume_batch")
 
 TABLES_DOC = """
 ### CDC of {count} tables into one folder each
@@ -81,16 +80,6 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
             for sink_type in sinks:
                 merged >> _sink_task(spec, data_dir, sink_type)(tables)
 
-        @task(task_id="backfill_interval", execution_timeout=timedelta(minutes=30), multiple_outputs=False)
-        @one_line_errors
-        def backfill_interval() -> dict[str, Any]:
-            context = get_current_context()
-            if not is_backfill_run(context):
-                raise AirflowSkipException("not a backfill run: only backfill runs write snapshots/ and changes/")
-            from cdc_airflow import runners
-
-            return runners.backfill_tables(spec, data_dir, context)
-
         watched = CONNECTOR_TASKS + tuple(f"{TABLE_GROUP}.{name}" for name in ("merge_batch", *map(sink_task_id, sinks)))
 
         @task(task_id="finish_run", trigger_rule=TriggerRule.ALL_DONE, retries=0, multiple_outputs=False)
@@ -105,7 +94,7 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
 
         consumed = consume_batch()
         tables = per_table.expand(tables=consumed)
-        [register_connector(), tables, backfill_interval()] >> finish_run()
+        [register_connector(), tables] >> finish_run()
     return dag
 
 

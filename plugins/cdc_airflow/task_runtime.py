@@ -30,10 +30,6 @@ def run_ref(context) -> RunRef:
     )
 
 
-def is_backfill_run(context) -> bool:
-    return str(getattr(context["dag_run"], "run_type", "")).lower().endswith("backfill")
-
-
 def failed_upstream(context, task_ids: tuple[str, ...]) -> list[str]:
     """The run's tasks among ``task_ids`` that ended failed or upstream_failed, as Airflow recorded them.
 

@@ -114,7 +114,13 @@ def test_a_table_added_gets_its_existing_rows_and_a_table_removed_is_retired(sho
     assert grown.destinies() == expected and expected["public.mt_late"].count(b"late ") == 30
     retired = shop.data_dir / "mt_shop" / "public.mt_types"
     assert (retired / "retired.json").exists() and (retired / "destiny.csv").exists()
-    list_tables(path, list(ORDER_BY)[:3])  # back as the module's other tests expect it (mt_types rejoins)
+    # mt_types changes while nobody captures it, then rejoins (as the module's other tests expect it) while Kafka
+    # Connect has forgotten the connector but kept its offsets: Debezium would resume without a snapshot, so the
+    # table list last sent to Connect must still tell that mt_types joins.
+    shop.sql("DELETE FROM public.mt_types WHERE ctid IN (SELECT ctid FROM public.mt_types LIMIT 3)")
+    with shop.connect() as connect:
+        connect.delete(shop.spec.name)
+    list_tables(path, list(ORDER_BY)[:3])
     back = ConnectorDriver(shop.settings, path, shop.data_dir, group=shop.group)
     assert "public.mt_types added" in back.register()["tables_added"]
     assert back.converge_tables(ORDER_BY) == back.destinies()

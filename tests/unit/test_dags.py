@@ -35,7 +35,8 @@ def test_no_import_errors(dag_bag):
 def test_one_dag_per_connector_file(dag_bag):
     connectors = sorted(json.loads(p.read_text())["name"] for p in (REPO / "include" / "connectors").glob("*.json"))
     assert sorted(dag_bag.dag_ids) == sorted([f"cdc_{name}" for name in connectors] +
-                                             [f"cdc_{name}_ops" for name in connectors] + ["cdc_new_connector"])
+                                             [f"cdc_{name}_ops" for name in connectors] +
+                                             [f"cdc_{name}_backfill" for name in connectors] + ["cdc_new_connector"])
 
 
 def test_pipeline_policy(dag_bag):
@@ -89,7 +90,8 @@ def test_a_broken_connector_file_gets_a_dag_that_says_why_and_the_others_still_l
     (tmp_path / "leaky.json").write_text(json.dumps(document))
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
     dags = build_dags(DagSettings(connectors_dir=tmp_path, data_dir=tmp_path / "data"))
-    assert set(dags) == {"cdc_clientes", "cdc_clientes_ops", "cdc_leaky_invalid", "cdc_new_connector"}
+    assert set(dags) == {"cdc_clientes", "cdc_clientes_ops", "cdc_clientes_backfill", "cdc_leaky_invalid",
+                         "cdc_new_connector"}
     assert "remove database.password" in dags["cdc_leaky_invalid"].doc_md
 
 
@@ -123,9 +125,9 @@ def test_a_refusal_fails_its_task_at_once_and_an_outage_keeps_its_retries(dag_ba
             task()
         return ended.value
 
-    dag = dag_bag.dags["cdc_clientes"]
-    for task_id in ("register_connector", "consume_batch", "merge_batch", "backfill_interval"):
-        policy = dag.get_task(task_id).retry_policy
+    for dag_id, task_id in (("cdc_clientes", "register_connector"), ("cdc_clientes", "consume_batch"),
+                            ("cdc_clientes", "merge_batch"), ("cdc_clientes_backfill", "backfill_interval")):
+        policy = dag_bag.dags[dag_id].get_task(task_id).retry_policy
         for refusal in (ConfigError("start_from is only for a new pipeline"), DeadLettersError("poison")):
             ended = exit_of(refusal)
             assert isinstance(ended, RefusalExit)
@@ -154,3 +156,26 @@ def test_publish_destiny_skips_unless_destiny_changed():
                                                        "generation": "live/gen-000002", "destiny_changed": True})
     assert outlet.extra == extra == {"events": 5, "inserted": 2, "updated": 3, "deleted": 0, "truncated": 0,
                                      "destiny_rows": 9, "generation": "live/gen-000002"}
+
+
+def test_backfills_go_to_a_dag_of_their_own_that_never_runs_by_itself(dag_bag):
+    """The live DAG refuses backfills (reprocessing would clear its scheduled runs and rewrite their record); the
+    backfill DAG walks the same cron ticks for a backfill and schedules nothing by itself."""
+    import pendulum
+    from airflow.timetables.base import TimeRestriction
+    from cdc_airflow.backfill_timetable import BackfillOnlyTimetable
+
+    live, backfill = dag_bag.dags["cdc_clientes"], dag_bag.dags["cdc_clientes_backfill"]
+    assert {t.value for t in live.allowed_run_types} == {"scheduled", "manual"}
+    assert backfill.task_ids == ["backfill_interval"] and "backfill_interval" not in live.task_ids
+    timetable = backfill.timetable
+    assert isinstance(timetable, BackfillOnlyTimetable) and timetable.periodic and not timetable.can_be_scheduled
+    start, end = pendulum.datetime(2026, 12, 6, 12, 0), pendulum.datetime(2026, 12, 6, 12, 3)  # as Airflow passes them
+    ticks, info = [], None
+    while info := timetable.next_dagrun_info(last_automated_data_interval=info and info.data_interval,
+                                             restriction=TimeRestriction(start, end, catchup=True)):
+        ticks.append(info.logical_date.strftime("%H:%M"))
+    assert ticks == ["12:00", "12:01", "12:02", "12:03"]
+    assert timetable.next_dagrun_info(last_automated_data_interval=None,
+                                      restriction=TimeRestriction(start, None, catchup=False)) is None
+    assert timetable.summary == "backfills only (* * * * *)" and "_backfill" in live.doc_md

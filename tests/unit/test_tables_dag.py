@@ -26,13 +26,13 @@ def dags(tmp_path, monkeypatch):
 def test_register_and_consume_run_once_and_the_table_group_is_mapped_over_consumes_list(dags):
     dag = dags["cdc_shop"]
     assert set(dag.task_ids) == {"register_connector", "consume_batch", "table.merge_batch", "table.sink_parquet",
-                                 "table.sink_postgres", "backfill_interval", "finish_run"}
+                                 "table.sink_postgres", "finish_run"}
     merge = dag.get_task("table.merge_batch")
     assert merge.upstream_task_ids == {"consume_batch"} and merge.retries >= 3
     # the sinks of a table wait for that table's merge only (a mapped group runs each table on its own)
     assert dag.get_task("table.sink_parquet").upstream_task_ids == {"consume_batch", "table.merge_batch"}
     finish = dag.get_task("finish_run")
-    assert {"register_connector", "table.sink_parquet", "table.sink_postgres", "backfill_interval"} <= \
+    assert {"register_connector", "table.sink_parquet", "table.sink_postgres"} <= \
         finish.upstream_task_ids and finish.trigger_rule == "all_done"
     assert dag.get_task("register_connector").upstream_task_ids == set()
     assert dag.schedule == "* * * * *" and dag.max_active_runs == 1
