@@ -63,8 +63,10 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
         dags = client.list_dags()
         unpause_paused(client, dags)
         errors = client.import_errors()
-        # The pipelines run once now; the operations DAGs only when someone triggers them with a form.
-        pipelines = [d["dag_id"] for d in dags if "operations" not in {t.get("name") for t in d.get("tags") or []}]
+        # The pipelines run once now; the operations DAGs only when someone triggers them with a form, the backfill
+        # DAGs only for a backfill.
+        pipelines = [d["dag_id"] for d in dags
+                     if not {"operations", "backfill"} & {t.get("name") for t in d.get("tags") or []}]
         first_runs = _run_once(client, pipelines) if pipelines and not args.no_run else {}
     print(f"\nLocal stack is up in {time.monotonic() - began:.0f} s (state in {s.stack_home}).")
     print(f"  Airflow UI   {s.airflow_url}/   login {s.airflow_user} / {s.airflow_password}")
