@@ -44,6 +44,30 @@ REQUIRED_SETTINGS = {
         "Debezium skips TRUNCATE by default ('t'), and every truncated row would stay in destiny.csv forever",
     ),
 }
+# Settings that change what Debezium or Kafka Connect send, so destiny.csv would differ from COPY while every run
+# stays green: refused, naming the setting. Keys, then key prefixes; each with why and what to do instead.
+DATA_CHANGING_KEYS = {
+    "column.exclude.list": "the excluded columns would be missing from destiny.csv while COPY prints them",
+    "column.include.list": "the columns left out would be missing from destiny.csv while COPY prints them",
+    "column.blacklist": "the excluded columns would be missing from destiny.csv while COPY prints them",
+    "column.whitelist": "the columns left out would be missing from destiny.csv while COPY prints them",
+    "message.key.columns": "the merge keeps one row per primary key; another key would merge different rows",
+    "transforms": "a single message transform rewrites the events the renderer reads",
+    "converters": "a custom converter changes how values arrive, which the renderer cannot know",
+    "snapshot.select.statement.overrides": "a snapshot with its own SELECT leaves rows out of destiny.csv",
+}
+DATA_CHANGING_PREFIXES = {
+    "column.truncate.to.": "truncated values would differ from what COPY prints",
+    "column.mask.": "masked or hashed values would differ from what COPY prints",
+    "snapshot.select.statement.overrides.": "a snapshot with its own SELECT leaves rows out of destiny.csv",
+}
+# Settings with one value the renderer reads exactly (absent means Debezium's default, the same value).
+EXACT_VALUES = {
+    "binary.handling.mode": ("bytes", "bytea must arrive as bytes; as base64 or hex text it cannot be told from a "
+                                      "text column"),
+    "errors.tolerance": ("none", "with 'all' Kafka Connect drops an event it cannot convert and goes on, and "
+                                 "destiny.csv silently lacks that change"),
+}
 # snapshot.mode must take a snapshot when the connector has no offsets: that is how a rebuild starts.
 SNAPSHOT_MODES = ("initial", "when_needed")
 
@@ -292,6 +316,7 @@ def _check_config(path: Path, config: dict[str, str]) -> None:
         value = config.get(key)
         if value is None or value.lower() != wanted:
             raise ConfigError(f"{path}: set \"{key}\": \"{wanted}\" (found {value!r}): {why}.")
+    _refuse_data_changing_settings(path, config)
     mode = config.get("snapshot.mode", "initial")
     if mode not in SNAPSHOT_MODES:
         raise ConfigError(f"{path}: set \"snapshot.mode\" to one of {SNAPSHOT_MODES} (found {mode!r}): a rebuild after a "
@@ -308,6 +333,17 @@ def _check_config(path: Path, config: dict[str, str]) -> None:
         raise ConfigError(f"{path}: set \"heartbeat.interval.ms\" to a positive number of milliseconds, e.g. \"10000\" "
                           f"(found {heartbeat!r}): without heartbeats Debezium confirms no WAL position while the table "
                           "is quiet, so the slot retains WAL and verify cannot tell when it has caught up.")
+
+
+def _refuse_data_changing_settings(path: Path, config: dict[str, str]) -> None:
+    problems = [f"\"{key}\" ({why})" for key, why in DATA_CHANGING_KEYS.items() if config.get(key, "").strip()]
+    problems += [f"\"{key}\" ({why})" for key in sorted(config) for prefix, why in DATA_CHANGING_PREFIXES.items()
+                 if key.startswith(prefix) and key not in DATA_CHANGING_KEYS and config[key].strip()]
+    problems += [f"\"{key}\": \"{config[key]}\" (set \"{wanted}\" or remove it: {why})"
+                 for key, (wanted, why) in EXACT_VALUES.items() if config.get(key, wanted).strip().lower() != wanted]
+    if problems:
+        raise ConfigError(f"{path}: remove {'; '.join(problems)}. destiny.csv is what COPY prints of the whole table; "
+                          "these settings change what Debezium sends, so it would differ while every run succeeds.")
 
 
 def _pipeline_settings(path: Path, document: dict, table: str, *, many: bool = False) -> PipelineSettings:

@@ -216,8 +216,8 @@ def unsupported_columns(description: TableDescription) -> list[str]:
         )
         if why is not None:
             messages.append(
-                f"{description.qualified_table}.{column.name} ({column.format_type}): {why}; or leave the column "
-                f"out with \"column.exclude.list\": \"{description.qualified_table}.{column.name}\" in the "
-                "connector file"
+                f"{description.qualified_table}.{column.name} ({column.format_type}): {why}; destiny.csv holds "
+                f"every column COPY prints, so until then leave {description.qualified_table} out of "
+                "table.include.list"
             )
     return messages

@@ -61,10 +61,33 @@ def check_source(params: SourceParams, schema: str, table: str, slot_name: str) 
     return check_sources(params, [(schema, table)], slot_name)[0]
 
 
-def check_sources(params: SourceParams, tables: list[tuple[str, str]], slot_name: str) -> list[SourceReport]:
-    """``check_source`` for each ``(schema, table)`` of one connector, over one connection."""
+def check_sources(params: SourceParams, tables: list[tuple[str, str]], slot_name: str,
+                  publication: str | None = None) -> list[SourceReport]:
+    """``check_source`` for each ``(schema, table)`` of one connector, over one connection; and the connector's
+    ``publication``, when it exists already, publishes every kind of change."""
     with params.connect(autocommit=True) as conn:
-        return [_check(conn, params, schema, table, slot_name) for schema, table in tables]
+        reports = [_check(conn, params, schema, table, slot_name) for schema, table in tables]
+        if publication:
+            check_publication(conn, publication)
+        return reports
+
+
+PUBLISHED = {"pubinsert": "insert", "pubupdate": "update", "pubdelete": "delete", "pubtruncate": "truncate"}
+
+
+def check_publication(conn, publication: str) -> None:
+    """A publication made before the connector (by hand, or by a migration) that leaves out deletes, updates or
+    truncates would keep those changes from ever arriving while every run succeeds."""
+    row = conn.execute(f"SELECT {', '.join(PUBLISHED)} FROM pg_publication WHERE pubname = %s",
+                       (publication,)).fetchone()
+    if row is None:
+        return  # Debezium creates it, publishing everything
+    missing = [kind for kind, published in zip(PUBLISHED.values(), row) if not published]
+    if missing:
+        raise SourceError(
+            f"publication {publication!r} does not publish {', '.join(missing)}: those changes would never reach "
+            f"destiny.csv. Run ALTER PUBLICATION {publication} SET (publish = 'insert, update, delete, truncate'); "
+            "or set publication.name in the connector file to a publication Debezium may create.")
 
 
 def _check(conn, params: SourceParams, schema: str, table: str, slot_name: str) -> SourceReport:

@@ -151,7 +151,9 @@ def _checked_topics(topics: list[str], kafka: Callable[[], KafkaClients]) -> dic
 def _checked_sources(pipes: list[Pipeline], source: SourceParams, run: RunRef):
     """Every table checked over one connection; an outage is recorded in every table's history."""
     try:
-        reports = check_sources(source, [(p.spec.schema, p.spec.table) for p in pipes], pipes[0].spec.slot_name)
+        spec = pipes[0].spec
+        reports = check_sources(source, [(p.spec.schema, p.spec.table) for p in pipes], spec.slot_name,
+                                spec.config.get("publication.name", "dbz_publication"))
     except SourceUnreachableError as exc:
         for pipe in pipes:
             pipe.history.incidents.seen_down("postgres", run.run_id, str(exc))

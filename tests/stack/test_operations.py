@@ -17,7 +17,7 @@ from cdc_pipeline.errors import BrokerUnreachableError, DeadLettersError, Source
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.topic import topic_partitions
-from cdc_pipeline.source.checks import SourceParams, check_source
+from cdc_pipeline.source.checks import SourceParams, check_source, check_sources
 from cdc_pipeline.errors import VerifyMismatchError
 from cdc_pipeline.verify import verify
 from cdc_pipeline.waiting import WaitTimeout, wait_until
@@ -276,3 +276,24 @@ def test_a_linguistic_collation_on_a_text_key_is_reported(stack_services, tmp_pa
     driver.sql("DROP TABLE public.coll_items")
     driver.sql("CREATE TABLE public.coll_items (k text PRIMARY KEY)")  # the cluster's C.UTF-8
     assert not any("collation" in note for note in check_source(driver.source, "public", "coll_items", "slot_coll").notes)
+
+
+def test_a_publication_made_before_that_leaves_out_deletes_is_refused_before_registration(stack_services, tmp_path):
+    """A hand-made publication that publishes no deletes (or truncates) would keep those changes from ever arriving
+    while every run succeeds: registration refuses it, naming what is missing and the ALTER that fixes it."""
+    driver = PipelineDriver(stack_services.settings, write_connector(tmp_path, "pubcheck", "public.pub_items", "pc"),
+                            tmp_path / "data")
+    driver.sql("DROP TABLE IF EXISTS public.pub_items")
+    driver.sql("CREATE TABLE public.pub_items (id int PRIMARY KEY, v text)")
+    driver.sql("DROP PUBLICATION IF EXISTS pub_pubcheck")
+    driver.sql("CREATE PUBLICATION pub_pubcheck FOR TABLE public.pub_items WITH (publish = 'insert, update')")
+    try:
+        with pytest.raises(SourceError, match=r"does not publish delete, truncate.*ALTER PUBLICATION pub_pubcheck"):
+            driver.register()
+        with driver.connect() as connect:
+            assert connect.get_config("pubcheck") is None  # nothing was sent to Kafka Connect
+        driver.sql("ALTER PUBLICATION pub_pubcheck SET (publish = 'insert, update, delete, truncate')")
+        check_sources(driver.source, [("public", "pub_items")], "slot_pubcheck", "pub_pubcheck")  # now accepted
+    finally:
+        driver.sql("DROP PUBLICATION IF EXISTS pub_pubcheck")
+        driver.sql("DROP TABLE IF EXISTS public.pub_items")

@@ -154,3 +154,30 @@ def test_a_compacted_topic_group_is_refused_and_delete_is_accepted(tmp_path):
         load_connector_spec(write(tmp_path, base_config() | {"topic.creation.cdc.cleanup.policy": "compact"}))
     spec = load_connector_spec(write(tmp_path, base_config() | {"topic.creation.default.cleanup.policy": "delete"}))
     assert spec.config["topic.creation.default.cleanup.policy"] == "delete"
+
+
+@pytest.mark.parametrize("key, value, named", [
+    ("column.exclude.list", "public.clientes.email", '"column.exclude.list"'),
+    ("column.include.list", "public.clientes.id", '"column.include.list"'),
+    ("column.truncate.to.20.chars", "public.clientes.nombre", '"column.truncate.to.20.chars"'),
+    ("column.mask.with.6.chars", "public.clientes.email", '"column.mask.with.6.chars"'),
+    ("column.mask.hash.SHA-256.with.salt.x", "public.clientes.email", '"column.mask.hash.SHA-256.with.salt.x"'),
+    ("transforms", "unwrap", '"transforms"'),
+    ("converters", "boolean", '"converters"'),
+    ("message.key.columns", "public.clientes:email", '"message.key.columns"'),
+    ("snapshot.select.statement.overrides", "public.clientes", '"snapshot.select.statement.overrides"'),
+    ("snapshot.select.statement.overrides.public.clientes", "SELECT * FROM public.clientes WHERE id > 5",
+     '"snapshot.select.statement.overrides.public.clientes"'),
+    ("binary.handling.mode", "hex", '"binary.handling.mode": "hex" (set "bytes"'),
+    ("errors.tolerance", "all", '"errors.tolerance": "all" (set "none"'),
+])
+def test_settings_that_change_what_debezium_sends_are_refused_naming_them(tmp_path, key, value, named):
+    path = write(tmp_path, base_config() | {key: value})
+    with pytest.raises(ConfigError) as refused:
+        load_connector_spec(path)
+    assert named in str(refused.value) and "COPY" in str(refused.value)
+
+
+def test_data_changing_settings_left_empty_or_at_the_value_the_renderer_reads_are_accepted(tmp_path):
+    path = write(tmp_path, base_config() | {"transforms": "", "binary.handling.mode": "BYTES", "errors.tolerance": "none"})
+    assert load_connector_spec(path).name
