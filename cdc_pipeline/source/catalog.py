@@ -44,6 +44,9 @@ class TableDescription:
     columns: tuple[CatalogColumn, ...]
     key_columns: tuple[str, ...]
     settings: dict[str, str] = field(default_factory=dict)
+    # The relation's OID: a table dropped and created again under the same name gets another one (None: described
+    # by a version that did not record it).
+    oid: int | None = None
 
     @property
     def qualified_table(self) -> str:
@@ -68,7 +71,7 @@ class TableDescription:
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": self.schema, "table": self.table, "key_columns": list(self.key_columns),
-            "settings": dict(self.settings), "columns": [asdict(c) for c in self.columns],
+            "settings": dict(self.settings), "columns": [asdict(c) for c in self.columns], "oid": self.oid,
         }
 
     @classmethod
@@ -76,7 +79,7 @@ class TableDescription:
         return cls(
             schema=raw["schema"], table=raw["table"], key_columns=tuple(raw["key_columns"]),
             settings=dict(raw.get("settings") or {}),
-            columns=tuple(CatalogColumn(**c) for c in raw["columns"]),
+            columns=tuple(CatalogColumn(**c) for c in raw["columns"]), oid=raw.get("oid"),
         )
 
 
@@ -87,6 +90,11 @@ def schema_differences(old: TableDescription, new: TableDescription) -> list[str
     change the text of some types. A changed default alone changes no existing row and is not reported.
     """
     changes: list[str] = []
+    if old.oid is not None and new.oid is not None and old.oid != new.oid:
+        # Same name, maybe the same columns, but another table (a restore, a migration that swaps tables): the
+        # publication lost it, so rows the swap deleted and changes since were never captured.
+        changes.append(f"{new.qualified_table} was dropped and created again (relation OID {old.oid} is now "
+                       f"{new.oid}): changes made meanwhile were never captured")
     old_by_num = {c.attnum: c for c in old.columns}
     new_by_num = {c.attnum: c for c in new.columns}
     for num, column in old_by_num.items():
@@ -152,4 +160,6 @@ def read_description(conn, schema: str, table: str) -> TableDescription:
     settings = {
         name: conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0] for name in TEXT_SETTINGS
     }
-    return TableDescription(schema=schema, table=table, columns=columns, key_columns=key, settings=settings)
+    oid = conn.execute("SELECT %s::regclass::oid", (regclass,)).fetchone()[0]
+    return TableDescription(schema=schema, table=table, columns=columns, key_columns=key, settings=settings,
+                            oid=int(oid))

@@ -121,3 +121,22 @@ def test_with_on_schema_change_fail_the_run_fails_naming_the_command_which_then_
         driver.run_once()
     expected = driver.converge("id")
     assert driver.destiny().decode() == expected.decode()
+
+
+def test_a_table_dropped_and_created_again_with_the_same_shape_is_rebuilt(stack_services, tmp_path):
+    """A migration that swaps in a copy of the table (or a restore) keeps the name and the columns, but the
+    publication loses the table: nothing more would arrive and the rows the swap left out would stay. Its
+    identity (OID) changed, so registration rebuilds it as for a schema change."""
+    driver = make(stack_services, tmp_path, "sc_replaced")
+    driver.sql("DROP TABLE IF EXISTS public.sc_replaced_new")
+    driver.sql("CREATE TABLE public.sc_replaced_new (LIKE public.sc_replaced INCLUDING ALL)")
+    driver.sql("INSERT INTO public.sc_replaced_new SELECT * FROM public.sc_replaced WHERE id % 2 = 0")
+    driver.sql("DROP TABLE public.sc_replaced")
+    driver.sql("ALTER TABLE public.sc_replaced_new RENAME TO sc_replaced")
+    driver.sql("INSERT INTO public.sc_replaced (id, v) VALUES (500, 'after the swap')")
+    summary = driver.register()
+    assert "was dropped and created again" in summary["schema_change"]
+    expected = driver.converge("id")
+    assert driver.destiny().decode() == expected.decode()
+    assert b"after the swap" in expected and b"\n1,v1," not in expected
+    assert [r["reason"] for r in driver.history.incidents.recoveries()][-1] == "schema_change"
