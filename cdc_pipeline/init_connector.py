@@ -19,7 +19,7 @@ from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.layout import REPO_ROOT
 from cdc_pipeline.pgtext.types import unsupported_columns
 from cdc_pipeline.source.catalog import read_description
-from cdc_pipeline.source.checks import SourceParams
+from cdc_pipeline.source.checks import SourceParams, generated_problems, kind_problems
 
 TEMPLATE = REPO_ROOT / "include" / "connectors" / "clientes.json"
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
@@ -31,7 +31,6 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 ORDER BY c.relname
 """
-_KINDS = {"v": "a view", "m": "a materialized view", "f": "a foreign table"}
 
 
 @dataclass(frozen=True)
@@ -58,16 +57,7 @@ def survey_schema(source: SourceParams, schema: str) -> list[TableVerdict]:
     with source.connect(autocommit=True) as conn:
         for name, kind, is_partition, persistence, rows, parent in conn.execute(_TABLES_SQL, (schema,)).fetchall():
             qualified = f"{schema}.{name}"
-            problems: list[str] = []
-            if kind in _KINDS:
-                problems.append(f"{_KINDS[kind]}, not a table: logical decoding publishes tables only")
-            elif kind == "p":
-                problems.append("a partitioned table: not captured exactly yet (capture its partitions as tables, "
-                                "or wait for capture through the partition root)")
-            elif is_partition:
-                problems.append(f"a partition of {schema}.{parent} (partitioned tables are not captured exactly yet)")
-            elif persistence == "u":
-                problems.append("UNLOGGED: its changes are not written to the WAL, so nothing would be captured")
+            problems = kind_problems(schema, kind, is_partition, persistence, parent)
             if not _PLAIN_NAME.match(name):
                 problems.append("its name needs quoting, which table.include.list and topic names cannot carry")
             if not problems:
@@ -76,6 +66,7 @@ def survey_schema(source: SourceParams, schema: str) -> list[TableVerdict]:
                     problems.append("no primary key: destiny.csv keeps one row per key (ALTER TABLE ... ADD PRIMARY "
                                     "KEY (...))")
                 problems.extend(problem.replace(f"{qualified}.", "column ", 1) for problem in unsupported_columns(description))
+                problems.extend(generated_problems(conn, f'"{schema}"."{name}"'))
             verdicts.append(TableVerdict(qualified, int(rows), tuple(problems)))
     return verdicts
 

@@ -90,6 +90,48 @@ def check_publication(conn, publication: str) -> None:
             "or set publication.name in the connector file to a publication Debezium may create.")
 
 
+_KINDS = {"v": "a view", "m": "a materialized view", "f": "a foreign table"}
+_RELATION_SQL = """
+SELECT c.relkind, c.relispartition, c.relpersistence,
+       (SELECT p.relname FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid LIMIT 1)
+FROM pg_class c WHERE c.oid = %s::regclass
+"""
+_GENERATED_SQL = """
+SELECT attname FROM pg_attribute
+WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated <> '' ORDER BY attnum
+"""
+
+
+def kind_problems(schema: str, kind: str, is_partition: bool, persistence: str, parent: str | None) -> list[str]:
+    """Why a relation of this kind cannot be captured exactly ([] for a plain, logged table)."""
+    if kind in _KINDS:
+        return [f"{_KINDS[kind]}, not a table: logical decoding publishes tables only"]
+    if kind == "p":
+        return ["a partitioned table: not captured exactly yet (capture its partitions as tables, or wait for "
+                "capture through the partition root)"]
+    if is_partition:
+        return [f"a partition of {schema}.{parent} (partitioned tables are not captured exactly yet)"]
+    if persistence == "u":
+        return ["UNLOGGED: its changes are not written to the WAL, so nothing would be captured"]
+    return []
+
+
+def generated_problems(conn, regclass: str) -> list[str]:
+    """Stored generated columns: snapshot rows carry them, but pgoutput does not publish them in changes (before
+    PostgreSQL 18, and Debezium does not ask for them after), so streamed rows would lose their values."""
+    return [f"column {name} is GENERATED ALWAYS ... STORED: changes arrive without it, so destiny.csv would "
+            "differ from COPY (make it a plain column kept by a trigger, or leave the table out)"
+            for (name,) in conn.execute(_GENERATED_SQL, (regclass,)).fetchall()]
+
+
+def relation_problems(conn, schema: str, table: str) -> list[str]:
+    """Everything about the relation itself (its kind, its generated columns) that keeps it from being captured
+    exactly."""
+    regclass = f'"{schema}"."{table}"'
+    kind, is_partition, persistence, parent = conn.execute(_RELATION_SQL, (regclass,)).fetchone()
+    return kind_problems(schema, kind, is_partition, persistence, parent) or generated_problems(conn, regclass)
+
+
 def _check(conn, params: SourceParams, schema: str, table: str, slot_name: str) -> SourceReport:
     wal_level = conn.execute("SHOW wal_level").fetchone()[0]
     if wal_level != "logical":
@@ -101,6 +143,10 @@ def _check(conn, params: SourceParams, schema: str, table: str, slot_name: str) 
     if exists is None:
         raise SourceError(f"table {schema}.{table} does not exist in the source database. Create it, or fix "
                           "table.include.list in the connector file.")
+    problems = relation_problems(conn, schema, table)
+    if problems:
+        raise SourceError(f"{schema}.{table} cannot be captured exactly: {'; '.join(problems)}. Leave it out of "
+                          "table.include.list (python -m cdc_pipeline init lists what can be captured).")
     description = read_description(conn, schema, table)
     if not description.key_columns:
         raise SourceError(

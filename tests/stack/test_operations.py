@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import multiprocessing
 import time
 from datetime import UTC, datetime
@@ -297,3 +298,33 @@ def test_a_publication_made_before_that_leaves_out_deletes_is_refused_before_reg
     finally:
         driver.sql("DROP PUBLICATION IF EXISTS pub_pubcheck")
         driver.sql("DROP TABLE IF EXISTS public.pub_items")
+
+
+@pytest.mark.parametrize("setup, named", [
+    ("CREATE VIEW public.rel_x AS SELECT 1 AS id", "a view, not a table"),
+    ("CREATE TABLE public.rel_x (id int, d date, PRIMARY KEY (id, d)) PARTITION BY RANGE (d)", "a partitioned table"),
+    ("CREATE UNLOGGED TABLE public.rel_x (id int PRIMARY KEY)", "UNLOGGED"),
+    ("CREATE TABLE public.rel_x (id int PRIMARY KEY, n int, twice int GENERATED ALWAYS AS (n * 2) STORED)",
+     "column twice is GENERATED ALWAYS ... STORED"),
+])
+def test_relations_that_cannot_be_captured_exactly_are_refused_before_registration(stack_services, tmp_path, setup,
+                                                                                  named):
+    """A view named by mistake, a partitioned table, an UNLOGGED table (nothing in the WAL), a stored generated
+    column (changes arrive without it): refused with the reason, before anything is sent to Kafka Connect."""
+    driver = PipelineDriver(stack_services.settings, write_connector(tmp_path, "relx", "public.rel_x", "rx"),
+                            tmp_path / "data")
+    drop_rel_x(driver)
+    driver.sql(setup)
+    try:
+        with pytest.raises(SourceError, match="cannot be captured exactly: .*" + re.escape(named)):
+            driver.register()
+        with driver.connect() as connect:
+            assert connect.get_config("relx") is None
+    finally:
+        drop_rel_x(driver)
+
+
+def drop_rel_x(driver: PipelineDriver) -> None:
+    kind = driver.sql("SELECT relkind FROM pg_class WHERE oid = to_regclass('public.rel_x')")
+    if kind:
+        driver.sql(f"DROP {'VIEW' if kind[0][0] == 'v' else 'TABLE'} public.rel_x")
