@@ -35,7 +35,7 @@ from cdc_pipeline.source.catalog import TableDescription
 
 log = logging.getLogger(__name__)
 
-REASONS = ("data_loss", "schema_change", "verify_mismatch", "operator", "upgrade", "table_added")
+REASONS = ("data_loss", "schema_change", "verify_mismatch", "operator", "upgrade", "table_added", "state_lost")
 
 
 def remedy_command(spec: ConnectorSpec) -> str:

@@ -78,6 +78,10 @@ def _consume_locked(pipe: Pipeline, kafka: KafkaClients, run: RunRef, summary: d
         return _finish_recorded_batch(pipe, kafka, run, record, summary)
     if _written_by_the_previous_version(pipe):
         return _upgrade(pipe, kafka, run, summary, connect, connector_config)
+    out_of_step = state_out_of_step(pipe)
+    if out_of_step:
+        return _rebuild_instead(pipe, kafka, run, summary, reason="state_lost", detail=out_of_step, lost=None,
+                                field="recovery", connect=connect, connector_config=connector_config)
     try:
         topic = inspect_topic(kafka, pipe.spec.topic)
         decision = _decide(pipe, kafka, topic, run, start_from)
@@ -213,6 +217,42 @@ def _rebuild_instead(pipe: Pipeline, kafka: KafkaClients, run: RunRef, summary: 
     log.warning("consume: rebuild %s started; destiny.csv keeps its last good content until it completes", recovery.id)
     summary.update(events=0, lost=lost, **{field: done})
     return summary
+
+
+def state_out_of_step(pipe: Pipeline) -> str | None:
+    """Why ``state/`` cannot hold what the run history says was merged into it (None when it can).
+
+    Reading on would resume into a partial table: ``state/`` lost (a hand deletion, a disk replaced) while the
+    history records merged batches of the current lineage, or restored from a backup older than the last merged
+    batch, whose events it then lacks (a batch's events lie inside its offset range, and a state that merged them
+    has a merged range ending past that range's start in some partition)."""
+    store = StateStore(pipe.layout)
+    if store.rebuild() is not None or pipe.layout.legacy_state.exists():
+        return None  # a rebuild (or the upgrade of an old folder) replaces the live state anyway
+    live, runs = store.live(), pipe.history.runs
+    epoch = live.epoch if live is not None else runs.current_epoch()
+    last = runs.last_run_where(
+        "status = 'merged' AND epoch = ? AND offset_ranges IS NOT NULL AND coalesce(creates, 0) + "
+        "coalesce(updates, 0) + coalesce(deletes, 0) + coalesce(reads, 0) + coalesce(truncates, 0) > "
+        "coalesce(merge_stale, 0)", (epoch,))  # a batch whose every event was stale wrote no generation
+    if last is None:
+        return None
+    when = last.get("ended_at") or last.get("started_at")
+    if live is None:
+        return (f"state/ holds no table, but run {last['run_id']} merged {last.get('destiny_rows')} rows into it at "
+                f"{when}: the state was lost (a restore without it, a full disk, a hand deletion), so reading on "
+                "would build a partial table")
+    ranges = {int(p): r for p, r in json.loads(last["offset_ranges"]).items() if r[1] > r[0]}
+    incarnation = last.get("incarnation")
+    if not ranges or incarnation is None:
+        return None
+    merged_past_start = any(end > ranges[p][0] for p in ranges
+                            for _start, end, _lsn in live.merged_ranges.get((incarnation, p), []))
+    if merged_past_start:
+        return None
+    return (f"state/ ({live.id}, {live.rows} rows) lacks the events of run {last['run_id']} (offsets "
+            f"{describe_ranges({p: tuple(r) for p, r in ranges.items()})}, merged at {when}): it was restored from "
+            "an earlier time than runs.sqlite, so reading on would keep a partial table")
 
 
 def _written_by_the_previous_version(pipe: Pipeline) -> bool:

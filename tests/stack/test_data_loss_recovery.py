@@ -240,3 +240,26 @@ def test_a_folder_of_the_previous_version_is_rebuilt_once_keeping_its_destiny_un
     assert driver.destiny().decode() == expected.decode()
     assert not driver.layout.legacy_state.exists() and (driver.layout.archive_dir / "destiny.state.parquet").exists()
     assert driver.history.runs.get_run("scheduled__old")["status"] == "merged"  # the old history is kept
+
+
+def test_a_state_restored_from_before_the_last_batches_is_rebuilt_not_read_on(stack_services, tmp_path):
+    """state/ restored from a backup older than runs.sqlite (or lost): reading on would keep a partial table
+    forever, since the history's resume point is past the events the state lacks. The next run finds it and
+    rebuilds from a new snapshot, ending identical to COPY."""
+    import shutil
+
+    driver = drained_pipeline(stack_services.settings, tmp_path, "state_restored", count=20)
+    backup = tmp_path / "state-backup"
+    shutil.copytree(driver.layout.state_dir, backup)
+    before = driver.topic_record_count()
+    driver.sql("UPDATE public.state_restored SET v = 'after the backup' WHERE id <= 5")
+    driver.sql("DELETE FROM public.state_restored WHERE id > 15")
+    driver.wait_for_records(before + 10)
+    driver.converge("id")
+    shutil.rmtree(driver.layout.state_dir)
+    shutil.copytree(backup, driver.layout.state_dir)  # destiny.csv is the live generation's: it follows the state
+    consumed, _ = driver.run_once()
+    assert "restored from an earlier time than runs.sqlite" in consumed["recovery"]
+    expected = driver.converge("id")
+    assert driver.destiny().decode() == expected.decode() and b"after the backup" in expected
+    assert driver.history.incidents.recoveries()[0]["reason"] == "state_lost"
