@@ -73,8 +73,10 @@ class VerifyResult:
         if self.result == "identical":
             extra = f" ({self.explained} keys changed since, compared as of the snapshot)" if self.explained else ""
             return f"identical: {self.compared} rows equal the source at WAL {self.snapshot_lsn}{extra}"
-        return (f"DIFFERENT: {len(self.differing)} of {self.compared} keys differ from the source at WAL "
-                f"{self.snapshot_lsn}" + (f"; {self.action}" if self.action else ""))
+        problem = next((d["problem"] for d in self.differing if d.get("problem")), None)
+        what = problem if problem else f"{len(self.differing)} of {self.compared} keys differ"
+        return (f"DIFFERENT: {what} from the source at WAL {self.snapshot_lsn}"
+                + (f"; {self.action}" if self.action else ""))
 
 
 def verify(pipe: Pipeline, kafka: KafkaClients, source: SourceParams, *, run_id: str,
@@ -105,12 +107,18 @@ def verify(pipe: Pipeline, kafka: KafkaClients, source: SourceParams, *, run_id:
                                           {"differing": result.differing[:SHOWN], "explained": result.explained,
                                            "unverifiable": result.unverifiable, "lsn": snapshot.lsn,
                                            "action": result.action})
-    for item in result.differing[:SHOWN]:
-        log.error("verify: key %s: source %r, destiny.csv %r", item["key"], item["source"], item["destiny"])
+    log_differences(result)
     if result.differing:
         raise VerifyMismatchError(result.line())
     log.info("verify: %s", result.line())
     return result
+
+
+def log_differences(result: VerifyResult) -> None:
+    """The differing keys (at most SHOWN), never their values: row contents stay in runs.sqlite's verification
+    record, out of task logs."""
+    for item in result.differing[:SHOWN]:
+        log.error("verify: %s", item.get("problem") or f"key {item['key']} differs")
 
 
 def take_snapshot(source: SourceParams, table: str, order_by: str) -> SourceSnapshot:
@@ -197,9 +205,37 @@ def compare(pipe: Pipeline, snapshot: SourceSnapshot, key_columns: tuple[str, ..
                 result.explained += 1
                 continue
         result.differing.append({"key": list(key), "source": source_rows.get(key), "destiny": destiny_rows.get(key)})
+    if not result.differing:
+        problem = _byte_difference(snapshot.copy, destiny, source_rows, destiny_rows,
+                                   exact=not (result.explained or result.unverifiable))
+        if problem:
+            result.differing.append({"key": None, "source": None, "destiny": None, "problem": problem})
     if result.differing:
         result.result = "different"
     return result
+
+
+def _byte_difference(copy: bytes, destiny: bytes, source_rows: dict, destiny_rows: dict, *, exact: bool) -> str | None:
+    """Every row equal by key, yet the files differ: the header, the row order, or the bytes of a row (quoting,
+    line endings). With nothing changed since the snapshot the files must be equal byte for byte; otherwise the
+    header must be, and the keys both hold must come in the same order."""
+    if destiny == copy:
+        return None
+    copy_lines, destiny_lines = copy.split(b"\n"), destiny.split(b"\n")
+    if copy_lines[0] != destiny_lines[0]:
+        return f"the header differs: source {copy_lines[0][:200]!r}, destiny.csv {destiny_lines[0][:200]!r}"
+    if exact:
+        line = next((i for i, (a, b) in enumerate(zip(copy_lines, destiny_lines)) if a != b),
+                    min(len(copy_lines), len(destiny_lines)))
+        return (f"every row is equal by key but the bytes differ from line {line + 1} (row order, quoting or line "
+                "endings)")
+    source_order = [k for k in source_rows if k in destiny_rows]
+    destiny_order = [k for k in destiny_rows if k in source_rows]
+    moved = next((i for i, (a, b) in enumerate(zip(source_order, destiny_order)) if a != b), None)
+    if moved is not None:
+        return (f"the row order differs: row {moved + 1} of the rows both hold is key {list(source_order[moved])} in "
+                f"the source and key {list(destiny_order[moved])} in destiny.csv")
+    return None
 
 
 def _rows_by_key(pipe: Pipeline, data: bytes, key_columns: tuple[str, ...]) -> dict[tuple, str]:
