@@ -32,8 +32,6 @@ in-flight run to finish its step) and scheduled runs of `{dag_id}` step aside un
 """
 
 
-
-
 def _table_param(spec: ConnectorSpec) -> dict[str, Param]:
     """A connector of several tables: which table the operation is for (``*``: each in turn)."""
     if not spec.many_tables:
@@ -57,15 +55,21 @@ def build_ops_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
         doc_md=DOC.format(name=spec.name, table=spec.qualified_table, dag_id=spec.dag_id, folder=layout.folder,
                           operations="\n".join(f"- `{k}`: {v}" for k, v in OPERATIONS.items())),
         params={
+            # Each operation is named in the form by what it does; the fields only some operations use sit in
+            # their own sections, titled by the operations that read them.
             "operation": Param("verify" if every else "status", enum=list(OPERATIONS), title="Operation",
-                               description="; ".join(f"{k}: {v}" for k, v in OPERATIONS.items())),
-            "date": Param(None, type=["null", "string"], maxLength=40, title="Date (reset_to_date)",
+                               values_display={k: f"{k}{' (needs Confirm)' if k in CHANGING else ''}: {v}"
+                                               for k, v in OPERATIONS.items()},
+                               description="What to do. Those marked 'needs Confirm' change the pipeline: tick "
+                                           "Confirm below. The task log says what was done."),
+            "date": Param(None, type=["null", "string"], maxLength=40, title="Date",
+                          section="Only for reset_to_date",
                           description="ISO date or date-time, UTC if no zone, e.g. 2026-11-24 or 2026-11-24T08:00:00Z"),
-            "run_id": Param(None, type=["null", "string"], maxLength=250, title="Run id (reset_to_run)",
+            "run_id": Param(None, type=["null", "string"], maxLength=250, title="Run id",
+                            section="Only for reset_to_run",
                             description="A run of the pipeline DAG, e.g. scheduled__2026-11-24T08:00:00+00:00"),
-            "confirm": Param(False, type="boolean", title="Confirm",
-                             description="Tick for operations that change the pipeline: "
-                                         + ", ".join(sorted(CHANGING))),
+            "confirm": Param(False, type="boolean", title="Confirm", section="Only for operations that change the pipeline",
+                             description="Tick for " + ", ".join(sorted(CHANGING)) + "; the others ignore it."),
             **_table_param(spec),
         },
     ) as dag:

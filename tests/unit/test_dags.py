@@ -179,3 +179,14 @@ def test_backfills_go_to_a_dag_of_their_own_that_never_runs_by_itself(dag_bag):
     assert timetable.next_dagrun_info(last_automated_data_interval=None,
                                       restriction=TimeRestriction(start, None, catchup=False)) is None
     assert timetable.summary == "backfills only (* * * * *)" and "_backfill" in live.doc_md
+
+
+def test_the_operations_form_names_each_operation_and_sets_apart_the_fields_few_use(dag_bag):
+    params = dag_bag.dags["cdc_clientes_ops"].params
+    operation = params.get_param("operation").schema
+    assert operation["values_display"]["resnapshot"].startswith("resnapshot (needs Confirm): ")
+    assert "needs Confirm" not in operation["values_display"]["verify"]
+    sections = {name: params.get_param(name).schema.get("section") for name in ("date", "run_id", "confirm")}
+    assert sections == {"date": "Only for reset_to_date", "run_id": "Only for reset_to_run",
+                        "confirm": "Only for operations that change the pipeline"}
+    assert params.get_param("operation").schema.get("section") is None  # the one field every operation needs
