@@ -85,14 +85,3 @@ def airflow_stack(stack_services: Stack) -> Iterator[AirflowStack]:
         client.token()
         yield AirflowStack(stack_services, client)
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``./stack test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``), each with its own session and so
-    its own services: the tests that need Airflow run on one, those that need only PostgreSQL, Kafka and Connect on
-    the other, side by side, each stack started once; the quick tests fill in wherever there is room."""
-    for item in items:
-        if item.get_closest_marker("airflow"):
-            item.add_marker(pytest.mark.xdist_group("airflow"))
-        elif item.get_closest_marker("stack"):
-            item.add_marker(pytest.mark.xdist_group("services"))
