@@ -328,3 +328,24 @@ def drop_rel_x(driver: PipelineDriver) -> None:
     kind = driver.sql("SELECT relkind FROM pg_class WHERE oid = to_regclass('public.rel_x')")
     if kind:
         driver.sql(f"DROP {'VIEW' if kind[0][0] == 'v' else 'TABLE'} public.rel_x")
+
+
+def test_a_drain_while_kafka_connect_still_runs_the_connector_records_no_clean_end(stack_services, tmp_path):
+    """A clean end says nothing more can arrive on that incarnation (a broker that loses its data after it is then
+    no loss): with the connector still running on Kafka Connect that would be untrue, so the drain merges what there
+    is and says why it records no clean end. With Connect stopped (unreachable here) it records one."""
+    from cdc_pipeline import operations
+    from cdc_pipeline.kafka_connect import KafkaConnectClient
+
+    driver = make(stack_services, tmp_path, "drain_running")
+    with driver.kafka() as kafka:
+        result = operations.drain(driver.pipe, kafka, run_label="running", connect_factory=driver.connect)
+    assert "NOT recorded as a clean end: Kafka Connect still runs connector drain_running (RUNNING)" in result.message
+    resume = driver.history.runs.resume_point()
+    assert driver.history.incidents.incarnation(resume.incarnation).clean_end is None
+    stopped = f"http://127.0.0.1:{free_port()}"
+    with driver.kafka() as kafka:
+        result = operations.drain(driver.pipe, kafka, run_label="stopped",
+                                  connect_factory=lambda: KafkaConnectClient(stopped, timeout=2))
+    assert result.message.endswith("recorded as a clean end")
+    assert driver.history.incidents.incarnation(resume.incarnation).clean_end == resume.ends
