@@ -177,3 +177,17 @@ def test_the_last_error_has_its_own_cell_and_is_not_listed_twice():
     assert cells["last_error"]["value"].startswith("register_connector: table") and cells["last_error"]["detail"] == ""
     assert cells["last_error"]["title"] == status.last_error
     assert problems(status) == ["connector is PAUSED"]
+
+
+def test_links_lead_to_the_mapped_table_tasks_and_to_the_backfill_dag():
+    """A table of a connector of several: its merge and sinks are instances of the mapped group ``table`` (the
+    list of instances, each named by its table); its backfill runs belong to the backfill DAG."""
+    links = AirflowLinks("/af", "cdc_shop", table_group=True)
+    assert links.task_log("scheduled__x", "merge_batch", 2) == \
+        "/af/dags/cdc_shop/runs/scheduled__x/tasks/table.merge_batch/mapped"
+    assert links.task_log("scheduled__x", "sink_parquet", 1).endswith("/tasks/table.sink_parquet/mapped")
+    assert links.task_log("scheduled__x", "consume_batch", 1).endswith("/tasks/consume_batch?try_number=1")
+    backfill = links.for_kind("backfill")
+    assert backfill.run("backfill__y") == "/af/dags/cdc_shop_backfill/runs/backfill__y"
+    assert backfill.task_log("backfill__y", "backfill_interval", 1).endswith("/tasks/backfill_interval?try_number=1")
+    assert links.for_kind("scheduled") is links

@@ -6,7 +6,7 @@ commands) as lines between them. The page renders it and the JSON API returns it
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +17,7 @@ from cdc_pipeline.formatting import (
 )
 from cdc_pipeline.history import RunStatus, TryStatus
 
+TABLE_GROUP = "table"  # cdc_airflow.tables_dag's mapped group (not imported: that module needs the Task SDK)
 AIRFLOW_RUN_PREFIXES = ("scheduled__", "manual__", "backfill__", "asset_triggered__", "dataset_triggered__")
 EVENT_KINDS = (("creates", "c"), ("updates", "u"), ("deletes", "d"), ("reads", "r"), ("truncates", "t"))
 SERVICE_NAMES = {"postgres": "PostgreSQL", "connect": "Kafka Connect", "broker": "the Kafka broker"}
@@ -27,10 +28,19 @@ UNFINISHED_AFTER_SECONDS = 35 * 60
 
 @dataclass(frozen=True)
 class AirflowLinks:
-    """URLs of Airflow 3's own pages for one DAG; ``root`` is Airflow's base path ("" at the server root)."""
+    """URLs of Airflow 3's own pages for one DAG; ``root`` is Airflow's base path ("" at the server root).
+    ``table_group``: the pipeline is a table of a connector of several, whose merge and sinks run as instances of
+    the mapped group ``table`` (their logs are one click further, on the instance named by the table)."""
 
     root: str
     dag_id: str
+    table_group: bool = False
+
+    def for_kind(self, kind: str | None) -> AirflowLinks:
+        """A backfill run is a run of the connector's backfill DAG."""
+        if kind == "backfill":
+            return replace(self, dag_id=f"{self.dag_id}_backfill", table_group=False)
+        return self
 
     def dag(self) -> str:
         return f"{self.root}/dags/{quote(self.dag_id, safe='')}"
@@ -39,6 +49,8 @@ class AirflowLinks:
         return f"{self.dag()}/runs/{quote(run_id, safe='')}"
 
     def task_log(self, run_id: str, task_id: str, try_number: int) -> str:
+        if self.table_group and (task_id == "merge_batch" or task_id.startswith("sink_")):
+            return f"{self.run(run_id)}/tasks/{quote(f'{TABLE_GROUP}.{task_id}', safe='')}/mapped"
         return f"{self.run(run_id)}/tasks/{quote(task_id, safe='')}?try_number={int(try_number)}"
 
     def dashboard_tab(self) -> str:
@@ -90,6 +102,7 @@ def run_view(run: dict[str, Any], tries: list[dict[str, Any]], links: AirflowLin
              airflow_state: str | None = None) -> dict[str, Any]:
     """One run as the table shows it (and the JSON API returns it)."""
     run_id = run["run_id"]
+    links = links.for_kind(run.get("kind")) if links else None
     state_text, tone = run_state(run, tries, now, airflow_state)
     events = {label: int(run.get(key) or 0) for key, label in EVENT_KINDS}
     total = sum(events.values())

@@ -86,7 +86,7 @@ def runs_page(pipeline: Pipeline, query: RunsQuery, root: str, now: datetime,
         return page
     runs, older_start = select_runs(path, query.run_filter, query.limit, query.offset)
     tries = tries_of(path, [run["run_id"] for run in runs])
-    links = AirflowLinks(root, pipeline.dag_id) if pipeline.spec else None
+    links = AirflowLinks(root, pipeline.dag_id, pipeline.table is not None) if pipeline.spec else None
     states = _airflow_states(pipeline, runs, airflow_states)
     views = [run_view(run, tries.get(run["run_id"], []), links, now, states.get(run["run_id"])) for run in runs]
     newer_bound = runs[0]["started_at"] if query.offset and runs else None
@@ -110,7 +110,7 @@ def run_detail(pipeline: Pipeline, run_id: str, root: str, now: datetime,
     run = select_run(path, run_id) if path.exists() else None
     if run is None:
         return None
-    links = AirflowLinks(root, pipeline.dag_id) if pipeline.spec else None
+    links = AirflowLinks(root, pipeline.dag_id, pipeline.table is not None) if pipeline.spec else None
     state = _airflow_states(pipeline, [run], airflow_states).get(run_id)
     view = run_view(run, tries_of(path, [run_id]).get(run_id, []), links, now, state)
     view["sinks"] = sink_results_of(path, run_id)
