@@ -84,3 +84,14 @@ def test_late_when_runs_start_but_none_merges(layout):
     _run(layout, "scheduled__2", timedelta(seconds=50), timedelta(seconds=40), status="skipped")
     status = pipeline_status("t", layout, now=NOW)
     assert status.state == "late" and "none merged" in " ".join(status.problems)
+
+
+@pytest.mark.parametrize("paused, state", [(False, "failing"), (True, "paused")])
+def test_a_failing_pipeline_reads_failing_unless_its_dag_is_paused_and_keeps_its_error_either_way(layout, paused,
+                                                                                                  state):
+    _run(layout, "scheduled__1", timedelta(minutes=3), timedelta(minutes=3))
+    _run(layout, "scheduled__2", timedelta(seconds=50), timedelta(seconds=40), status="failed")
+    History.open(layout.history).runs.update_run("scheduled__2", error="register_connector: no primary key")
+    status = pipeline_status("t", layout, _probes(0, paused), now=NOW)
+    assert status.state == state and status.last_error == "register_connector: no primary key"
+    assert any(p.startswith("last failed run: register_connector") for p in status.problems)
