@@ -17,6 +17,11 @@ class BackfillOnlyTimetable(CronTriggerTimetable):
     periodic = True            # what makes Airflow offer and accept backfills
 
     @property
+    def expression(self) -> str:
+        """The cron expression (backfill_runner reads it for a run's interval start)."""
+        return self._expression
+
+    @property
     def summary(self) -> str:
         return f"backfills only ({self._expression})"
 

@@ -70,7 +70,7 @@ def test_every_supported_type_is_byte_identical_to_copy(driver):
 def test_a_refused_type_stops_registration_naming_the_column_and_the_fix(driver, tmp_path):
     settings = driver.settings  # the database the module's fixture created, with public.refused in it
     driver = PipelineDriver(settings, write_connector(tmp_path, "refused", "public.refused", "rf"), tmp_path / "data")
-    with pytest.raises(SourceError, match=r"(?s)cannot hold exactly.*refused.vb \(bit varying\).*column\.exclude\.list"):
+    with pytest.raises(SourceError, match=r"(?s)cannot hold exactly.*refused.vb \(bit varying\).*leave public.refused out of table.include.list"):
         driver.register()
     assert not driver.layout.destiny.exists()
     with driver.connect() as connect:

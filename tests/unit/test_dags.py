@@ -190,3 +190,14 @@ def test_the_operations_form_names_each_operation_and_sets_apart_the_fields_few_
     assert sections == {"date": "Only for reset_to_date", "run_id": "Only for reset_to_run",
                         "confirm": "Only for operations that change the pipeline"}
     assert params.get_param("operation").schema.get("section") is None  # the one field every operation needs
+
+
+def test_a_backfill_run_of_the_backfill_dag_covers_the_minute_before_its_logical_date(dag_bag):
+    """The backfill DAG's schedule is a timetable, not a cron string: its interval start comes from the
+    timetable's own cron expression."""
+    from datetime import UTC, datetime
+
+    from cdc_airflow.backfill_runner import previous_tick
+
+    dag = dag_bag.dags["cdc_clientes_backfill"]
+    assert previous_tick(dag, datetime(2026, 12, 6, 4, 36, tzinfo=UTC)) == datetime(2026, 12, 6, 4, 35, tzinfo=UTC)
