@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -191,3 +192,19 @@ def test_links_lead_to_the_mapped_table_tasks_and_to_the_backfill_dag():
     assert backfill.run("backfill__y") == "/af/dags/cdc_shop_backfill/runs/backfill__y"
     assert backfill.task_log("backfill__y", "backfill_interval", 1).endswith("/tasks/backfill_interval?try_number=1")
     assert links.for_kind("scheduled") is links
+
+
+def test_a_verification_line_reads_as_words_and_an_operator_command_says_done_once():
+    from cdc_airflow.dashboard.runs_table import incident_line
+
+    verify = incident_line({"kind": "verify", "at": NOW.isoformat(), "result": "different", "compared": 200,
+                            "differing": 1, "detail": json.dumps({
+                                "differing": [{"key": ["42"], "source": "42,a\n", "destiny": "42,X\n"}],
+                                "explained": 2, "unverifiable": 0, "lsn": "0/1A2B", "action": "rebuild 3 started"})},
+                           NOW)
+    assert verify["detail"] == ("compared at WAL 0/1A2B · 2 keys changed since the snapshot, compared as of it · "
+                                "differs: key 42 · rebuild 3 started")
+    assert "42,X" not in verify["detail"]  # keys, never row contents
+    command = incident_line({"kind": "operation", "at": NOW.isoformat(), "command": "resnapshot", "origin": "cli",
+                             "status": "done", "ended_at": NOW.isoformat(), "detail": "done"}, NOW)
+    assert command["detail"] is None and command["text"].count("done") == 1

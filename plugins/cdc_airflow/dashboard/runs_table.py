@@ -180,6 +180,28 @@ def is_idle(view: dict[str, Any]) -> bool:
             and not view["schema_change"] and view["tone"] != "warn")
 
 
+def verify_detail(raw: str | None) -> str | None:
+    """A verification's record in words: where it compared, what it explained, which keys differ (keys only)."""
+    try:
+        record = json.loads(raw) if raw else None
+    except ValueError:
+        return raw
+    if not isinstance(record, dict):
+        return raw
+    parts = [f"compared at WAL {record['lsn']}"] if record.get("lsn") else []
+    if record.get("explained"):
+        parts.append(f"{plural(record['explained'], 'key')} changed since the snapshot, compared as of it")
+    if record.get("unverifiable"):
+        parts.append(f"{plural(record['unverifiable'], 'key')} could not be compared (no earlier change kept)")
+    differing = [d.get("problem") or f"key {', '.join(map(str, d.get('key') or []))}"
+                 for d in record.get("differing") or []]
+    if differing:
+        parts.append("differs: " + "; ".join(differing))
+    if record.get("action"):
+        parts.append(record["action"])
+    return " · ".join(parts) or None
+
+
 def incident_line(item: dict[str, Any], now: datetime) -> dict[str, Any]:
     """An outage, rebuild, verification or operator command as one line between the runs."""
     kind = item["kind"]
@@ -202,13 +224,13 @@ def incident_line(item: dict[str, Any], now: datetime) -> dict[str, Any]:
         result = item.get("result") or "running"
         counts, tone = describe_verify(item)
         text = f"verify: {result}{counts}"
-        detail = item.get("detail")
+        detail = verify_detail(item.get("detail"))
     else:
         text = f"operator command {item.get('command')} ({item.get('origin') or '?'}): {item.get('status')}"
         if item.get("ended_at"):
             text += f" at {hhmm(item['ended_at'])}"
         tone = {"failed": "bad", "running": "busy"}.get(item.get("status"), "info")
-        detail = item.get("detail")
+        detail = item.get("detail") if (item.get("detail") or "") not in ("", item.get("status")) else None
     return {"type": "line", "kind": kind, "at": item["at"], "time": time_text(item["at"], now), "text": text,
             "tone": tone, "detail": detail}
 
