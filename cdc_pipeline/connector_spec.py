@@ -73,9 +73,10 @@ SNAPSHOT_MODES = ("initial", "when_needed")
 
 ON_DATA_LOSS = ("resnapshot", "fail")
 ON_SCHEMA_CHANGE = ("resnapshot", "fail")
+KEY_ORDERS = ("exact", "code_point")
 SINK_TYPES = ("csv", "parquet", "postgres")
 PIPELINE_KEYS = ("on_data_loss", "on_schema_change", "max_dead_letters", "changelog_retention_days", "verify_every",
-                 "max_table_tasks",
+                 "max_table_tasks", "key_order",
                  "sinks")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -113,6 +114,9 @@ class PipelineSettings:
     # A connector of several tables: the most per-table task instances one run starts; when more tables have
     # something new, they share them (each task merges its tables in turn), so a run's cost stays bounded.
     max_table_tasks: int = 16
+    # "exact": registration refuses a key whose ORDER BY destiny.csv cannot reproduce (a linguistic collation, a
+    # type with no order of its own); "code_point": such keys are ordered by their text's code points instead.
+    key_order: str = "exact"
     sinks: tuple[SinkSpec, ...] = (SinkSpec("csv"),)
 
 
@@ -362,6 +366,7 @@ def _pipeline_settings(path: Path, document: dict, table: str, *, many: bool = F
     return PipelineSettings(
         on_data_loss=choice("on_data_loss", ON_DATA_LOSS, "resnapshot"),
         on_schema_change=choice("on_schema_change", ON_SCHEMA_CHANGE, "resnapshot"),
+        key_order=choice("key_order", KEY_ORDERS, "exact"),
         max_dead_letters=count("max_dead_letters", 0, 0),
         changelog_retention_days=count("changelog_retention_days", 30, 1),
         verify_every_minutes=_every(path, document.get("verify_every")),

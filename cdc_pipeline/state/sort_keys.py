@@ -51,18 +51,18 @@ from cdc_pipeline.state.key_components import (
     normalize_type,
 )
 
-__all__ = ["KeyEncoder", "encode_value", "normalize_type", "unordered_key_types"]
+__all__ = ["KeyEncoder", "encode_value", "normalize_type", "unordered_key_columns", "unordered_key_types"]
+
+def unordered_key_columns(key_types: dict[str, str]) -> dict[str, str]:
+    """Key columns (with their type) whose type has no encoding of its own and orders by its text form."""
+    return {column: t for column, t in key_types.items() if component_encoder(t) is encode_fallback_text}
+
 
 def unordered_key_types(key_types: dict[str, str]) -> list[str]:
     """One note per key column whose type has no encoding of its own and orders by its text form."""
-    notes = []
-    for column, format_type in key_types.items():
-        if component_encoder(format_type) is encode_fallback_text:
-            notes.append(
-                f"key column {column} has type {format_type}, which destiny.csv orders by the bytes of its text "
-                "form; PostgreSQL's ORDER BY may order it differently (the rows and their bytes are the same)"
-            )
-    return notes
+    return [f"key column {column} has type {format_type}, which destiny.csv orders by the bytes of its text form; "
+            "PostgreSQL's ORDER BY may order it differently (the rows and their bytes are the same)"
+            for column, format_type in unordered_key_columns(key_types).items()]
 
 
 def encode_value(text: str, format_type: str) -> bytes:

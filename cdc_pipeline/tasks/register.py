@@ -25,8 +25,9 @@ from cdc_pipeline.connector_folder import joining_tables, prepare_connector_fold
 from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
-from cdc_pipeline.source.checks import SourceParams, check_sources
+from cdc_pipeline.source.checks import BYTE_ORDER_COLLATIONS, SourceParams, check_sources
 from cdc_pipeline.state import StateStore
+from cdc_pipeline.state.sort_keys import unordered_key_columns
 from cdc_pipeline.formatting import size_text
 from cdc_pipeline.tasks.tracking import tracked
 
@@ -63,6 +64,7 @@ def register_connector(
                 f"{', '.join(p.spec.qualified_table for p in pipes)} "
                 f"{'have' if spec.many_tables else 'has'} columns destiny.csv cannot hold exactly, so nothing is "
                 "registered:\n- " + "\n- ".join(problems))
+        _refuse_inexact_key_order(pipes, reports)
         for pipe, report in zip(pipes, reports):
             atomic_write_text(pipe.layout.table_info, json.dumps(report.description.to_json(), indent=2) + "\n")
         config = spec.config_for_source(host=source.host, port=source.port, user=source.user, dbname=source.dbname,
@@ -93,6 +95,33 @@ def register_connector(
     if spec.many_tables:
         return {**summaries[0], "tables": {p.spec.qualified_table: s for p, s in zip(pipes, summaries)}}
     return summaries[0]
+
+
+def key_order_problems(description) -> list[str]:
+    """Key columns whose ORDER BY destiny.csv cannot reproduce: text under a linguistic collation (destiny.csv
+    compares code points), and types with no order of its own (enums, domains, ...: their text's code points)."""
+    problems = [f"key column {c.name} uses the collation {c.collation!r}, whose order is linguistic"
+                for c in description.columns
+                if c.name in description.key_columns and c.collation and c.collation not in BYTE_ORDER_COLLATIONS]
+    return problems + [f"key column {column} is of type {format_type}, which has no order destiny.csv reproduces"
+                       for column, format_type in unordered_key_columns(description.key_types).items()]
+
+
+def _refuse_inexact_key_order(pipes: list[Pipeline], reports) -> None:
+    """destiny.csv is COPY ... ORDER BY the key: refuse a key it would order otherwise, unless the connector file
+    accepts code-point order for such keys (``"key_order": "code_point"``)."""
+    spec = pipes[0].spec
+    if spec.settings.key_order == "code_point":
+        return
+    problems = [f"{pipe.spec.qualified_table}: {problem}" for pipe, report in zip(pipes, reports)
+                for problem in key_order_problems(report.description)]
+    if problems:
+        raise SourceError(
+            "destiny.csv would not be in the order ORDER BY gives on the source, so nothing is registered:\n- "
+            + "\n- ".join(problems) + "\nEither give the key a byte-order collation (ALTER TABLE ... ALTER COLUMN "
+            "... TYPE text COLLATE \"C\") or a type with an order of its own, or accept code-point order for such keys "
+            f"with \"key_order\": \"code_point\" in {spec.path.name} (destiny.csv then holds the same rows and bytes, "
+            "ordered by the keys' text).")
 
 
 def _start_with_a_snapshot(pipes: list[Pipeline], joined, connect, kafka, config, run: RunRef) -> str:

@@ -349,3 +349,23 @@ def test_a_drain_while_kafka_connect_still_runs_the_connector_records_no_clean_e
                                   connect_factory=lambda: KafkaConnectClient(stopped, timeout=2))
     assert result.message.endswith("recorded as a clean end")
     assert driver.history.incidents.incarnation(resume.incarnation).clean_end == resume.ends
+
+
+def test_a_key_under_a_linguistic_collation_is_refused_unless_code_point_order_is_accepted(stack_services, tmp_path):
+    """destiny.csv orders text keys by code point; under an ICU (or libc) collation ORDER BY differs, so
+    registration refuses the key, naming it and both fixes. A connector file that accepts code-point order
+    ("key_order": "code_point") registers, and destiny.csv is then COPY ... ORDER BY k COLLATE "C" byte for byte."""
+    driver = PipelineDriver(stack_services.settings, write_connector(tmp_path, "icu_key", "public.icu_items", "ik"),
+                            tmp_path / "data")
+    driver.sql("DROP TABLE IF EXISTS public.icu_items")
+    driver.sql('CREATE TABLE public.icu_items (k text COLLATE "und-x-icu" PRIMARY KEY, v int)')
+    driver.sql("INSERT INTO public.icu_items VALUES ('b', 1), ('B', 2), ('a', 3), ('_x', 4), ('ä', 5)")
+    with pytest.raises(SourceError, match=r"(?s)key column k uses the collation 'und-x-icu'.*COLLATE \"C\".*"
+                                          r"\"key_order\": \"code_point\" in icu_key.json"):
+        driver.register()
+    accepted = PipelineDriver(stack_services.settings, write_connector(
+        tmp_path / "accepted", "icu_key_cp", "public.icu_items", "ikc", key_order="code_point"), tmp_path / "data2")
+    accepted.register()
+    expected = accepted.drain_until_equal('k COLLATE "C"')
+    assert accepted.destiny() == expected
+    assert expected != accepted.copy_csv("k")  # the linguistic order is another one: the documented exception
