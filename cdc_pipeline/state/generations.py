@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cdc_pipeline.atomic import atomic_writer, fsync_dir
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.state.manifest import GenerationInfo, parse_generation_id, read_manifest
+from cdc_pipeline.state.manifest import MANIFEST_FILE, GenerationInfo, parse_generation_id, read_manifest
 
 __all__ = ["LIVE", "REBUILD", "GenerationFolder"]
 
@@ -94,7 +94,7 @@ class GenerationFolder:
             path = self.root / lineage / f"gen-{number:06d}"
             if generation_id in keep:
                 continue
-            incomplete = not (path / "manifest.json").exists()
+            incomplete = not (path / MANIFEST_FILE).exists()
             unswitched = number > newest.get(lineage, 0) and lineage in newest
             orphan = include_orphans and lineage not in newest
             if incomplete or unswitched or orphan:

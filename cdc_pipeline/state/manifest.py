@@ -21,10 +21,16 @@ from cdc_pipeline.errors import StateError
 from cdc_pipeline.source.catalog import TableDescription
 
 FORMAT_VERSION = 1
-# Merged offset ranges kept per (incarnation, partition); older ones are dropped (only the replay shortcut
-# uses them: a batch outside them takes the full, always-correct path).
+# Merged offset ranges kept per (incarnation, partition); older ones are dropped (the replay shortcut uses them,
+# and a batch outside them takes the full, always-correct path; consume's state/history check reads the newest).
 MAX_RANGES = 64
 _GEN_ID = re.compile(r"^(lineage-\d{4,})/gen-(\d{6,})$")
+
+# A generation's files (state/<lineage>/gen-<n>/): one name each, for the writer and the readers.
+DESTINY_FILE = "destiny.csv"
+KEYS_FILE = "keys.npy"
+ROWS_FILE = "rows.npy"
+MANIFEST_FILE = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -65,19 +71,19 @@ class GenerationInfo:
 
     @property
     def destiny_path(self) -> Path:
-        return self.path / "destiny.csv"
+        return self.path / DESTINY_FILE
 
     @property
     def keys_path(self) -> Path:
-        return self.path / "keys.npy"
+        return self.path / KEYS_FILE
 
     @property
     def rows_path(self) -> Path:
-        return self.path / "rows.npy"
+        return self.path / ROWS_FILE
 
     @property
     def manifest_path(self) -> Path:
-        return self.path / "manifest.json"
+        return self.path / MANIFEST_FILE
 
 
 def parse_generation_id(generation_id: str) -> tuple[str, int]:
@@ -89,7 +95,7 @@ def parse_generation_id(generation_id: str) -> tuple[str, int]:
 
 def read_manifest(generation_id: str, path: Path, remedy: str) -> GenerationInfo:
     """The manifest of the generation in ``path``, checked against destiny.csv's size."""
-    manifest_path = path / "manifest.json"
+    manifest_path = path / MANIFEST_FILE
     try:
         raw = json.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

@@ -20,6 +20,7 @@ import numpy as np
 
 from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.state.index_files import ROW_DTYPE, IndexReader, IndexWriter
+from cdc_pipeline.state.manifest import DESTINY_FILE, KEYS_FILE, ROWS_FILE
 from cdc_pipeline.state.resolve import KeyLookup
 
 CHUNK_ROWS = 1 << 16
@@ -94,8 +95,8 @@ def rewrite(
 ) -> Written:
     """Write ``target``/destiny.csv, keys.npy and rows.npy: the previous generation with ``changes`` applied."""
     width = max(reader.key_width if reader else 1, changes.keys.dtype.itemsize if len(changes.keys) else 1)
-    index = IndexWriter(target / "keys.npy", target / "rows.npy", width)
-    out_fd = os.open(target / "destiny.csv", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    index = IndexWriter(target / KEYS_FILE, target / ROWS_FILE, width)
+    out_fd = os.open(target / DESTINY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
     in_fd = os.open(old_destiny, os.O_RDONLY) if reader is not None and old_destiny is not None else -1
     try:
         destiny = RangeWriter(out_fd, in_fd)
