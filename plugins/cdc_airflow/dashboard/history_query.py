@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cdc_pipeline.history import RunStatus
+from cdc_pipeline.history import RunStatus, TryStatus
 from cdc_pipeline.history.runs import CARRIED_DATA
 from cdc_pipeline.history.db import connect
 
 UNFINISHED = (RunStatus.STARTED.value, RunStatus.BUFFERED.value, RunStatus.COMMITTED.value)
 # The filters a user can pick; "running" means Airflow has not finished the run (the history writes the final
 # status only at the end), "retried" that one of its tasks needed, or is waiting for, another try.
-STATUS_FILTERS = ("all", "failed", "running", "retried", "merged", "skipped", "succeeded")
+STATUS_FILTERS = ("all", RunStatus.FAILED.value, "running", "retried", RunStatus.MERGED.value, RunStatus.SKIPPED.value,
+                  RunStatus.SUCCEEDED.value)
 MAX_PAGE = 500
 
 
@@ -43,7 +44,8 @@ class RunFilter:
             params += UNFINISHED
         elif self.status == "retried":
             clauses.append("(coalesce(tries, 1) > 1 OR run_id IN (SELECT run_id FROM task_tries WHERE try_number > 1"
-                           " OR (status = 'failed' AND try_number < coalesce(max_tries, 1))))")
+                           " OR (status = ? AND try_number < coalesce(max_tries, 1))))")
+            params.append(TryStatus.FAILED.value)
         elif self.status != "all":
             clauses.append("status = ?")
             params.append(self.status)

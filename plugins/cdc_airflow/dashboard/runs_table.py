@@ -70,12 +70,12 @@ def run_state(run: dict[str, Any], tries: list[dict[str, Any]], now: datetime,
     ``airflow_state`` is Airflow's own state of the run when it is known: a run Airflow ended without its
     last task (marked failed by hand, timed out, its worker lost) never gets a final status in the history.
     """
-    status = run.get("status") or "started"
+    status = run.get("status") or RunStatus.STARTED.value
     most = max([int(t.get("try_number") or 1) for t in tries] + [int(run.get("tries") or 1)])
     final = status in {s.value for s in RunStatus if s.finished}
     if final:
         after = f" after {most} tries" if most > 1 else ""
-        tone = {"failed": "bad", "skipped": "idle"}.get(status, "warn" if most > 1 else "ok")
+        tone = {RunStatus.FAILED.value: "bad", RunStatus.SKIPPED.value: "idle"}.get(status, "warn" if most > 1 else "ok")
         return status + after, tone
     if airflow_state in ("failed", "success"):
         return f"{airflow_state} in Airflow, ended before finish_run", "bad" if airflow_state == "failed" else "warn"
