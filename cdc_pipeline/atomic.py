@@ -9,6 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+# What the pipeline writes is readable by its owner and group, never by everyone (a table's rows may be
+# confidential): outputs others read (Parquet, snapshots/, changes/) 0640; state generations, written once, 0440.
+# atomic_writer's own files stay 0600 (mkstemp), settings with secrets among them.
+SHARED_FILE_MODE = 0o640
+READ_ONLY_MODE = 0o440
+
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:

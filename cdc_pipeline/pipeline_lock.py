@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from cdc_pipeline.atomic import SHARED_FILE_MODE
 from cdc_pipeline.errors import PipelineBusyError
 from cdc_pipeline.layout import PipelineLayout
 
@@ -65,7 +66,7 @@ def rebuild_locks(pipe, *, timeout: float = 600.0) -> Iterator[None]:
 @contextlib.contextmanager
 def _flock(folder: Path, path: Path, *, shared: bool, timeout: float, interval: float, holders: str) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, SHARED_FILE_MODE)
     try:
         deadline = time.monotonic() + timeout
         while True:

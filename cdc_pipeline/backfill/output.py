@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from cdc_pipeline.atomic import fsync_dir
+from cdc_pipeline.atomic import SHARED_FILE_MODE, fsync_dir
 from cdc_pipeline.layout import PipelineLayout
 
 SCRATCH_PREFIX = ".asof-"
@@ -50,7 +50,7 @@ def publish(path: Path) -> Iterator[tuple[IO[bytes], Published]]:
         if path.exists() and path.stat().st_size == outcome.size and filecmp.cmp(temporary, path, shallow=False):
             os.unlink(temporary)
             return
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, SHARED_FILE_MODE)
         os.replace(temporary, path)
         outcome.written = True
     except BaseException:
@@ -67,7 +67,7 @@ def scratch_folder(layout: PipelineLayout) -> Iterator[Path]:
     layout.folder.mkdir(parents=True, exist_ok=True)
     remove_abandoned(layout)
     folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=layout.folder))
-    fd = os.open(folder / _OWNER, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder / _OWNER, os.O_RDWR | os.O_CREAT, SHARED_FILE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield folder

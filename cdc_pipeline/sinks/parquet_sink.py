@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from cdc_pipeline.atomic import atomic_writer
+from cdc_pipeline.atomic import SHARED_FILE_MODE, atomic_writer
 from cdc_pipeline.errors import SinkError, StateError
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.sinks.arrow_convert import NullNotes, convert_batch
@@ -78,7 +78,7 @@ def write_parquet(store: StateStore, live: GenerationInfo, path: Path, notes: Nu
         if rows != live.rows:
             raise SinkError(f"generation {live.id} read back {rows} rows but its manifest says {live.rows}: the "
                             "state is damaged; rebuild it with python -m cdc_pipeline resnapshot")
-        os.fchmod(handle.fileno(), 0o644)  # mkstemp makes it 0600
+        os.fchmod(handle.fileno(), SHARED_FILE_MODE)  # mkstemp makes it 0600
     return rows
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cdc_pipeline.atomic import READ_ONLY_MODE
 from cdc_pipeline.errors import StateError
 
 ROW_DTYPE = np.dtype(
@@ -164,7 +165,7 @@ class IndexWriter:
 
 def _create_read_only(path: Path) -> int:
     """A new file, mode 0444: a generation is never modified once written (the open fd can still write)."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, READ_ONLY_MODE)
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cdc_pipeline.atomic import READ_ONLY_MODE
 from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.state.index_files import ROW_DTYPE, IndexReader, IndexWriter
 from cdc_pipeline.state.manifest import DESTINY_FILE, KEYS_FILE, ROWS_FILE
@@ -96,7 +97,7 @@ def rewrite(
     """Write ``target``/destiny.csv, keys.npy and rows.npy: the previous generation with ``changes`` applied."""
     width = max(reader.key_width if reader else 1, changes.keys.dtype.itemsize if len(changes.keys) else 1)
     index = IndexWriter(target / KEYS_FILE, target / ROWS_FILE, width)
-    out_fd = os.open(target / DESTINY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    out_fd = os.open(target / DESTINY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, READ_ONLY_MODE)
     in_fd = os.open(old_destiny, os.O_RDONLY) if reader is not None and old_destiny is not None else -1
     try:
         destiny = RangeWriter(out_fd, in_fd)

@@ -15,7 +15,7 @@ def test_publish_replaces_atomically_and_keeps_an_identical_file(tmp_path):
     path = tmp_path / "snapshots" / "x.csv"
     with publish(path) as (handle, outcome):
         handle.write(b"a\n1\n")
-    assert outcome.written and path.read_bytes() == b"a\n1\n" and oct(path.stat().st_mode & 0o777) == "0o644"
+    assert outcome.written and path.read_bytes() == b"a\n1\n" and oct(path.stat().st_mode & 0o777) == "0o640"
     inode = path.stat().st_ino
     with publish(path) as (handle, outcome):
         handle.write(b"a\n1\n")

@@ -59,7 +59,7 @@ def test_the_file_holds_the_live_state_typed_in_key_order(pipe):
     assert metadata[b"cdc.generation"].decode() == StateStore(pipe.layout).live().id
     assert json.loads(metadata[b"cdc.key_columns"]) == ["id"]
     assert any("written as null" in note for note in summary["notes"])
-    assert oct(os.stat(path).st_mode & 0o777) == "0o644"
+    assert oct(os.stat(path).st_mode & 0o777) == "0o640"  # owner and group, never everyone
 
 
 def test_an_unchanged_state_is_not_rendered_again_and_a_new_generation_is(pipe):

@@ -36,7 +36,7 @@ def test_create_links_destiny_to_a_read_only_generation(store, layout):
     assert os.stat(layout.destiny).st_ino == os.stat(live.destiny_path).st_ino
     assert (layout.state_dir / "LIVE").read_text().strip() == live.id == "lineage-0001/gen-000001"
     for name in ("destiny.csv", "keys.npy", "rows.npy", "manifest.json"):
-        assert stat.S_IMODE(os.stat(live.path / name).st_mode) == 0o444
+        assert stat.S_IMODE(os.stat(live.path / name).st_mode) == 0o440  # owner and group only
     assert (live.rows, live.tombstones, live.columns, live.key_columns) == (0, 0, ("id", "nombre", "email"), ("id",))
     assert store.create(CLIENTES).id == live.id  # idempotent while empty
 
@@ -167,3 +167,19 @@ def test_a_new_rebuild_replaces_the_one_in_progress_and_keeps_its_epoch(store, l
     assert generations(layout) == sorted([live, replacement.id])
     grown = store.apply(events(("r", "2", "y", "y", 9, 0, 0)), lineage="rebuild").generation
     assert store.generation(grown).epoch == 4 and store.live().epoch == 0
+
+
+
+def test_no_file_the_state_writes_is_readable_by_everyone(tmp_path):
+    """A table's rows may be confidential: the live generation's files, destiny.csv's hard link among them, are
+    readable by owner and group only (and written once)."""
+    import stat
+
+    from tests.unit.test_asof_support import SyntheticPipeline, r
+
+    pipe = SyntheticPipeline(tmp_path)
+    pipe.merge([r(1, "ana", "2026-12-06 10:00:00+00")], read_started="2026-12-06T10:00:05+00:00")
+    live = pipe.store.live()
+    for path in (live.destiny_path, live.keys_path, live.rows_path, live.manifest_path, pipe.layout.destiny):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == 0o440, (path.name, oct(mode))
