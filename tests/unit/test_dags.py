@@ -101,6 +101,8 @@ def test_verify_every_schedules_the_operations_dag_to_verify_and_without_it_the_
     from cdc_airflow.settings import DagSettings
 
     document = json.loads((REPO / "include" / "connectors" / "clientes.json").read_text())
+    assert document["verify_every"] == "1d"  # the shipped file verifies daily
+    document.pop("verify_every")
     (tmp_path / "clientes.json").write_text(json.dumps(document))
     (tmp_path / "audited.json").write_text(json.dumps({**document, "name": "audited", "verify_every": "6h"}))
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
