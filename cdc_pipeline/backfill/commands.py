@@ -2,6 +2,7 @@
 
     python -m cdc_pipeline as-of --connector clientes --at 2026-11-24T12:00:00Z --out clientes-1200.csv
     python -m cdc_pipeline changes --connector clientes --from 2026-11-24T11:00:00Z --to 2026-11-24T12:00:00Z --out c.csv
+    python -m cdc_pipeline coverage --connector clientes      # which instants they (and backfills) can answer now
 
 Both read the pipeline folder only (no service is asked) and write their file atomically. A connector capturing
 several tables needs ``--table schema.table``.
@@ -37,6 +38,11 @@ def add_subcommands(sub, environment) -> None:
     changes.add_argument("--out", required=True, type=Path, help="the CSV file to write (replaced atomically)")
     changes.set_defaults(func=lambda args: cmd_changes(args, environment(args)))
 
+    covered = sub.add_parser("coverage", help="which instants as-of, changes and backfills can answer now")
+    covered.add_argument("--connector", required=True)
+    add_table_option(covered, every=True)
+    covered.set_defaults(func=lambda args: cmd_coverage(args, environment(args)))
+
 
 def cmd_as_of(args: argparse.Namespace, env) -> int:
     from cdc_pipeline.backfill.asof import write_as_of
@@ -53,6 +59,16 @@ def cmd_changes(args: argparse.Namespace, env) -> int:
     start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
     result = write_changes(_layout(args, env), start, end, args.out)
     print(result.line())
+    return 0
+
+
+def cmd_coverage(args: argparse.Namespace, env) -> int:
+    from cdc_pipeline.backfill.limits import answerable
+    from cdc_pipeline.backfill.view import open_view
+
+    for _, layout in chosen_folders(env.data_dir, env.connectors_dir, args.connector, args.table, every=True):
+        print(answerable(open_view(layout)) if layout.changelog_dir.is_dir()
+              else f"{layout.name}: no change log yet (the pipeline's DAG has merged nothing)")
     return 0
 
 

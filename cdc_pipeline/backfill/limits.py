@@ -38,6 +38,22 @@ def show(moment: datetime | int) -> str:
     return text.replace(".000Z", "Z")
 
 
+def answerable(view: LogView, *, margin: timedelta = PUBLICATION_MARGIN) -> str:
+    """One line saying which instants as-of snapshots and backfills can answer now, and why not when none."""
+    name = view.layout.name
+    if view.earliest_ms is None:
+        return f"{name}: nothing can be answered yet: the change log holds no event of the live state"
+    covered = coverage(view.layout.history, view.epoch, margin=margin)
+    if covered.covered is None:
+        return f"{name}: nothing can be answered yet ({covered.reason}); from {show(view.earliest_ms)} once it can"
+    start = view.earliest_ms
+    if to_millis(covered.covered) < start:
+        return (f"{name}: nothing can be answered yet: the change log starts at {show(start)}{_why_earliest(view)}, "
+                f"and is complete only up to {show(covered.covered)}; ask again after the next runs")
+    return (f"{name}: as-of and backfills answer instants from {show(start)}{_why_earliest(view)} to "
+            f"{show(covered.covered)} (complete up to there; later as runs go on)")
+
+
 def check_as_of(view: LogView, at: datetime, *, margin: timedelta = PUBLICATION_MARGIN) -> Coverage:
     """Raise unless the table as of ``at`` can be answered exactly; answer the coverage it was checked against."""
     name = view.layout.name

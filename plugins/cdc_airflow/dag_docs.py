@@ -44,8 +44,9 @@ history are left as they were, and the same interval writes the same bytes (a fi
 untouched). It never runs by itself. "Missing Runs" backfills the minutes not backfilled before; "All Runs" writes
 them again.
 
-**What can be answered:** from the change log's earliest instant (the first snapshot or the last rebuild; the
-dashboard and `python -m cdc_pipeline as-of` name it) up to what the pipeline has read. A minute before it fails at
+**What can be answered:** from the change log's earliest instant (the first snapshot or the last rebuild) up to
+what the pipeline has read: `operation=status` of `{dag_id}_ops` and `python -m cdc_pipeline coverage --connector
+<name>` say which instants, before you backfill. A minute before it fails at
 once with one line naming that instant; a minute the pipeline has not read yet is asked again by the task's
 retries.
 """

@@ -51,7 +51,9 @@ def _run_on_table(spec: ConnectorSpec, layout: PipelineLayout, context, name: st
         status = pipeline_status(pipe.label, layout, airflow_probes(spec, layout))
         for line in status.lines():
             log.info("%s", line)
-        return status.as_dict()
+        answers = _answerable(layout)
+        log.info("%s", answers)
+        return {**status.as_dict(), "backfill_answers": answers}
     if name == "history":
         rows = pipe.history.runs.recent_runs(20)
         for row in rows:
@@ -85,6 +87,19 @@ def _run_on_table(spec: ConnectorSpec, layout: PipelineLayout, context, name: st
             result = operations.reset(pipe, kafka, to=target, date=date, run_id=params.get("run_id"), origin=origin)
     log.warning("%s", result.message)
     return {"message": result.message, **result.detail}
+
+
+def _answerable(layout: PipelineLayout) -> str:
+    """Which instants as-of and backfills (cdc_<name>_backfill) can answer now: worth reading before one."""
+    from cdc_pipeline.backfill.limits import answerable
+    from cdc_pipeline.backfill.view import open_view
+
+    if not layout.changelog_dir.is_dir():
+        return f"{layout.name}: no change log yet, so backfills can answer nothing yet"
+    try:
+        return answerable(open_view(layout))
+    except Exception as exc:  # noqa: BLE001 - a status reports, never fails
+        return f"{layout.name}: could not read the change log ({exc})"
 
 
 def _scheduled(context) -> bool:

@@ -105,3 +105,14 @@ def test_the_operations_dag_can_write_the_same_files(pipe):
     assert done["file"].endswith("snapshots/20261124T100200Z.csv")
     with pytest.raises(Exception, match="write it like 2026-11-24"):
         backfill_runner.operation(pipe.layout, "changes", {"from": "today", "to": "2026-11-24T10:02:00Z"})
+
+
+def test_the_answerable_interval_is_said_before_a_backfill(pipe):
+    """What `python -m cdc_pipeline coverage` and the operations DAG's status print: from the snapshot's time to what
+    the runs have read (a run that started at 10:04:00 covers up to 30 s before it)."""
+    from cdc_pipeline.backfill.limits import answerable
+    from cdc_pipeline.backfill.view import open_view
+
+    line = answerable(open_view(pipe.layout))
+    assert line == ("clientes: as-of and backfills answer instants from 2026-11-24T10:00:00Z (the time of the snapshot "
+                    "it starts from) to 2026-11-24T10:03:30Z (complete up to there; later as runs go on)"), line

@@ -41,3 +41,15 @@ def test_refusals_are_one_readable_line_and_exit_1(tmp_path, capsys):
                  "--out", str(tmp_path / "x.csv")]) == 1
     assert "has no change log" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_coverage_says_which_instants_can_be_answered_before_asking(tmp_path, capsys):
+    data = str(tmp_path / "data")
+    assert main(["--data-dir", data, "coverage", "--connector", "clientes"]) == 0
+    assert "clientes: no change log yet" in capsys.readouterr().out
+    pipe = SyntheticPipeline(tmp_path / "data")
+    pipe.merge([r(1, "ana", SNAPSHOT)], read_started="2026-11-24T10:00:05+00:00")
+    pipe.merge([c(2, "bea", "2026-11-24 10:01:00+00")], read_started="2026-11-24T10:02:00+00:00")
+    assert main(["--data-dir", data, "coverage", "--connector", "clientes"]) == 0
+    assert "answer instants from 2026-11-24T10:00:00Z (the time of the snapshot it starts from) to " \
+           "2026-11-24T10:01:30Z" in capsys.readouterr().out
