@@ -158,6 +158,10 @@ class ConnectorSpec:
         return f"{self.schema}.{self.table}"
 
     @property
+    def publication_name(self) -> str:
+        return self.config.get("publication.name", "dbz_publication")  # Debezium's default
+
+    @property
     def many_tables(self) -> bool:
         """Several tables: each gets its own folder under the connector's (one table keeps the flat folder)."""
         return len(self.tables) > 1

@@ -171,7 +171,9 @@ def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> No
     # A first run still in flight has merged nothing yet, and is not late for that.
     first_in_flight = (last_merge is None and not last.get("ended_at")
                        and now - (parse_time(last.get("started_at")) or now) <= LATE_AFTER)
-    if status.state == "ok" and not first_in_flight and (last_merge is None or now - last_merge > LATE_AFTER):
+    # A paused DAG is shown as PAUSED (_show_paused), not as late.
+    if status.state == "ok" and not status.paused and not first_in_flight and (
+            last_merge is None or now - last_merge > LATE_AFTER):
         status.state = "late"
         since = f"since {hhmm_utc(status.last_merge_at)} ({ago_text(status.last_merge_at, now)})" \
             if status.last_merge_at else "yet"
@@ -203,7 +205,6 @@ def _show_paused(status: PipelineStatus, now: datetime) -> None:
     status.state = "paused"
     status.problems.insert(0, f"the pipeline's DAG is paused in Airflow: {backlog.total} events wait{measured}{age}; "
                               "unpause it on the DAG's page (or `airflow dags unpause <dag_id>`) to catch up")
-    status.problems[:] = [p for p in status.problems if not p.startswith("no successful merge")]
     status.headline = f"DAG paused · backlog {backlog.total}{age} · last merge {ago_text(status.last_merge_at, now)}"
 
 

@@ -63,12 +63,10 @@ def cmd_changes(args: argparse.Namespace, env) -> int:
 
 
 def cmd_coverage(args: argparse.Namespace, env) -> int:
-    from cdc_pipeline.backfill.limits import answerable
-    from cdc_pipeline.backfill.view import open_view
+    from cdc_pipeline.backfill.limits import answerable_now
 
     for _, layout in chosen_folders(env.data_dir, env.connectors_dir, args.connector, args.table, every=True):
-        print(answerable(open_view(layout)) if layout.changelog_dir.is_dir()
-              else f"{layout.name}: no change log yet (the pipeline's DAG has merged nothing)")
+        print(answerable_now(layout))
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from cdc_pipeline.backfill.coverage import PUBLICATION_MARGIN, Coverage, coverage, snapshot_confirmed
-from cdc_pipeline.backfill.view import LogView
+from cdc_pipeline.backfill.view import LogView, open_view
 from cdc_pipeline.errors import AsOfError, NotCoveredYetError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -36,6 +36,13 @@ def show(moment: datetime | int) -> str:
     moment = from_millis(moment) if isinstance(moment, int) else plain_utc(moment)
     text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return text.replace(".000Z", "Z")
+
+
+def answerable_now(layout) -> str:
+    """``answerable`` for a pipeline folder (a ``PipelineLayout``), also before its first merge."""
+    if not layout.changelog_dir.is_dir():
+        return f"{layout.name}: no change log yet (the pipeline's DAG has merged nothing), so nothing can be answered"
+    return answerable(open_view(layout))
 
 
 def answerable(view: LogView, *, margin: timedelta = PUBLICATION_MARGIN) -> str:

@@ -132,6 +132,12 @@ def relation_problems(conn, schema: str, table: str) -> list[str]:
     return kind_problems(schema, kind, is_partition, persistence, parent) or generated_problems(conn, regclass)
 
 
+def linguistic_key_columns(description: TableDescription) -> dict[str, str]:
+    """Key columns (with their collation) whose collation does not order by code point, as destiny.csv does."""
+    return {c.name: c.collation for c in description.columns
+            if c.name in description.key_columns and c.collation and c.collation not in BYTE_ORDER_COLLATIONS}
+
+
 def _check(conn, params: SourceParams, schema: str, table: str, slot_name: str) -> SourceReport:
     wal_level = conn.execute("SHOW wal_level").fetchone()[0]
     if wal_level != "logical":
@@ -154,8 +160,7 @@ def _check(conn, params: SourceParams, schema: str, table: str, slot_name: str) 
             "Add a primary key (ALTER TABLE ... ADD PRIMARY KEY (...))."
         )
     report = SourceReport(wal_level=wal_level, description=description, slot_exists=False)
-    key_collations = {c.name: c.collation for c in description.columns if c.name in description.key_columns}
-    linguistic = {c: coll for c, coll in key_collations.items() if coll and coll not in BYTE_ORDER_COLLATIONS}
+    linguistic = linguistic_key_columns(description)
     if linguistic:
         report.notes.append(
             f"key columns {linguistic} use a linguistic collation: destiny.csv orders text keys by code point "

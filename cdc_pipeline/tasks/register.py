@@ -25,7 +25,7 @@ from cdc_pipeline.connector_folder import joining_tables, prepare_connector_fold
 from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
-from cdc_pipeline.source.checks import BYTE_ORDER_COLLATIONS, SourceParams, check_sources
+from cdc_pipeline.source.checks import SourceParams, check_sources, linguistic_key_columns
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.state.sort_keys import unordered_key_columns
 from cdc_pipeline.formatting import size_text
@@ -100,9 +100,8 @@ def register_connector(
 def key_order_problems(description) -> list[str]:
     """Key columns whose ORDER BY destiny.csv cannot reproduce: text under a linguistic collation (destiny.csv
     compares code points), and types with no order of its own (enums, domains, ...: their text's code points)."""
-    problems = [f"key column {c.name} uses the collation {c.collation!r}, whose order is linguistic"
-                for c in description.columns
-                if c.name in description.key_columns and c.collation and c.collation not in BYTE_ORDER_COLLATIONS]
+    problems = [f"key column {column} uses the collation {collation!r}, whose order is linguistic"
+                for column, collation in linguistic_key_columns(description).items()]
     return problems + [f"key column {column} is of type {format_type}, which has no order destiny.csv reproduces"
                        for column, format_type in unordered_key_columns(description.key_types).items()]
 
@@ -182,7 +181,7 @@ def _checked_sources(pipes: list[Pipeline], source: SourceParams, run: RunRef):
     try:
         spec = pipes[0].spec
         reports = check_sources(source, [(p.spec.schema, p.spec.table) for p in pipes], spec.slot_name,
-                                spec.config.get("publication.name", "dbz_publication"))
+                                spec.publication_name)
     except SourceUnreachableError as exc:
         for pipe in pipes:
             pipe.history.incidents.seen_down("postgres", run.run_id, str(exc))

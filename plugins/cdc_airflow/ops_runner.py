@@ -91,13 +91,10 @@ def _run_on_table(spec: ConnectorSpec, layout: PipelineLayout, context, name: st
 
 def _answerable(layout: PipelineLayout) -> str:
     """Which instants as-of and backfills (cdc_<name>_backfill) can answer now: worth reading before one."""
-    from cdc_pipeline.backfill.limits import answerable
-    from cdc_pipeline.backfill.view import open_view
+    from cdc_pipeline.backfill.limits import answerable_now
 
-    if not layout.changelog_dir.is_dir():
-        return f"{layout.name}: no change log yet, so backfills can answer nothing yet"
     try:
-        return answerable(open_view(layout))
+        return answerable_now(layout)
     except Exception as exc:  # noqa: BLE001 - a status reports, never fails
         return f"{layout.name}: could not read the change log ({exc})"
 
