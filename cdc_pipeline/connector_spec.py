@@ -76,13 +76,16 @@ ON_SCHEMA_CHANGE = ("resnapshot", "fail")
 KEY_ORDERS = ("exact", "code_point")
 SINK_TYPES = ("csv", "parquet", "postgres")
 PIPELINE_KEYS = ("on_data_loss", "on_schema_change", "max_dead_letters", "changelog_retention_days", "verify_every",
-                 "max_table_tasks", "key_order",
+                 "max_table_tasks", "key_order", "queue",
                  "sinks")
+DEFAULT_QUEUE = "default"  # Airflow's [operators] default_queue, where tasks of a connector without "queue" go
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _TABLE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_$]*)\.([A-Za-z_][A-Za-z0-9_$]*)$")
 MAX_TABLES = 500  # one Debezium task and one slot stream them all; beyond this, split the connector
 _EVERY_RE = re.compile(r"^(\d+)\s*(m|h|d)$")
+# A Celery queue name that also reads well in a folder's owner file and a command line.
+_QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,14 @@ class PipelineSettings:
     # "exact": registration refuses a key whose ORDER BY destiny.csv cannot reproduce (a linguistic collation, a
     # type with no order of its own); "code_point": such keys are ordered by their text's code points instead.
     key_order: str = "exact"
+    # The Airflow queue every task of the connector's DAGs runs on: the worker serving it holds the connector's
+    # folder on its disk (docs/several-hosts.md). None: Airflow's default queue.
+    queue: str | None = None
     sinks: tuple[SinkSpec, ...] = (SinkSpec("csv"),)
+
+    @property
+    def queue_name(self) -> str:
+        return self.queue or DEFAULT_QUEUE
 
 
 @dataclass(frozen=True)
@@ -375,6 +385,7 @@ def _pipeline_settings(path: Path, document: dict, table: str, *, many: bool = F
         changelog_retention_days=count("changelog_retention_days", 30, 1),
         verify_every_minutes=_every(path, document.get("verify_every")),
         max_table_tasks=count("max_table_tasks", 16, 1),
+        queue=_queue(path, document.get("queue")),
         sinks=_sinks(path, document.get("sinks"), table, many=many),
     )
 
@@ -386,6 +397,16 @@ def _every(path: Path, value: Any) -> int | None:
     if not match or int(match.group(1)) == 0:
         raise ConfigError(f"{path}: \"verify_every\" must be a duration like \"30m\", \"6h\" or \"1d\" (found {value!r}).")
     return int(match.group(1)) * {"m": 1, "h": 60, "d": 1440}[match.group(2)]
+
+
+def _queue(path: Path, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _QUEUE_RE.match(value):
+        raise ConfigError(f"{path}: \"queue\" must be an Airflow queue name of letters, digits, '_', '.' and '-' "
+                          f"(at most 64, found {value!r}), e.g. \"host-a\": the queue a Celery worker serves with "
+                          "airflow celery worker --queues host-a.")
+    return value
 
 
 def replica_table(table: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk import DAG, get_current_context, task
 
 from cdc_airflow.backfill_timetable import BackfillOnlyTimetable
-from cdc_airflow.dag_arguments import RETRIES, SCHEDULE
+from cdc_airflow.dag_arguments import RETRIES, SCHEDULE, connector_task_defaults
 from cdc_airflow.dag_docs import backfill_doc
 from cdc_airflow.settings import DagSettings
 from cdc_airflow.task_runtime import one_line_errors
@@ -34,7 +34,7 @@ def build_backfill_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
         start_date=datetime(2026, 1, 1),
         catchup=False,
         allowed_run_types=["backfill", "manual"],
-        default_args=RETRIES,
+        default_args=connector_task_defaults(spec, RETRIES),
         tags=["cdc", "backfill", spec.name],
         doc_md=backfill_doc(spec),
     ) as dag:

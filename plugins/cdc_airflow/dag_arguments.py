@@ -24,6 +24,15 @@ RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponentia
            "max_retry_delay": timedelta(minutes=5), "retry_policy": refusals_fail_at_once()}
 
 
+def connector_task_defaults(spec: ConnectorSpec, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every task of a connector's DAGs: ``base`` plus, when the connector file names one, its Airflow queue, so
+    the worker that holds the connector's folder runs them all (CeleryExecutor; LocalExecutor ignores queues)."""
+    defaults = dict(base or {})
+    if spec.settings.queue:
+        defaults["queue"] = spec.settings.queue
+    return defaults
+
+
 def pipeline_dag_arguments(spec: ConnectorSpec, description: str, doc_md: str) -> dict[str, Any]:
     """What every pipeline DAG shares, one table or several: schedule, retries, params."""
     return dict(
@@ -36,7 +45,7 @@ def pipeline_dag_arguments(spec: ConnectorSpec, description: str, doc_md: str) -
         allowed_run_types=["scheduled", "manual"],
         max_active_runs=1,
         dagrun_timeout=timedelta(minutes=30),
-        default_args=RETRIES,
+        default_args=connector_task_defaults(spec, RETRIES),
         tags=["cdc", "debezium", "csv", spec.name],
         doc_md=doc_md,
         params={

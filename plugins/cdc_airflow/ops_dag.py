@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
+from cdc_airflow.dag_arguments import connector_task_defaults
 from cdc_airflow.operation_names import ALL_TABLES, CHANGING, OPERATIONS
 from cdc_airflow.settings import DagSettings
 from cdc_airflow.task_runtime import one_line_errors
@@ -51,6 +52,7 @@ def build_ops_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,
+        default_args=connector_task_defaults(spec),
         tags=["cdc", "operations", spec.name],
         doc_md=DOC.format(name=spec.name, table=spec.qualified_table, dag_id=spec.dag_id, folder=layout.folder,
                           operations="\n".join(f"- `{k}`: {v}" for k, v in OPERATIONS.items())),

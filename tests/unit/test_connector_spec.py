@@ -133,6 +133,12 @@ def test_pipeline_settings_are_read_and_checked(tmp_path):
     assert settings.sinks[2].conn_id == "cdc_sink_postgres"
 
 
+def test_a_connector_names_the_airflow_queue_its_tasks_run_on_or_takes_the_default(tmp_path):
+    assert load_connector_spec(write(tmp_path, base_config(), queue="host-a.eu_1")).settings.queue_name == "host-a.eu_1"
+    default = load_connector_spec(DEFAULT).settings
+    assert (default.queue, default.queue_name) == (None, "default")
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -142,6 +148,9 @@ def test_pipeline_settings_are_read_and_checked(tmp_path):
         ({"sinks": [{"type": "parquet"}]}, "must include"),
         ({"sinks": [{"type": "excel"}]}, "one of csv, parquet, postgres"),
         ({"colour": "blue"}, "unknown top-level keys"),
+        ({"queue": "host a"}, "queue.*letters, digits.*airflow celery worker --queues"),
+        ({"queue": ""}, "queue.*Airflow queue name"),
+        ({"queue": 7}, "queue.*Airflow queue name"),
     ],
 )
 def test_bad_pipeline_settings_are_refused_with_the_fix(tmp_path, settings, message):

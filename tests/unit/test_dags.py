@@ -203,3 +203,25 @@ def test_a_backfill_run_of_the_backfill_dag_covers_the_minute_before_its_logical
 
     dag = dag_bag.dags["cdc_clientes_backfill"]
     assert previous_tick(dag, datetime(2026, 12, 6, 4, 36, tzinfo=UTC)) == datetime(2026, 12, 6, 4, 35, tzinfo=UTC)
+
+
+def test_a_connector_with_a_queue_runs_every_task_of_its_dags_on_that_queue_and_the_others_on_the_default(
+        tmp_path, monkeypatch):
+    from cdc_airflow.dag_factory import build_dags
+    from cdc_airflow.settings import DagSettings
+
+    clientes = json.loads((REPO / "include" / "connectors" / "clientes.json").read_text())
+    tienda = json.loads((REPO / "include" / "connectors" / "tienda.json").read_text())
+    (tmp_path / "clientes.json").write_text(json.dumps({**clientes, "queue": "host-a"}))
+    (tmp_path / "tienda.json").write_text(json.dumps({**tienda, "queue": "host-b"}))
+    (tmp_path / "plain.json").write_text(json.dumps({**clientes, "name": "plain"}))
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    dags = build_dags(DagSettings(connectors_dir=tmp_path, data_dir=tmp_path / "data"))
+    queues = {dag_id: {task.queue for task in dag.tasks} for dag_id, dag in dags.items()}
+    for suffix in ("", "_ops", "_backfill"):
+        assert queues[f"cdc_clientes{suffix}"] == {"host-a"}
+        assert queues[f"cdc_tienda{suffix}"] == {"host-b"}  # the mapped per-table tasks too
+        assert queues[f"cdc_plain{suffix}"] == {"default"}
+    assert queues["cdc_new_connector"] == {"default"}
+    # The queue adds to the retry policy, it does not replace it.
+    assert dags["cdc_clientes"].get_task("consume_batch").retries == dags["cdc_plain"].get_task("consume_batch").retries
