@@ -8,6 +8,7 @@
     verify      compare destiny.csv with the source table at one consistent point
     drain       merge everything the broker holds and record a clean end (./stack stop does this)
     operations  show, or --clear, an operator command that did not finish
+    claim       make this worker the owner of a connector's folder (moved here, or started afresh)
     as-of       the table as it was at an instant, from the change log (docs/backfill.md)
     changes     the change events committed in a window, from the change log
     init        list a schema's tables, say which can be captured exactly, write their connector file
@@ -28,6 +29,7 @@ import sys
 from datetime import UTC, datetime
 
 from cdc_pipeline.backfill.commands import add_subcommands as add_backfill_commands
+from cdc_pipeline.claim import add_claim_command
 from cdc_pipeline.init_connector import add_init_command
 from cdc_pipeline.connector_spec import ConnectorSpec, discover_connector_specs, find_connector_spec
 from cdc_pipeline.environment import PipelineEnvironment
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.set_defaults(func=cmd_operations)
     add_backfill_commands(sub, environment)
     add_init_command(sub, environment)
+    add_claim_command(sub, environment)
     return parser
 
 

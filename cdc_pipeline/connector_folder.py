@@ -17,6 +17,7 @@ from cdc_pipeline.connector_spec import ConnectorSpec, CapturedTable
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.history import utc_now
 from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.ownership import OWNER_FILE
 from cdc_pipeline.pipeline_lock import CONNECTOR_LOCK, connector_lock, pipeline_lock
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def adopt_one_table_folder(data_dir: str | Path, spec: ConnectorSpec) -> str | N
     stage = folder / f"{ADOPTING}{target_name}"
     with pipeline_lock(flat):  # a run of the one-table version still in flight finishes first
         stage.mkdir(exist_ok=True)
-        keep = {stage.name, CONNECTOR_LOCK, ".lock", SENT_TABLES, *spec.table_names}
+        keep = {stage.name, CONNECTOR_LOCK, ".lock", SENT_TABLES, OWNER_FILE, *spec.table_names}
         for entry in sorted(folder.iterdir()):
             if entry.name not in keep and not entry.name.startswith(ADOPTING):
                 os.rename(entry, stage / entry.name)

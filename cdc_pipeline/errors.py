@@ -186,3 +186,11 @@ class TablesFailedError(CdcError):
     """A step shared by several tables of a connector failed for some of them; the message names each."""
 
     expected = True
+
+
+class WrongWorkerError(CdcError):
+    """A connector's folder on this worker's disk belongs to another queue or worker, or is missing while Kafka says
+    the connector was read before: running here would start it empty beside its real files."""
+
+    expected = True
+    retry_helps = False

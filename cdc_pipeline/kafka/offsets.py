@@ -48,3 +48,36 @@ def offsets_at_time(clients: KafkaClients, topic: str, partitions: list[int], ti
     if failed:
         raise KafkaError(f"offsets_for_times on {topic} failed for partitions {failed}")
     return {tp.partition: watermarks(clients, topic, tp.partition)[1] if tp.offset < 0 else tp.offset for tp in found}
+
+
+def group_offsets(clients: KafkaClients, topics: tuple[str, ...] | list[str]) -> dict[str, dict[int, int]]:
+    """The pipeline's consumer group's committed offsets on ``topics`` (topic → partition → offset): what Kafka
+    remembers of the pipeline having read, wherever its files are."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    request = [ConsumerGroupTopicPartitions(clients.group_id)]
+    try:
+        answer = clients.admin.list_consumer_group_offsets(request, request_timeout=METADATA_TIMEOUT_S)
+        found = answer[clients.group_id].result()
+    except KafkaException as exc:
+        raise BrokerUnreachableError(f"could not read group {clients.group_id}'s committed offsets: {exc}") from exc
+    wanted = set(topics)
+    offsets: dict[str, dict[int, int]] = {}
+    for tp in found.topic_partitions or []:
+        if tp.topic in wanted and tp.offset >= 0:
+            offsets.setdefault(tp.topic, {})[tp.partition] = tp.offset
+    return offsets
+
+
+def delete_group(clients: KafkaClients, topics: tuple[str, ...] | list[str]) -> dict[str, dict[int, int]]:
+    """Forget the pipeline's consumer group, with every offset it committed (it has no members: the pipeline
+    assigns partitions itself, and the group is the pipeline's own). Answers what it had committed on ``topics``."""
+    offsets = group_offsets(clients, topics)
+    try:
+        clients.admin.delete_consumer_groups([clients.group_id], request_timeout=METADATA_TIMEOUT_S)[
+            clients.group_id].result()
+    except KafkaException as exc:
+        if "GROUP_ID_NOT_FOUND" not in str(exc):
+            raise KafkaError(f"could not delete consumer group {clients.group_id}: {exc}. Is a consumer of it "
+                             "running? Pause the connector's DAGs and try again") from exc
+    return offsets

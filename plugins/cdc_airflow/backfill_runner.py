@@ -29,6 +29,7 @@ from typing import Any
 
 from croniter import croniter
 
+from cdc_airflow.folder_owner import require_owned_folder
 from cdc_airflow.run_notes import set_run_note
 from cdc_airflow.task_runtime import run_ref
 from cdc_pipeline.backfill import write_as_of, write_changes
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 def run(spec: ConnectorSpec, data_dir: Path, context) -> dict[str, Any]:
     """Every table of the connector in turn; the run's note lists what each wrote (or why it could not)."""
     from cdc_airflow.runners import each_table
+
+    require_owned_folder(spec, data_dir)
 
     start, end = interval(context)
     ref = run_ref(context)

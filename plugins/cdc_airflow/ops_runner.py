@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from cdc_airflow.folder_owner import require_owned_folder
 from cdc_airflow.hooks import PipelineKafkaHook, kafka_connect_client, password_reference, source_params
 from cdc_airflow.operation_names import ALL_TABLES, CHANGING, OPERATIONS
 from cdc_airflow.probes import airflow_probes
@@ -28,6 +29,7 @@ def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
     if name in CHANGING and not params.get("confirm"):
         raise ConfigError(f"{name} changes the pipeline ({OPERATIONS[name]}): trigger again with 'confirm' ticked "
                           "(conf {\"confirm\": true})")
+    require_owned_folder(spec, layout.folder.parent)
     if not spec.many_tables:
         return _run_on_table(spec, layout, context, name)
     chosen = params.get("table") or ALL_TABLES

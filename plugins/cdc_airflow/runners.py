@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from cdc_airflow.folder_owner import require_owned_folder
 from cdc_airflow.hooks import PipelineKafkaHook, kafka_connect_client, password_reference, source_params
 from cdc_airflow.run_notes import set_run_note
 from cdc_airflow.task_runtime import run_ref
@@ -33,10 +34,12 @@ def _connector_config(spec: ConnectorSpec) -> dict[str, str]:
 
 
 def register(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    require_owned_folder(spec, layout.folder.parent)
     return _register(spec, [Pipeline(spec, layout)], context)
 
 
 def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    require_owned_folder(spec, layout.folder.parent)
     pipe = Pipeline(spec, layout)
     return _consume(spec, [pipe], context, lambda kafka, run, **options: consume_batch(pipe, kafka, run, **options))
 
@@ -66,6 +69,7 @@ def _consume(spec: ConnectorSpec, pipes: list[Pipeline], context, consume_step) 
 
 
 def merge(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    require_owned_folder(spec, layout.folder.parent)
     return merge_batch(Pipeline(spec, layout), run_ref(context))
 
 
@@ -87,11 +91,16 @@ def publish_destiny(context, destiny_asset, merged: dict[str, Any] | None) -> di
 def sink(spec: ConnectorSpec, layout: PipelineLayout, context, sink_spec) -> dict[str, Any]:
     from cdc_airflow import sink_runner
 
+    require_owned_folder(spec, layout.folder.parent)
     return sink_runner.run(spec, layout, context, sink_spec)
 
 
 def finish(spec: ConnectorSpec, layout: PipelineLayout, context, failed_tasks: list[str]) -> dict[str, Any]:
-    return _noted(context, lambda: finish_run(Pipeline(spec, layout), run_ref(context), failed_tasks))
+    def close() -> dict[str, Any]:
+        require_owned_folder(spec, layout.folder.parent)
+        return finish_run(Pipeline(spec, layout), run_ref(context), failed_tasks)
+
+    return _noted(context, close)
 
 
 def _noted(context, close) -> dict[str, Any]:
@@ -108,21 +117,26 @@ def _noted(context, close) -> dict[str, Any]:
 # A connector of several tables: register and consume once for all, merge and sinks per table (mapped).
 
 def register_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
+    require_owned_folder(spec, data_dir)
     return _register(spec, connector_pipelines(data_dir, spec), context)
 
 
 def consume_all_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
+    require_owned_folder(spec, data_dir)
     pipes = connector_pipelines(data_dir, spec)
     return _consume(spec, pipes, context, lambda kafka, run, **options: consume_tables(pipes, kafka, run, **options))
 
 
 def merge_tables(spec: ConnectorSpec, data_dir, context, tables: list[str]) -> dict[str, Any]:
+    require_owned_folder(spec, data_dir)
     run = run_ref(context)
     return each_table(tables, lambda table: merge_batch(Pipeline.under(data_dir, spec.for_table(table)), run))
 
 
 def sink_tables(spec: ConnectorSpec, data_dir, context, sink_type: str, tables: list[str]) -> dict[str, Any]:
     from cdc_airflow import sink_runner
+
+    require_owned_folder(spec, data_dir)
 
     def render(table: str) -> dict[str, Any]:
         scoped = spec.for_table(table)
@@ -154,4 +168,8 @@ def each_table(tables: list[str], step) -> dict[str, Any]:
 
 
 def finish_all_tables(spec: ConnectorSpec, data_dir, context, failed: dict[str, list[str]]) -> dict[str, Any]:
-    return _noted(context, lambda: finish_tables(connector_pipelines(data_dir, spec), run_ref(context), failed))
+    def close() -> dict[str, Any]:
+        require_owned_folder(spec, data_dir)
+        return finish_tables(connector_pipelines(data_dir, spec), run_ref(context), failed)
+
+    return _noted(context, close)

@@ -132,11 +132,15 @@ def test_when_connect_forgot_the_connector_the_tables_last_sent_decide(tmp_path)
         sent_tables(folder)
 
 
-def test_adopting_a_one_table_folder_leaves_the_sent_tables_record_in_the_connector_folder(tmp_path):
+def test_adopting_a_one_table_folder_leaves_the_sent_tables_record_and_the_owner_in_the_connector_folder(tmp_path):
     from cdc_pipeline.connector_folder import SENT_TABLES, record_sent_tables
+    from cdc_pipeline.ownership import OWNER_FILE, Worker, check_owner
 
     data = tmp_path / "data"
     folder = one_table_folder(data)
-    record_sent_tables(folder, load_connector_spec(connector(tmp_path, "public.a")))
+    one = load_connector_spec(connector(tmp_path, "public.a"))
+    record_sent_tables(folder, one)
+    check_owner(folder, one, Worker("q", None, "h"), read_before=lambda: None)
     adopt_one_table_folder(data, load_connector_spec(connector(tmp_path, "public.a,public.b")))
     assert (folder / SENT_TABLES).exists() and not (folder / "public.a" / SENT_TABLES).exists()
+    assert (folder / OWNER_FILE).exists() and not (folder / "public.a" / OWNER_FILE).exists()
