@@ -17,11 +17,12 @@ TABLES = ("public.a", "public.b")
 
 
 def write_connectors(folder: Path) -> Path:
-    """``shop.json`` (clientes.json's config capturing public.a and public.b) and ``clientes.json``."""
+    """``shop.json`` (clientes.json's config capturing public.a and public.b, on queue host-b) and ``clientes.json``
+    (the default queue)."""
     folder.mkdir(parents=True, exist_ok=True)
     document = json.loads(CLIENTES.read_text(encoding="utf-8"))
     (folder / "clientes.json").write_text(json.dumps(document))
-    shop = {"name": "shop", "config": document["config"] | {"table.include.list": ",".join(TABLES)}}
+    shop = {"name": "shop", "queue": "host-b", "config": document["config"] | {"table.include.list": ",".join(TABLES)}}
     (folder / "shop.json").write_text(json.dumps(shop))
     return folder
 

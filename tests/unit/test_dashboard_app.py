@@ -156,7 +156,7 @@ def test_unknown_pipelines_and_dags_the_user_may_not_read(client):
 def test_the_overview_lists_every_pipeline_and_the_broken_connector_files(client):
     for path in ("/cdc/pipelines", "/cdc/runs", "/cdc/"):
         text = Text.of(client.get(path).text)
-        assert "clientes SOURCE DOWN since 12:19 UTC 5 events" in text, path
+        assert "clientes default SOURCE DOWN since 12:19 UTC 5 events" in text, path
         assert "broken.json" in text
 
 

@@ -69,10 +69,14 @@ def test_histories_of_tables_whose_connector_file_is_gone_stay_listed(folders):
 def test_the_pipelines_list_has_a_row_per_table_linking_to_the_connectors_page(client):
     html = client.get("/cdc/pipelines").text
     text = Text.of(html)
-    assert "shop/public.a OK" in text and "shop/public.b FAILING" in text and "clientes OK" in text
+    # Each pipeline's queue: the worker serving it holds the folder.
+    assert "shop/public.a host-b OK" in text and "shop/public.b host-b FAILING" in text
+    assert "clientes default OK" in text
     assert "href='/cdc/pipelines/shop?table=public.b'" in html and "href='/cdc/pipelines/clientes'" in html
     names = [(p["pipeline"]["name"], p["pipeline"]["dag_id"], p["status"]["state"])
              for p in client.get("/cdc/api/pipelines").json()["pipelines"]]
+    assert [p["pipeline"]["queue"] for p in client.get("/cdc/api/pipelines").json()["pipelines"]] == [
+        "default", "host-b", "host-b"]
     assert names == [("clientes", "cdc_clientes", "ok"), ("shop/public.a", "cdc_shop", "ok"),
                      ("shop/public.b", "cdc_shop", "failing")]
 
@@ -80,7 +84,7 @@ def test_the_pipelines_list_has_a_row_per_table_linking_to_the_connectors_page(c
 def test_the_connectors_page_shows_every_tables_status_and_one_tables_runs(client):
     for path in ("/cdc/pipelines/shop", "/cdc/dags/cdc_shop", "/cdc/dags/cdc_shop_ops"):
         text = Text.of(client.get(path).text)
-        assert "shop/public.a OK" in text and "shop/public.b FAILING" in text, path
+        assert "shop/public.a host-b OK" in text and "shop/public.b host-b FAILING" in text, path
         assert "merge_batch: disk full" not in text.split("started (UTC)")[1], path  # public.a's runs below
     html = client.get("/cdc/pipelines/shop", params={"table": "public.b", "status": "failed"}).text
     runs = Text.of(html).split("started (UTC)")[1]

@@ -190,7 +190,7 @@ def dashboard_page(data: dict[str, Any], query: RunsQuery, static: str, *, stand
 
 def status_table(items: list[dict[str, Any]], href: Callable[[dict[str, Any]], str], *, heading: str,
                  selected: str | None = None) -> str:
-    """One line per pipeline (its state, backlog, data as of, last merge, rows, headline), named by a link."""
+    """One line per pipeline (its queue, state, backlog, data as of, last merge, rows, headline), named by a link."""
     rows = []
     for item in items:
         pipeline, status = item["pipeline"], item["status"]
@@ -198,13 +198,13 @@ def status_table(items: list[dict[str, Any]], href: Callable[[dict[str, Any]], s
         current = " current" if pipeline["name"] == selected else ""
         rows.append(
             f"<tr class='tone-{e(cells['state']['tone'])}{current}'><td><a href='{e(href(pipeline))}'>"
-            f"{e(pipeline['name'])}</a></td><td class='state'>{e(status['label'])}</td><td>{e(cells['backlog']['value'])}</td>"
+            f"{e(pipeline['name'])}</a></td><td class='queue'>{e(pipeline.get('queue') or '')}</td><td class='state'>{e(status['label'])}</td><td>{e(cells['backlog']['value'])}</td>"
             f"<td>{e(cells['data_as_of']['value'])}</td><td>{e(cells['last_merge']['detail'])}</td>"
             f"<td>{e(cells['rows']['value'])}</td><td class='col-error'>{e(status['headline'])}</td></tr>")
-    return (f"<table class='overview'><thead><tr><th>{e(heading)}</th><th>state</th><th>backlog</th>"
+    return (f"<table class='overview'><thead><tr><th>{e(heading)}</th><th>queue</th><th>state</th><th>backlog</th>"
             "<th>data as of</th><th>last merge</th><th>rows</th><th>headline</th></tr></thead><tbody>"
             + ("".join(rows)
-               or "<tr><td colspan='7' class='empty'>No pipeline: no connector file and no run history.</td></tr>")
+               or "<tr><td colspan='8' class='empty'>No pipeline: no connector file and no run history.</td></tr>")
             + "</tbody></table>")
 
 

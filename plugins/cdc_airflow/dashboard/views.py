@@ -69,6 +69,8 @@ def pipeline_json(pipeline: Pipeline, root: str) -> dict[str, Any]:
         "name": pipeline.name, "connector": pipeline.connector, "dag_id": pipeline.dag_id,
         "table": spec.qualified_table if spec else pipeline.table,
         "topic": spec.topic if spec else None, "folder": str(pipeline.layout.folder),
+        # The Airflow queue its tasks run on: the worker serving it holds the folder (docs/several-hosts.md).
+        "queue": spec.settings.queue_name if spec else None,
         "connector_file": str(spec.path) if spec else None,
         "airflow": {"dag": links.dag(), "ops_dag": f"{root}/dags/{pipeline.dag_id}_ops",
                     "dashboard_tab": links.dashboard_tab()} if spec else None,
