@@ -23,7 +23,8 @@ from cdc_pipeline.pipeline import Pipeline
 # the status says it could not ask and shows the last run's backlog. The dashboard asks with a few seconds.
 STATUS_KAFKA_SECONDS = 30.0
 LATE_AFTER = timedelta(minutes=5)      # no successful merge for this long: late
-STATES = ("ok", "paused", "late", "failing", "source down", "connect down", "broker down", "rebuilding", "not started")
+STATES = ("ok", "paused", "late", "failing", "source down", "connect down", "broker down", "rebuilding", "not started",
+          "on another host")
 SERVICE_STATE = {"postgres": "source down", "connect": "connect down", "broker": "broker down"}
 
 

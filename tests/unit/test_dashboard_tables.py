@@ -4,6 +4,7 @@ tables whose connector file is gone still listed."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -118,3 +119,15 @@ def test_live_backlogs_of_two_tables_at_the_same_offsets_are_not_shared(folders,
     answers = LiveAnswers()
     a, b = (live_probes(spec.for_table(t), {0: 3}, answers=answers) for t in ("public.a", "public.b"))
     assert [a.backlog({0: 3}).total, b.backlog({0: 3}).total] == [ord("a"), ord("b")]
+
+
+def test_a_connector_whose_folder_is_on_another_workers_disk_says_so_instead_of_not_started(client, folders):
+    connectors, _ = folders
+    document = json.loads((connectors / "clientes.json").read_text())
+    (connectors / "remote.json").write_text(json.dumps({**document, "name": "remote", "queue": "host-c"}))
+    (connectors / "fresh.json").write_text(json.dumps({**document, "name": "fresh"}))  # default queue, no folder
+    text = Text.of(client.get("/cdc/pipelines").text)
+    assert "remote host-c ON ANOTHER HOST" in text and "the worker serving queue host-c" in text
+    assert "fresh default NOT STARTED" in text
+    remote = next(p for p in client.get("/cdc/api/pipelines").json()["pipelines"] if p["pipeline"]["name"] == "remote")
+    assert remote["status"]["state"] == "on another host"

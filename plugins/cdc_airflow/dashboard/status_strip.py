@@ -12,7 +12,8 @@ from cdc_pipeline.formatting import (
 )
 from cdc_pipeline.status import PipelineStatus
 
-STATE_TONES = {"ok": "ok", "paused": "warn", "late": "warn", "rebuilding": "warn", "not started": "idle"}
+STATE_TONES = {"ok": "ok", "paused": "warn", "late": "warn", "rebuilding": "warn", "not started": "idle",
+               "on another host": "idle"}
 SERVICE_NAMES = {"postgres": "PostgreSQL", "connect": "Kafka Connect", "broker": "Kafka broker"}
 LARGE_WAL = 1024 ** 3  # a slot holding back more than this much WAL deserves a look
 

@@ -59,6 +59,13 @@ def probes_for(pipeline: Pipeline, factory: ProbeFactory | None) -> Probes | Non
 
 
 def status_of(pipeline: Pipeline, probes: Probes | None, now: datetime) -> PipelineStatus:
+    spec = pipeline.spec
+    if spec is not None and spec.settings.queue and not pipeline.layout.history.exists():
+        # Workers on several hosts: the files are on the disk of the worker serving the connector's queue.
+        return PipelineStatus(pipeline.name, "on another host",
+                              f"its files are on the worker serving queue {spec.settings.queue}, not on this host: "
+                              f"see its status there (python -m cdc_pipeline status, or {spec.dag_id}_ops with "
+                              "operation=status)")
     return pipeline_status(pipeline.name, pipeline.layout, probes, now=now)
 
 
