@@ -22,7 +22,7 @@ Prints progress, then as its LAST line one JSON object: per layout ``floor_cpu_s
 ``worker_cpu_s_per_min`` (by worker), ``freshness_p50_s``, ``freshness_p95_s``, ``samples``. Asserts nothing.
 
 Run: .venv/bin/python benchmarks/bench_two_workers.py [--tables 10] [--rows 2000] [--rate 40]
-                      [--floor-seconds 60] [--load-seconds 120]
+                      [--floor-seconds 60] [--load-seconds 120] [--layouts one_worker,two_workers]
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=40.0, help="updates per second over every table")
     parser.add_argument("--floor-seconds", type=float, default=60.0)
     parser.add_argument("--load-seconds", type=float, default=120.0)
+    parser.add_argument("--layouts", default="one_worker,two_workers",
+                        help="which layouts, in this order (the first one also warms Kafka and Connect up)")
     args = parser.parse_args()
     print(json.dumps(run(args)), flush=True)
 
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> dict:
     try:
         stack.start(SERVICES)
         source = Source(settings.pg_conninfo)
-        for layout, workers in LAYOUTS.items():
+        for layout in args.layouts.split(","):
+            workers = LAYOUTS[layout]
             figures = measure_layout(settings, source, layout, workers, args)
             results["layouts"][layout] = figures
             print(f"{layout}: {figures}", flush=True)
