@@ -87,6 +87,8 @@ def test_the_dashboard_page_shows_the_strip_then_the_runs(client):
                   "16/B374D848", "slot debezium_clientes does not exist yet: the connector creates it"):
         assert shown in text, shown
     assert '["slot' not in response.text  # notes are sentences, not JSON
+    # The events column wraps between its parts, never between an operation and its count.
+    assert "<span class='nowrap'>u 37</span> · <span class='nowrap'>d 2</span>" in response.text
 
 
 def test_a_failed_run_shows_its_error_in_one_line_and_whole_on_demand(client):

@@ -78,7 +78,8 @@ def _run_rows(run: dict[str, Any], *, member: bool = False) -> str:
     cells = {
         "run": _airflow_link(run["airflow_url"], run["started"]) + kind,
         "state": f"<span class='mark'>{TONE_MARK.get(run['tone'], '•')}</span> {e(run['state'])}{logs}{notes}",
-        "events": e(run["events_text"]),
+        # "u 37 · d 2": a narrow column wraps between the parts, never inside one ("d" above "2").
+        "events": " · ".join(f"<span class='nowrap'>{e(part)}</span>" for part in run["events_text"].split(" · ")),
         "offsets": e(run["offsets_text"]),
         "merge": e(run["merge_text"]),
         "rows": e(run["rows_text"]),
