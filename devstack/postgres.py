@@ -22,6 +22,18 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "include" / "demo"
 DEMO_SQL = (DEMO_DIR / "clientes.sql", DEMO_DIR / "tienda.sql")  # the demo connectors' tables
 OS_USER = "postgres"  # initdb refuses to run as root
 REPLICATION_SLOTS = 30
+# TCP asks for the password (scram-sha-256): the pipeline, Kafka Connect and the tests all send it. The Unix
+# socket, in the stack's own folder and open to its owner only (unix_socket_permissions=0700), stays trusted:
+# the launcher sets the recorded password through it, whatever the cluster had before.
+PG_HBA = """# Written by devstack/postgres.py on every start.
+# TYPE  DATABASE     USER  ADDRESS        METHOD
+local   all          all                  trust
+local   replication  all                  trust
+host    all          all   127.0.0.1/32   scram-sha-256
+host    all          all   ::1/128        scram-sha-256
+host    replication  all   127.0.0.1/32   scram-sha-256
+host    replication  all   ::1/128        scram-sha-256
+"""
 
 
 def postgres_bin_dir() -> Path:
@@ -82,6 +94,11 @@ class PostgresPart(Part):
             if result.returncode != 0:
                 raise PartStartError(f"initdb failed for {settings.pgdata} (exit {result.returncode}):\n"
                                      f"{result.stdout}{result.stderr}")
+        # Also on a cluster made before TCP asked for passwords: it asks from this start on.
+        hba = settings.pgdata / "pg_hba.conf"
+        hba.write_text(PG_HBA)
+        if self._as_root:
+            os.chown(hba, pwd.getpwnam(OS_USER).pw_uid, pwd.getpwnam(OS_USER).pw_gid)
 
     def _make_reachable(self, pgdata: Path) -> None:
         """The postgres user must traverse every folder above pgdata; add o+x to the ones we own that lack it.
@@ -107,6 +124,7 @@ class PostgresPart(Part):
         # slot, per scenario, and slots outlive their connectors (slot.drop.on.stop=false).
         options = (f"-p {settings.pg_port} -c wal_level=logical -c listen_addresses=127.0.0.1 "
                    f"-c max_replication_slots={REPLICATION_SLOTS} -c max_wal_senders={REPLICATION_SLOTS} "
+                   f"-c password_encryption=scram-sha-256 -c unix_socket_permissions=0700 "
                    f"-k {settings.pg_socket_dir}")
         result = self._run([str(postgres_bin_dir() / "pg_ctl"), "-D", str(settings.pgdata), "-l",
                             str(self.log_path), "-o", options, "-W", "start"])
@@ -115,9 +133,10 @@ class PostgresPart(Part):
                                  f"\n--- last lines of {self.log_path} ---\n{process.log_tail(self.log_path)}")
 
     def _connect(self, dbname: str) -> psycopg.Connection:
+        """Through the cluster's own socket (trusted, owner only): the launcher sets the password it then asks for."""
         s = self.settings
-        return psycopg.connect(host="127.0.0.1", port=s.pg_port, dbname=dbname, user=s.pg_user,
-                               password=s.pg_password, connect_timeout=3, autocommit=True)
+        return psycopg.connect(host=str(s.pg_socket_dir), port=s.pg_port, dbname=dbname, user=s.pg_user,
+                               connect_timeout=3, autocommit=True)
 
     def probe(self) -> str:
         s = self.settings
@@ -135,7 +154,8 @@ class PostgresPart(Part):
         CDC_SINK_DB when missing. Safe to run on every start: an existing database is never seeded again."""
         s = self.settings
         with self._connect("postgres") as conn:
-            # The cluster trusts 127.0.0.1, but tools and Kafka Connect may use password authentication.
+            # TCP asks for this password (scram-sha-256): set it, hashed so, on every start.
+            conn.execute("SET password_encryption = 'scram-sha-256'")
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(s.pg_user),
                                                                      sql.Literal(s.pg_password)))
             if not _database_exists(conn, s.pg_db):
