@@ -73,8 +73,9 @@ class PipelineStatus:
 
     @property
     def healthy(self) -> bool:
-        """OK, or paused with nothing waiting: a paused pipeline with a backlog is falling behind."""
-        return self.state == "ok" or (self.state == "paused" and not self.backlog.total)
+        """OK, or paused with nothing waiting: a paused pipeline with a backlog is falling behind. A pipeline on
+        another host is that host's to judge."""
+        return self.state in ("ok", "on another host") or (self.state == "paused" and not self.backlog.total)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,8 +140,20 @@ def table_statuses(pipes: list[Pipeline], probes_of: Callable[[ConnectorSpec], P
                    now: datetime | None = None) -> list[PipelineStatus]:
     """The status of each pipeline (a connector's tables), named by its label (``connector`` or
     ``connector/schema.table``); ``probes_of`` gives a table's probes from its scoped spec."""
-    return [pipeline_status(pipe.label, pipe.layout, probes_of(pipe.spec) if probes_of else None, now=now)
-            for pipe in pipes]
+    return [status_here(pipe.label, pipe.layout, pipe.spec, lambda: probes_of(pipe.spec) if probes_of else None,
+                        now=now) for pipe in pipes]
+
+
+def status_here(name: str, layout: PipelineLayout, spec: ConnectorSpec | None,
+                probes: Callable[[], Probes | None] = lambda: None, *, now: datetime | None = None) -> PipelineStatus:
+    """``pipeline_status``, unless the connector runs on a queue and its folder is not on this disk: with workers on
+    several hosts its files are on the worker serving that queue, and "not started" would be wrong."""
+    if spec is not None and spec.settings.queue and not layout.history.exists():
+        return PipelineStatus(name, "on another host",
+                              f"its files are on the worker serving queue {spec.settings.queue}, not on this host: "
+                              f"see its status there (python -m cdc_pipeline status, or {spec.dag_id}_ops with "
+                              "operation=status)")
+    return pipeline_status(name, layout, probes(), now=now)
 
 
 def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> None:

@@ -127,3 +127,20 @@ def test_claim_fresh_never_discards_files_that_are_here(tmp_path):
     with pytest.raises(ConfigError, match="--fresh starts clientes afresh only where it has no files"):
         claim(SPEC, tmp_path, worker(), fresh=True, out_of_step=lambda: [], forget=never_asked)
     assert (tmp_path / "clientes" / "runs.sqlite").exists()
+
+
+def test_the_status_of_a_connector_on_a_queue_whose_folder_is_elsewhere_says_so_and_is_that_hosts_to_judge(tmp_path):
+    import json as _json
+
+    from cdc_pipeline.pipeline import connector_pipelines
+    from cdc_pipeline.status import table_statuses
+
+    document = _json.loads((REPO / "include" / "connectors" / "clientes.json").read_text())
+    path = tmp_path / "remote.json"
+    path.write_text(_json.dumps({**document, "name": "remote", "queue": "host-b"}))
+    on_queue = load_connector_spec(path)
+    [status] = table_statuses(connector_pipelines(tmp_path / "data", on_queue))
+    assert status.state == "on another host" and "worker serving queue host-b" in status.headline
+    assert status.healthy  # `python -m cdc_pipeline status` on this host does not fail for it
+    [plain] = table_statuses(connector_pipelines(tmp_path / "data", SPEC))  # default queue: its files belong here
+    assert plain.state == "not started" and not plain.healthy

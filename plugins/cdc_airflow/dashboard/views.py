@@ -18,7 +18,7 @@ from cdc_airflow.dashboard.runs_table import AirflowLinks, run_view, table_entri
 from cdc_airflow.dashboard.status_strip import status_json
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.history import History
-from cdc_pipeline.status import PipelineStatus, Probes, pipeline_status
+from cdc_pipeline.status import PipelineStatus, Probes, status_here
 
 # Given a pipeline's spec and its resume point's ends (None: nothing read yet), the live probes, or None.
 ProbeFactory = Callable[[ConnectorSpec, "dict[int, int] | None"], Probes | None]
@@ -59,14 +59,7 @@ def probes_for(pipeline: Pipeline, factory: ProbeFactory | None) -> Probes | Non
 
 
 def status_of(pipeline: Pipeline, probes: Probes | None, now: datetime) -> PipelineStatus:
-    spec = pipeline.spec
-    if spec is not None and spec.settings.queue and not pipeline.layout.history.exists():
-        # Workers on several hosts: the files are on the disk of the worker serving the connector's queue.
-        return PipelineStatus(pipeline.name, "on another host",
-                              f"its files are on the worker serving queue {spec.settings.queue}, not on this host: "
-                              f"see its status there (python -m cdc_pipeline status, or {spec.dag_id}_ops with "
-                              "operation=status)")
-    return pipeline_status(pipeline.name, pipeline.layout, probes, now=now)
+    return status_here(pipeline.name, pipeline.layout, pipeline.spec, lambda: probes, now=now)
 
 
 def pipeline_json(pipeline: Pipeline, root: str) -> dict[str, Any]:
