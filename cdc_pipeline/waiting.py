@@ -8,6 +8,7 @@ of the check and, when there is one, the end of the log of the process it waited
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,4 +67,26 @@ def log_tail(log_path: Path | str, lines: int = 40) -> str:
             text = handle.read().decode(errors="replace")
     except FileNotFoundError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join(collapse_repeats(text.splitlines())[-lines:])
+
+
+_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T][\d:.,]+(?: ?(?:[A-Z]{2,5}|[+-]\d{2}:?\d{2}|Z))?\s*(?:\[\d+\]\s*)?")
+
+
+def collapse_repeats(lines: list[str]) -> list[str]:
+    """Runs of lines that differ only in their leading time stamp and pid (a server refusing the same way every
+    half second) as their first line and a count, so a log tail shows forty seconds of the same refusal as one."""
+    out: list[str] = []
+    run_key, repeats = None, 0
+    for line in lines:
+        key = _STAMP.sub("", line)
+        if key == run_key and key.strip():
+            repeats += 1
+            continue
+        if repeats:
+            out.append(f"    (the same line {repeats} more time{'s' if repeats > 1 else ''})")
+        out.append(line)
+        run_key, repeats = key, 0
+    if repeats:
+        out.append(f"    (the same line {repeats} more time{'s' if repeats > 1 else ''})")
+    return out

@@ -41,6 +41,14 @@ class StartResult:
     seconds: float
 
 
+STUCK_AFTER_S = 5.0  # a part saying it is stuck for this long fails its start with what to do
+
+
+@dataclass(frozen=True)
+class _Stuck:
+    message: str
+
+
 class Part(abc.ABC):
     """One service. Subclasses set the class attributes and implement ``launch`` and ``probe``."""
 
@@ -120,11 +128,35 @@ class Part(abc.ABC):
             raise
         return StartResult(self.name, self.pid(), reused, time.monotonic() - began)
 
+    def stuck(self, failure: str) -> str | None:
+        """What to do when ``probe``'s ``failure`` says the running process will not get ready by waiting (None:
+        waiting may help). Asked only after it said so for ``STUCK_AFTER_S`` seconds."""
+        return None
+
     def wait_ready(self, timeout: float, alive: Callable[[], bool]) -> str:
-        """Wait until ``probe`` answers; the launcher's errors say which part and show its log."""
+        """Wait until ``probe`` answers; the launcher's errors say which part and show its log. A part that says
+        it is stuck (``stuck``) fails early with what to do instead of at the deadline."""
+        stuck_since: list[float] = []
+
+        def ready() -> str | _Stuck:
+            try:
+                return self.probe()
+            except Exception as exc:
+                advice = self.stuck(str(exc))
+                if advice is None:
+                    stuck_since.clear()
+                    raise
+                stuck_since[:] = stuck_since or [time.monotonic()]
+                if time.monotonic() - stuck_since[0] < STUCK_AFTER_S:
+                    raise
+                return _Stuck(f"{self.name} is running (pid {self.pid()}) but will not get ready: {exc}. {advice}")
+
         try:
-            return wait_until(self.probe, what=f"{self.name} to be ready", timeout=timeout, interval=0.5,
-                              log_path=self.log_path, alive=alive)
+            answer = wait_until(ready, what=f"{self.name} to be ready", timeout=timeout, interval=0.5,
+                                log_path=self.log_path, alive=alive)
+            if isinstance(answer, _Stuck):
+                raise PartStartError(answer.message)
+            return answer
         except WaitTimeout as exc:
             if exc.gave_up:
                 raise PartStartError(f"{self.name} exited before it was ready (log: {self.log_path}); last check: "

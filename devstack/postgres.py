@@ -132,6 +132,14 @@ class PostgresPart(Part):
             raise PartStartError(f"pg_ctl start failed (exit {result.returncode}): {result.stdout}{result.stderr}"
                                  f"\n--- last lines of {self.log_path} ---\n{process.log_tail(self.log_path)}")
 
+    def stuck(self, failure: str) -> str | None:
+        if "shutting down" in failure:
+            # A smart shutdown (plain kill, pg_ctl stop -m smart) waits for every client, and Debezium's replication
+            # connections never leave by themselves.
+            return ("A shutdown is waiting for its clients to disconnect (Kafka Connect's Debezium tasks keep theirs "
+                    "open): run ./stack stop postgres (a fast shutdown, which ends them), then ./stack start postgres")
+        return None
+
     def _connect(self, dbname: str) -> psycopg.Connection:
         """Through the cluster's own socket (trusted, owner only): the launcher sets the password it then asks for."""
         s = self.settings

@@ -127,7 +127,8 @@ def test_starting_postgres_again_never_seeds_the_existing_database_again(small_s
 
 
 def test_every_start_sets_the_recorded_password_on_the_user(small_stack):
-    """The cluster trusts 127.0.0.1; a scram line for our user in pg_hba.conf shows the password really works."""
+    """A password changed behind the launcher's back is set again at the next start (through the trusted socket,
+    since TCP asks for the password); a first scram line for our user shows the wrong ones are refused."""
     s = small_stack.settings
     small_stack.start(["postgres"])
     with psycopg.connect(s.pg_conninfo, autocommit=True) as conn:
@@ -214,3 +215,32 @@ def test_stop_with_a_part_name_stops_that_part_alone(small_stack):
     result = subprocess.run([sys.executable, "-m", "devstack", "stop", "nope"], env={**os.environ, **s.as_env()},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "unknown part(s) ['nope']" in result.stdout + result.stderr
+
+
+def test_a_postgres_stuck_shutting_down_fails_its_start_early_saying_what_to_do(small_stack):
+    """A plain kill asks PostgreSQL for a smart shutdown, which waits for every client; Debezium's never leave. A
+    start then fails within seconds, naming the state and the command, not after its timeout with 40 log lines."""
+    import signal
+    import time
+
+    from devstack.errors import PartStartError
+    from devstack.part import STUCK_AFTER_S
+
+    s = small_stack.settings
+    small_stack.start(["postgres"])
+    part = small_stack["postgres"]
+    client = psycopg.connect(s.pg_conninfo, autocommit=True)  # a client that stays, as Debezium's do
+    try:
+        os.kill(part.pid(), signal.SIGTERM)
+        began = time.monotonic()
+        with pytest.raises(PartStartError) as refused:
+            part.start(timeout=60)
+        assert time.monotonic() - began < STUCK_AFTER_S + 10
+        message = str(refused.value)
+        assert "shutting down" in message and "./stack stop postgres" in message, message
+    finally:
+        client.close()
+        small_stack.stop(["postgres"])
+    small_stack.start(["postgres"])
+    with psycopg.connect(s.pg_conninfo) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -115,3 +115,15 @@ def test_log_tail_reads_the_last_lines_and_tolerates_a_missing_file(tmp_path):
     log.write_text("".join(f"{i}\n" for i in range(100_000)))
     assert log_tail(log, 3) == "99997\n99998\n99999"
     assert log_tail(tmp_path / "missing.log") == ""
+
+
+def test_a_log_tail_shows_a_refusal_repeated_every_half_second_once_with_its_count(tmp_path):
+    from cdc_pipeline.waiting import log_tail
+
+    log = tmp_path / "postgres.log"
+    refusal = "FATAL:  the database system is shutting down"
+    log.write_text("".join(f"2026-12-06 07:00:{i:02d}.{i * 7:03d} UTC [{100 + i}] {refusal}\n" for i in range(40))
+                   + "2026-12-06 07:00:41.000 UTC [7] LOG:  database system is shut down\n")
+    tail = log_tail(log).splitlines()
+    assert len(tail) == 3 and tail[0].endswith(refusal) and tail[1].strip() == "(the same line 39 more times)"
+    assert tail[2].endswith("database system is shut down")
