@@ -3,6 +3,8 @@ from a real run, on a pipeline of its own, so the resets here never touch anothe
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cdc_pipeline.waiting import wait_until
@@ -105,3 +107,68 @@ def test_resets_resnapshot_and_clear_from_the_operations_dag(airflow_stack, ops)
     done = [(op["kind"], op["status"]) for op in driver.history.incidents.operations(20)]
     assert done[:4] == [("resnapshot", "done"), ("reset", "done"), ("reset", "done"), ("reset", "done")]
     assert ("reset", "failed") in done  # the reset to a run that does not exist, recorded as failed
+
+
+# ------------------------------------------------------------------------- the same, through the form in Chromium
+
+FORM_STEPS = [  # operation, the section and field it fills, confirm, a line its log must hold
+    ("status", None, False, "backlog"),
+    ("history", None, False, "scheduled__"),
+    ("verify", None, False, "verify: identical:"),
+    ("clear_unfinished_operation", None, True, "no operator command is marked running"),
+    ("reset_to_run", ("Only for reset_to_run", "#element_run_id", "RUN"), True, "where run "),
+    ("reset_to_date", ("Only for reset_to_date", "#element_date", "2026-11-24"), True, "to 2026-11-24T00:00:00+00:00"),
+    ("reset_to_beginning", None, True, "to the topic's beginning"),
+    ("resnapshot", None, True, f"re-snapshots {TABLE}"),
+]
+
+
+def test_every_operation_from_the_trigger_form_in_a_browser(airflow_stack, ops):
+    """Issue 21 item 9: an operator fills Airflow's trigger form of the operations DAG for each operation (pick it,
+    open the section of the field it needs, tick Confirm only where it changes the pipeline) and the run does it."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+    driver = ops
+    run_with_data = scheduled_runs_with_data(driver)[-1]["run_id"]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                             args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{airflow_stack.base_url}/dags/{OPS_DAG}")
+        page.get_by_label("Username").fill(airflow_stack.user)
+        page.get_by_label("Password").fill(airflow_stack.password)
+        page.get_by_role("button", name="Sign in").click()
+        try:
+            for operation, field, confirm, expected in FORM_STEPS:
+                before = {r["dag_run_id"] for r in ops_runs(airflow_stack)}
+                page.goto(f"{airflow_stack.base_url}/dags/{OPS_DAG}")
+                page.get_by_test_id("trigger-dag-button").click()
+                choose = page.locator("input[role=combobox][aria-autocomplete=list]")
+                choose.click()
+                choose.fill(operation)
+                # The option named by it (another's description may mention it too, as verify's does resnapshot).
+                page.get_by_role("option", name=re.compile(rf"^{operation}[ :]")).click()
+                assert page.locator("input[name=element_operation]").input_value() == operation
+                if field:
+                    section, selector, value = field
+                    page.get_by_role("button", name=section).click()
+                    page.locator(selector).fill(run_with_data if value == "RUN" else value)
+                if confirm:
+                    page.get_by_role("button", name="Only for operations that change the pipeline").click()
+                    page.locator("label:has(input[name=element_confirm])").click()
+                    assert page.locator("input[name=element_confirm]").is_checked()
+                page.get_by_role("button", name="Trigger", exact=True).last.click()
+                run_id = wait_until(lambda: ({r["dag_run_id"] for r in ops_runs(airflow_stack)} - before) or None,
+                                    what=f"the form's {operation} run to appear", timeout=60, interval=1).pop()
+                state = airflow_stack.wait_for_run(OPS_DAG, run_id, timeout=300)
+                log = airflow_stack.task_log(OPS_DAG, run_id, "run_operation")
+                assert state == "success" and expected in log, f"{operation}: {state}\n{log[-3000:]}"
+                conf = airflow_stack.get_run(OPS_DAG, run_id)["conf"]
+                assert conf["operation"] == operation and bool(conf.get("confirm")) == confirm, conf
+        finally:
+            browser.close()
+    converge(airflow_stack, driver)
+
+
+def ops_runs(airflow_stack) -> list[dict]:
+    return airflow_stack.request("GET", f"/api/v2/dags/{OPS_DAG}/dagRuns", params={"limit": 100, "order_by": "-run_after"}).json()["dag_runs"]
