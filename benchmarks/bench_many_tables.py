@@ -305,10 +305,12 @@ class WalsenderCpu:
         return spent / ((time.monotonic() - self.started) / 60)
 
 
-def write_connector(folder: Path, name: str, tables: list[str]) -> None:
+def write_connector(folder: Path, name: str, tables: list[str], **settings) -> None:
+    """A connector file capturing ``tables``; ``settings`` are top-level pipeline settings (``queue``, ...)."""
     document = json.loads((ROOT / "include" / "connectors" / "clientes.json").read_text())
     document["name"] = name
     document["max_table_tasks"] = 16
+    document.update(settings)
     document["config"].update({"table.include.list": ",".join(f"public.{t}" for t in tables), "topic.prefix": name,
                                "slot.name": f"slot_{name}", "publication.name": f"pub_{name}"})
     (folder / f"{name}.json").write_text(json.dumps(document, indent=2))

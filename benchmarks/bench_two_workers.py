@@ -39,7 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_many_tables import Load, Source, Watcher, cpu_seconds, pct, rows_in, wait  # noqa: E402
+from benchmarks.bench_many_tables import (  # noqa: E402
+    Load, Source, Watcher, cpu_seconds, pct, retire, rows_in, wait, write_connector,
+)
 
 SERVICES = ["postgres", "broker", "connect"]
 LAYOUTS = {"one_worker": [("host-a,host-b", "worker-1")],
@@ -85,7 +87,6 @@ def run(args: argparse.Namespace) -> dict:
 def measure_layout(settings, source: Source, layout: str, workers: list[tuple[str, str]],
                    args: argparse.Namespace) -> dict:
     from devstack.celery_airflow import CeleryAirflow, CeleryWorker
-    from tests.stack.test_sinks_support import retire_connector
 
     home = Path(tempfile.mkdtemp(prefix=f"cdc-bench-{layout}-"))
     connectors = home / "connectors"
@@ -101,7 +102,8 @@ def measure_layout(settings, source: Source, layout: str, workers: list[tuple[st
         destinies = {}
         for side, side_tables in tables.items():
             source.create_tables(side_tables, args.rows)
-            write_connector(connectors, names[side], side_tables, queue=f"host-{side}")
+            connectors.mkdir(parents=True, exist_ok=True)
+            write_connector(connectors, names[side], side_tables, queue=f"host-{side}", max_table_tasks=4)
             disk = next(w.data_dir for w in airflow.workers.values() if f"host-{side}" in w.queue.split(","))
             for table in side_tables:
                 destinies[table] = disk / names[side] / f"public.{table}" / "destiny.csv"
@@ -138,9 +140,9 @@ def measure_layout(settings, source: Source, layout: str, workers: list[tuple[st
         }
     finally:
         airflow.stop()
-        for side, name in names.items():
-            retire_connector(settings, name, f"slot_{name}")
-            source.drop_tables(tables[side])
+        retire(settings, list(names.values()))
+        for side_tables in tables.values():
+            source.drop_tables(side_tables)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -178,13 +180,6 @@ def worker_cpu(pid: int) -> float:
             continue
         total += times.user + times.system + times.children_user + times.children_system
     return total
-
-
-def write_connector(folder: Path, name: str, tables: list[str], *, queue: str) -> None:
-    from tests.stack.pipeline_driver import write_connector as write
-
-    write(folder, name, ",".join(f"public.{t}" for t in tables), name.replace("_", ""), partitions=1, queue=queue,
-          max_table_tasks=4)
 
 
 if __name__ == "__main__":

@@ -147,5 +147,5 @@ class CeleryAirflow:
     def _worker_ready(self, name: str) -> bool:
         if not process.is_alive(self.pids[f"worker-{name}"]):
             raise PartStartError(f"Celery worker {name} exited: see {self.log_path(f'worker-{name}')}")
-        return f"{name}@" in self.log_path(f"worker-{name}").read_text(errors="replace") and \
-            "ready." in self.log_path(f"worker-{name}").read_text(errors="replace")
+        log = self.log_path(f"worker-{name}").read_text(errors="replace")
+        return f"{name}@" in log and "ready." in log  # Celery's "celery@<name> ready." once it consumes
