@@ -36,6 +36,8 @@ class Backlog:
     total: int = 0
     oldest_age_seconds: float | None = None
     measured: str = "history"      # "kafka" when read live from the broker, "history" from the last run
+    # Counted from the broker's offsets without reading the records: a delete's tombstone counts as an event too.
+    approximate: bool = False
 
 
 @dataclass
@@ -86,7 +88,8 @@ class PipelineStatus:
         out.append(f"  data as of {self.data_as_of or '—'} · caught up at {self.caught_up_at or '—'} · "
                    f"{self.destiny_rows if self.destiny_rows is not None else '—'} rows")
         age = f", oldest {self.backlog.oldest_age_seconds:.0f} s old" if self.backlog.oldest_age_seconds else ""
-        out.append(f"  backlog {self.backlog.total} events ({self.backlog.measured}{age})"
+        about = "about " if self.backlog.approximate else ""
+        out.append(f"  backlog {about}{self.backlog.total} events ({self.backlog.measured}{age})"
                    + (f" · connector {self.connector.get('state')}" if self.connector else "")
                    + (f" · slot retains {size_text(self.slot.get('retained_wal_bytes'))}" if self.slot else ""))
         out += [f"  ! {problem}" for problem in self.problems]
@@ -269,11 +272,17 @@ def _count_lines(path) -> int:
         return 0
 
 
+# Up to this many unread records are read to tell change events from delete tombstones (a few MB); a larger backlog
+# is counted from the offsets, tombstones included, and said to be approximate.
+EXACT_BACKLOG_UP_TO = 2_000
+
+
 def kafka_backlog(clients, topic: str, *,
                   max_seconds: float = STATUS_KAFKA_SECONDS) -> Callable[[dict[int, int]], Backlog]:
-    """A backlog probe asking the broker: per partition, its high watermark (ListOffsets' exact end) minus the
-    resume point, and the Kafka timestamp of the oldest unread record. ``max_seconds`` bounds each read of an
-    oldest unread record: a status command's budget unless given (a page asks with a few)."""
+    """A backlog probe asking the broker: per partition, the change events after the resume point (its high watermark,
+    ListOffsets' exact end, minus the resume point, less the delete tombstones among them when there are at most
+    ``EXACT_BACKLOG_UP_TO`` to read), and the Kafka timestamp of the oldest unread record. ``max_seconds`` bounds
+    each read: a status command's budget unless given (a page asks with a few)."""
     from confluent_kafka import Message
 
     from cdc_pipeline.kafka.reader import read_range
@@ -291,16 +300,24 @@ def kafka_backlog(clients, topic: str, *,
             # the next run says what was lost and rebuilds.
             starts[p] = end if end is not None and low <= end <= high else low
             per[p] = max(0, high - starts[p])
-        oldest = None
+        exact = sum(per.values()) <= EXACT_BACKLOG_UP_TO
+        oldest: list[float] = []
         for p, count in per.items():
-            if count:
-                first: list[Message] = []
-                read_range(clients, topic, {p: starts[p]}, first.append, max_events=1, max_seconds=min(10, max_seconds))
-                if first and first[0].timestamp()[0]:
-                    ts = first[0].timestamp()[1] / 1000
-                    oldest = ts if oldest is None else min(oldest, ts)
-        age = None if oldest is None else max(0.0, datetime.now(UTC).timestamp() - oldest)
-        return Backlog(per, sum(per.values()), age, "kafka")
+            if not count:
+                continue
+            read: list[Message] = []
+            # To its end as the broker answers now (records produced since ListOffsets are left out of the count).
+            result = read_range(clients, topic, {p: starts[p]}, read.append, max_events=None if exact else 1,
+                                max_seconds=min(10, max_seconds))
+            oldest += [m.timestamp()[1] / 1000 for m in read[:1] if m.timestamp()[0]]
+            end = starts[p] + count
+            if exact and result.ranges[p].end >= end:
+                # A delete's tombstone is no event.
+                per[p] = count - sum(1 for m in read if m.offset() < end and m.value() is None)
+            else:
+                exact = False
+        age = None if not oldest else max(0.0, datetime.now(UTC).timestamp() - min(oldest))
+        return Backlog(per, sum(per.values()), age, "kafka", approximate=not exact)
 
     return probe
 

@@ -208,3 +208,11 @@ def test_a_verification_line_reads_as_words_and_an_operator_command_says_done_on
     command = incident_line({"kind": "operation", "at": NOW.isoformat(), "command": "resnapshot", "origin": "cli",
                              "status": "done", "ended_at": NOW.isoformat(), "detail": "done"}, NOW)
     assert command["detail"] is None and command["text"].count("done") == 1
+
+
+def test_a_backlog_counted_from_offsets_says_about_and_why(catalog):
+    pipeline = catalog.pipelines["clientes"]
+    probes = Probes(backlog=lambda ends: Backlog({0: 5000}, 5000, 30.0, "kafka", approximate=True))
+    cells = {c["key"]: c for c in strip_cells(pipeline_status("clientes", pipeline.layout, probes, now=NOW), NOW)}
+    assert cells["backlog"]["value"] == "about 5,000 events"
+    assert "each delete's tombstone counts too" in cells["backlog"]["detail"]

@@ -76,7 +76,10 @@ def _backlog_cell(status: PipelineStatus) -> dict[str, Any]:
     detail = " · ".join(x for x in (parts, oldest, source) if x)
     late = backlog.oldest_age_seconds is not None and backlog.oldest_age_seconds > 300
     tone = "warn" if late or (backlog.total and backlog.measured != "kafka") else ("info" if backlog.total else "ok")
-    return _cell("backlog", "backlog", f"{backlog.total:,} events", detail, tone)
+    if backlog.approximate:
+        detail += " · counted from offsets: each delete's tombstone counts too"
+    return _cell("backlog", "backlog", f"{'about ' if backlog.approximate else ''}{backlog.total:,} events", detail,
+                 tone)
 
 
 def _connector_cell(status: PipelineStatus) -> dict[str, Any]:
