@@ -312,8 +312,9 @@ def kafka_backlog(clients, topic: str, *,
             oldest += [m.timestamp()[1] / 1000 for m in read[:1] if m.timestamp()[0]]
             end = starts[p] + count
             if exact and result.ranges[p].end >= end:
-                # A delete's tombstone is no event.
-                per[p] = count - sum(1 for m in read if m.offset() < end and m.value() is None)
+                # The records there, less the tombstones Debezium adds after each delete (and no offset a
+                # transaction marker or compaction left without a record).
+                per[p] = sum(1 for m in read if m.offset() < end and m.value() is not None)
             else:
                 exact = False
         age = None if not oldest else max(0.0, datetime.now(UTC).timestamp() - min(oldest))

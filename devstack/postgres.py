@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from cdc_pipeline.waiting import wait_until
 from devstack import process
 from devstack.errors import PartStartError
 from devstack.part import Part
@@ -194,4 +195,6 @@ class PostgresPart(Part):
         if result.returncode != 0 and process.is_alive(pid):
             log.warning("pg_ctl stop failed (%s): %s; signalling pid %s", result.returncode, result.stderr, pid)
             process.stop_process(pid, timeout=10)
+        # pg_ctl returns once the postmaster removed its pid file, a moment before the process has exited.
+        wait_until(lambda: not process.is_alive(pid), what=f"postgres (pid {pid}) to exit", timeout=10, interval=0.05)
         return True

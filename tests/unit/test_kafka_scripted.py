@@ -346,11 +346,26 @@ def test_backlog_is_each_high_watermark_minus_the_resume_point_and_the_oldest_un
     consumer = kafka({0: log(range(10), ts=stamps), 1: log(range(4), end=6, ts={o: now_ms for o in range(4)}),
                       2: log(range(3))})
     measured = backlog(consumer, {0: 3, 1: 2, 2: 3})
-    assert (measured.partitions, measured.total, measured.measured) == ({0: 7, 1: 4, 2: 0}, 11, "kafka")
+    # Few enough to read: the records there (partition 1's offsets 4 and 5 hold none).
+    assert (measured.partitions, measured.total, measured.measured) == ({0: 7, 1: 2, 2: 0}, 9, "kafka")
+    assert measured.approximate is False
     assert 86 <= measured.oldest_age_seconds <= 88 + 5  # partition 0's record 3, 87 s old
-    # one read per partition with a backlog, from its resume point, one record each; none of partition 2
+    # one read per partition with a backlog, from its resume point to its end; none of partition 2
     assert [c for c in consumer.calls if c[0] == "assign"] == [("assign", [(TOPIC, 0, 3)]), ("assign", [(TOPIC, 1, 2)])]
-    assert consume_sizes(consumer) == [1, 1]
+
+
+def test_a_backlog_too_large_to_read_is_each_high_watermark_minus_the_resume_point_and_says_so(kafka, monkeypatch):
+    from cdc_pipeline import status
+
+    monkeypatch.setattr(status, "EXACT_BACKLOG_UP_TO", 5)
+    now_ms = int(time.time() * 1000)
+    stamps = {o: now_ms - 90_000 + 1000 * o for o in range(10)}
+    consumer = kafka({0: log(range(10), ts=stamps), 1: log(range(4), end=6, ts={o: now_ms for o in range(4)}),
+                      2: log(range(3))})
+    measured = backlog(consumer, {0: 3, 1: 2, 2: 3})
+    assert (measured.partitions, measured.total, measured.approximate) == ({0: 7, 1: 4, 2: 0}, 11, True)
+    assert 86 <= measured.oldest_age_seconds <= 88 + 5
+    assert consume_sizes(consumer) == [1, 1]  # only each partition's oldest unread record, for its age
 
 
 def test_backlog_counts_from_the_log_start_when_the_resume_point_lies_outside_the_log(kafka):
