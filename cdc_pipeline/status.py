@@ -305,16 +305,24 @@ def kafka_backlog(clients, topic: str, *,
         for p, count in per.items():
             if not count:
                 continue
-            read: list[Message] = []
-            # To its end as the broker answers now (records produced since ListOffsets are left out of the count).
-            result = read_range(clients, topic, {p: starts[p]}, read.append, max_events=None if exact else 1,
-                                max_seconds=min(10, max_seconds))
-            oldest += [m.timestamp()[1] / 1000 for m in read[:1] if m.timestamp()[0]]
             end = starts[p] + count
-            if exact and result.ranges[p].end >= end:
+            first: list[Message] = []
+            events = [0]
+
+            def seen(message: Message) -> None:
+                if not first:
+                    first.append(message)
                 # The records there, less the tombstones Debezium adds after each delete (and no offset a
                 # transaction marker or compaction left without a record).
-                per[p] = sum(1 for m in read if m.offset() < end and m.value() is not None)
+                if message.offset() < end and message.value() is not None:
+                    events[0] += 1
+
+            # To its end as the broker answers now (records produced since ListOffsets are left out of the count).
+            result = read_range(clients, topic, {p: starts[p]}, seen, max_events=None if exact else 1,
+                                max_seconds=min(10, max_seconds))
+            oldest += [m.timestamp()[1] / 1000 for m in first if m.timestamp()[0]]
+            if exact and result.ranges[p].end >= end:
+                per[p] = events[0]
             else:
                 exact = False
         age = None if not oldest else max(0.0, datetime.now(UTC).timestamp() - min(oldest))

@@ -86,6 +86,15 @@ def airflow_environment(settings: StackSettings) -> dict[str, str]:
     return env
 
 
+def process_environment(settings: StackSettings) -> dict[str, str]:
+    """The environment an Airflow process of the stack starts with: ours, ``airflow_environment``, the venv's bin
+    first on PATH (standalone starts its components as ``airflow ...``) and the repository on PYTHONPATH."""
+    env = {**os.environ, **airflow_environment(settings)}
+    env["PATH"] = f"{Path(sys.prefix) / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(settings.repo_root), env.get("PYTHONPATH")]))
+    return env
+
+
 def log_server_ports(settings: StackSettings) -> tuple[int, int]:
     """The worker and triggerer log-server ports: CDC_AIRFLOW_PORT + 1 and + 2."""
     return settings.airflow_port + 1, settings.airflow_port + 2
@@ -132,12 +141,8 @@ class AirflowPart(Part):
         airflow = venv_bin / "airflow"
         if not airflow.exists():
             raise PartStartError(f"{airflow} not found: run scripts/bootstrap.sh to install Airflow in the venv")
-        env = {**os.environ, **airflow_environment(self.settings)}
-        # standalone launches its components as `airflow ...` from PATH: the venv's must come first.
-        env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.settings.repo_root), env.get("PYTHONPATH")]))
         process.start_detached([str(airflow), "standalone"], log_path=self.log_path, pid_path=self.pid_path,
-                               env=env, cwd=self.settings.airflow_home)
+                               env=process_environment(self.settings), cwd=self.settings.airflow_home)
 
     def probe(self) -> str:
         """Health all green, and when dags/ holds DAG files, the dag-processor has parsed them."""

@@ -21,10 +21,10 @@ from pathlib import Path
 from cdc_pipeline.atomic import atomic_write_text
 from cdc_pipeline.waiting import wait_until
 from devstack import process
-from devstack.airflow import airflow_environment, passwords_file
+from devstack.airflow import passwords_file, process_environment
 from devstack.airflow_api import AirflowClient
 from devstack.errors import PartStartError
-from devstack.ports import free_port
+from devstack.testing import free_ports
 from devstack.settings import StackSettings
 
 CONTROL_COMPONENTS = ("metadatabase", "scheduler", "dag_processor")
@@ -46,20 +46,18 @@ class CeleryAirflow:
     def __init__(self, services: StackSettings, home: Path, connectors_dir: Path, workers: list[CeleryWorker]):
         self.home = home
         self.workers = {w.name: w for w in workers}
+        # The last port's +1 and +2 are free too: Airflow's log servers take them (devstack.airflow.log_server_ports).
+        self.redis_port, airflow_port = free_ports(2)
         self.settings = replace(services, stack_home=home, data_dir=home / "control-data",
-                                connectors_dir=connectors_dir, airflow_port=free_port(), new_dags_paused=False)
-        self.redis_port = free_port()
+                                connectors_dir=connectors_dir, airflow_port=airflow_port, new_dags_paused=False)
         self.pids: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------------------ environment
 
     def environment(self, worker: CeleryWorker | None = None) -> dict[str, str]:
-        venv_bin = Path(sys.prefix) / "bin"
-        env = {**os.environ, **airflow_environment(self.settings)}
+        env = process_environment(self.settings)
         redis = f"redis://127.0.0.1:{self.redis_port}"
         env.update({
-            "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(self.settings.repo_root), env.get("PYTHONPATH")])),
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CELERY__BROKER_URL": f"{redis}/0",
             # Results in Redis too: the SQLite metadata database takes one writer at a time.
