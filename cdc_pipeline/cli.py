@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     resnap = sub.add_parser("resnapshot", help="rebuild destiny.csv from a new snapshot, aside, switched in one step")
     resnap.add_argument("--connector", required=True)
     add_table_option(resnap)
+    resnap.add_argument("--all-tables", action="store_true",
+                        help="re-snapshot every table of a connector of several (the connector's own snapshot) "
+                             "instead of one --table alone")
     resnap.add_argument("--yes", action="store_true", help="do not ask (required without a terminal)")
     resnap.set_defaults(func=cmd_resnapshot)
 
@@ -256,12 +259,19 @@ def cmd_resnapshot(args) -> int:
     from cdc_pipeline.kafka_connect import KafkaConnectClient
 
     env = environment(args)
-    pipe = pipeline(args, env)
-    tables = ", ".join(pipe.spec.table_names)
-    _confirm(args, f"Re-snapshot {tables}: the connector reads {'each' if pipe.spec.many_tables else 'the whole'} "
+    if args.all_tables and args.table:
+        raise ConfigError("--all-tables and --table exclude each other: leave one out")
+    if args.all_tables:
+        pipe = chosen_pipelines(env.data_dir, find_connector_spec(env.connectors_dir, args.connector), None, every=True)[0]
+        tables = ", ".join(pipe.spec.table_names)
+    else:
+        pipe = pipeline(args, env)
+        tables = pipe.spec.qualified_table
+    _confirm(args, f"Re-snapshot {tables}: the connector reads {'each' if args.all_tables else 'the whole'} "
                    "table again and destiny.csv switches to the new snapshot once it is complete?")
     with _kafka(env, pipe.spec.name) as kafka, KafkaConnectClient(env.connect_url) as connect:
-        result = operations.resnapshot(pipe, kafka, connect, origin=_origin(), connector_config=env.connector_config(pipe.spec))
+        result = operations.resnapshot(pipe, kafka, connect, origin=_origin(), connector_config=env.connector_config(pipe.spec),
+                                       whole=args.all_tables)
     print(result.message)
     return 0
 

@@ -68,6 +68,14 @@ EXACT_VALUES = {
     "errors.tolerance": ("none", "with 'all' Kafka Connect drops an event it cannot convert and goes on, and "
                                  "destiny.csv silently lacks that change"),
 }
+# A table of a connector of several re-snapshots alone through Debezium's incremental snapshot: the pipeline
+# sends execute-snapshot signals on a Kafka topic of its own and reads Debezium's notifications from another
+# (docs/reliability.md, "One table re-snapshots alone"). The worker resolves the broker's address from its own
+# environment, as it does the source password, so the same config serves every host.
+CONNECT_BOOTSTRAP_REFERENCE = "${env:CDC_SIGNAL_BOOTSTRAP_SERVERS}"
+# What the pipeline sets itself for those snapshots; a connector file setting them would break the re-snapshots.
+PIPELINE_OWNED_PREFIXES = ("signal.", "notification.")
+PIPELINE_OWNED_KEYS = ("read.only",)
 # snapshot.mode must take a snapshot when the connector has no offsets: that is how a rebuild starts.
 SNAPSHOT_MODES = ("initial", "when_needed")
 
@@ -192,6 +200,32 @@ class ConnectorSpec:
         return replace(self, schema=t.schema, table=t.table, topic=t.topic,
                        settings=replace(self.settings, sinks=sinks))
 
+    @property
+    def signal_topic(self) -> str:
+        """Where the pipeline sends this connector's execute-snapshot signals (one partition, read by Debezium)."""
+        return f"{self.config['topic.prefix']}.cdc-signals"
+
+    @property
+    def notification_topic(self) -> str:
+        """Where Debezium tells how its incremental snapshots went (started, each table scanned, completed)."""
+        return f"{self.config['topic.prefix']}.cdc-notifications"
+
+    def incremental_snapshot_settings(self) -> dict[str, str]:
+        """Kafka signals and notifications for re-snapshotting one table while the others stream. read.only: the
+        snapshot's watermarks are PostgreSQL snapshots (pg_current_snapshot), so nothing is written to the source."""
+        return {
+            "signal.enabled.channels": "kafka",
+            "signal.kafka.topic": self.signal_topic,
+            "signal.kafka.bootstrap.servers": CONNECT_BOOTSTRAP_REFERENCE,
+            "signal.kafka.groupId": f"cdc-signals.{self.name}",
+            # Debezium polls the topic every 5 s for this long; its consumer only progresses while it polls, so
+            # the default 100 ms took ~30 s to find the topic and its offsets after each start.
+            "signal.kafka.poll.timeout.ms": "1000",
+            "notification.enabled.channels": "sink",
+            "notification.sink.topic.name": self.notification_topic,
+            "read.only": "true",
+        }
+
     def for_table(self, qualified: str) -> ConnectorSpec:
         for scoped in self.table_specs():
             if scoped.qualified_table == qualified:
@@ -218,6 +252,8 @@ class ConnectorSpec:
         filled = dict(self.config)
         filled.update({"database.hostname": host, "database.port": str(port), "database.user": user,
                        "database.password": password_reference, "database.dbname": dbname})
+        if self.many_tables:
+            filled.update(self.incremental_snapshot_settings())
         return filled
 
 
@@ -335,6 +371,10 @@ def _check_config(path: Path, config: dict[str, str]) -> None:
         if value is None or value.lower() != wanted:
             raise ConfigError(f"{path}: set \"{key}\": \"{wanted}\" (found {value!r}): {why}.")
     _refuse_data_changing_settings(path, config)
+    owned = sorted(k for k in config if k in PIPELINE_OWNED_KEYS or k.startswith(PIPELINE_OWNED_PREFIXES))
+    if owned:
+        raise ConfigError(f"{path}: remove {', '.join(owned)}: the pipeline sets Debezium's signal and notification "
+                          "channels itself, so a table can re-snapshot alone (docs/reliability.md).")
     mode = config.get("snapshot.mode", "initial")
     if mode not in SNAPSHOT_MODES:
         raise ConfigError(f"{path}: set \"snapshot.mode\" to one of {SNAPSHOT_MODES} (found {mode!r}): a rebuild after a "

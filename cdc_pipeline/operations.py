@@ -31,7 +31,7 @@ from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock, rebuild_locks
 from cdc_pipeline.recovery.detection import deleted_before
-from cdc_pipeline.recovery.rebuild import start_rebuild
+from cdc_pipeline.recovery.rebuild import start_rebuild, start_whole_rebuild
 from cdc_pipeline.formatting import describe_positions
 from cdc_pipeline.tasks.consume import START_FROM_SETTING, consume_batch
 from cdc_pipeline.tasks.merge import merge_batch
@@ -129,17 +129,21 @@ def reset(pipe: Pipeline, kafka: KafkaClients, *, to: str, date: datetime | None
 
 
 def resnapshot(pipe: Pipeline, kafka: KafkaClients, connect: KafkaConnectClient, *, origin: str,
-               connector_config: dict[str, str] | None) -> OperationResult:
+               connector_config: dict[str, str] | None, whole: bool = False) -> OperationResult:
+    """Rebuild ``pipe``'s table from a new snapshot: alone when its connector captures several tables (an
+    incremental snapshot), every table of the connector when ``whole`` (the connector's own snapshot)."""
     description = pipe.table_description()
     if description is None:
         raise ConfigError(f"{pipe.spec.name} has never described its table (table.json): let register_connector run "
                           "once before re-snapshotting")
-    with operation(pipe, "resnapshot", {}, origin):
-        recovery = start_rebuild(pipe, connect=connect, kafka=kafka, connector_config=connector_config, run_id=origin,
-                                 reason="operator", description=description,
-                                 detail=f"re-snapshot asked by {origin}")
-    message = (f"rebuild {recovery.id} started: connector {pipe.spec.name} re-snapshots {pipe.spec.qualified_table}; "
-               "destiny.csv keeps its current content until the new snapshot is complete, then switches in one step")
+    start = start_whole_rebuild if whole else start_rebuild
+    with operation(pipe, "resnapshot", {"whole": whole} if whole else {}, origin):
+        recovery = start(pipe, connect=connect, kafka=kafka, connector_config=connector_config, run_id=origin,
+                         reason="operator", description=description, detail=f"re-snapshot asked by {origin}")
+    what = (f"every table of connector {pipe.spec.name}" if whole and pipe.spec.many_tables
+            else f"{pipe.spec.qualified_table}" + (" alone" if recovery.incremental else ""))
+    message = (f"rebuild {recovery.id} started: connector {pipe.spec.name} re-snapshots {what}; destiny.csv keeps its "
+               "current content until the new snapshot is complete, then switches in one step")
     log.warning("%s", message)
     return OperationResult(message, {"recovery": recovery.id, "epoch": recovery.epoch})
 

@@ -169,7 +169,8 @@ def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> No
         problems.append(f"{first['service']} unreachable since {since} ({first['runs_affected']} runs): "
                         f"{one_line(first['last_error']) or ''}")
     if recovery:
-        problems.append(f"rebuild {recovery.id} ({recovery.reason}) in progress: {recovery.step}; destiny.csv keeps "
+        how = " (this table alone, incremental snapshot)" if recovery.incremental else ""
+        problems.append(f"rebuild {recovery.id} ({recovery.reason}){how} in progress: {recovery.step}; destiny.csv keeps "
                         "its last good content until it completes")
         if status.state == "ok":
             status.state = "rebuilding"

@@ -65,8 +65,10 @@ QUIET_LOGGERS = {
 
 
 def connect_environment(settings: StackSettings) -> dict[str, str]:
-    """The worker's environment: ours, plus CDC_PG_PASSWORD for connector configs that reference it."""
-    return {**os.environ, "CDC_PG_PASSWORD": settings.pg_password}
+    """The worker's environment: ours, plus what connector configs reference: CDC_PG_PASSWORD, and the broker's
+    address for Debezium's signal consumer (CDC_SIGNAL_BOOTSTRAP_SERVERS)."""
+    return {**os.environ, "CDC_PG_PASSWORD": settings.pg_password,
+            "CDC_SIGNAL_BOOTSTRAP_SERVERS": settings.kafka_bootstrap}
 
 
 class ConnectPart(Part):

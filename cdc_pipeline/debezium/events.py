@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import orjson
+
 from cdc_pipeline.debezium.csv_rows import csv_field
 from cdc_pipeline.debezium.envelope import RowPlan, key_columns_only, short_repr, value_plan_and_payload
 from cdc_pipeline.errors import EventDecodeError, UnsupportedTypeError
@@ -154,6 +156,8 @@ def _source_of(payload: Any) -> tuple[str, dict, int, int, int | None, str | Non
         raise EventDecodeError("the event has no 'source' block, so it is not a Debezium change event")
     lsn = source.get("lsn")
     ts_ms = source.get("ts_ms")
+    if lsn is None and source.get("snapshot") == "incremental":
+        lsn = _incremental_read_lsn(source.get("sequence"))
     if type(lsn) is not int or type(ts_ms) is not int:
         raise EventDecodeError(f"source block lacks an integer lsn/ts_ms (lsn={lsn!r}, ts_ms={ts_ms!r})")
     if op not in ROW_OPS and op != TRUNCATE:
@@ -162,6 +166,19 @@ def _source_of(payload: Any) -> tuple[str, dict, int, int, int | None, str | Non
     snapshot = source.get("snapshot")
     return (op, source, lsn, ts_ms, txid if type(txid) is int else None,
             None if snapshot in _STREAMED else str(snapshot))
+
+
+def _incremental_read_lsn(sequence) -> int | None:
+    """An incremental snapshot's read carries no lsn of its own, only ``sequence``: [the last commit's LSN, the
+    current LSN] when Debezium emitted it. The last commit is taken: the read holds what was committed up to there,
+    and a later transaction's events (a TRUNCATE among them) have higher LSNs. Right after the connector starts
+    there is no last commit yet: the current LSN is where streaming resumed, below every later event."""
+    try:
+        positions = orjson.loads(sequence) if isinstance(sequence, str) else None
+        known = [p for p in positions or () if p is not None]
+        return int(known[0]) if known else None
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return None
 
 
 def _row_of(op: str, payload: dict) -> dict:

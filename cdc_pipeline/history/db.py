@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cdc_pipeline.errors import StateError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -104,11 +104,13 @@ CREATE TABLE IF NOT EXISTS recoveries (
     detail                TEXT NOT NULL,
     lost                  TEXT,                           -- JSON: partitions and offset ranges not read
     epoch                 INTEGER NOT NULL,
-    step                  TEXT NOT NULL,                  -- requested | resumed | snapshot_confirmed | promoted | superseded
+    step                  TEXT NOT NULL,                  -- requested | resumed | signaled | reread_needed | snapshot_confirmed | snapshot_read | promoted | superseded
     started_at            TEXT NOT NULL,
     snapshot_confirmed_at TEXT,
     completed_at          TEXT,
-    completed_run_id      TEXT
+    completed_run_id      TEXT,
+    signal_id             TEXT,                           -- an incremental snapshot's latest execute-snapshot signal
+    signals               INTEGER NOT NULL DEFAULT 0      -- how many were sent
 );
 CREATE TABLE IF NOT EXISTS operations (                   -- operator commands; a running one holds scheduled runs back
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -151,7 +153,8 @@ _ADDED_COLUMNS = (
     ("runs", "incarnation", "INTEGER"), ("runs", "epoch", "INTEGER"), ("runs", "batch_complete", "INTEGER"),
     ("runs", "truncates", "INTEGER"), ("runs", "backlog", "INTEGER"), ("runs", "merge_truncated", "INTEGER"),
     ("runs", "recovery", "TEXT"), ("runs", "schema_change", "TEXT"), ("task_tries", "max_tries", "INTEGER"),
-    ("outages", "last_run_id", "TEXT"),
+    ("outages", "last_run_id", "TEXT"), ("recoveries", "signal_id", "TEXT"),
+    ("recoveries", "signals", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 

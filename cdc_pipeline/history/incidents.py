@@ -34,6 +34,12 @@ class Recovery:
     started_at: str
     snapshot_confirmed_at: str | None
     run_id: str | None
+    signal_id: str | None = None  # set when the table re-snapshots alone (an incremental snapshot)
+    signals: int = 0
+
+    @property
+    def incremental(self) -> bool:
+        return self.signal_id is not None
 
     @property
     def active(self) -> bool:
@@ -162,6 +168,13 @@ class Incidents:
             if step == "promoted":
                 db.execute("UPDATE recoveries SET completed_run_id = ? WHERE id = ?", (run_id, recovery_id))
 
+    def recovery_signaled(self, recovery_id: int, signal_id: str) -> None:
+        """An execute-snapshot signal was sent for the table: its id is what Debezium's notifications carry."""
+        with self._db() as db:
+            # A signal sent again (the table read again) needs a new confirmation, and a batch after it.
+            db.execute("UPDATE recoveries SET step = 'signaled', signal_id = ?, signals = signals + 1,"
+                       " snapshot_confirmed_at = NULL WHERE id = ?", (signal_id, recovery_id))
+
     def recoveries(self, limit: int = 50) -> list[dict[str, Any]]:
         with self._db() as db:
             return [dict(r) for r in db.execute("SELECT * FROM recoveries ORDER BY id DESC LIMIT ?", (limit,))]
@@ -228,4 +241,4 @@ def _recovery(row) -> Recovery | None:
     if row is None:
         return None
     return Recovery(row["id"], row["reason"], row["detail"], row["epoch"], row["step"], row["started_at"],
-                    row["snapshot_confirmed_at"], row["run_id"])
+                    row["snapshot_confirmed_at"], row["run_id"], row["signal_id"], row["signals"])

@@ -36,6 +36,11 @@ _CONSUMER_ONLY = frozenset({"group.id", "auto.offset.reset", "enable.auto.commit
                             "fetch.queue.backoff.ms"})
 
 
+def admin_config(connection_config: dict) -> dict:
+    """The connection's settings an admin client or a producer accepts (the consumer's own left out)."""
+    return {k: v for k, v in connection_config.items() if k not in _CONSUMER_ONLY}
+
+
 def group_id_for(prefix: str, connector_name: str) -> str:
     """One consumer group per pipeline, so two connectors never share offsets."""
     return f"{prefix}.{connector_name}"
@@ -68,7 +73,7 @@ class KafkaClients:
     @property
     def admin(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient({k: v for k, v in self.connection_config.items() if k not in _CONSUMER_ONLY})
+            self._admin = AdminClient(admin_config(self.connection_config))
         return self._admin
 
     def close(self) -> None:

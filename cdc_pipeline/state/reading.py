@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from cdc_pipeline.errors import StateError
@@ -72,6 +73,18 @@ def row_batches(info: GenerationInfo, block_bytes: int = 1 << 24) -> Iterator[pa
         if reader.schema.names != names:
             raise StateError(f"{info.destiny_path} has the header {reader.schema.names}, its manifest says {names}")
         yield from reader
+
+
+def rows_with_value(info: GenerationInfo, value: str) -> int:
+    """How many rows of the generation hold ``value`` exactly in some column (e.g. Debezium's unchanged-TOAST
+    placeholder)."""
+    count = 0
+    for batch in row_batches(info):
+        hits = pa.array([False] * batch.num_rows)
+        for column in batch.columns:
+            hits = pc.or_(hits, pc.fill_null(pc.equal(column, value), False))
+        count += pc.sum(hits.cast(pa.int64())).as_py() or 0
+    return count
 
 
 def rows(info: GenerationInfo) -> Iterator[Row]:

@@ -21,7 +21,7 @@ from cdc_pipeline.state.batch import Batch, is_replay, merge_ranges, read_batch
 from cdc_pipeline.state.generations import LIVE, REBUILD, GenerationFolder
 from cdc_pipeline.state.manifest import MAX_RANGES, GenerationInfo, write_manifest
 from cdc_pipeline.state.index_files import ROW_DTYPE, IndexReader
-from cdc_pipeline.state.reading import Row, diff, read_row, row_batches, rows
+from cdc_pipeline.state.reading import Row, diff, read_row, row_batches, rows, rows_with_value
 from cdc_pipeline.state.applied_events import applied_table
 from cdc_pipeline.state.resolve import DELETED, INSERTED, TRUNCATED, UPDATED, latest_truncate, resolve, truncate_position
 from cdc_pipeline.state.rewrite import CHUNK_ROWS, Changes, look_up, rewrite
@@ -229,6 +229,10 @@ class StateStore:
     def rows(self, generation: GenerationInfo | str) -> Iterator[Row]:
         """Every row of a generation in key order (tuples of COPY text, None for NULL)."""
         return rows(self._info(generation))
+
+    def rows_with_value(self, generation: GenerationInfo | str, value: str) -> int:
+        """How many rows of a generation hold ``value`` exactly in some column."""
+        return rows_with_value(self._info(generation), value)
 
     def row_batches(self, generation: GenerationInfo | str) -> Iterator[pa.RecordBatch]:
         """The same rows as Arrow record batches of strings (the fast path for a Parquet sink)."""

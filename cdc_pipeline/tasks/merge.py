@@ -13,6 +13,7 @@ from cdc_pipeline.backfill.retention import prune_once_a_day
 from cdc_pipeline.batch_buffer import BatchBuffer
 from cdc_pipeline.changelog import ChangeLog
 from cdc_pipeline.crashpoints import crashpoint
+from cdc_pipeline.debezium.events import UNAVAILABLE_VALUE
 from cdc_pipeline.history import RunRef, RunStatus
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock
@@ -105,6 +106,16 @@ def _promote_if_complete(pipe: Pipeline, store: StateStore, run: RunRef, lineage
     if recovery is None or recovery.step != "snapshot_read":
         return None
     live = store.live()
+    if lineage == "rebuild" and recovery.incremental:
+        # A row changed inside its chunk's window keeps Debezium's unchanged-TOAST placeholder if no full read of
+        # it followed: the table is read again (register sends the signal) before anything is promoted.
+        held = store.rows_with_value(store.rebuild(), UNAVAILABLE_VALUE)
+        if held:
+            pipe.history.incidents.recovery_step(recovery.id, "reread_needed")
+            log.warning("merge: rebuild %s holds %s rows with an unchanged-TOAST placeholder and no value for it; "
+                        "%s is read again before the rebuild is promoted", recovery.id, held,
+                        pipe.spec.qualified_table)
+            return None
     if lineage == "rebuild":
         info = store.promote_rebuild(retain=retain)
     elif live is not None and live.epoch == recovery.epoch:

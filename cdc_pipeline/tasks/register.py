@@ -17,12 +17,14 @@ from cdc_pipeline.atomic import atomic_write_text
 from cdc_pipeline.errors import BrokerUnreachableError, ConnectUnreachableError, SourceError, SourceUnreachableError
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.kafka.client import KafkaClients
+from cdc_pipeline.kafka.signals import ensure_signal_topic
 from cdc_pipeline.kafka.topic_config import refuse_compaction, topic_retention
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pgtext.types import unsupported_columns
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.connector_folder import joining_tables, prepare_connector_folder, record_sent_tables, sent_tables
 from cdc_pipeline.pipeline_lock import rebuild_locks
+from cdc_pipeline.recovery.incremental import confirm_table_snapshots
 from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
 from cdc_pipeline.source.checks import SourceParams, check_sources, linguistic_key_columns
@@ -77,11 +79,18 @@ def register_connector(
                                                                      changed, run)
             folder = pipes[0].connector_folder
             joined = joining_tables(spec, connect.get_config(spec.name), sent_tables(folder)) if spec.many_tables else []
+            if spec.many_tables:
+                _create_signal_topic(spec, kafka)
             if joined:
                 summaries[0]["tables_added"] = _start_with_a_snapshot(pipes, joined, connect, kafka, config, run)
             action = connect.put_config(spec.name, config)
             record_sent_tables(folder, spec)
             status = connect.wait_until_running(spec.name, timeout=timeout)
+            if spec.many_tables:
+                alone = confirm_table_snapshots(pipes, connect, kafka)
+                if alone:
+                    summaries[0]["tables_resnapshotting"] = alone
+                    status = connect.wait_until_running(spec.name, timeout=timeout)
             recoveries = [confirm_snapshot(pipe.history, connect, pipe.spec) for pipe in pipes]
         except ConnectUnreachableError as exc:
             for pipe in pipes:
@@ -124,16 +133,19 @@ def _refuse_inexact_key_order(pipes: list[Pipeline], reports) -> None:
 
 
 def _start_with_a_snapshot(pipes: list[Pipeline], joined, connect, kafka, config, run: RunRef) -> str:
-    """Tables added to a running connector: Debezium would stream them without their existing rows, so the
-    connector re-snapshots (every table rebuilds aside; destiny.csv files keep their content until then)."""
-    first = next(p for p in pipes if p.spec.qualified_table == joined[0].qualified)
+    """Tables added to a running connector: Debezium would stream them without their existing rows, so each new
+    table is snapshotted alone (an incremental snapshot) while the others stream."""
+    added = [p for p in pipes if p.spec.qualified_table in {t.qualified for t in joined}]
     names = ", ".join(t.qualified for t in joined)
-    what = f"{names} added to connector {first.spec.name}"
-    with rebuild_locks(first), kafka() as clients:
-        connect.put_config(first.spec.name, config)  # first, so the new snapshot covers the tables listed now
-        recovery = start_rebuild(first, connect=connect, kafka=clients, connector_config=config, run_id=run.run_id,
-                                 reason="table_added", detail=what)
-    done = f"{what}; every table re-snapshots aside (rebuild {recovery.id}) so the new ones get their existing rows"
+    what = f"{names} added to connector {added[0].spec.name}"
+    connect.put_config(added[0].spec.name, config)  # first, so Debezium captures the tables listed now
+    rebuilds = []
+    for pipe in added:
+        with rebuild_locks(pipe), kafka() as clients:
+            recovery = start_rebuild(pipe, connect=connect, kafka=clients, connector_config=config, run_id=run.run_id,
+                                     reason="table_added", detail=what)
+        rebuilds.append(f"{pipe.spec.qualified_table} (rebuild {recovery.id})")
+    done = f"{what}; snapshotted alone while the other tables stream: {', '.join(rebuilds)}"
     log.warning("%s", done)
     return done
 
@@ -154,6 +166,16 @@ def _summarise(pipe: Pipeline, report, summary: dict, recovery, run: RunRef, *, 
     if recovery:
         log.warning("rebuild %s of %s (%s) in progress: %s", recovery.id, spec.qualified_table, recovery.reason,
                     recovery.step)
+
+
+def _create_signal_topic(spec, kafka: Callable[[], KafkaClients]) -> None:
+    """Before Debezium's task starts: it reads its signal topic but does not create it. A broker that does not
+    answer is the drain's to report: registration goes on (a rebuild creates the topic before its signal)."""
+    try:
+        with kafka() as clients:
+            ensure_signal_topic(clients, spec.signal_topic)
+    except BrokerUnreachableError as exc:
+        log.warning("signal topic %s not checked, the broker did not answer (%s)", spec.signal_topic, exc)
 
 
 def _checked_topics(topics: list[str], kafka: Callable[[], KafkaClients]) -> dict[str, str]:

@@ -34,8 +34,11 @@ def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
         return _run_on_table(spec, layout, context, name)
     chosen = params.get("table") or ALL_TABLES
     names = spec.table_names if chosen == ALL_TABLES else (spec.for_table(chosen).qualified_table,)
-    if name == "resnapshot":
-        names = names[:1]  # one re-snapshot rebuilds every table of the connector
+    if name == "resnapshot" and chosen == ALL_TABLES:
+        # The connector's own snapshot rebuilds every table at once; one table re-snapshots alone.
+        first = spec.for_table(names[0])
+        return {"tables": {ALL_TABLES: _run_on_table(first, table_layout(layout.folder.parent, first), context, name,
+                                                     whole=True)}}
     data_dir = layout.folder.parent
     results = {}
     for table in names:
@@ -45,7 +48,8 @@ def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
     return {"tables": results}
 
 
-def _run_on_table(spec: ConnectorSpec, layout: PipelineLayout, context, name: str) -> dict[str, Any]:
+def _run_on_table(spec: ConnectorSpec, layout: PipelineLayout, context, name: str, *,
+                  whole: bool = False) -> dict[str, Any]:
     params = context["params"]
     pipe = Pipeline(spec, layout)
     origin = f"airflow:{context['dag_run'].run_id}"
@@ -80,7 +84,7 @@ def _run_on_table(spec: ConnectorSpec, layout: PipelineLayout, context, name: st
         if name == "resnapshot":
             with kafka_connect_client() as connect:
                 result = operations.resnapshot(pipe, kafka, connect, origin=origin,
-                                               connector_config=_connector_config(spec))
+                                               connector_config=_connector_config(spec), whole=whole)
         else:
             target = name.removeprefix("reset_to_")
             date = parse_instant(params.get("date"), "date") if target == "date" else None

@@ -25,6 +25,7 @@ import pytest
 import yaml
 from psycopg import sql
 
+from cdc_pipeline.connector_spec import CONNECT_BOOTSTRAP_REFERENCE
 from devstack.airflow import CONNECT_PASSWORD_REFERENCE, airflow_environment
 from devstack.broker import BROKER_SETTINGS, CLUSTER_ID
 from devstack.connect import ENV_ALLOWLIST_PATTERN, ENV_CONFIG_PROVIDER, WORKER_SETTINGS
@@ -357,6 +358,12 @@ def check_connect_worker(model: dict) -> list[str]:
     if "CONNECT_OFFSET_FLUSH_INTERVAL_MS" in connect:
         problems.append("connect: the image's entrypoint overwrites CONNECT_OFFSET_FLUSH_INTERVAL_MS; "
                         "set OFFSET_FLUSH_INTERVAL_MS")
+    # Connector configs of several tables say ${env:CDC_SIGNAL_BOOTSTRAP_SERVERS} for Debezium's signal consumer:
+    # the broker the worker itself uses.
+    signal = CONNECT_BOOTSTRAP_REFERENCE.removeprefix("${env:").removesuffix("}")
+    if not signal.startswith("CDC_") or connect.get(signal) != connect.get("BOOTSTRAP_SERVERS"):
+        problems.append(f"connect: {signal}={connect.get(signal)!r}, expected the worker's BOOTSTRAP_SERVERS "
+                        f"{connect.get('BOOTSTRAP_SERVERS')!r}")
     for name, service in airflow_services(model).items():
         extra = connections(service).get("AIRFLOW_CONN_CDC_POSTGRES", {}).get("extra") or {}
         if extra.get("connect_password") != CONNECT_PASSWORD_REFERENCE:

@@ -90,15 +90,53 @@ def test_a_quiet_table_costs_no_merge(shop):
     assert shop.destinies() == shop.copies(ORDER_BY)
 
 
-def test_a_schema_change_on_one_table_rebuilds_it_and_every_table_stays_identical(shop):
+def last_recoveries(driver) -> dict[str, int | None]:
+    return {p.spec.qualified_table: (r.id if (r := p.history.incidents.last_recovery()) else None) for p in driver.pipes}
+
+
+def test_a_schema_change_on_one_table_rebuilds_it_alone_and_every_table_stays_identical(shop):
     shop.converge_tables(ORDER_BY)
+    before = last_recoveries(shop)
     shop.sql("ALTER TABLE public.mt_plain ADD COLUMN w text DEFAULT 'filled'")  # sends no event
     summary = shop.register()
     assert "schema of public.mt_plain changed" in summary["tables"]["public.mt_plain"]["schema_change"]
     expected = shop.converge_tables(ORDER_BY)
     assert shop.destinies() == expected and b"filled" in expected["public.mt_plain"]
     last = shop.table("public.mt_plain").history.incidents.last_recovery()
-    assert (last.reason, last.step) == ("schema_change", "promoted")
+    assert (last.reason, last.step, last.incremental) == ("schema_change", "promoted", True)
+    # Only mt_plain re-snapshotted (Debezium's incremental snapshot of that table): the others have no new rebuild.
+    assert {t: r for t, r in last_recoveries(shop).items() if t != "public.mt_plain"} == \
+        {t: r for t, r in before.items() if t != "public.mt_plain"}
+
+
+def test_one_table_re_snapshots_alone_while_it_and_the_others_change(shop):
+    """An operator's resnapshot of one table of 3,000 rows (three of Debezium's chunks) while a thread inserts,
+    updates and deletes its rows and another table changes too: Debezium reads it chunk by chunk between
+    watermarks, the rebuilt state is promoted once the whole read is in the topic, and every table ends
+    identical to COPY; no other table rebuilds and the connector's own snapshot is not taken again."""
+    from cdc_pipeline import operations
+    from tests.stack.workload import BackgroundChanges
+
+    shop.converge_tables(ORDER_BY)
+    shop.sql("INSERT INTO public.mt_plain SELECT g, 'bulk ' || g FROM generate_series(1000, 3999) g")
+    shop.converge_tables(ORDER_BY)
+    before = last_recoveries(shop)
+    plain = shop.table("public.mt_plain")
+    with BackgroundChanges(shop, "public.mt_plain", seed=7, first_id=20_000, pause=0.02) as changes:
+        with shop.kafka() as kafka, shop.connect() as connect:
+            result = operations.resnapshot(plain, kafka, connect, origin="test", connector_config=shop.connector_config())
+        assert "re-snapshots public.mt_plain alone" in result.message
+        shop.sql("UPDATE public.mt_orders SET qty = qty + 2 WHERE order_id % 5 = 0")
+        for _ in range(12):  # runs go on while Debezium reads the table
+            shop.register()
+            shop.run_once()
+    assert changes.applied > 50
+    expected = shop.converge_tables(ORDER_BY)
+    assert shop.destinies() == expected and expected["public.mt_plain"].count(b"bulk ") > 2000
+    last = plain.history.incidents.last_recovery()
+    assert (last.reason, last.step, last.incremental) == ("operator", "promoted", True)
+    assert {t: r for t, r in last_recoveries(shop).items() if t != "public.mt_plain"} == \
+        {t: r for t, r in before.items() if t != "public.mt_plain"}
 
 
 def test_a_table_added_gets_its_existing_rows_and_a_table_removed_is_retired(shop):
@@ -106,12 +144,16 @@ def test_a_table_added_gets_its_existing_rows_and_a_table_removed_is_retired(sho
     path = shop.spec.path
     list_tables(path, ["public.mt_orders", "public.mt_plain", "public.mt_late"])  # mt_types out, mt_late in
     grown = ConnectorDriver(shop.settings, path, shop.data_dir, group=shop.group)
+    before = last_recoveries(grown)
     summary = grown.register()
-    assert "public.mt_late added" in summary["tables_added"]
+    assert "public.mt_late added" in summary["tables_added"] and "snapshotted alone" in summary["tables_added"]
     assert any("public.mt_types left" in note for note in summary["notes"])
     shop.sql("INSERT INTO public.mt_late VALUES (31, 'after the change')")
     expected = grown.converge_tables(ORDER_BY)
     assert grown.destinies() == expected and expected["public.mt_late"].count(b"late ") == 30
+    assert grown.table("public.mt_late").history.incidents.last_recovery().incremental
+    assert {t: r for t, r in last_recoveries(grown).items() if t != "public.mt_late"} == \
+        {t: r for t, r in before.items() if t != "public.mt_late"}  # the tables already captured went on
     retired = shop.data_dir / "mt_shop" / "public.mt_types"
     assert (retired / "retired.json").exists() and (retired / "destiny.csv").exists()
     # mt_types changes while nobody captures it, then rejoins (as the module's other tests expect it) while Kafka
@@ -150,7 +192,7 @@ def test_a_one_table_pipeline_becomes_its_tables_folder_and_keeps_its_history(st
 
 def test_a_loss_on_one_tables_topic_fails_that_table_only_and_a_resnapshot_repairs_it(stack_services, tmp_path):
     """on_data_loss=fail: the table whose events Kafka deleted fails its run, naming the command; the other table
-    goes on merging. The operator's resnapshot re-snapshots the connector and both end identical."""
+    goes on merging. The operator's resnapshot re-snapshots that table alone and both end identical."""
     from cdc_pipeline import operations
     from cdc_pipeline.errors import RunFailedError
     from cdc_pipeline.tasks.finish import finish_tables
@@ -182,12 +224,14 @@ def test_a_loss_on_one_tables_topic_fails_that_table_only_and_a_resnapshot_repai
     consumed = wait_until(a_merged, what="mt_loss_a to go on while mt_loss_b fails", timeout=60, interval=1)
     assert "public.mt_loss_b" in consumed["failed"] and "on_data_loss is 'fail'" in consumed["failed"]["public.mt_loss_b"]
     last_run = driver.table("public.mt_loss_a").history.runs.recent_runs(1)[0]["run_id"]
-    with pytest.raises(RunFailedError, match="1/2 tables ok; FAILED public.mt_loss_b.*resnapshot --connector mt_loss"):
+    with pytest.raises(RunFailedError, match="1/2 tables ok; FAILED public.mt_loss_b.*resnapshot --connector mt_loss "
+                                             "--table public.mt_loss_b"):
         finish_tables(driver.pipes, _ref(last_run), {})
     with driver.kafka() as kafka, driver.connect() as connect:
         operations.resnapshot(driver.table("public.mt_loss_b"), kafka, connect, origin="test",
                               connector_config=driver.connector_config())
-    assert all(p.history.incidents.active_recovery() is not None for p in driver.pipes)  # every table rebuilds
+    rebuilding = [p.spec.qualified_table for p in driver.pipes if p.history.incidents.active_recovery() is not None]
+    assert rebuilding == ["public.mt_loss_b"]  # that table alone
     expected = driver.converge_tables(order_by)
     assert driver.destinies() == expected and b"mt_loss_b 5," not in expected["public.mt_loss_b"]
 

@@ -97,6 +97,23 @@ def test_snapshot_marker(raw, expected):
     assert event.snapshot == expected
 
 
+@pytest.mark.parametrize(("sequence", "lsn"), [
+    ('["31590336","31590400"]', 31590336),  # the last commit's LSN
+    ('[null,"31634600"]', 31634600),        # right after a start: where streaming resumed
+])
+def test_an_incremental_snapshots_read_takes_its_lsn_from_the_sequence(sequence, lsn):
+    raw = _value([_field("id", "int32")], {"id": 1}, op="r", snapshot="incremental", lsn=None, txId=None,
+                 sequence=sequence)
+    event = decode_message(KEY, raw)
+    assert (event.op, event.snapshot, event.lsn, event.txid) == ("r", "incremental", lsn, None)
+
+
+def test_an_incremental_read_without_a_sequence_is_still_refused():
+    raw = _value([_field("id", "int32")], {"id": 1}, op="r", snapshot="incremental", lsn=None, sequence="[null,null]")
+    with pytest.raises(EventDecodeError, match="lacks an integer lsn"):
+        decode_message(KEY, raw)
+
+
 def test_missing_txid_is_none():
     event = decode_message(KEY, _value([_field("id", "int32")], {"id": 1}, txId=None))
     assert event.txid is None

@@ -1,0 +1,223 @@
+"""One table of a connector of several re-snapshots alone, while the others stream.
+
+1. ``start_table_rebuild``: the table's rebuild starts aside as a whole rebuild's does (its topic's end as the
+   resume point, an empty state in a new lineage), then the pipeline sends Debezium an ``execute-snapshot``
+   signal of type INCREMENTAL for that table alone on the connector's signal topic. Debezium reads the table in
+   chunks between two watermarks (read-only: PostgreSQL snapshots, no write to the source) and drops a chunk's
+   read of a row that changed meanwhile, so in the topic every row's last event is its current content.
+2. ``confirm_table_snapshots`` (register_connector, every run): Debezium's notification topic says when the
+   table was scanned (TABLE_SCAN_COMPLETED) and the whole snapshot ended (COMPLETED), under the id of the
+   latest signal it acted on. Then the connector is stopped, which makes Kafka Connect wait until the broker
+   has acknowledged every record the task sent and commit their offsets; if those offsets no longer list the
+   table among the ones being snapshotted, every read of the table is in the topic. The connector resumes.
+3. The consume and merge steps finish as for any rebuild: the next complete batch after that moment holds the
+   rest, and the merge promotes the rebuilt state in one rename. A row that changed inside its chunk's window
+   without its TOASTed value arrives with Debezium's placeholder for it; if the rebuilt state still holds one,
+   the merge does not promote and the table is read again (step ``reread_needed``).
+
+A signal that is lost (read by a task that then restarted before saving its progress) or refused is sent again;
+after ``MAX_SIGNALS`` the connector re-snapshots whole, the proven path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from cdc_pipeline.connector_spec import ConnectorSpec
+from cdc_pipeline.errors import DataLossError
+from cdc_pipeline.history import Recovery
+from cdc_pipeline.kafka.client import KafkaClients
+from cdc_pipeline.kafka.signals import (Notification, ensure_signal_topic, new_signal_id, read_notifications,
+                                        send_signal, signal_time_us)
+from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.pipeline_lock import rebuild_locks
+from cdc_pipeline.recovery.aside import rebuild_aside, record_start
+from cdc_pipeline.source.catalog import TableDescription
+
+log = logging.getLogger(__name__)
+
+# What concerns one table only; an upgrade of the state's format re-snapshots the whole connector.
+ALONE_REASONS = ("data_loss", "schema_change", "verify_mismatch", "operator", "table_added", "state_lost")
+MAX_SIGNALS = 5
+# A signal with no word from Debezium for this long is taken as lost and sent again.
+SILENCE_S = 600
+# Debezium's notifications are stamped by the Connect worker's clock, the signal id by ours.
+CLOCK_MARGIN_MS = 60_000
+SCANNED = ("SUCCEEDED", "EMPTY")
+OFFSET_COLLECTIONS = "incremental_snapshot_collections"
+
+
+def rebuilds_alone(spec: ConnectorSpec, reason: str) -> bool:
+    return spec.many_tables and reason in ALONE_REASONS
+
+
+def ensure_registered(spec: ConnectorSpec, connect: KafkaConnectClient, connector_config: dict[str, str] | None) -> None:
+    if connect.status(spec.name) is not None:
+        return
+    # Only then: a caller's config may come from another environment than registration's (the CLI's).
+    if connector_config is None:
+        raise DataLossError(f"connector {spec.name} is not registered on Kafka Connect; let register_connector run "
+                            "once, then the rebuild starts again")
+    connect.put_config(spec.name, connector_config)
+
+
+def start_table_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClients,
+                        connector_config: dict[str, str] | None, run_id: str | None, reason: str, detail: str,
+                        lost=None, description: TableDescription) -> Recovery:
+    """Rebuild ``pipe``'s table alone from an incremental snapshot; the connector and its other tables go on."""
+    recovery = record_start(pipe, run_id, reason, detail, lost, charged=True)
+    ensure_registered(pipe.spec, connect, connector_config)
+    ensure_signal_topic(kafka, pipe.spec.signal_topic)
+    rebuild_aside(pipe, kafka, run_id, description, reason, recovery)
+    # A snapshot of the table still running for an earlier rebuild needs no stop: Debezium appends the table to
+    # its list again, and its COMPLETED comes only after that full read, under this signal's id or a later one.
+    send_table_signal(pipe, kafka, recovery)
+    return pipe.history.incidents.active_recovery()
+
+
+def send_table_signal(pipe, kafka: KafkaClients, recovery: Recovery) -> str:
+    spec = pipe.spec
+    signal_id = new_signal_id()
+    send_signal(kafka, spec.signal_topic, spec.config["topic.prefix"], {
+        "id": signal_id, "type": "execute-snapshot",
+        "data": {"type": "INCREMENTAL", "data-collections": [spec.qualified_table]}})
+    pipe.history.incidents.recovery_signaled(recovery.id, signal_id)
+    log.warning("rebuild %s (%s): %s re-snapshots alone while the connector's other tables stream (signal %s on %s)",
+                recovery.id, recovery.reason, spec.qualified_table, signal_id, spec.signal_topic)
+    return signal_id
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: str          # scanned | waiting | again | failed
+    detail: str = ""
+
+
+def table_snapshot_verdict(notifications: list[Notification], signal_id: str, table: str, *,
+                           now_ms: int | None = None) -> Verdict:
+    """What Debezium's notifications say of the snapshot of ``table`` asked by ``signal_id``.
+
+    A notification carries the id of the latest signal Debezium acted on, so only those of this signal or a
+    later one (the pipeline's ids sort by time) can speak of it. COMPLETED means Debezium's list of tables to
+    snapshot is empty: this table was scanned under this signal or a later one, or the signal was dropped.
+    """
+    sent = signal_time_us(signal_id)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    scanned, failure, completed, heard_at = False, "", False, None
+    for n in notifications:
+        at = signal_time_us(n.id)
+        if n.aggregate_type != "Incremental Snapshot" or at is None or at < sent:
+            continue
+        heard_at = max(heard_at or 0, n.timestamp_ms or at // 1000)
+        if n.type == "TABLE_SCAN_COMPLETED" and n.data.get("scanned_collection") == table:
+            status = n.data.get("status", "")
+            scanned, failure = status in SCANNED, "" if status in SCANNED else status
+        elif n.type == "ABORTED" and table in _listed(n.data.get("data_collections"), table):
+            scanned, failure = False, "ABORTED"
+        elif n.type == "COMPLETED":
+            completed = True
+    if completed and scanned:
+        return Verdict("scanned")
+    if completed or failure == "ABORTED":
+        why = (f"Debezium ended the scan of {table} with {failure}" if failure
+               else f"Debezium's snapshot ended without scanning {table}")
+        return Verdict("again" if failure in ("", "ABORTED", "SKIPPED", "UNKNOWN_SCHEMA") else "failed", why)
+    if now_ms - (heard_at or sent // 1000) > SILENCE_S * 1000:
+        return Verdict("again", f"no word from Debezium for {SILENCE_S // 60} minutes")
+    return Verdict("waiting", "scan in progress" if heard_at else "signal sent, not acted on yet")
+
+
+def _listed(collections: str | None, table: str) -> list[str]:
+    if not collections:
+        return [table]  # an ABORTED without a list stopped every table
+    return [c.strip() for c in collections.split(",")]
+
+
+def tables_still_snapshotting(offsets: list[dict] | None) -> set[str]:
+    """The tables Kafka Connect's committed source offsets still list in Debezium's incremental snapshot."""
+    if not offsets:
+        return set()
+    offset = offsets[0].get("offset") or {}
+    raw = offset.get(OFFSET_COLLECTIONS)
+    if not raw:
+        return set()
+    try:
+        listed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"?"}  # unreadable: take it as still running
+    return {str(item.get(f"{OFFSET_COLLECTIONS}_id", "?")) for item in listed if isinstance(item, dict)}
+
+
+def confirm_table_snapshots(pipes, connect: KafkaConnectClient, kafka_factory) -> dict[str, str]:
+    """For each table re-snapshotting alone: ask again when needed, confirm when its snapshot is in the topic.
+    Answers a line per table that moved, for the run's summary."""
+    waiting = [(pipe, recovery) for pipe in pipes
+               if (recovery := pipe.history.incidents.active_recovery()) is not None and recovery.incremental
+               and recovery.step in ("signaled", "reread_needed")]
+    if not waiting:
+        return {}
+    spec = pipes[0].spec
+    lines: dict[str, str] = {}
+    with kafka_factory() as clients:
+        since = min(signal_time_us(r.signal_id) or 0 for _, r in waiting) // 1000 - CLOCK_MARGIN_MS
+        notifications = read_notifications(clients, spec.notification_topic, since)
+        scanned = []
+        for pipe, recovery in waiting:
+            table = pipe.spec.qualified_table
+            if recovery.step == "reread_needed":
+                verdict = Verdict("again", "the rebuilt state still holds unchanged-TOAST placeholders")
+            else:
+                verdict = table_snapshot_verdict(notifications, recovery.signal_id, table)
+            if verdict.state == "scanned":
+                scanned.append((pipe, recovery))
+            elif verdict.state in ("again", "failed"):
+                lines[table] = _ask_again(pipe, recovery, verdict, connect, clients)
+            else:
+                lines[table] = f"rebuild {recovery.id}: {verdict.detail}"
+        if scanned:
+            lines.update(_confirm_in_topic(spec, scanned, connect))
+    return lines
+
+
+def _ask_again(pipe, recovery: Recovery, verdict: Verdict, connect: KafkaConnectClient, clients: KafkaClients) -> str:
+    table = pipe.spec.qualified_table
+    if recovery.signals >= MAX_SIGNALS or verdict.state == "failed":
+        from cdc_pipeline.recovery.rebuild import start_whole_rebuild  # the fallback; rebuild.py imports this module
+
+        why = (f"the incremental snapshot of {table} did not complete ({verdict.detail}; {recovery.signals} "
+               "signals sent): the whole connector re-snapshots instead")
+        log.error("rebuild %s: %s", recovery.id, why)
+        with rebuild_locks(pipe):
+            whole = start_whole_rebuild(pipe, connect=connect, kafka=clients, connector_config=None, run_id=None,
+                                        reason=recovery.reason, detail=f"{recovery.detail}; {why}",
+                                        description=pipe.table_description())
+        return f"rebuild {whole.id}: {why}"
+    log.warning("rebuild %s: asking Debezium again for %s (%s)", recovery.id, table, verdict.detail)
+    # The rebuilt state is kept: a read again of every row overwrites what it holds.
+    signal_id = send_table_signal(pipe, clients, recovery)
+    return f"rebuild {recovery.id}: {verdict.detail}; signal {signal_id} sent again"
+
+
+def _confirm_in_topic(spec: ConnectorSpec, scanned, connect: KafkaConnectClient) -> dict[str, str]:
+    """Debezium has scanned these tables: stop the connector so that Kafka Connect flushes what the task sent and
+    commits its offsets, then check those offsets no longer list the tables; resume."""
+    connect.stop(spec.name)
+    try:
+        still = tables_still_snapshotting(connect.offsets(spec.name))
+    finally:
+        connect.resume(spec.name)
+    lines = {}
+    for pipe, recovery in scanned:
+        table = pipe.spec.qualified_table
+        if table in still or "?" in still:
+            lines[table] = f"rebuild {recovery.id}: scanned, but Kafka Connect's offsets still list it; checked again next run"
+            continue
+        pipe.history.incidents.recovery_step(recovery.id, "snapshot_confirmed")
+        log.info("rebuild %s: %s was read whole and every read is in the topic; the next complete batch finishes "
+                 "the rebuild", recovery.id, table)
+        lines[table] = f"rebuild {recovery.id}: snapshot of {table} confirmed"
+    return lines
