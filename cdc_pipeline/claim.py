@@ -62,7 +62,7 @@ def run_claim(args, env) -> int:
     from cdc_pipeline.pipeline import connector_pipelines
     from cdc_pipeline.tasks.consume import state_out_of_step
 
-    spec = find_connector_spec(env.connectors_dir, args.connector)
+    spec = find_connector_spec(env.connectors_dir, args.connector, env.data_dir)
     worker = Worker.here(spec.settings.queue_name)
     if not args.yes:
         raise ConfigError(f"claim changes which worker runs {spec.name}: pass --yes to make {worker.describe()} its "

@@ -135,7 +135,7 @@ def environment(args) -> PipelineEnvironment:
 def pipeline(args, env: PipelineEnvironment | None = None) -> Pipeline:
     """The one pipeline a command changes: the connector's, or its ``--table``'s when it captures several."""
     env = env or environment(args)
-    return chosen_pipelines(env.data_dir, find_connector_spec(env.connectors_dir, args.connector), args.table)[0]
+    return chosen_pipelines(env.data_dir, find_connector_spec(env.connectors_dir, args.connector, env.data_dir), args.table)[0]
 
 
 def every_pipeline(args, env: PipelineEnvironment, spec: ConnectorSpec) -> list[Pipeline]:
@@ -145,7 +145,7 @@ def every_pipeline(args, env: PipelineEnvironment, spec: ConnectorSpec) -> list[
 
 def connector_specs(args, env: PipelineEnvironment) -> list[ConnectorSpec]:
     """The connectors of ``--connector`` (repeated), default every connector file; ``--table`` needs one."""
-    specs = [s for s in discover_connector_specs(env.connectors_dir) if not args.connector or s.name in args.connector]
+    specs = [s for s in discover_connector_specs(env.connectors_dir, env.data_dir) if not args.connector or s.name in args.connector]
     if args.table and len(specs) != 1:
         raise ConfigError("--table names a table of one connector: pass it with one --connector")
     return specs
@@ -262,7 +262,7 @@ def cmd_resnapshot(args) -> int:
     if args.all_tables and args.table:
         raise ConfigError("--all-tables and --table exclude each other: leave one out")
     if args.all_tables:
-        pipe = chosen_pipelines(env.data_dir, find_connector_spec(env.connectors_dir, args.connector), None, every=True)[0]
+        pipe = chosen_pipelines(env.data_dir, find_connector_spec(env.connectors_dir, args.connector, env.data_dir), None, every=True)[0]
         tables = ", ".join(pipe.spec.table_names)
     else:
         pipe = pipeline(args, env)
@@ -281,7 +281,7 @@ def cmd_verify(args) -> int:
     from cdc_pipeline.verify import verify
 
     env = environment(args)
-    spec = find_connector_spec(env.connectors_dir, args.connector)
+    spec = find_connector_spec(env.connectors_dir, args.connector, env.data_dir)
     label = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     with _kafka(env, spec.name) as kafka, KafkaConnectClient(env.connect_url) as connect:
         for pipe in every_pipeline(args, env, spec):

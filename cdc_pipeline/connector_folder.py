@@ -96,8 +96,11 @@ def refuse_flat_over_nested(data_dir: str | Path, spec: ConnectorSpec) -> None:
 def retire_missing_tables(data_dir: str | Path, spec: ConnectorSpec) -> list[str]:
     """Table folders of this connector whose table left the connector file: marked retired (``retired.json``),
     files kept. A table listed again is unmarked and goes on."""
+    if not spec.expanded:
+        return []  # its patterns' tables are not known here: nothing can be said to have left
     folder = PipelineLayout.under(data_dir, spec.name).folder
     notes = []
+    why = ("no longer matched by the patterns of" if spec.patterns else "no longer in") + f" {spec.path.name}'s table.include.list"
     for history in sorted(folder.glob("*/runs.sqlite")):
         table_folder = history.parent
         marker = table_folder / RETIRED
@@ -106,10 +109,10 @@ def retire_missing_tables(data_dir: str | Path, spec: ConnectorSpec) -> list[str
                 os.unlink(marker)
             continue
         if not marker.exists():
-            atomic_write_text(marker, json.dumps({"retired_at": utc_now(), "why": f"no longer in {spec.path.name}'s "
-                                                  "table.include.list; its files are kept as they were"}) + "\n")
-            notes.append(f"{table_folder.name} left {spec.name}'s table.include.list: its files stay in {table_folder}, "
-                         "marked retired")
+            atomic_write_text(marker, json.dumps({"retired_at": utc_now(), "why": f"{why}; its files are kept as "
+                                                  "they were"}) + "\n")
+            notes.append(f"{table_folder.name} left {spec.name} ({why}): its files stay in "
+                         f"{table_folder}, marked retired")
             log.warning("%s", notes[-1])
     return notes
 

@@ -170,6 +170,12 @@ class ConnectorSpec:
     slot_name: str
     settings: PipelineSettings = field(default_factory=PipelineSettings)
     tables: tuple[CapturedTable, ...] = ()
+    # table.include.list entries that are patterns (Debezium's syntax: a regular expression matched against the
+    # whole schema.table). Registration expands them against the catalog and sends Kafka Connect the tables they
+    # match; ``tables`` holds those once known (``expanded``), after the tables the file names plainly.
+    patterns: tuple[str, ...] = ()
+    listed: tuple[CapturedTable, ...] = ()
+    expanded: bool = True
 
     @property
     def qualified_table(self) -> str:
@@ -181,8 +187,32 @@ class ConnectorSpec:
 
     @property
     def many_tables(self) -> bool:
-        """Several tables: each gets its own folder under the connector's (one table keeps the flat folder)."""
-        return len(self.tables) > 1
+        """Several tables, or patterns: each table gets its own folder under the connector's (one table named
+        plainly keeps the flat folder)."""
+        return len(self.tables) > 1 or bool(self.patterns)
+
+    def matches(self, qualified: str) -> bool:
+        """Does one of the file's patterns match ``schema.table`` (whole, case-insensitive, as Debezium matches)?"""
+        return any(re.fullmatch(pattern, qualified, re.IGNORECASE) for pattern in self.patterns)
+
+    def with_matching_tables(self, names) -> ConnectorSpec:
+        """This connector with the tables its patterns match among ``names`` (the catalog's at registration, the
+        list last sent to Kafka Connect otherwise), sorted, after the ones the file names plainly."""
+        if not self.patterns:
+            return self
+        listed = {t.qualified for t in self.listed}
+        prefix = self.config["topic.prefix"]
+        matched = sorted({n for n in names if n not in listed and self.matches(n)})
+        unnameable = [n for n in matched if not _TABLE_RE.match(n)]
+        if unnameable:
+            raise ConfigError(f"{self.path}: table.include.list matches {', '.join(unnameable)}, whose names cannot name "
+                              "a folder and a topic as they are: narrow the pattern, or list the other tables by name.")
+        tables = self.listed + tuple(CapturedTable(*n.split(".", 1), f"{prefix}.{n}") for n in matched)
+        if len(tables) > MAX_TABLES:
+            raise ConfigError(f"{self.path}: table.include.list matches {len(tables)} tables; one connector takes at "
+                              f"most {MAX_TABLES}. Split them over several connector files (each its own slot).")
+        first = tables[0] if tables else CapturedTable("", "", "")
+        return replace(self, tables=tables, schema=first.schema, table=first.table, topic=first.topic, expanded=True)
 
     @property
     def table_names(self) -> tuple[str, ...]:
@@ -252,13 +282,21 @@ class ConnectorSpec:
         filled = dict(self.config)
         filled.update({"database.hostname": host, "database.port": str(port), "database.user": user,
                        "database.password": password_reference, "database.dbname": dbname})
+        if self.patterns:
+            if not self.expanded:
+                raise ConfigError(f"{self.path}: the patterns of table.include.list are not expanded yet")
+            # The tables the patterns match now: a table created later joins at a later registration, with a
+            # snapshot of its own, instead of being streamed by Debezium without its existing rows.
+            filled["table.include.list"] = ",".join(self.table_names)
         if self.many_tables:
             filled.update(self.incremental_snapshot_settings())
         return filled
 
 
-def load_connector_spec(path: str | Path) -> ConnectorSpec:
-    """Read and check one connector file; raise ConfigError naming the file, the key and the fix."""
+def load_connector_spec(path: str | Path, data_dir: str | Path | None = None) -> ConnectorSpec:
+    """Read and check one connector file; raise ConfigError naming the file, the key and the fix. With
+    ``data_dir``, the patterns of its table list take the tables last sent to Kafka Connect (registration
+    expands them against the catalog)."""
     path = Path(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -276,48 +314,62 @@ def load_connector_spec(path: str | Path) -> ConnectorSpec:
     config = {str(k): _as_config_string(v) for k, v in document["config"].items()}
     _check_config(path, config)
 
-    tables = _captured_tables(path, config["table.include.list"], config["topic.prefix"])
-    first = tables[0]
-    return ConnectorSpec(
+    tables, patterns = _captured_tables(path, config["table.include.list"], config["topic.prefix"])
+    first = tables[0] if tables else CapturedTable("", "", "")
+    spec = ConnectorSpec(
         name=name, config=config, path=path, schema=first.schema, table=first.table, topic=first.topic,
-        slot_name=config.get("slot.name", "debezium"), settings=_pipeline_settings(path, document, first.qualified, many=len(tables) > 1),
-        tables=tables,
+        slot_name=config.get("slot.name", "debezium"),
+        settings=_pipeline_settings(path, document, first.qualified, many=len(tables) > 1 or bool(patterns)),
+        tables=tables, patterns=patterns, listed=tables, expanded=not patterns,
     )
+    if patterns and data_dir is not None:
+        from cdc_pipeline.connector_folder import sent_tables  # the data folder's record; it imports this module
+
+        recorded = sent_tables(Path(data_dir) / name)
+        if recorded is not None:
+            spec = spec.with_matching_tables(recorded)
+    return spec
 
 
-def _captured_tables(path: Path, include_list: str, prefix: str) -> tuple[CapturedTable, ...]:
-    """``table.include.list`` as tables: ``schema.table`` names separated by commas. Debezium reads each entry
-    as a regular expression; the pipeline names its folders and topics before the catalog is read, so it
-    takes plain names only."""
+def _captured_tables(path: Path, include_list: str, prefix: str) -> tuple[tuple[CapturedTable, ...], tuple[str, ...]]:
+    """``table.include.list`` as the tables it names plainly (``schema.table``) and its patterns (Debezium's
+    syntax: any other entry is a regular expression matched against the whole ``schema.table``)."""
     entries = [entry.strip() for entry in include_list.split(",")]
     tables: list[CapturedTable] = []
+    patterns: list[str] = []
     for entry in entries:
         match = _TABLE_RE.match(entry)
-        if not match:
-            raise ConfigError(
-                f"{path}: table.include.list entry {entry!r} is not a plain schema.table name. List each table "
-                "(\"public.orders,public.customers\"); patterns such as public.* are not expanded yet, because "
-                "each table's folder and topic are named before the database is read.")
-        schema, table = match.groups()
-        tables.append(CapturedTable(schema, table, f"{prefix}.{schema}.{table}"))
+        if match:
+            schema, table = match.groups()
+            tables.append(CapturedTable(schema, table, f"{prefix}.{schema}.{table}"))
+            continue
+        if not entry:
+            raise ConfigError(f"{path}: table.include.list has an empty entry (two commas in a row, or one at an end).")
+        try:
+            re.compile(entry)
+        except re.error as exc:
+            raise ConfigError(f"{path}: table.include.list entry {entry!r} is neither a schema.table name nor a valid "
+                              f"regular expression ({exc}).") from exc
+        patterns.append(entry)
     names = [t.qualified for t in tables]
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = sorted({n for n in names if names.count(n) > 1} | {p for p in patterns if patterns.count(p) > 1})
     if repeated:
         raise ConfigError(f"{path}: table.include.list names {', '.join(repeated)} more than once.")
     if len(tables) > MAX_TABLES:
         raise ConfigError(f"{path}: table.include.list names {len(tables)} tables; one connector takes at most "
                           f"{MAX_TABLES}. Split them over several connector files (each its own slot).")
-    return tuple(tables)
+    return tuple(tables), tuple(patterns)
 
 
-def load_connector_files(folder: str | Path) -> list[tuple[Path, ConnectorSpec | ConfigError]]:
+def load_connector_files(folder: str | Path, data_dir: str | Path | None = None
+                         ) -> list[tuple[Path, ConnectorSpec | ConfigError]]:
     """Every ``*.json`` in ``folder``, sorted by file name, each with its spec or what is wrong with it
-    (names must be unique: a second file with a taken name is an error)."""
+    (names must be unique: a second file with a taken name is an error). ``data_dir``: see load_connector_spec."""
     results: list[tuple[Path, ConnectorSpec | ConfigError]] = []
     seen: dict[str, Path] = {}
     for path in sorted(Path(folder).glob("*.json")):
         try:
-            spec = load_connector_spec(path)
+            spec = load_connector_spec(path, data_dir)
             if spec.name in seen:
                 raise ConfigError(f"{path} and {seen[spec.name]} both name the connector {spec.name!r}; names must be unique.")
         except ConfigError as exc:
@@ -328,18 +380,18 @@ def load_connector_files(folder: str | Path) -> list[tuple[Path, ConnectorSpec |
     return results
 
 
-def discover_connector_specs(folder: str | Path) -> list[ConnectorSpec]:
+def discover_connector_specs(folder: str | Path, data_dir: str | Path | None = None) -> list[ConnectorSpec]:
     """Every valid connector of ``folder``; the first broken file raises its ConfigError."""
     specs = []
-    for _, loaded in load_connector_files(folder):
+    for _, loaded in load_connector_files(folder, data_dir):
         if isinstance(loaded, ConfigError):
             raise loaded
         specs.append(loaded)
     return specs
 
 
-def find_connector_spec(folder: str | Path, name: str) -> ConnectorSpec:
-    for spec in discover_connector_specs(folder):
+def find_connector_spec(folder: str | Path, name: str, data_dir: str | Path | None = None) -> ConnectorSpec:
+    for spec in discover_connector_specs(folder, data_dir):
         if spec.name == name:
             return spec
     raise ConfigError(f"no connector named {name!r} in {folder} (--connectors-dir or CDC_CONNECTORS_DIR)")

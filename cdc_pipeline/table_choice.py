@@ -56,7 +56,7 @@ def chosen_folders(data_dir: str | Path, connectors_dir: str | Path, connector: 
     """(label, layout) of each chosen table: from the connector file when there is one, else from the folders
     holding a run history (a connector file that is gone). A folder with no history yet is answered as it is:
     the caller says what is missing."""
-    spec = _spec_named(connectors_dir, connector)
+    spec = _spec_named(connectors_dir, connector, data_dir)
     if spec is not None:
         return [(pipe.label, pipe.layout) for pipe in chosen_pipelines(data_dir, spec, table, every=every)]
     folder = PipelineLayout.under(data_dir, connector)
@@ -76,9 +76,9 @@ def recorded_tables(connector_folder: Path) -> list[str]:
     return sorted(h.parent.name for h in connector_folder.glob("*/runs.sqlite") if not h.parent.name.startswith("."))
 
 
-def _spec_named(connectors_dir: str | Path, name: str) -> ConnectorSpec | None:
+def _spec_named(connectors_dir: str | Path, name: str, data_dir: str | Path | None = None) -> ConnectorSpec | None:
     """The connector file naming ``name``; other files, broken or not, do not matter here."""
-    for _, loaded in load_connector_files(connectors_dir):
+    for _, loaded in load_connector_files(connectors_dir, data_dir):
         if isinstance(loaded, ConnectorSpec) and loaded.name == name:
             return loaded
     return None

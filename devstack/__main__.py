@@ -39,7 +39,7 @@ def destiny_paths(settings: StackSettings) -> list[Path]:
     from cdc_pipeline.pipeline import connector_pipelines
 
     paths = []
-    for path, spec in load_connector_files(settings.connectors_dir):
+    for path, spec in load_connector_files(settings.connectors_dir, settings.data_dir):
         if isinstance(spec, Exception):
             paths.append(PipelineLayout.under(settings.data_dir, _connector_name(path)).destiny)
         else:
@@ -184,7 +184,7 @@ def pipeline_lines(settings: StackSettings) -> tuple[bool, list[str]]:
 
     env = PipelineEnvironment.load(env=settings.as_env())
     healthy, lines = True, []
-    for path, spec in load_connector_files(env.connectors_dir):
+    for path, spec in load_connector_files(env.connectors_dir, env.data_dir):
         if isinstance(spec, Exception):
             healthy = False
             lines.append(f"{path.name}: INVALID CONNECTOR FILE: {spec}")

@@ -28,7 +28,7 @@ def drain_pipelines(settings: StackSettings, report: Callable[[str], None]) -> l
     env = PipelineEnvironment.load(env=settings.as_env())
     label = datetime.now(UTC).strftime("stop-%Y%m%dT%H%M%SZ")
     failures = []
-    for spec in discover_connector_specs(env.connectors_dir):
+    for spec in discover_connector_specs(env.connectors_dir, env.data_dir):
         for pipe in connector_pipelines(env.data_dir, spec):
             if not pipe.layout.history.exists():
                 continue  # never ran: nothing of it to lose

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from cdc_pipeline.errors import SourceError, SourceUnreachableError
+from cdc_pipeline.errors import ConfigError, SourceError, SourceUnreachableError
 from cdc_pipeline.source.catalog import TableDescription, read_description
 
 # Collations whose order is the code-point order destiny.csv uses for text keys.
@@ -70,6 +70,28 @@ def check_sources(params: SourceParams, tables: list[tuple[str, str]], slot_name
         if publication:
             check_publication(conn, publication)
         return reports
+
+
+# The relations Debezium's table.include.list can match: tables, partitioned tables and partitions (registration
+# then refuses the ones it cannot capture exactly, naming why). System schemas are never captured.
+_TABLE_NAMES_SQL = """
+SELECT n.nspname || '.' || c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+ORDER BY 1
+"""
+
+
+def expand_table_patterns(params: SourceParams, spec):
+    """The connector spec with the tables its ``table.include.list`` patterns match in the source's catalog now."""
+    with params.connect(autocommit=True) as conn:
+        names = [row[0] for row in conn.execute(_TABLE_NAMES_SQL)]
+    expanded = spec.with_matching_tables(names)
+    if not expanded.tables:
+        raise ConfigError(f"{spec.path}: table.include.list ({', '.join(spec.patterns)}) matches no table in database "
+                          f"{params.dbname} on {params.describe()}: check the patterns (each is a regular expression "
+                          "matched against the whole schema.table, e.g. public\\.orders_.*)")
+    return expanded
 
 
 PUBLISHED = {"pubinsert": "insert", "pubupdate": "update", "pubdelete": "delete", "pubtruncate": "truncate"}

@@ -33,7 +33,7 @@ def build_dags(settings: DagSettings | None = None) -> dict[str, DAG]:
     neither hides the others nor goes unnoticed."""
     settings = settings or DagSettings.from_env()
     dags: dict[str, DAG] = {INIT_DAG_ID: build_init_dag(settings)}
-    for path, loaded in load_connector_files(settings.connectors_dir):
+    for path, loaded in load_connector_files(settings.connectors_dir, settings.data_dir):
         if isinstance(loaded, ConfigError):
             log.error("skipping connector file %s: %s", path, loaded)
             dag = build_invalid_connector_dag(path, loaded)

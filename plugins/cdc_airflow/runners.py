@@ -13,10 +13,11 @@ from cdc_airflow.hooks import PipelineKafkaHook, kafka_connect_client, password_
 from cdc_airflow.run_notes import set_run_note
 from cdc_airflow.task_runtime import run_ref
 from cdc_pipeline.connector_spec import ConnectorSpec
-from cdc_pipeline.errors import CdcError, ConfigError, TablesFailedError
+from cdc_pipeline.errors import CdcError, ConfigError, SourceUnreachableError, TablesFailedError
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline, connector_pipelines, table_layout
+from cdc_pipeline.source.checks import expand_table_patterns
 from cdc_pipeline.formatting import describe_resume_point
 from cdc_pipeline.tasks.consume import consume_batch
 from cdc_pipeline.tasks.consume_tables import consume_tables
@@ -118,12 +119,28 @@ def _noted(context, close) -> dict[str, Any]:
 
 def register_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
     require_owned_folder(spec, data_dir)
-    return _register(spec, connector_pipelines(data_dir, spec), context)
+    return _register(spec, connector_pipelines(data_dir, expanded_tables(spec)), context)
+
+
+def expanded_tables(spec: ConnectorSpec) -> ConnectorSpec:
+    """A connector whose table list has patterns: the tables they match in the source now. While the source
+    does not answer, the tables last sent to Kafka Connect (registration then records the outage)."""
+    if not spec.patterns:
+        return spec
+    try:
+        return expand_table_patterns(source_params(), spec)
+    except SourceUnreachableError:
+        if not spec.tables:
+            raise
+        log.warning("the source did not answer: %s keeps the tables last sent to Kafka Connect", spec.name)
+        return spec
 
 
 def consume_all_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
     require_owned_folder(spec, data_dir)
     pipes = connector_pipelines(data_dir, spec)
+    if not pipes:
+        return _no_table_yet(spec)
     return _consume(spec, pipes, context, lambda kafka, run, **options: consume_tables(pipes, kafka, run, **options))
 
 
@@ -144,6 +161,14 @@ def sink_tables(spec: ConnectorSpec, data_dir, context, sink_type: str, tables: 
         return sink_runner.run(scoped, table_layout(data_dir, scoped), context, sink_spec)
 
     return each_table(tables, render)
+
+
+def _no_table_yet(spec: ConnectorSpec) -> dict[str, Any]:
+    """A connector whose patterns were never expanded: its tables are known once register_connector has run."""
+    note = (f"no table yet: register_connector expands {', '.join(spec.patterns)} against the source's catalog "
+            "and records the tables it sends to Kafka Connect")
+    log.info("%s", note)
+    return {"events": 0, "tables": {}, "failed": {}, "to_merge": [], "complete": True, "notes": [note]}
 
 
 def each_table(tables: list[str], step) -> dict[str, Any]:
@@ -167,9 +192,14 @@ def each_table(tables: list[str], step) -> dict[str, Any]:
     return results
 
 
-def finish_all_tables(spec: ConnectorSpec, data_dir, context, failed: dict[str, list[str]]) -> dict[str, Any]:
+def finish_all_tables(spec: ConnectorSpec, data_dir, context, failed: dict[str, list[str]],
+                      connector_failed: list[str] = ()) -> dict[str, Any]:
     def close() -> dict[str, Any]:
         require_owned_folder(spec, data_dir)
-        return finish_tables(connector_pipelines(data_dir, spec), run_ref(context), failed)
+        pipes = connector_pipelines(data_dir, spec)
+        if not pipes and connector_failed:
+            raise TablesFailedError(f"{', '.join(connector_failed)} failed before any table was known: "
+                                    f"{_no_table_yet(spec)['notes'][0]}")
+        return finish_tables(pipes, run_ref(context), failed)
 
     return _noted(context, close)

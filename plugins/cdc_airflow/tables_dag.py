@@ -42,8 +42,9 @@ merges (and renders the sinks of) each table that has something new, each with i
 def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
     data_dir = settings.data_dir
     folder = data_dir / spec.name
+    listed = [f"`{t}`" for t in spec.table_names] + [f"pattern `{p}`" for p in spec.patterns]
     doc = TABLES_DOC.format(count=len(spec.tables), path=spec.path, slot=spec.slot_name, folder=folder,
-                            tables=", ".join(f"`{t}`" for t in spec.table_names), dag_id=spec.dag_id)
+                            tables=", ".join(listed), dag_id=spec.dag_id)
     sinks = [sink.type for sink in spec.settings.sinks if sink.type != "csv"]
     with DAG(**pipeline_dag_arguments(spec, f"CDC of {len(spec.tables)} tables into {folder}", doc)) as dag:
 
@@ -89,8 +90,10 @@ def build_tables_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
 
             context = get_current_context()
             shares = context["ti"].xcom_pull(task_ids="consume_batch") or []
-            failed = failed_by_table(failed_upstream(context, watched), spec.table_names, shares)
-            return runners.finish_all_tables(spec, data_dir, context, failed)
+            upstream = failed_upstream(context, watched)
+            failed = failed_by_table(upstream, spec.table_names, shares)
+            return runners.finish_all_tables(spec, data_dir, context, failed,
+                                             connector_failed=[t for t in upstream if t in CONNECTOR_TASKS])
 
         consumed = consume_batch()
         tables = per_table.expand(tables=consumed)

@@ -252,6 +252,16 @@ class ConnectorDriver(PipelineDriver):
     def table(self, qualified: str) -> Pipeline:
         return next(p for p in self.pipes if p.spec.qualified_table == qualified)
 
+    def register(self, run: RunRef | None = None) -> dict:
+        """As register_tables does: a table list with patterns is expanded against the catalog first."""
+        if self.spec.patterns:
+            from cdc_pipeline.source.checks import expand_table_patterns
+
+            self.spec = expand_table_patterns(self.source, load_connector_spec(self.spec.path))
+            self.pipes = connector_pipelines(self.data_dir, self.spec)
+            self.pipe, self.layout = self.pipes[0], self.pipes[0].layout
+        return super().register(run)
+
     def consume(self, run: RunRef, max_events: int = 10_000, **kwargs) -> dict:
         with self.kafka() as kafka:
             return consume_tables(self.pipes, kafka, run, max_events=max_events, connect=self.connect,

@@ -169,6 +169,37 @@ def test_a_table_added_gets_its_existing_rows_and_a_table_removed_is_retired(sho
     assert not (retired / "retired.json").exists()
 
 
+def test_a_pattern_captures_the_tables_it_matches_and_follows_tables_created_and_dropped(stack_services, tmp_path):
+    """table.include.list "public\\.pt_.*": registration sends Kafka Connect the tables the pattern matches now; a
+    table created later joins with its existing rows (snapshotted alone), one dropped is retired; the table list
+    the other steps read is the one last sent."""
+    from cdc_pipeline.connector_spec import load_connector_spec
+
+    path = write_connector(tmp_path / "connectors", "mt_pattern", r"public\.pt_.*", "mtpat")
+    driver = ConnectorDriver(stack_services.settings, path, tmp_path / "data")
+    for table in ("pt_a", "pt_b", "pt_c", "other_pt"):
+        driver.sql(f"DROP TABLE IF EXISTS public.{table}")
+    for table, rows in (("pt_a", 30), ("pt_b", 25), ("other_pt", 5)):
+        driver.sql(f"CREATE TABLE public.{table} (id int PRIMARY KEY, v text)")
+        driver.sql(f"INSERT INTO public.{table} SELECT g, '{table} ' || g FROM generate_series(1, {rows}) g")
+    driver.register()
+    assert driver.spec.table_names == ("public.pt_a", "public.pt_b")
+    order_by = {"public.pt_a": "id", "public.pt_b": "id"}
+    assert driver.converge_tables(order_by) == driver.destinies()
+    with driver.connect() as connect:
+        assert connect.get_config("mt_pattern")["table.include.list"] == "public.pt_a,public.pt_b"
+    driver.sql("CREATE TABLE public.pt_c (id int PRIMARY KEY, v text)")
+    driver.sql("INSERT INTO public.pt_c SELECT g, 'pt_c ' || g FROM generate_series(1, 20) g")
+    driver.sql("DROP TABLE public.pt_b")
+    summary = driver.register()
+    assert "public.pt_c added" in summary["tables_added"] and any("public.pt_b left" in n for n in summary["notes"])
+    order_by = {"public.pt_a": "id", "public.pt_c": "id"}
+    expected = driver.converge_tables(order_by)
+    assert driver.destinies() == expected and expected["public.pt_c"].count(b"pt_c ") == 20
+    assert (tmp_path / "data" / "mt_pattern" / "public.pt_b" / "retired.json").exists()
+    assert load_connector_spec(path, tmp_path / "data").table_names == ("public.pt_a", "public.pt_c")
+
+
 def test_a_one_table_pipeline_becomes_its_tables_folder_and_keeps_its_history(stack_services, tmp_path):
     single = drained_pipeline(stack_services.settings, tmp_path, "mt_solo", count=40)
     runs_before = [r["run_id"] for r in single.history.runs.recent_runs(100)]

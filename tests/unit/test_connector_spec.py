@@ -83,9 +83,9 @@ def test_one_table_keeps_the_connector_spec_as_it_is():
 
 
 @pytest.mark.parametrize(("tables", "message"), [
-    ("public.*", "not a plain schema.table name.*patterns"),
+    ("public.(", "neither a schema.table name nor a valid regular expression"),
     ("public.a,public.a", "more than once"),
-    ("public.a,", "'' is not a plain"),
+    ("public.a,", "an empty entry"),
 ])
 def test_table_lists_the_pipeline_cannot_name_are_refused(tmp_path, tables, message):
     with pytest.raises(ConfigError, match=message):
@@ -190,3 +190,37 @@ def test_settings_that_change_what_debezium_sends_are_refused_naming_them(tmp_pa
 def test_data_changing_settings_left_empty_or_at_the_value_the_renderer_reads_are_accepted(tmp_path):
     path = write(tmp_path, base_config() | {"transforms": "", "binary.handling.mode": "BYTES", "errors.tolerance": "none"})
     assert load_connector_spec(path).name
+
+
+def test_patterns_in_the_table_list_take_the_tables_registration_found_and_send_them_by_name(tmp_path):
+    config = base_config() | {"table.include.list": r"public.clientes,sales\.order_.*"}
+    path = write(tmp_path, config, name="shop")
+    spec = load_connector_spec(path)
+    assert spec.patterns == (r"sales\.order_.*",) and spec.many_tables and not spec.expanded
+    assert spec.table_names == ("public.clientes",)
+    with pytest.raises(ConfigError, match="not expanded yet"):
+        spec.config_for_source(host="h", port=1, user="u", dbname="d")
+    catalog = ["public.clientes", "sales.order_lines", "sales.ORDER_items", "sales.orders", "public.order_x"]
+    expanded = spec.with_matching_tables(catalog)
+    assert expanded.table_names == ("public.clientes", "sales.ORDER_items", "sales.order_lines")  # as Debezium: any case
+    assert [t.topic for t in expanded.tables][1:] == ["pgserver1.sales.ORDER_items", "pgserver1.sales.order_lines"]
+    sent = expanded.config_for_source(host="h", port=1, user="u", dbname="d")["table.include.list"]
+    assert sent == "public.clientes,sales.ORDER_items,sales.order_lines"
+    with pytest.raises(ConfigError, match="sales.order_a-b.*cannot name a folder"):
+        spec.with_matching_tables(["sales.order_a-b"])
+
+
+def test_a_pattern_connector_reads_the_tables_last_sent_to_kafka_connect_from_its_data_folder(tmp_path):
+    from cdc_pipeline.connector_folder import record_sent_tables, retire_missing_tables
+
+    path = write(tmp_path, base_config() | {"table.include.list": r"public\.t_.*"}, name="pat")
+    data = tmp_path / "data"
+    assert load_connector_spec(path, data).tables == ()  # never registered: no table yet
+    unexpanded = load_connector_spec(path, data)
+    (data / "pat" / "public.t_old").mkdir(parents=True)
+    (data / "pat" / "public.t_old" / "runs.sqlite").write_text("")
+    assert retire_missing_tables(data, unexpanded) == []  # unknown tables: nothing can have left
+    record_sent_tables(data / "pat", unexpanded.with_matching_tables(["public.t_a", "public.t_b", "public.x"]))
+    known = load_connector_spec(path, data)
+    assert known.expanded and known.table_names == ("public.t_a", "public.t_b") and known.qualified_table == "public.t_a"
+    assert any("public.t_old left pat" in note for note in retire_missing_tables(data, known))

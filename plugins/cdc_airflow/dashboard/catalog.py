@@ -48,7 +48,7 @@ class Catalog:
     def load(cls, connectors_dir: Path, data_dir: Path) -> Catalog:
         pipelines: dict[str, Pipeline] = {}
         broken: dict[str, str] = {}
-        for path, loaded in load_connector_files(connectors_dir):
+        for path, loaded in load_connector_files(connectors_dir, data_dir):
             if isinstance(loaded, ConfigError):
                 broken[path.name] = str(loaded)
                 continue
