@@ -10,7 +10,7 @@ register_connector reads it on every run. It serves three purposes:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 # Server settings that change the text PostgreSQL prints for some types (interval, money).
@@ -33,6 +33,10 @@ class CatalogColumn:
     not_null: bool = False
     default: str | None = None             # pg_get_expr of the default, if any
     collation: str | None = None
+    # Key columns only, for their ORDER BY: a domain's base type (format_type, through nested domains), and an
+    # enum's labels in their declared order (an enum column, or a domain over one).
+    order_type: str | None = None
+    enum_labels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,13 @@ class TableDescription:
         return cls(
             schema=raw["schema"], table=raw["table"], key_columns=tuple(raw["key_columns"]),
             settings=dict(raw.get("settings") or {}),
-            columns=tuple(CatalogColumn(**c) for c in raw["columns"]), oid=raw.get("oid"),
+            columns=tuple(_column_from_json(c) for c in raw["columns"]), oid=raw.get("oid"),
         )
+
+
+def _column_from_json(raw: dict[str, Any]) -> CatalogColumn:
+    labels = raw.get("enum_labels")
+    return CatalogColumn(**{**raw, "enum_labels": tuple(labels) if labels is not None else None})
 
 
 def schema_differences(old: TableDescription, new: TableDescription) -> list[str]:
@@ -112,12 +121,26 @@ def schema_differences(old: TableDescription, new: TableDescription) -> list[str
             changes.append(f"column {column.name} {column.format_type}{default} added")
     if old.key_columns != new.key_columns:
         changes.append(f"primary key changed from ({', '.join(old.key_columns)}) to ({', '.join(new.key_columns)})")
+    else:
+        for name in new.key_columns:
+            before, now = old.column(name), new.column(name)
+            if (before.order_type, before.enum_labels) != (now.order_type, now.enum_labels) and \
+                    before.format_type == now.format_type:
+                # destiny.csv is ordered by the key: its encoding in the state follows the type's order
+                changes.append(f"key column {name}'s order changed (its {_order_words(before, now)}): rows are ordered "
+                               "by it")
     for name in TEXT_SETTINGS:
         if name == "server_version_num":
             continue  # an upgrade alone changes no stored text; the type checks run again anyway
         if old.settings.get(name) != new.settings.get(name):
             changes.append(f"setting {name} changed from {old.settings.get(name)!r} to {new.settings.get(name)!r}")
     return changes
+
+
+def _order_words(before: CatalogColumn, now: CatalogColumn) -> str:
+    if before.enum_labels != now.enum_labels:
+        return f"enum labels were {list(before.enum_labels or ())}, now {list(now.enum_labels or ())}"
+    return f"domain's base type was {before.order_type}, now {now.order_type}"
 
 
 _COLUMNS_SQL = """
@@ -145,6 +168,26 @@ ORDER BY array_position(i.indkey::int2[], a.attnum)
 """
 
 
+# A key column's type through its domains down to the type its values order by, and that type's enum labels.
+_KEY_ORDER_SQL = """
+WITH RECURSIVE chain(oid, typmod, depth) AS (
+    SELECT a.atttypid, a.atttypmod, 0 FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attname = %s
+  UNION ALL
+    SELECT t.typbasetype, t.typtypmod, c.depth + 1 FROM chain c JOIN pg_type t ON t.oid = c.oid WHERE t.typtype = 'd'
+)
+SELECT format_type(c.oid, c.typmod), t.typtype,
+       (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = c.oid)
+FROM chain c JOIN pg_type t ON t.oid = c.oid
+ORDER BY c.depth DESC LIMIT 1
+"""
+
+
+def _with_key_order(conn, regclass: str, column: CatalogColumn) -> CatalogColumn:
+    base, kind, labels = conn.execute(_KEY_ORDER_SQL, (regclass, column.name)).fetchone()
+    return replace(column, order_type=base if column.type_kind == "d" else None,
+                   enum_labels=tuple(labels) if kind == "e" and labels is not None else None)
+
+
 def read_description(conn, schema: str, table: str) -> TableDescription:
     """Describe ``schema.table`` through an open psycopg connection (the table must exist)."""
     regclass = f'"{schema}"."{table}"'
@@ -157,6 +200,8 @@ def read_description(conn, schema: str, table: str) -> TableDescription:
         for row in conn.execute(_COLUMNS_SQL, (regclass,)).fetchall()
     )
     key = tuple(row[0] for row in conn.execute(_KEY_SQL, (regclass,)).fetchall())
+    columns = tuple(_with_key_order(conn, regclass, c) if c.name in key and c.type_kind in ("d", "e") else c
+                    for c in columns)
     settings = {
         name: conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0] for name in TEXT_SETTINGS
     }

@@ -66,10 +66,36 @@ def check_sources(params: SourceParams, tables: list[tuple[str, str]], slot_name
     """``check_source`` for each ``(schema, table)`` of one connector, over one connection; and the connector's
     ``publication``, when it exists already, publishes every kind of change."""
     with params.connect(autocommit=True) as conn:
+        check_type_registry(conn)
         reports = [_check(conn, params, schema, table, slot_name) for schema, table in tables]
         if publication:
             check_publication(conn, publication)
         return reports
+
+
+# Debezium 3.6 reads every type of the database when its task starts and takes the labels of each type of category
+# E (enum) from pg_enum: a domain over an enum, or an enum without labels, has none there and the task fails with
+# a NullPointerException (TypeRegistry.createTypeBuilderFromResultSet), whatever tables the connector captures.
+_LABELLESS_ENUMS_SQL = """
+SELECT t.oid::regtype::text, t.typtype
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE t.typcategory = 'E' AND n.nspname <> 'pg_toast'
+  AND NOT EXISTS (SELECT 1 FROM pg_enum e WHERE e.enumtypid = t.oid)
+ORDER BY 1
+"""
+
+
+def check_type_registry(conn) -> None:
+    """Refuse, naming them, the types that stop Debezium's task from starting in this database."""
+    found = conn.execute(_LABELLESS_ENUMS_SQL).fetchall()
+    if found:
+        named = ", ".join(f"{name} ({'a domain over an enum' if kind == 'd' else 'an enum without labels'})"
+                          for name, kind in found)
+        raise SourceError(
+            f"the source database has {named}: Debezium 3.6's task fails to start in a database holding one (it "
+            "reads the labels of every enum-like type, and these have none), whatever tables it captures, so "
+            "nothing is registered. Drop it, or replace a domain over an enum by the enum itself (or by a domain "
+            "over text with a CHECK), then register again.")
 
 
 # The relations Debezium's table.include.list can match: tables, partitioned tables and partitions (registration

@@ -33,8 +33,35 @@ def normalize_type(format_type: str) -> str:
     return _TYPMOD.sub("", format_type).strip()
 
 
+class EnumOrder(str):
+    """An enum type's name carrying its labels in their declared order (``pg_enum.enumsortorder``): a key of that
+    type orders by its label's position, as PostgreSQL's ORDER BY does."""
+
+    labels: tuple[str, ...]
+
+    def __new__(cls, type_name: str, labels) -> EnumOrder:
+        order = super().__new__(cls, type_name)
+        order.labels = tuple(labels)
+        return order
+
+
+def _enum_encoder(order: EnumOrder) -> Callable[[str], bytes]:
+    positions = {label: position for position, label in enumerate(order.labels)}
+
+    def encode(text: str) -> bytes:
+        position = positions.get(text)
+        if position is None:
+            raise ValueError(f"{text!r} is not a label of enum {order} as it was when this state was built (the type "
+                             "changed: ALTER TYPE ... ADD VALUE; the next register_connector sees it and rebuilds)")
+        return position.to_bytes(4, "big")
+
+    return encode
+
+
 def component_encoder(format_type: str) -> Callable[[str], bytes]:
     """The encoding of one key component of this type (text order for a type without one of its own)."""
+    if isinstance(format_type, EnumOrder):
+        return _enum_encoder(format_type)
     base = normalize_type(format_type)
     if base in INTEGER_WIDTH:
         width = INTEGER_WIDTH[base]

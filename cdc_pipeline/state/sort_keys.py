@@ -23,6 +23,8 @@ date, timestamp, timestamptz            microseconds (days for date) from 2000-0
                                         the ends; BC years and years past 9999 by value; offsets applied
 time                                    microseconds since midnight (24:00:00 included)
 boolean                                 false < true
+enum                                    the label's position in the declared order, 4 bytes big-endian
+domain                                  its base type's encoding
 uuid                                    its 16 bytes
 bytea                                   its bytes, 0x00 escaped as 00 FF, terminated by 00 00
 text, varchar, char, anything else      UTF-8 bytes then 00 (text holds no NUL); char(n) without its
@@ -46,12 +48,24 @@ from cdc_pipeline.state.key_components import (
     CHAR_TYPES,
     INTEGER_WIDTH,
     TEXT_TYPES,
+    EnumOrder,
     component_encoder,
     encode_fallback_text,
     normalize_type,
 )
 
-__all__ = ["KeyEncoder", "encode_value", "normalize_type", "unordered_key_columns", "unordered_key_types"]
+__all__ = ["KeyEncoder", "encode_value", "key_orders", "normalize_type", "unordered_key_columns", "unordered_key_types"]
+
+
+def key_orders(description) -> dict[str, str]:
+    """Primary-key column -> what its values order by: its type (format_type), a domain's base type, or an enum's
+    labels in their declared order (an ``EnumOrder``), as the catalog described them."""
+    orders: dict[str, str] = {}
+    for name in description.key_columns:
+        column = description.column(name)
+        order = column.order_type or column.format_type
+        orders[name] = EnumOrder(order, column.enum_labels) if column.enum_labels is not None else order
+    return orders
 
 def unordered_key_columns(key_types: dict[str, str]) -> dict[str, str]:
     """Key columns (with their type) whose type has no encoding of its own and orders by its text form."""

@@ -25,7 +25,7 @@ from cdc_pipeline.state.reading import Row, diff, read_row, row_batches, rows, r
 from cdc_pipeline.state.applied_events import applied_table
 from cdc_pipeline.state.resolve import DELETED, INSERTED, TRUNCATED, UPDATED, latest_truncate, resolve, truncate_position
 from cdc_pipeline.state.rewrite import CHUNK_ROWS, Changes, look_up, rewrite
-from cdc_pipeline.state.sort_keys import KeyEncoder, unordered_key_types
+from cdc_pipeline.state.sort_keys import KeyEncoder, key_orders, unordered_key_types
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class StateStore:
                 f"a live state already exists ({current.id}, {current.rows} rows); build a replacement with "
                 "create(..., lineage='rebuild') and promote_rebuild()"
             )
-        self.notes.extend(unordered_key_types(description.key_types))
+        self.notes.extend(unordered_key_types(key_orders(description)))
         lineage_name = self.folder.new_lineage()
         generation_id, path = self.folder.new_generation_path(lineage_name)
         header = format_row(list(description.column_names)).encode("utf-8")
@@ -254,7 +254,7 @@ class StateStore:
             self.folder.clear_pointer(REBUILD)  # a promotion stopped after moving LIVE
         if live_id is not None:
             info = self.folder.load(live_id)
-            self.notes.extend(unordered_key_types(info.description.key_types))
+            self.notes.extend(unordered_key_types(key_orders(info.description)))
             self._relink(info, repair=True)
         self._opened = True
 
@@ -293,7 +293,7 @@ def _distinct_keys(events: Batch, current: GenerationInfo) -> tuple[np.ndarray, 
         raise BatchFileError(f"an event of the batch has a NULL primary-key value ({list(current.key_columns)})")
     if not key_values:
         return truncate, codes, np.zeros(0, "S1")
-    encoded = KeyEncoder(tuple(current.description.key_types.values())).encode_rows(key_values)
+    encoded = KeyEncoder(tuple(key_orders(current.description).values())).encode_rows(key_values)
     width = max(len(b) for b in encoded)
     distinct, inverse = np.unique(np.array(encoded, dtype=f"S{width}"), return_inverse=True)
     codes[rows_at] = inverse.reshape(-1)

@@ -29,7 +29,7 @@ from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuil
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
 from cdc_pipeline.source.checks import SourceParams, check_sources, linguistic_key_columns
 from cdc_pipeline.state import StateStore
-from cdc_pipeline.state.sort_keys import unordered_key_columns
+from cdc_pipeline.state.sort_keys import key_orders, unordered_key_columns
 from cdc_pipeline.formatting import size_text
 from cdc_pipeline.tasks.tracking import tracked
 
@@ -108,11 +108,12 @@ def register_connector(
 
 def key_order_problems(description) -> list[str]:
     """Key columns whose ORDER BY destiny.csv cannot reproduce: text under a linguistic collation (destiny.csv
-    compares code points), and types with no order of its own (enums, domains, ...: their text's code points)."""
+    compares code points), and types with no order of its own (ranges, arrays, ...: their text's code points).
+    Enums order by their declared labels and domains by their base type."""
     problems = [f"key column {column} uses the collation {collation!r}, whose order is linguistic"
                 for column, collation in linguistic_key_columns(description).items()]
     return problems + [f"key column {column} is of type {format_type}, which has no order destiny.csv reproduces"
-                       for column, format_type in unordered_key_columns(description.key_types).items()]
+                       for column, format_type in unordered_key_columns(key_orders(description)).items()]
 
 
 def _refuse_inexact_key_order(pipes: list[Pipeline], reports) -> None:

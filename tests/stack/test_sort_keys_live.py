@@ -159,3 +159,77 @@ def test_composite_keys_order_like_postgres(conn, tmp_path, name):
         rows += [("a", "b"), ("ab", ""), ("a", ""), ("", "a"), ("a\x01", "")]
     format_types, ordered = ordered_by_postgres(conn, tmp_path, "c_" + name, types, rows)
     assert_strictly_ascending(format_types, ordered)
+
+
+def test_enum_and_domain_keys_order_like_postgres_through_the_catalog(conn, tmp_path):
+    """An enum whose labels are declared out of alphabetical order (one added BEFORE another), domains over
+    numeric, over a domain and over the enum: the catalog's description gives each key column its order, and
+    the encodings of PostgreSQL's own ORDER BY rows ascend strictly."""
+    conn.execute("CREATE TYPE sort_keys.mood AS ENUM ('sad', 'ok', 'happy')")
+    conn.execute("ALTER TYPE sort_keys.mood ADD VALUE 'meh' BEFORE 'ok'")  # a fractional enumsortorder
+    conn.execute("CREATE DOMAIN sort_keys.price AS numeric(8,2) CHECK (VALUE > -1000)")
+    conn.execute("CREATE DOMAIN sort_keys.small_price AS sort_keys.price CHECK (VALUE < 1000)")
+    # A domain over an enum stops Debezium's task in the whole database (check_type_registry refuses it):
+    # dropped before the test ends, so the pipelines of the other tests can start.
+    conn.execute("CREATE DOMAIN sort_keys.mood_d AS sort_keys.mood")
+    conn.execute("CREATE TABLE sort_keys.enum_keys (m sort_keys.mood, p sort_keys.small_price, d sort_keys.mood_d, "
+                 "PRIMARY KEY (m, p, d))")
+    try:
+        _enum_and_domain_keys_order_like_postgres(conn, tmp_path)
+    finally:
+        conn.execute("DROP TABLE sort_keys.enum_keys")
+        conn.execute("DROP DOMAIN sort_keys.mood_d")
+
+
+def _enum_and_domain_keys_order_like_postgres(conn, tmp_path):
+    from cdc_pipeline.source.catalog import read_description
+    from cdc_pipeline.state.sort_keys import key_orders
+
+    labels = ["sad", "meh", "ok", "happy"]
+    rows = {(rng.choice(labels), f"{rng.uniform(-999, 999):.2f}", rng.choice(labels)) for _ in range(COUNT)}
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO sort_keys.enum_keys VALUES (%s, %s, %s)", sorted(rows))
+    description = read_description(conn, "sort_keys", "enum_keys")
+    orders = key_orders(description)
+    assert [getattr(o, "labels", None) for o in orders.values()] == [tuple(labels), None, tuple(labels)]
+    assert orders["p"] == "numeric(8,2)"
+    data = bytearray()
+    with conn.cursor().copy("COPY (SELECT * FROM sort_keys.enum_keys ORDER BY m, p, d) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+        for chunk in copy:
+            data += chunk
+    path = tmp_path / "enum_keys.csv"
+    path.write_bytes(bytes(data))
+    ordered = [tuple(row) for row in read_copy_csv(path).itertuples(index=False)]
+    assert len(ordered) > 100 and ordered[0][0] == "sad" and ordered[-1][0] == "happy"
+    assert_strictly_ascending(list(orders.values()), ordered)
+
+
+def test_a_table_keyed_by_an_enum_and_a_domain_ends_identical_to_copy_through_the_pipeline(stack_services, tmp_path):
+    """Registered without key_order (no refusal), captured by Debezium, destiny.csv is COPY ... ORDER BY lvl, c
+    byte for byte: the enum's declared order, the domain's integer order."""
+    from cdc_pipeline.errors import SourceError
+    from tests.stack.pipeline_driver import PipelineDriver, write_connector
+
+    path = write_connector(tmp_path / "connectors", "enum_items", "public.enum_items", "enumitems")
+    driver = PipelineDriver(stack_services.settings, path, tmp_path / "data")
+    driver.sql("DROP TABLE IF EXISTS public.enum_items")
+    driver.sql("DROP TYPE IF EXISTS public.item_level")
+    driver.sql("DROP DOMAIN IF EXISTS public.item_code")
+    driver.sql("CREATE TYPE public.item_level AS ENUM ('low', 'high', 'mid')")
+    driver.sql("ALTER TYPE public.item_level ADD VALUE 'lowest' BEFORE 'low'")
+    driver.sql("CREATE DOMAIN public.item_code AS integer")
+    driver.sql("CREATE TABLE public.enum_items (lvl public.item_level, c public.item_code, v text, PRIMARY KEY (lvl, c))")
+    driver.sql("INSERT INTO public.enum_items SELECT (ARRAY['low','high','mid','lowest'])[1 + g % 4]::public.item_level, "
+               "(g * 37) % 101 - 50, 'v' || g FROM generate_series(1, 120) g ON CONFLICT DO NOTHING")
+    # A domain over an enum anywhere in the database would stop Debezium's task: refused first, naming it.
+    driver.sql("CREATE DOMAIN public.level_d AS public.item_level")
+    with pytest.raises(SourceError, match=r"level_d \(a domain over an enum\).*Debezium 3.6's task fails to start"):
+        driver.register()
+    driver.sql("DROP DOMAIN public.level_d")
+    driver.register()
+    assert driver.drain_until_equal("lvl, c") == driver.destiny()
+    driver.sql("UPDATE public.enum_items SET v = 'changed' WHERE c % 3 = 0")
+    driver.sql("DELETE FROM public.enum_items WHERE lvl = 'mid' AND c < 0")
+    driver.sql("INSERT INTO public.enum_items VALUES ('lowest', 1000, 'late'), ('high', -1000, 'late')")
+    expected = driver.drain_until_equal("lvl, c")
+    assert driver.destiny() == expected and expected.index(b"lowest,") < expected.index(b"\nlow,")
