@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--tables", default="1,10,50,200", help="comma-separated connector sizes")
     parser.add_argument("--rows", type=int, default=10_000, help="rows per table")
     parser.add_argument("--rate", type=float, default=100.0, help="updates a second, spread over the tables")
+    parser.add_argument("--max-table-tasks", type=int, default=None,
+                        help="the connector file's max_table_tasks (default: the pipeline's own default)")
     parser.add_argument("--idle-seconds", type=float, default=120.0)
     parser.add_argument("--load-seconds", type=float, default=180.0)
     parser.add_argument("--single-up-to", type=int, default=10,
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace, sizes: list[int]) -> dict:
     settings = make_test_settings(prefix="cdc-bench-many-", connectors_dir=connectors)
     stack = Stack(settings)
     results: dict = {"setup": {"rows": args.rows, "rate": args.rate, "idle_s": args.idle_seconds,
+                               "max_table_tasks": args.max_table_tasks,
                                "load_s": args.load_seconds, "cpus": os.cpu_count()}, "sizes": {}}
     try:
         stack.start()
@@ -106,7 +109,8 @@ def measure_size(api, source: Source, settings, connectors: Path, n: int, names:
     per_connector = [tables] if len(names) == 1 else [[t] for t in tables]
     destinies = {}
     for name, captured in zip(names, per_connector):
-        write_connector(connectors, name, captured)
+        write_connector(connectors, name, captured,
+                        **({"max_table_tasks": args.max_table_tasks} if args.max_table_tasks else {}))
         for table in captured:
             folder = settings.data_dir / name
             destinies[table] = (folder / f"public.{table}" if len(captured) > 1 else folder) / "destiny.csv"
@@ -309,7 +313,6 @@ def write_connector(folder: Path, name: str, tables: list[str], **settings) -> N
     """A connector file capturing ``tables``; ``settings`` are top-level pipeline settings (``queue``, ...)."""
     document = json.loads((ROOT / "include" / "connectors" / "clientes.json").read_text())
     document["name"] = name
-    document["max_table_tasks"] = 16
     document.update(settings)
     document["config"].update({"table.include.list": ",".join(f"public.{t}" for t in tables), "topic.prefix": name,
                                "slot.name": f"slot_{name}", "publication.name": f"pub_{name}"})

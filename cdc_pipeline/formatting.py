@@ -6,6 +6,8 @@ Pure functions of their arguments (``now`` is passed in), so pages built from th
 
 from __future__ import annotations
 
+import re
+
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -105,9 +107,33 @@ def one_line(text: object, limit: int = ONE_LINE) -> str | None:
     flat = " ".join(str(text).split())
     if len(flat) <= limit:
         return flat
+    flat = _without_addresses(flat, limit)
+    if len(flat) <= limit:
+        return flat
     head = max(1, limit * 2 // 5)
     tail = max(1, limit - head - 3)
     return f"{flat[:head].rstrip()} … {flat[-tail:].lstrip()}"
+
+
+# What an error carries that a reader can do without: quoted hosts, key=value pairs of a connection string,
+# addresses with digits (user@host:port/db, 10.0.0.5:9092, /path/to/file1).
+_ADDRESS = re.compile(r'"[^"]*"|\b\w+=\S+|(?=\S*\d)\S*[@/:]\S*')
+
+
+def _without_addresses(flat: str, limit: int) -> str:
+    """The longest addresses replaced by ``…`` until the text fits (the reason and the fix stay whole)."""
+    spans = sorted(((m.start(), m.end()) for m in _ADDRESS.finditer(flat) if m.end() - m.start() > 3),
+                   key=lambda span: span[0] - span[1])
+    cut: list[tuple[int, int]] = []
+    length = len(flat)
+    for start, end in spans:
+        if length <= limit:
+            break
+        cut.append((start, end))
+        length -= end - start - 1
+    for start, end in sorted(cut, reverse=True):
+        flat = flat[:start] + "…" + flat[end:]
+    return re.sub(r"…(?:[ ,]*…)+", "…", flat)
 
 
 def notes_list(raw: Any) -> list[str]:

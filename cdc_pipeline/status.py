@@ -182,9 +182,10 @@ def _decide(status: PipelineStatus, now: datetime, last, merged, recovery) -> No
     if last is None:
         status.state, status.headline = "not started", "no run yet"
         return
-    if status.last_error and status.state == "ok":
-        status.state = "failing"
-        problems.append(f"last failed run: {status.last_error}")
+    if status.last_error:
+        if status.state == "ok":
+            status.state = "failing"
+        problems.append(f"last failed run: {status.last_error}")  # whatever the state: what failed, and why
     last_merge = parse_time(status.last_merge_at)
     # A first run still in flight has merged nothing yet, and is not late for that.
     first_in_flight = (last_merge is None and not last.get("ended_at")

@@ -34,9 +34,18 @@ class SourceParams:
                                    dbname=self.dbname, connect_timeout=10, **kwargs)
         except psycopg.OperationalError as exc:
             raise SourceUnreachableError(
-                f"cannot connect to PostgreSQL at {self.describe()}: {' '.join(str(exc).split()).rstrip('.')}. Is it "
-                "running (locally: ./stack status)? Check the Airflow connection cdc_postgres."
+                f"cannot connect to PostgreSQL at {self.describe()}: {connection_failure(exc)}. Is it running "
+                "(locally: ./stack status)? Check the Airflow connection cdc_postgres."
             ) from exc
+
+
+def connection_failure(exc: Exception) -> str:
+    """The reason of a failed connection, without what the caller says already: libpq's first line repeats the
+    address ('connection to server at "h", port p failed: Connection refused') and its next lines are its own
+    hint ('Is the server running on that host ...?')."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = first.rsplit("failed: ", 1)[-1] if "failed: " in first else first
+    return " ".join(reason.split()).rstrip(".") or first
 
 
 @dataclass
