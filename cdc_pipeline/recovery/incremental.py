@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -155,13 +156,17 @@ def tables_still_snapshotting(offsets: list[dict] | None) -> set[str]:
 def confirm_table_snapshots(pipes, connect: KafkaConnectClient, kafka_factory) -> dict[str, str]:
     """For each table re-snapshotting alone: ask again when needed, confirm when its snapshot is in the topic.
     Answers a line per table that moved, for the run's summary."""
+    lines: dict[str, str] = {}
+    stuck = [(pipe, recovery) for pipe in pipes
+             if (recovery := pipe.history.incidents.active_recovery()) is not None and _never_signaled(recovery)]
+    for pipe, recovery in stuck:
+        lines[pipe.spec.qualified_table] = _start_again(pipe, recovery, connect, kafka_factory)
     waiting = [(pipe, recovery) for pipe in pipes
                if (recovery := pipe.history.incidents.active_recovery()) is not None and recovery.incremental
                and recovery.step in ("signaled", "reread_needed")]
     if not waiting:
-        return {}
+        return lines
     spec = pipes[0].spec
-    lines: dict[str, str] = {}
     with kafka_factory() as clients:
         since = min(signal_time_us(r.signal_id) or 0 for _, r in waiting) // 1000 - CLOCK_MARGIN_MS
         notifications = read_notifications(clients, spec.notification_topic, since)
@@ -181,6 +186,26 @@ def confirm_table_snapshots(pipes, connect: KafkaConnectClient, kafka_factory) -
         if scanned:
             lines.update(_confirm_in_topic(spec, scanned, connect))
     return lines
+
+
+def _never_signaled(recovery: Recovery) -> bool:
+    """A table's rebuild recorded but never signaled: its step crashed between the two (the step holding the
+    table's lock finishes both within seconds, so a minute is a crash)."""
+    started = datetime.fromisoformat(recovery.started_at)
+    return (recovery.step == "requested" and recovery.signal_id is None and recovery.reason in ALONE_REASONS
+            and datetime.now(UTC) - started > timedelta(minutes=1))
+
+
+def _start_again(pipe, recovery: Recovery, connect: KafkaConnectClient, kafka_factory) -> str:
+    """Every step of the start is safe to repeat: a new recovery supersedes the one that never got its signal."""
+    with rebuild_locks(pipe), kafka_factory() as clients:
+        current = pipe.history.incidents.active_recovery()
+        if current is None or current.id != recovery.id or not _never_signaled(current):
+            return f"rebuild {recovery.id}: moved on meanwhile"
+        again = start_table_rebuild(pipe, connect=connect, kafka=clients, connector_config=None, run_id=None,
+                                    reason=recovery.reason, detail=f"{recovery.detail} (started again: rebuild "
+                                    f"{recovery.id} was never signaled)", description=pipe.table_description())
+    return f"rebuild {recovery.id} was never signaled (a crash between its steps): started again as rebuild {again.id}"
 
 
 def _ask_again(pipe, recovery: Recovery, verdict: Verdict, connect: KafkaConnectClient, clients: KafkaClients) -> str:

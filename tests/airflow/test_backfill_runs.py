@@ -245,6 +245,8 @@ def test_a_backfill_submitted_from_the_ui_dialog_writes_its_files(backfilled, ai
     # The dialog's default, "Missing Runs", backfills a minute the backfill DAG has no run for: make T one again.
     run_id = backfill_run(airflow_stack, backfilled.t)["dag_run_id"]
     airflow_stack.request("DELETE", f"/api/v2/dags/{BACKFILL_DAG}/dagRuns/{quote(run_id, safe='')}")
+    files_before = live_files(backfilled.driver, airflow_stack)
+    runs_before = live_runs(backfilled.driver, airflow_stack)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(timezone_id="UTC", viewport={"width": 1400, "height": 1000})
@@ -261,6 +263,10 @@ def test_a_backfill_submitted_from_the_ui_dialog_writes_its_files(backfilled, ai
     assert backfilled.snapshot.read_bytes() == backfilled.copy_at_t
     backfills = airflow_stack.request("GET", "/api/v2/backfills", params={"dag_id": BACKFILL_DAG}).json()["backfills"]
     wait_for_backfill(airflow_stack, max(b["id"] for b in backfills))  # leave no backfill running
+    # The dialog's backfill left the live pipeline's files and the record of its runs as they were.
+    assert live_files(backfilled.driver, airflow_stack) == files_before
+    after = live_runs(backfilled.driver, airflow_stack)
+    assert {run: after[run] for run in runs_before} == runs_before
 
 
 def submit_backfill(page, airflow_stack, moment: datetime) -> None:

@@ -183,3 +183,30 @@ def test_a_loss_of_every_topic_rebuilds_the_whole_connector_a_loss_of_one_only_i
     assert rebuild._every_topic_lost(a, kafka=None)
     broker["c"] = TopicState("c", True, "id-c")  # c's topic is the one its history knows
     assert not rebuild._every_topic_lost(a, kafka=None)
+
+
+def test_a_table_rebuild_that_crashed_before_its_signal_is_started_again(tmp_path, monkeypatch):
+    import contextlib
+    import sqlite3
+    from types import SimpleNamespace
+
+    from cdc_pipeline.recovery import incremental
+
+    history = History.open(tmp_path / "runs.sqlite")
+    fresh = history.incidents.start_recovery(run_id=None, reason="schema_change", detail="c added", lost=None, epoch=2)
+    pipe = SimpleNamespace(history=history, spec=SimpleNamespace(qualified_table="public.a"),
+                           table_description=lambda: "described")
+    started = []
+    monkeypatch.setattr(incremental, "rebuild_locks", lambda _pipe: contextlib.nullcontext())
+    monkeypatch.setattr(incremental, "start_table_rebuild",
+                        lambda pipe, **kw: started.append(kw) or SimpleNamespace(id=99))
+    kafka = lambda: contextlib.nullcontext("clients")  # noqa: E731
+    assert incremental.confirm_table_snapshots([pipe], connect=None, kafka_factory=kafka) == {}  # seconds old: its step runs
+    with sqlite3.connect(tmp_path / "runs.sqlite") as db:
+        db.execute("UPDATE recoveries SET started_at = '2026-01-01T00:00:00.000+00:00' WHERE id = ?", (fresh,))
+    lines = incremental.confirm_table_snapshots([pipe], connect=None, kafka_factory=kafka)
+    assert "never signaled" in lines["public.a"] and started[0]["reason"] == "schema_change"
+    assert started[0]["kafka"] == "clients" and "c added" in started[0]["detail"]
+    history.incidents.recovery_step(fresh, "resumed")  # a whole rebuild that moved on is left alone
+    started.clear()
+    assert incremental.confirm_table_snapshots([pipe], connect=None, kafka_factory=kafka) == {} and not started
