@@ -124,7 +124,7 @@ class PipelineSettings:
     verify_every_minutes: int | None = None    # compare destiny.csv with the source on a schedule
     # A connector of several tables: the most per-table task instances one run starts; when more tables have
     # something new, they share them (each task merges its tables in turn), so a run's cost stays bounded.
-    max_table_tasks: int = 16
+    max_table_tasks: int = 4  # the local stack's Airflow runs 4 tasks at once (docs/performance.md, 200 tables)
     # "exact": registration refuses a key whose ORDER BY destiny.csv cannot reproduce (a linguistic collation, a
     # type with no order of its own); "code_point": such keys are ordered by their text's code points instead.
     key_order: str = "exact"
@@ -476,7 +476,7 @@ def _pipeline_settings(path: Path, document: dict, table: str, *, many: bool = F
         max_dead_letters=count("max_dead_letters", 0, 0),
         changelog_retention_days=count("changelog_retention_days", 30, 1),
         verify_every_minutes=_every(path, document.get("verify_every")),
-        max_table_tasks=count("max_table_tasks", 16, 1),
+        max_table_tasks=count("max_table_tasks", PipelineSettings.max_table_tasks, 1),
         queue=_queue(path, document.get("queue")),
         sinks=_sinks(path, document.get("sinks"), table, many=many),
     )
