@@ -117,3 +117,33 @@ def test_a_shared_instance_runs_every_table_and_fails_naming_the_ones_that_faile
     with pytest.raises(ConfigError, match="bad b"):  # alone, a table's own error as it is
         each_table(["public.b"], step)
     assert each_table(["public.a"], step) == {"public.a": "public.a"}
+
+
+def test_a_connector_with_a_pattern_gets_its_dags_before_any_table_is_known(tmp_path, monkeypatch):
+    """Before its first registration a pattern's tables are unknown: the DAGs exist (their shape does not depend on
+    the tables) and name the pattern; consume finds no table yet and says why; a failed registration fails the run."""
+    from cdc_airflow import runners
+    from cdc_airflow.dag_factory import build_dags
+    from cdc_airflow.settings import DagSettings
+    from cdc_pipeline.errors import TablesFailedError
+
+    document = json.loads((REPO / "include" / "connectors" / "clientes.json").read_text())
+    document["config"]["table.include.list"] = r"public\.order_.*"
+    (tmp_path / "pat.json").write_text(json.dumps({**document, "name": "pat"}))
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    dags = build_dags(DagSettings(connectors_dir=tmp_path, data_dir=tmp_path / "data"))
+    assert {"cdc_pat", "cdc_pat_ops", "cdc_pat_backfill"} <= set(dags)
+    assert "pattern `public\\.order_.*`" in dags["cdc_pat"].doc_md
+    from cdc_pipeline.connector_spec import load_connector_spec
+
+    spec = load_connector_spec(tmp_path / "pat.json", tmp_path / "data")
+    monkeypatch.setattr(runners, "require_owned_folder", lambda *a: None)
+    summary = runners.consume_all_tables(spec, tmp_path / "data", {"params": {}})
+    assert summary["to_merge"] == [] and "no table yet" in summary["notes"][0]
+    monkeypatch.setattr(runners, "_noted", lambda context, close: close())
+    with pytest.raises(TablesFailedError, match="register_connector failed before any table was known"):
+        runners.finish_all_tables(spec, tmp_path / "data", {}, {}, connector_failed=["register_connector"])
+    from cdc_pipeline.history import RunRef
+
+    monkeypatch.setattr(runners, "run_ref", lambda context: RunRef("manual__t", 1, 1))
+    assert runners.finish_all_tables(spec, tmp_path / "data", {}, {})["line"].startswith("0/0 tables ok")
