@@ -139,6 +139,25 @@ def test_one_table_re_snapshots_alone_while_it_and_the_others_change(shop):
         {t: r for t, r in before.items() if t != "public.mt_plain"}
 
 
+def test_resnapshot_of_every_table_takes_the_connectors_own_snapshot(shop):
+    """resnapshot --all-tables (and the fallback of a table whose incremental snapshot never completes): the
+    connector's offsets are deleted, Debezium snapshots every table again, each rebuilds aside and ends identical."""
+    from cdc_pipeline import operations
+
+    shop.converge_tables(ORDER_BY)
+    before = last_recoveries(shop)
+    with shop.kafka() as kafka, shop.connect() as connect:
+        result = operations.resnapshot(shop.table("public.mt_orders"), kafka, connect, origin="test",
+                                       connector_config=shop.connector_config(), whole=True)
+    assert "every table of connector mt_shop" in result.message
+    rebuilding = {p.spec.qualified_table: p.history.incidents.active_recovery() for p in shop.pipes}
+    assert all(r is not None and not r.incremental for r in rebuilding.values()), rebuilding
+    shop.sql("UPDATE public.mt_plain SET v = v || ' again' WHERE id % 2 = 0")
+    expected = shop.converge_tables(ORDER_BY)
+    assert shop.destinies() == expected
+    assert all(last_recoveries(shop)[t] != before[t] for t in before)
+
+
 def test_a_table_added_gets_its_existing_rows_and_a_table_removed_is_retired(shop):
     shop.converge_tables(ORDER_BY)
     path = shop.spec.path
