@@ -153,8 +153,9 @@ def tables_still_snapshotting(offsets: list[dict] | None) -> set[str]:
     return {str(item.get(f"{OFFSET_COLLECTIONS}_id", "?")) for item in listed if isinstance(item, dict)}
 
 
-def confirm_table_snapshots(pipes, connect: KafkaConnectClient, kafka_factory) -> dict[str, str]:
+def confirm_table_snapshots(pipes, connect: KafkaConnectClient, kafka_factory, *, whole_rebuild) -> dict[str, str]:
     """For each table re-snapshotting alone: ask again when needed, confirm when its snapshot is in the topic.
+    ``whole_rebuild`` (rebuild.start_whole_rebuild) is the fallback of a table whose snapshot never completes.
     Answers a line per table that moved, for the run's summary."""
     lines: dict[str, str] = {}
     stuck = [(pipe, recovery) for pipe in pipes
@@ -180,7 +181,7 @@ def confirm_table_snapshots(pipes, connect: KafkaConnectClient, kafka_factory) -
             if verdict.state == "scanned":
                 scanned.append((pipe, recovery))
             elif verdict.state in ("again", "failed"):
-                lines[table] = _ask_again(pipe, recovery, verdict, connect, clients)
+                lines[table] = _ask_again(pipe, recovery, verdict, connect, clients, whole_rebuild)
             else:
                 lines[table] = f"rebuild {recovery.id}: {verdict.detail}"
         if scanned:
@@ -208,18 +209,17 @@ def _start_again(pipe, recovery: Recovery, connect: KafkaConnectClient, kafka_fa
     return f"rebuild {recovery.id} was never signaled (a crash between its steps): started again as rebuild {again.id}"
 
 
-def _ask_again(pipe, recovery: Recovery, verdict: Verdict, connect: KafkaConnectClient, clients: KafkaClients) -> str:
+def _ask_again(pipe, recovery: Recovery, verdict: Verdict, connect: KafkaConnectClient, clients: KafkaClients,
+               whole_rebuild) -> str:
     table = pipe.spec.qualified_table
     if recovery.signals >= MAX_SIGNALS or verdict.state == "failed":
-        from cdc_pipeline.recovery.rebuild import start_whole_rebuild  # the fallback; rebuild.py imports this module
-
         why = (f"the incremental snapshot of {table} did not complete ({verdict.detail}; {recovery.signals} "
                "signals sent): the whole connector re-snapshots instead")
         log.error("rebuild %s: %s", recovery.id, why)
         with rebuild_locks(pipe):
-            whole = start_whole_rebuild(pipe, connect=connect, kafka=clients, connector_config=None, run_id=None,
-                                        reason=recovery.reason, detail=f"{recovery.detail}; {why}",
-                                        description=pipe.table_description())
+            whole = whole_rebuild(pipe, connect=connect, kafka=clients, connector_config=None, run_id=None,
+                                  reason=recovery.reason, detail=f"{recovery.detail}; {why}",
+                                  description=pipe.table_description())
         return f"rebuild {whole.id}: {why}"
     log.warning("rebuild %s: asking Debezium again for %s (%s)", recovery.id, table, verdict.detail)
     # The rebuilt state is kept: a read again of every row overwrites what it holds.

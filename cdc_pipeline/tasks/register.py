@@ -25,7 +25,7 @@ from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.connector_folder import joining_tables, prepare_connector_folder, record_sent_tables, sent_tables
 from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.incremental import confirm_table_snapshots
-from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild
+from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild, start_whole_rebuild
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
 from cdc_pipeline.source.checks import SourceParams, check_sources, linguistic_key_columns
 from cdc_pipeline.state import StateStore
@@ -87,7 +87,7 @@ def register_connector(
             record_sent_tables(folder, spec)
             status = connect.wait_until_running(spec.name, timeout=timeout)
             if spec.many_tables:
-                alone = confirm_table_snapshots(pipes, connect, kafka)
+                alone = confirm_table_snapshots(pipes, connect, kafka, whole_rebuild=start_whole_rebuild)
                 if alone:
                     summaries[0]["tables_resnapshotting"] = alone
                     status = connect.wait_until_running(spec.name, timeout=timeout)

@@ -201,12 +201,39 @@ def test_a_table_rebuild_that_crashed_before_its_signal_is_started_again(tmp_pat
     monkeypatch.setattr(incremental, "start_table_rebuild",
                         lambda pipe, **kw: started.append(kw) or SimpleNamespace(id=99))
     kafka = lambda: contextlib.nullcontext("clients")  # noqa: E731
-    assert incremental.confirm_table_snapshots([pipe], connect=None, kafka_factory=kafka) == {}  # seconds old: its step runs
+    assert incremental.confirm_table_snapshots([pipe], connect=None, kafka_factory=kafka, whole_rebuild=None) == {}  # seconds old: its step runs
     with sqlite3.connect(tmp_path / "runs.sqlite") as db:
         db.execute("UPDATE recoveries SET started_at = '2026-01-01T00:00:00.000+00:00' WHERE id = ?", (fresh,))
-    lines = incremental.confirm_table_snapshots([pipe], connect=None, kafka_factory=kafka)
+    lines = incremental.confirm_table_snapshots([pipe], connect=None, kafka_factory=kafka, whole_rebuild=None)
     assert "never signaled" in lines["public.a"] and started[0]["reason"] == "schema_change"
     assert started[0]["kafka"] == "clients" and "c added" in started[0]["detail"]
     history.incidents.recovery_step(fresh, "resumed")  # a whole rebuild that moved on is left alone
     started.clear()
-    assert incremental.confirm_table_snapshots([pipe], connect=None, kafka_factory=kafka) == {} and not started
+    assert incremental.confirm_table_snapshots([pipe], connect=None, kafka_factory=kafka, whole_rebuild=None) == {} and not started
+
+
+def test_after_five_signals_that_never_completed_the_whole_connector_re_snapshots(tmp_path, monkeypatch):
+    import contextlib
+    from types import SimpleNamespace
+
+    from cdc_pipeline.recovery import incremental
+
+    history = History.open(tmp_path / "runs.sqlite")
+    rid = history.incidents.start_recovery(run_id=None, reason="operator", detail="asked", lost=None, epoch=2)
+    for _ in range(incremental.MAX_SIGNALS - 1):
+        history.incidents.recovery_signaled(rid, new_signal_id())
+    ours = new_signal_id()
+    history.incidents.recovery_signaled(rid, ours)
+    spec = SimpleNamespace(qualified_table="public.a", notification_topic="n", signal_topic="s",
+                           config={"topic.prefix": "p"})
+    pipe = SimpleNamespace(history=history, spec=spec, table_description=lambda: "described")
+    dropped = [note("TABLE_SCAN_COMPLETED", ours, scanned_collection="public.b", status="SUCCEEDED"),
+               note("COMPLETED", ours)]  # Debezium ended without our table, a fifth time
+    monkeypatch.setattr(incremental, "read_notifications", lambda clients, topic, since: dropped)
+    monkeypatch.setattr(incremental, "rebuild_locks", lambda _pipe: contextlib.nullcontext())
+    whole = []
+    lines = incremental.confirm_table_snapshots(
+        [pipe], connect="connect", kafka_factory=lambda: contextlib.nullcontext("clients"),
+        whole_rebuild=lambda pipe, **kw: whole.append(kw) or SimpleNamespace(id=8))
+    assert "the whole connector re-snapshots instead" in lines["public.a"] and lines["public.a"].startswith("rebuild 8")
+    assert whole[0]["reason"] == "operator" and whole[0]["connect"] == "connect" and whole[0]["kafka"] == "clients"
