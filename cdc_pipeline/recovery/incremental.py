@@ -15,7 +15,8 @@
    without its TOASTed value arrives with Debezium's placeholder for it; if the rebuilt state still holds one,
    the merge does not promote and the table is read again (step ``reread_needed``).
 
-A signal that is lost (read by a task that then restarted before saving its progress) or refused is sent again;
+A signal that is lost (read by a task that then restarted before saving its progress: Debezium says nothing of it
+for a minute) or refused is sent again;
 after ``MAX_SIGNALS`` the connector re-snapshots whole, the proven path.
 """
 
@@ -44,7 +45,11 @@ log = logging.getLogger(__name__)
 # What concerns one table only; an upgrade of the state's format re-snapshots the whole connector.
 ALONE_REASONS = ("data_loss", "schema_change", "verify_mismatch", "operator", "table_added", "state_lost")
 MAX_SIGNALS = 5
-# A signal with no word from Debezium for this long is taken as lost and sent again.
+# A signal with no word from Debezium for this long is taken as lost and sent again: Debezium reads its signals
+# every 5 s and says STARTED (or, adding to a running snapshot, IN_PROGRESS) at once, so a minute of silence means
+# the signal was lost (read by a task stopping for a config change, say); a scan in progress says IN_PROGRESS at
+# every chunk.
+UNHEARD_S = 60
 SILENCE_S = 600
 # Debezium's notifications are stamped by the Connect worker's clock, the signal id by ours.
 CLOCK_MARGIN_MS = 60_000
@@ -127,7 +132,9 @@ def table_snapshot_verdict(notifications: list[Notification], signal_id: str, ta
         why = (f"Debezium ended the scan of {table} with {failure}" if failure
                else f"Debezium's snapshot ended without scanning {table}")
         return Verdict("again" if failure in ("", "ABORTED", "SKIPPED", "UNKNOWN_SCHEMA") else "failed", why)
-    if now_ms - (heard_at or sent // 1000) > SILENCE_S * 1000:
+    if heard_at is None and now_ms - sent // 1000 > UNHEARD_S * 1000:
+        return Verdict("again", f"Debezium did not act on the signal within {UNHEARD_S} s")
+    if heard_at is not None and now_ms - heard_at > SILENCE_S * 1000:
         return Verdict("again", f"no word from Debezium for {SILENCE_S // 60} minutes")
     return Verdict("waiting", "scan in progress" if heard_at else "signal sent, not acted on yet")
 

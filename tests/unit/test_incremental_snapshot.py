@@ -10,7 +10,7 @@ from cdc_pipeline.connector_spec import load_connector_spec
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.history import History
 from cdc_pipeline.kafka.signals import Notification, new_signal_id, parse_notification, signal_time_us
-from cdc_pipeline.recovery.incremental import (SILENCE_S, rebuilds_alone, table_snapshot_verdict,
+from cdc_pipeline.recovery.incremental import (SILENCE_S, UNHEARD_S, rebuilds_alone, table_snapshot_verdict,
                                                tables_still_snapshotting)
 from tests.unit.test_connector_spec import base_config, write
 
@@ -101,10 +101,13 @@ def test_silence_after_a_signal_means_it_was_lost():
     ours = new_signal_id(T0)
     sent_ms = T0 // 1000
     assert table_snapshot_verdict([], ours, "public.a", now_ms=sent_ms + 1000).state == "waiting"
-    verdict = table_snapshot_verdict([], ours, "public.a", now_ms=sent_ms + SILENCE_S * 1000 + 1)
-    assert verdict.state == "again" and "no word" in verdict.detail
-    started = [note("STARTED", ours, data_collections="public.a")]
+    verdict = table_snapshot_verdict([], ours, "public.a", now_ms=sent_ms + UNHEARD_S * 1000 + 1)
+    assert verdict.state == "again" and "did not act on the signal" in verdict.detail
+    started = [note("STARTED", ours, data_collections="public.a")]  # heard at once: a long scan may go quiet
     assert table_snapshot_verdict(started, ours, "public.a", now_ms=sent_ms + 2000).detail == "scan in progress"
+    assert table_snapshot_verdict(started, ours, "public.a", now_ms=sent_ms + UNHEARD_S * 5000).state == "waiting"
+    verdict = table_snapshot_verdict(started, ours, "public.a", now_ms=sent_ms + SILENCE_S * 1000 + 1000)
+    assert verdict.state == "again" and "no word" in verdict.detail
 
 
 def test_the_committed_offsets_tell_which_tables_are_still_being_snapshotted():
