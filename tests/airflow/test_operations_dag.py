@@ -138,6 +138,8 @@ def test_every_operation_from_the_trigger_form_in_a_browser(airflow_stack, ops):
         page.get_by_label("Username").fill(airflow_stack.user)
         page.get_by_label("Password").fill(airflow_stack.password)
         page.get_by_role("button", name="Sign in").click()
+        # The login's own redirect first: a goto while it is under way is "interrupted by another navigation".
+        page.wait_for_url(re.compile(rf"/dags/{OPS_DAG}$"))
         try:
             for operation, field, confirm, expected in FORM_STEPS:
                 before = {r["dag_run_id"] for r in ops_runs(airflow_stack)}
