@@ -150,6 +150,14 @@ class CapturedTable:
     def qualified(self) -> str:
         return f"{self.schema}.{self.table}"
 
+    @classmethod
+    def named(cls, schema: str, table: str, prefix: str) -> CapturedTable:
+        """The table and the topic Debezium writes it to (``<topic.prefix>.<schema>.<table>``)."""
+        return cls(schema, table, f"{prefix}.{schema}.{table}")
+
+
+NO_TABLE = CapturedTable("", "", "")  # the first table of a connector whose patterns matched none yet
+
 
 @dataclass(frozen=True)
 class ConnectorSpec:
@@ -207,11 +215,9 @@ class ConnectorSpec:
         if unnameable:
             raise ConfigError(f"{self.path}: table.include.list matches {', '.join(unnameable)}, whose names cannot name "
                               "a folder and a topic as they are: narrow the pattern, or list the other tables by name.")
-        tables = self.listed + tuple(CapturedTable(*n.split(".", 1), f"{prefix}.{n}") for n in matched)
-        if len(tables) > MAX_TABLES:
-            raise ConfigError(f"{self.path}: table.include.list matches {len(tables)} tables; one connector takes at "
-                              f"most {MAX_TABLES}. Split them over several connector files (each its own slot).")
-        first = tables[0] if tables else CapturedTable("", "", "")
+        tables = self.listed + tuple(CapturedTable.named(*n.split(".", 1), prefix) for n in matched)
+        _refuse_too_many(self.path, tables, "matches")
+        first = tables[0] if tables else NO_TABLE
         return replace(self, tables=tables, schema=first.schema, table=first.table, topic=first.topic, expanded=True)
 
     @property
@@ -315,7 +321,7 @@ def load_connector_spec(path: str | Path, data_dir: str | Path | None = None) ->
     _check_config(path, config)
 
     tables, patterns = _captured_tables(path, config["table.include.list"], config["topic.prefix"])
-    first = tables[0] if tables else CapturedTable("", "", "")
+    first = tables[0] if tables else NO_TABLE
     spec = ConnectorSpec(
         name=name, config=config, path=path, schema=first.schema, table=first.table, topic=first.topic,
         slot_name=config.get("slot.name", "debezium"),
@@ -340,8 +346,7 @@ def _captured_tables(path: Path, include_list: str, prefix: str) -> tuple[tuple[
     for entry in entries:
         match = _TABLE_RE.match(entry)
         if match:
-            schema, table = match.groups()
-            tables.append(CapturedTable(schema, table, f"{prefix}.{schema}.{table}"))
+            tables.append(CapturedTable.named(*match.groups(), prefix))
             continue
         if not entry:
             raise ConfigError(f"{path}: table.include.list has an empty entry (two commas in a row, or one at an end).")
@@ -355,10 +360,14 @@ def _captured_tables(path: Path, include_list: str, prefix: str) -> tuple[tuple[
     repeated = sorted({n for n in names if names.count(n) > 1} | {p for p in patterns if patterns.count(p) > 1})
     if repeated:
         raise ConfigError(f"{path}: table.include.list names {', '.join(repeated)} more than once.")
-    if len(tables) > MAX_TABLES:
-        raise ConfigError(f"{path}: table.include.list names {len(tables)} tables; one connector takes at most "
-                          f"{MAX_TABLES}. Split them over several connector files (each its own slot).")
+    _refuse_too_many(path, tables, "names")
     return tuple(tables), tuple(patterns)
+
+
+def _refuse_too_many(path: Path, tables, verb: str) -> None:
+    if len(tables) > MAX_TABLES:
+        raise ConfigError(f"{path}: table.include.list {verb} {len(tables)} tables; one connector takes at most "
+                          f"{MAX_TABLES}. Split them over several connector files (each its own slot).")
 
 
 def load_connector_files(folder: str | Path, data_dir: str | Path | None = None

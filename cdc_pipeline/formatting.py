@@ -6,9 +6,8 @@ Pure functions of their arguments (``now`` is passed in), so pages built from th
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 

@@ -12,13 +12,14 @@ import uuid
 from dataclasses import dataclass, field
 
 import orjson
-from confluent_kafka import Consumer, KafkaError as RdKafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import NewTopic
 
 from cdc_pipeline.errors import BrokerUnreachableError, KafkaError
 from cdc_pipeline.kafka.client import METADATA_TIMEOUT_S, KafkaClients, admin_config
 from cdc_pipeline.kafka.offsets import offsets_at_time
-from cdc_pipeline.kafka.topic import topic_partitions, watermarks
+from cdc_pipeline.kafka.reader import read_range
+from cdc_pipeline.kafka.topic import topic_partitions
 
 SIGNAL_ID_PREFIX = "cdc-"
 
@@ -73,41 +74,22 @@ def send_signal(clients: KafkaClients, topic: str, connector_prefix: str, signal
 
 
 def read_notifications(clients: KafkaClients, topic: str, since_ms: int) -> list[Notification]:
-    """The notifications with a Kafka timestamp at or after ``since_ms``, in the order Debezium sent them (the
-    topic has one partition unless the connector file asks for more)."""
+    """The notifications with a Kafka timestamp at or after ``since_ms``, up to the topic's end, in the order
+    Debezium sent them (the topic has one partition unless the connector file asks for more)."""
     partitions = topic_partitions(clients, topic)
     if not partitions:
         return []
-    starts = offsets_at_time(clients, topic, partitions, since_ms)
-    ends = {p: watermarks(clients, topic, p)[1] for p in partitions}
-    wanted = {p: (starts[p], ends[p]) for p in partitions if starts[p] < ends[p]}
-    if not wanted:
-        return []
-    consumer = Consumer({**clients.connection_config, "group.id": f"{clients.group_id}.notifications",
-                         "enable.auto.commit": False, "auto.offset.reset": "error", "enable.partition.eof": True})
     found: list[Notification] = []
-    try:
-        consumer.assign([TopicPartition(topic, p, start) for p, (start, _) in wanted.items()])
-        pending = set(wanted)
-        deadline = time.monotonic() + METADATA_TIMEOUT_S
-        while pending and time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None:
-                continue
-            if message.error() is not None:
-                if message.error().code() == RdKafkaError._PARTITION_EOF:
-                    pending.discard(message.partition())
-                    continue
-                raise KafkaError(f"reading {topic}: {message.error()}")
-            if message.offset() + 1 >= wanted[message.partition()][1]:
-                pending.discard(message.partition())
-            parsed = parse_notification(message.value())
-            if parsed is not None:
-                found.append(parsed)
-        if pending:
-            raise BrokerUnreachableError(f"could not read {topic} to its end within {METADATA_TIMEOUT_S:.0f} s")
-    finally:
-        consumer.close()
+
+    def take(message) -> None:
+        parsed = parse_notification(message.value())
+        if parsed is not None:
+            found.append(parsed)
+
+    result = read_range(clients, topic, offsets_at_time(clients, topic, partitions, since_ms), take, max_events=None,
+                        max_seconds=METADATA_TIMEOUT_S)
+    if not result.complete:
+        raise BrokerUnreachableError(f"could not read {topic} to its end within {METADATA_TIMEOUT_S:.0f} s")
     return found
 
 

@@ -7,13 +7,27 @@ from __future__ import annotations
 import logging
 
 from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.connector_spec import ConnectorSpec
+from cdc_pipeline.errors import DataLossError
 from cdc_pipeline.history import Recovery, RunStatus
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.topic import inspect_topic
+from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.source.catalog import TableDescription
 from cdc_pipeline.state import StateStore
 
 log = logging.getLogger(__name__)
+
+
+def ensure_registered(spec: ConnectorSpec, connect: KafkaConnectClient, connector_config: dict[str, str] | None) -> None:
+    """Register the connector when Kafka Connect forgot it: both kinds of rebuild talk to it next."""
+    if connect.status(spec.name) is not None:
+        return
+    # Only then: a caller's config may come from another environment than registration's (the CLI's).
+    if connector_config is None:
+        raise DataLossError(f"connector {spec.name} is not registered on Kafka Connect; let register_connector run "
+                            "once, then the rebuild starts again")
+    connect.put_config(spec.name, connector_config)
 
 
 def record_start(pipe, run_id: str | None, reason: str, detail: str, lost, *, charged: bool) -> Recovery:

@@ -30,14 +30,13 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from cdc_pipeline.connector_spec import ConnectorSpec
-from cdc_pipeline.errors import DataLossError
 from cdc_pipeline.history import Recovery
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.signals import (Notification, ensure_signal_topic, new_signal_id, read_notifications,
                                         send_signal, signal_time_us)
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline_lock import rebuild_locks
-from cdc_pipeline.recovery.aside import rebuild_aside, record_start
+from cdc_pipeline.recovery.aside import ensure_registered, rebuild_aside, record_start
 from cdc_pipeline.source.catalog import TableDescription
 
 log = logging.getLogger(__name__)
@@ -59,16 +58,6 @@ OFFSET_COLLECTIONS = "incremental_snapshot_collections"
 
 def rebuilds_alone(spec: ConnectorSpec, reason: str) -> bool:
     return spec.many_tables and reason in ALONE_REASONS
-
-
-def ensure_registered(spec: ConnectorSpec, connect: KafkaConnectClient, connector_config: dict[str, str] | None) -> None:
-    if connect.status(spec.name) is not None:
-        return
-    # Only then: a caller's config may come from another environment than registration's (the CLI's).
-    if connector_config is None:
-        raise DataLossError(f"connector {spec.name} is not registered on Kafka Connect; let register_connector run "
-                            "once, then the rebuild starts again")
-    connect.put_config(spec.name, connector_config)
 
 
 def start_table_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClients,

@@ -30,7 +30,7 @@ from cdc_pipeline.kafka.topic import inspect_topic
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline_lock import table_locks
 from cdc_pipeline.recovery import incremental
-from cdc_pipeline.recovery.aside import rebuild_aside, record_start
+from cdc_pipeline.recovery.aside import ensure_registered, rebuild_aside, record_start
 from cdc_pipeline.source.catalog import TableDescription
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def start_whole_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClient
 def _stop_and_forget_offsets(spec: ConnectorSpec, connect: KafkaConnectClient,
                              connector_config: dict[str, str] | None) -> None:
     name = spec.name
-    incremental.ensure_registered(spec, connect, connector_config)
+    ensure_registered(spec, connect, connector_config)
     connect.stop(name)
     connect.delete_offsets(name)
 
