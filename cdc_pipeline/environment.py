@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cdc_pipeline import defaults
 from cdc_pipeline.connector_spec import DEFAULT_PASSWORD_REFERENCE, ConnectorSpec
+from cdc_pipeline.kafka_connect import url_with_credentials
 from cdc_pipeline.layout import RECORDED_SETTINGS, default_connectors_dir, default_data_dir
 from cdc_pipeline.source.checks import SourceParams
 
@@ -51,7 +52,9 @@ class PipelineEnvironment:
             connectors_dir=default_connectors_dir(v),
             bootstrap_servers=v.get("CDC_KAFKA_BOOTSTRAP") or f"127.0.0.1:{v.get('CDC_KAFKA_PORT', defaults.KAFKA_PORT)}",
             group_prefix=v.get("CDC_KAFKA_GROUP_ID", defaults.GROUP_PREFIX),
-            connect_url=v.get("CDC_CONNECT_URL") or f"http://127.0.0.1:{v.get('CDC_CONNECT_PORT', defaults.CONNECT_PORT)}",
+            connect_url=url_with_credentials(
+                v.get("CDC_CONNECT_URL") or f"http://127.0.0.1:{v.get('CDC_CONNECT_PORT', defaults.CONNECT_PORT)}",
+                v.get("CDC_CONNECT_USER"), v.get("CDC_CONNECT_PASSWORD")),
             source=SourceParams(v.get("CDC_PG_HOST", defaults.PG_HOST), int(v.get("CDC_PG_PORT", defaults.PG_PORT)),
                                 v.get("CDC_PG_USER", defaults.PG_USER), v.get("CDC_PG_PASSWORD", ""),
                                 v.get("CDC_PG_DB", defaults.PG_DB)),

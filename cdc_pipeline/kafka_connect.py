@@ -46,12 +46,35 @@ REBALANCE_TRIES = 7
 WORKER_LOG = "Check the worker log (locally: ./stack logs connect)."
 
 
-class KafkaConnectClient:
-    """A small client over ``httpx`` for the few endpoints the pipeline uses."""
+UNAUTHORIZED_FIX = ("Kafka Connect's REST API asks for a user and password (its basic-auth REST extension): set "
+                    "them as login and password of the 'cdc_kafka_connect' Airflow connection, or in the URL "
+                    "(http://user:password@host:8083); locally they are CDC_CONNECT_USER and CDC_CONNECT_PASSWORD "
+                    "in .stack/settings.json.")
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+def url_with_credentials(url: str, user: str | None, password: str | None) -> str:
+    """``url`` with the REST API's basic-auth user and password in its user part, unless it has one already."""
+    parsed = httpx.URL(url)
+    if not user or parsed.username:
+        return url
+    return str(parsed.copy_with(username=user, password=password or ""))
+
+
+class KafkaConnectClient:
+    """A small client over ``httpx`` for the few endpoints the pipeline uses.
+
+    Credentials for the REST API's basic authentication come as ``auth=(user, password)`` or in the URL's user
+    part; ``base_url`` (what messages show) never carries them.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None,
+                 auth: tuple[str, str] | None = None) -> None:
+        url = httpx.URL(base_url.rstrip("/"))
+        if auth is None and url.username:
+            auth = (url.username, url.password)
+        self.base_url = str(url.copy_with(userinfo=b""))
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
+                                  auth=httpx.BasicAuth(*auth) if auth else None)
 
     def close(self) -> None:
         self._http.close()
@@ -74,13 +97,16 @@ class KafkaConnectClient:
 
     def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
         try:
-            return self._http.request(method, path, **kwargs)
+            response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ConnectUnreachableError(
                 f"Kafka Connect at {self.base_url} did not answer {method} {path} ({exc.__class__.__name__}: "
                 f"{exc}). Is the worker running? Locally: ./stack status, then ./stack logs connect; check the "
                 "'cdc_kafka_connect' Airflow connection's host and port."
             ) from exc
+        if response.status_code in (401, 403):  # never read as "no such connector"
+            _expect(response, (), f"{method} {path}", UNAUTHORIZED_FIX)
+        return response
 
     def get_config(self, name: str) -> dict[str, str] | None:
         response = self._request("GET", f"/connectors/{name}/config")

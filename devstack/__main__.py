@@ -72,7 +72,7 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
     print(f"  Airflow UI   {s.airflow_url}/   login {s.airflow_user} / {s.airflow_password}")
     print(f"  PostgreSQL   127.0.0.1:{s.pg_port} db {s.pg_db} (sink db {s.sink_db}) user {s.pg_user}, "
           f"password CDC_PG_PASSWORD in {args.recorded.path}")
-    print(f"  Kafka        {s.kafka_bootstrap}      Kafka Connect {s.connect_url}")
+    print(f"  Kafka        {s.kafka_bootstrap}      Kafka Connect {s.connect_address} (user {s.connect_user})")
     if dags:
         print(f"  DAGs unpaused: {', '.join(d['dag_id'] for d in dags)}")
     elif not dag_files(s):

@@ -36,7 +36,8 @@ def airflow_environment(settings: StackSettings) -> dict[str, str]:
             "extra": {"bootstrap.servers": s.kafka_bootstrap, "group.id": s.kafka_group_id,
                       "enable.auto.commit": False, "auto.offset.reset": "earliest"},
         },
-        "cdc_kafka_connect": {"conn_type": "http", "host": "127.0.0.1", "port": s.connect_port, "schema": "http"},
+        "cdc_kafka_connect": {"conn_type": "http", "host": "127.0.0.1", "port": s.connect_port, "schema": "http",
+                              "login": s.connect_user, "password": s.connect_password},
         # The extra's connect_password is what the pipeline registers as database.password: a reference
         # Kafka Connect resolves from its own environment (config.providers=env), never the password.
         "cdc_postgres": {"conn_type": "postgres", "host": s.pg_host, "port": s.pg_port, "login": s.pg_user,

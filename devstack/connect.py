@@ -25,6 +25,13 @@ POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
 HEAP = "-Xmx768m"
 ENV_CONFIG_PROVIDER = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
 ENV_ALLOWLIST_PATTERN = "^CDC_.*"  # matched against the whole name
+BASIC_AUTH_EXTENSION = "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension"
+# The JAAS entry the basic-auth extension reads; its PropertyFileLoginModule checks "user: password" lines.
+JAAS_TEMPLATE = """KafkaConnect {{
+  org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule required
+  file="{credentials}";
+}};
+"""
 
 # The worker's settings that docker-compose.yml's connect service sets too (tests/compose checks the pairs).
 WORKER_SETTINGS: dict[str, str] = {
@@ -48,6 +55,9 @@ WORKER_SETTINGS: dict[str, str] = {
     "config.providers": "env",
     "config.providers.env.class": ENV_CONFIG_PROVIDER,
     "config.providers.env.param.allowlist.pattern": ENV_ALLOWLIST_PATTERN,
+    # Whoever can register a connector can have the worker send ${env:...} secrets to a host of their choosing:
+    # the REST API asks for a user and password (checked against the JAAS file given to the JVM).
+    "rest.extension.classes": BASIC_AUTH_EXTENSION,
 }
 
 # INFO stays on for startup, snapshot progress, task state changes and Debezium's "N records sent" lines; the
@@ -84,6 +94,14 @@ class ConnectPart(Part):
         return self.settings.connect_dir / "worker.properties"
 
     @property
+    def credentials_path(self) -> Path:
+        return self.settings.connect_dir / "rest-credentials.properties"
+
+    @property
+    def jaas_path(self) -> Path:
+        return self.settings.connect_dir / "rest-jaas.conf"
+
+    @property
     def plugin_path(self) -> Path:
         return self.settings.connect_dir / "plugins"
 
@@ -115,18 +133,22 @@ class ConnectPart(Part):
             link.unlink()
         link.symlink_to(target, target_is_directory=True)
         write_properties(self.worker_properties, self.worker_settings())
+        # The REST API's one user, written at every start (the password may have changed); mode 0600.
+        atomic_write_text(self.credentials_path, f"{self.settings.connect_user}: {self.settings.connect_password}\n")
+        atomic_write_text(self.jaas_path, JAAS_TEMPLATE.format(credentials=self.credentials_path))
         atomic_write_text(folder / "log4j2.properties", log4j2_properties(QUIET_LOGGERS))
 
     def launch(self) -> None:
         process.start_detached(
             [java_binary(), HEAP, *JVM_FLAGS, f"-Dlog4j2.configurationFile={self.settings.connect_dir / 'log4j2.properties'}",
+             f"-Djava.security.auth.login.config={self.jaas_path}",
              "-cp", jars.classpath(jars.KAFKA, self.settings.jars_dir),
              "org.apache.kafka.connect.cli.ConnectDistributed", str(self.worker_properties)],
             log_path=self.log_path, pid_path=self.pid_path, cwd=self.settings.connect_dir,
             env=connect_environment(self.settings))
 
     def probe(self) -> str:
-        with httpx.Client(base_url=self.settings.connect_url, timeout=5) as client:
+        with rest_client(self.settings, timeout=5) as client:
             connectors = client.get("/connectors")
             connectors.raise_for_status()
             plugins = client.get("/connector-plugins")
@@ -139,9 +161,15 @@ class ConnectPart(Part):
                 f"connectors: {', '.join(names) if names else 'none registered'}")
 
 
+def rest_client(settings: StackSettings, timeout: float) -> httpx.Client:
+    """An httpx client for the worker's REST API, with its credentials (errors show no password)."""
+    return httpx.Client(base_url=settings.connect_address, timeout=timeout,
+                        auth=(settings.connect_user, settings.connect_password))
+
+
 def connector_statuses(settings: StackSettings, timeout: float = 5.0) -> list[ConnectorStatus]:
     """Every connector on the worker with its tasks (``GET /connectors?expand=status``), sorted by name."""
-    with httpx.Client(base_url=settings.connect_url, timeout=timeout) as client:
+    with rest_client(settings, timeout=timeout) as client:
         response = client.get("/connectors", params={"expand": "status"})
         response.raise_for_status()
     found = []

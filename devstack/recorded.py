@@ -75,10 +75,10 @@ def read_recorded(path: Path = RECORD_PATH) -> RecordedSettings:
 
 def chosen_values(settings: StackSettings, env: Mapping[str, str], recorded: RecordedSettings) -> dict[str, str]:
     """The values to record: every CDC_* set in ``env`` or recorded before, as ``settings`` resolved them,
-    and the PostgreSQL password (generated when it came from nowhere)."""
+    and the passwords of PostgreSQL and Kafka Connect (generated when they came from nowhere)."""
     resolved = settings.as_env()
     chosen = {name for name in _NAMES if env.get(name) or recorded.values.get(name)}
-    chosen.add("CDC_PG_PASSWORD")
+    chosen.update(("CDC_PG_PASSWORD", "CDC_CONNECT_PASSWORD"))
     return {name: resolved[name] for name in sorted(chosen)}
 
 

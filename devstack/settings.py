@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cdc_pipeline import defaults
+from cdc_pipeline.kafka_connect import url_with_credentials
 from devstack.errors import SettingsError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CDC_KAFKA_CONTROLLER_PORT", "kafka_controller_port", str(defaults.KAFKA_CONTROLLER_PORT),
             "Apache Kafka's KRaft controller port (the one node is broker and controller)."),
     Setting("CDC_CONNECT_PORT", "connect_port", str(defaults.CONNECT_PORT), "Kafka Connect REST port."),
+    Setting("CDC_CONNECT_USER", "connect_user", "cdc",
+            "User of Kafka Connect's REST API (basic authentication, as in docker-compose.yml)."),
+    Setting("CDC_CONNECT_PASSWORD", "connect_password", "cdc-<16 random hex digits>",
+            "Password of `CDC_CONNECT_USER` on Kafka Connect's REST API: generated once when unset, recorded, "
+            "and written into the worker's credentials file at every start."),
     Setting("CDC_AIRFLOW_PORT", "airflow_port", str(defaults.AIRFLOW_PORT), "Airflow api-server and UI port."),
     Setting("CDC_AIRFLOW_USER", "airflow_user", "admin", "Airflow login (SimpleAuthManager, role admin)."),
     Setting("CDC_AIRFLOW_PASSWORD", "airflow_password", "admin", "Airflow password."),
@@ -88,6 +94,8 @@ class StackSettings:
     kafka_port: int
     kafka_controller_port: int
     connect_port: int
+    connect_user: str
+    connect_password: str
     airflow_port: int
     airflow_user: str
     airflow_password: str
@@ -100,7 +108,7 @@ class StackSettings:
         """Build settings: ``overrides`` win over ``env`` (default ``os.environ``), which wins over ``recorded``
         (the values ``./stack up`` recorded, see devstack.recorded), which wins over the defaults.
 
-        With no password from any of them, a new one is generated (``cdc-`` + 16 hex digits): a common word
+        With no password (PostgreSQL's, Kafka Connect's) from any of them, a new one is generated (``cdc-`` + 16 hex digits): a common word
         would be masked everywhere in Airflow's task logs, since Airflow hides connection passwords.
         """
         unknown = set(overrides) - set(_BY_FIELD)
@@ -125,6 +133,7 @@ class StackSettings:
             "jars_dir": Path(raw("jars_dir") or REPO_ROOT / ".cache" / "jars").expanduser().absolute(),
             "connectors_dir": Path(raw("connectors_dir") or REPO_ROOT / "include" / "connectors").expanduser().absolute(),
             "pg_password": raw("pg_password") or generate_password(),
+            "connect_password": raw("connect_password") or generate_password(),
         }
         for setting in SETTINGS:
             if setting.field in values:
@@ -187,8 +196,14 @@ class StackSettings:
         return f"127.0.0.1:{self.kafka_port}"
 
     @property
-    def connect_url(self) -> str:
+    def connect_address(self) -> str:
+        """Kafka Connect's REST API, to show (no credentials)."""
         return f"http://127.0.0.1:{self.connect_port}"
+
+    @property
+    def connect_url(self) -> str:
+        """Kafka Connect's REST API with the basic-auth credentials in its user part (httpx sends them)."""
+        return url_with_credentials(self.connect_address, self.connect_user, self.connect_password)
 
     @property
     def airflow_url(self) -> str:

@@ -36,13 +36,14 @@ class PipelineKafkaHook(KafkaBaseHook):
         return self._get_client(self.get_connection(self.kafka_config_id).extra_dejson)
 
 
-def kafka_connect_client(conn_id: str = KAFKA_CONNECT_CONN_ID) -> KafkaConnectClient:
+def kafka_connect_client(conn_id: str = KAFKA_CONNECT_CONN_ID, *, timeout: float = 30.0) -> KafkaConnectClient:
     conn = BaseHook.get_connection(conn_id)
     if not conn.host:
         raise ConfigError(f"Airflow connection {conn_id!r} has no host; it must point at Kafka Connect's REST API.")
     scheme = conn.schema or "http"
     host = conn.host if "://" in conn.host else f"{scheme}://{conn.host}"
-    return KafkaConnectClient(f"{host}:{conn.port}" if conn.port else host)
+    auth = (conn.login, conn.password or "") if conn.login else None  # Connect's basic-auth REST extension
+    return KafkaConnectClient(f"{host}:{conn.port}" if conn.port else host, timeout=timeout, auth=auth)
 
 
 def source_params(conn_id: str = POSTGRES_CONN_ID) -> SourceParams:

@@ -28,7 +28,7 @@ from psycopg import sql
 from cdc_pipeline.connector_spec import CONNECT_BOOTSTRAP_REFERENCE
 from devstack.airflow import CONNECT_PASSWORD_REFERENCE, airflow_environment
 from devstack.broker import BROKER_SETTINGS, CLUSTER_ID
-from devstack.connect import ENV_ALLOWLIST_PATTERN, ENV_CONFIG_PROVIDER, WORKER_SETTINGS
+from devstack.connect import ENV_ALLOWLIST_PATTERN, ENV_CONFIG_PROVIDER, JAAS_TEMPLATE, WORKER_SETTINGS
 from devstack.jars import debezium_version, kafka_version
 from devstack.settings import SETTINGS, StackSettings
 
@@ -371,6 +371,52 @@ def check_connect_worker(model: dict) -> list[str]:
     return problems
 
 
+JAAS_OPTION = re.compile(r"-Djava\.security\.auth\.login\.config=(\S+)")
+
+
+def connect_healthcheck(model: dict) -> str:
+    """The connect service's healthcheck as the bash script it runs."""
+    test = services(model).get("connect", {}).get("healthcheck", {}).get("test") or []
+    return test[-1] if test[:3] == ["CMD", "bash", "-c"] else ""
+
+
+def check_connect_rest_auth(model: dict) -> list[str]:
+    """Kafka Connect's REST API asks for a user and password, as the local worker's does: the basic-auth
+    extension (in WORKER_SETTINGS, checked above) reads the JAAS file the JVM is given, which is the local
+    worker's template naming the credentials file the entrypoint writes from CDC_CONNECT_USER/PASSWORD; the
+    Airflow connection and the healthcheck send the same credentials."""
+    svc = services(model).get("connect", {})
+    env = env_of(svc)
+    problems = []
+    jaas = JAAS_OPTION.search(env.get("KAFKA_OPTS", ""))
+    mount = mounts(svc).get(jaas.group(1)) if jaas else None
+    if mount is None or not mount.get("read_only"):
+        problems.append("connect: KAFKA_OPTS must give -Djava.security.auth.login.config=<a read-only mounted file>")
+    script = " ".join(svc.get("entrypoint") or [])
+    written = re.search(r'"\$CDC_CONNECT_USER" "\$CDC_CONNECT_PASSWORD" > (\S+)', script)
+    if not written or not script.rstrip().endswith("exec /docker-entrypoint.sh start") or "umask 077" not in script:
+        problems.append("connect: the entrypoint must write the credentials file (umask 077) from CDC_CONNECT_USER "
+                        "and CDC_CONNECT_PASSWORD, then exec /docker-entrypoint.sh start")
+    elif mount is not None:
+        source = Path(mount["source"])
+        want = JAAS_TEMPLATE.format(credentials=written.group(1))
+        if not source.is_file() or source.read_text() != want:
+            problems.append(f"connect: {source} must be the local worker's JAAS file naming {written.group(1)}")
+    if env.get("CDC_CONNECT_PASSWORD") != sentinel("CDC_CONNECT_PASSWORD") or not env.get("CDC_CONNECT_USER"):
+        problems.append("connect: CDC_CONNECT_USER and CDC_CONNECT_PASSWORD (from .env) must be set")
+    if "Authorization: Basic" not in connect_healthcheck(model) or "$CDC_CONNECT_PASSWORD" not in connect_healthcheck(model):
+        problems.append("connect: the healthcheck must authenticate (Authorization: Basic from CDC_CONNECT_*)")
+    for name, service in airflow_services(model).items():
+        conn = connections(service).get("AIRFLOW_CONN_CDC_KAFKA_CONNECT", {})
+        ours = env_of(service)
+        want = (env.get("CDC_CONNECT_USER"), env.get("CDC_CONNECT_PASSWORD"))
+        if (conn.get("login"), conn.get("password")) != want or \
+                (ours.get("CDC_CONNECT_USER"), ours.get("CDC_CONNECT_PASSWORD")) != want:
+            problems.append(f"{name}: cdc_kafka_connect's login and password and CDC_CONNECT_USER/PASSWORD must be "
+                            "the connect service's")
+    return problems
+
+
 def check_databases(model: dict) -> list[str]:
     """The source database sorts text as destiny.csv does (initdb C collation, UTF8) and gets the demo table;
     the sink database CDC_SINK_DB is created by the init script."""
@@ -416,7 +462,8 @@ def check_airflow_image(model: dict) -> list[str]:
 
 
 CHECKS = (check_services, check_expected_stack, check_volumes, check_ports, check_secrets, check_local_stack_parity,
-          check_local_versions, check_broker_settings, check_worker_settings, check_connect_worker, check_databases,
+          check_local_versions, check_broker_settings, check_worker_settings, check_connect_worker,
+          check_connect_rest_auth, check_databases,
           check_airflow_image)
 
 
@@ -522,6 +569,13 @@ BROKEN = {
                                                                  "10000")),
     "password instead of the reference": (check_connect_worker, set_connection(
         "AIRFLOW_CONN_CDC_POSTGRES", extra={"connect_password": "sentinel-cdc-pg-password"})),
+    "connect REST API open": (check_worker_settings, set_env("connect", "CONNECT_REST_EXTENSION_CLASSES", None)),
+    "no JAAS file": (check_connect_rest_auth, set_env("connect", "KAFKA_OPTS", None)),
+    "credentials not written": (check_connect_rest_auth, lambda d: d["services"]["connect"].pop("entrypoint")),
+    "connection without credentials": (check_connect_rest_auth, set_connection(
+        "AIRFLOW_CONN_CDC_KAFKA_CONNECT", login=None, password=None)),
+    "healthcheck without credentials": (check_connect_rest_auth, lambda d: d["services"]["connect"]["healthcheck"]
+                                        .update({"test": ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8083"]})),
     "linguistic collation": (check_databases, set_env("postgres", "POSTGRES_INITDB_ARGS",
                                                       "--encoding=UTF8 --locale=en_US.UTF-8")),
     "sink db not created": (check_databases, lambda d: d["services"]["postgres"].update(
@@ -546,6 +600,22 @@ def test_compose_refuses_a_broken_copy(tmp_path, case):
 def test_each_check_notices_the_copy_it_guards(tmp_path, case):
     check, edit = BROKEN[case]
     assert check(resolved_model(tmp_path, compose_text=broken_copy(edit))), f"{check.__name__} missed: {case}"
+
+
+@pytest.mark.stack
+def test_the_connect_healthcheck_authenticates_against_a_real_worker(stack_services, model):
+    """The connect service's healthcheck script, run as written (port aside) against the local worker, which has
+    the same basic-auth extension: healthy with the credentials, unhealthy with a wrong password."""
+    s = stack_services.settings
+    script = connect_healthcheck(model).replace("/127.0.0.1/8083", f"/127.0.0.1/{s.connect_port}")
+    assert f"/{s.connect_port}" in script
+
+    def check(password: str) -> int:
+        env = {**os.environ, "CDC_CONNECT_USER": s.connect_user, "CDC_CONNECT_PASSWORD": password}
+        return subprocess.run(["bash", "-c", script], env=env, capture_output=True, timeout=30).returncode
+
+    assert check(s.connect_password) == 0
+    assert check("wrong") != 0
 
 
 @pytest.mark.stack

@@ -35,8 +35,10 @@ def test_up_records_what_was_chosen_and_a_new_shell_finds_the_same_stack(record,
     document = json.loads(record.read_text())
     assert document["recorded_by"] == "./stack up"
     assert document["settings"] == {"CDC_KAFKA_PORT": "29092", "CDC_PG_PASSWORD": settings.pg_password,
+                                    "CDC_CONNECT_PASSWORD": settings.connect_password,
                                     "CDC_STACK_HOME": str(tmp_path / "home")}
-    assert stat.S_IMODE(record.stat().st_mode) == 0o600  # it holds a password
+    assert settings.connect_password.startswith("cdc-") and settings.connect_password != settings.pg_password
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600  # it holds passwords
 
     later = StackSettings.load(env={}, recorded=read_recorded(record).values)  # a new shell, no exports
     assert later == settings
@@ -48,6 +50,7 @@ def test_the_environment_wins_and_a_derived_default_follows_it(record, tmp_path)
     second, recorded = up({"CDC_STACK_HOME": str(tmp_path / "b")}, record)
     assert second.data_dir == tmp_path / "b" / "data"      # not the recorded home's data folder
     assert second.pg_password == first.pg_password          # generated once, then recorded
+    assert second.connect_password == first.connect_password
     assert recorded.values["CDC_STACK_HOME"] == str(tmp_path / "b")
 
 

@@ -81,7 +81,8 @@ def test_airflow_environment_carries_the_five_connections_and_the_execution_api_
     assert kafka == {"conn_type": "kafka", "extra": {"bootstrap.servers": "127.0.0.1:1111", "group.id": "cdc-csv",
                                                      "enable.auto.commit": False, "auto.offset.reset": "earliest"}}
     assert json.loads(env["AIRFLOW_CONN_CDC_KAFKA_CONNECT"]) == {"conn_type": "http", "host": "127.0.0.1",
-                                                                 "port": 2222, "schema": "http"}
+                                                                 "port": 2222, "schema": "http", "login": "cdc",
+                                                                 "password": env["CDC_CONNECT_PASSWORD"]}
     pg = json.loads(env["AIRFLOW_CONN_CDC_POSTGRES"])
     assert pg == {"conn_type": "postgres", "host": "127.0.0.1", "port": 4444, "login": "postgres",
                   "password": s.pg_password, "schema": "testdb",
@@ -107,6 +108,7 @@ def test_airflow_parses_the_connection_variables():
     assert kafka.extra_dejson["enable.auto.commit"] is False
     connect = Connection.from_json(env["AIRFLOW_CONN_CDC_KAFKA_CONNECT"], conn_id="cdc_kafka_connect")
     assert (connect.host, connect.port, connect.schema) == ("127.0.0.1", 18083, "http")
+    assert (connect.login, connect.password) == ("cdc", env["CDC_CONNECT_PASSWORD"])  # the REST API's basic auth
     pg = Connection.from_json(env["AIRFLOW_CONN_CDC_POSTGRES"], conn_id="cdc_postgres")
     assert (pg.login, pg.password, pg.schema, pg.port) == ("postgres", env["CDC_PG_PASSWORD"], "testdb", 55432)
     assert pg.extra_dejson == {"connect_password": "${env:CDC_PG_PASSWORD}"}

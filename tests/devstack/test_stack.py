@@ -48,6 +48,26 @@ def test_connect_lists_the_debezium_postgres_plugin(stack_services):
     assert POSTGRES_CONNECTOR in {p["class"] for p in plugins}
 
 
+def test_the_connect_rest_api_asks_for_its_user_and_password(stack_services):
+    """Kafka's basic-auth REST extension guards the worker (as in docker-compose.yml): no answer without the
+    credentials, and the pipeline's client names the fix instead of reading 401 as "no such connector"."""
+    import httpx
+
+    from cdc_pipeline.errors import ConnectorError
+    from cdc_pipeline.kafka_connect import KafkaConnectClient
+
+    s = stack_services.settings
+    assert httpx.get(f"{s.connect_address}/connectors", timeout=10).status_code == 401
+    assert httpx.get(f"{s.connect_address}/connectors", auth=(s.connect_user, "wrong"), timeout=10).status_code == 401
+    assert httpx.get(f"{s.connect_url}/connectors", timeout=10).status_code == 200
+    with KafkaConnectClient(s.connect_address) as anonymous, pytest.raises(ConnectorError) as refused:
+        anonymous.get_config("clientes")
+    assert "401" in str(refused.value) and "CDC_CONNECT_PASSWORD" in str(refused.value)
+    assert s.connect_password not in str(refused.value)
+    with KafkaConnectClient(s.connect_address, auth=(s.connect_user, s.connect_password)) as client:
+        assert client.status("no_such_connector") is None
+
+
 def test_starting_again_reuses_the_running_parts(stack_services):
     before = {name: stack_services[name].pid() for name in SERVICES}
     again = Stack(stack_services.settings).start(SERVICES)  # a second launcher, as `./stack up` twice would be

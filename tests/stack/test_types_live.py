@@ -158,12 +158,12 @@ def live_types(stack_services):
         "database.password": settings.pg_password, "database.dbname": DATABASE,
         "skipped.operations": "none",  # TRUNCATE events (the shipped file sets it too)
     })
-    with KafkaConnectClient(f"http://127.0.0.1:{settings.connect_port}") as connect:
+    with KafkaConnectClient(settings.connect_url) as connect:
         try:
             yield source, connect, config
         finally:
             # Stop capturing so the rest of the session's stack does not carry this connector.
-            httpx.delete(f"http://127.0.0.1:{settings.connect_port}/connectors/{CONNECTOR}", timeout=30)
+            httpx.delete(f"{settings.connect_url}/connectors/{CONNECTOR}", timeout=30)
 
 
 def test_new_types_decode_to_copy_bytes_on_the_live_chain(live_types, stack_services):

@@ -1,12 +1,13 @@
 """KafkaConnectClient against a scripted HTTP transport (the real worker is exercised in tests/stack)."""
 
+import base64
 import json
 
 import httpx
 import pytest
 
 from cdc_pipeline.errors import ConnectorError
-from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.kafka_connect import KafkaConnectClient, url_with_credentials
 
 
 class FakeConnect:
@@ -121,3 +122,28 @@ def test_a_refused_call_names_the_call_the_status_connects_message_and_the_remed
     with pytest.raises(ConnectorError, match=r"resuming connector 'a' failed: .* with 500: \(no message\)\. "
                                              r"Check the worker log"):
         client(broken).resume("a")
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_never_shown():
+    seen = []
+
+    def worker(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(404, json={"message": "not found"})
+
+    url = url_with_credentials("http://connect:8083", "cdc", "p@ss:word")
+    connect = KafkaConnectClient(url, transport=httpx.MockTransport(worker))
+    assert connect.base_url == "http://connect:8083"
+    assert connect.get_config("orders") is None
+    assert seen == ["Basic " + base64.b64encode(b"cdc:p@ss:word").decode()]
+    assert url_with_credentials(url, "other", "x") == url  # credentials already there win
+
+
+def test_a_401_names_the_credentials_instead_of_reading_as_no_such_connector():
+    refuse = httpx.MockTransport(lambda request: httpx.Response(401, text="Unauthorized"))
+    connect = KafkaConnectClient("http://cdc:secret-pw@connect:8083", transport=refuse)
+    with pytest.raises(ConnectorError) as refused:
+        connect.get_config("orders")  # a 404 would mean "not registered": a 401 must not
+    message = str(refused.value)
+    assert "401" in message and "'cdc_kafka_connect'" in message and "CDC_CONNECT_PASSWORD" in message
+    assert "secret-pw" not in message

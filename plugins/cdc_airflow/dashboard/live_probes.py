@@ -86,12 +86,10 @@ def _backlog(spec: ConnectorSpec, ends: dict[int, int], seconds: float) -> Backl
 
 def _connector(spec: ConnectorSpec, seconds: float) -> dict[str, Any] | None:
     from cdc_airflow.hooks import kafka_connect_client
-    from cdc_pipeline.kafka_connect import KafkaConnectClient
     from cdc_pipeline.probes import connector_probe
 
-    with kafka_connect_client() as configured:  # the connection's URL; its client waits 30 s, ours a few
-        url = configured.base_url
-    return connector_probe(lambda: KafkaConnectClient(url, timeout=seconds), spec.name)()
+    # The connection's URL and credentials; a task's client waits 30 s, the page's a few.
+    return connector_probe(lambda: kafka_connect_client(timeout=seconds), spec.name)()
 
 
 def _slot(spec: ConnectorSpec) -> dict[str, Any] | None:
