@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the local stack needs, and nothing when it is all there already (a second run takes ~1 s).
 #  1. Debian packages: postgresql, a Java 17 runtime and Maven (Apache Kafka, Kafka Connect, Debezium), chromium
-#     (browser tests), redis-server (the Celery broker of the two-worker test).
+#     (browser tests), redis-server (the Celery broker of the two-worker test), libicu-dev, pkg-config and g++
+#     (PyICU is built against the ICU PostgreSQL links: keys under ICU collations).
 #  2. The virtualenv .venv (Python 3.11+) with requirements*.txt and this package (editable).
 #     pip runs only when the hash of the requirement files differs from the one stamped after the last install.
 #  3. Apache Kafka's and Debezium's jars from Maven Central (devstack/maven/*/pom.xml), each checked against the
@@ -12,7 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="$ROOT/.venv"
 STAMP="$VENV/.cdc-requirements.sha256"
-APT_PACKAGES=(postgresql openjdk-17-jre-headless maven chromium redis-server)
+APT_PACKAGES=(postgresql openjdk-17-jre-headless maven chromium redis-server libicu-dev pkg-config g++)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: ERROR: %s\n' "$*" >&2; exit 1; }

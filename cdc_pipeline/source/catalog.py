@@ -37,6 +37,12 @@ class CatalogColumn:
     # enum's labels in their declared order (an enum column, or a domain over one).
     order_type: str | None = None
     enum_labels: tuple[str, ...] | None = None
+    # Key columns under a deterministic ICU collation (the column's, or the database's default): the ICU locale
+    # their ORDER BY follows ('en-US', 'und-u-kn-true'), the collation to name in SQL, and its version
+    # (pg_collation_actual_version: a new ICU may order differently).
+    icu_locale: str | None = None
+    icu_collation: str | None = None
+    collation_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,8 +130,7 @@ def schema_differences(old: TableDescription, new: TableDescription) -> list[str
     else:
         for name in new.key_columns:
             before, now = old.column(name), new.column(name)
-            if (before.order_type, before.enum_labels) != (now.order_type, now.enum_labels) and \
-                    before.format_type == now.format_type:
+            if _order_of(before) != _order_of(now) and before.format_type == now.format_type:
                 # destiny.csv is ordered by the key: its encoding in the state follows the type's order
                 changes.append(f"key column {name}'s order changed (its {_order_words(before, now)}): rows are ordered "
                                "by it")
@@ -137,7 +142,14 @@ def schema_differences(old: TableDescription, new: TableDescription) -> list[str
     return changes
 
 
+def _order_of(column: CatalogColumn) -> tuple:
+    return column.order_type, column.enum_labels, column.icu_locale, column.collation_version
+
+
 def _order_words(before: CatalogColumn, now: CatalogColumn) -> str:
+    if (before.icu_locale, before.collation_version) != (now.icu_locale, now.collation_version):
+        return (f"ICU collation was {before.icu_locale or 'none'} version {before.collation_version or '-'}, now "
+                f"{now.icu_locale or 'none'} version {now.collation_version or '-'}")
     if before.enum_labels != now.enum_labels:
         return f"enum labels were {list(before.enum_labels or ())}, now {list(now.enum_labels or ())}"
     return f"domain's base type was {before.order_type}, now {now.order_type}"
@@ -188,6 +200,32 @@ def _with_key_order(conn, regclass: str, column: CatalogColumn) -> CatalogColumn
                    enum_labels=tuple(labels) if kind == "e" and labels is not None else None)
 
 
+# A key column's collation when ICU provides it, deterministic (a nondeterministic one makes distinct keys equal):
+# the column's own, or the database's default. to_jsonb reads the locale column of any version (colliculocale
+# and daticulocale in PostgreSQL 15 and 16, colllocale and datlocale from 17).
+_KEY_COLLATION_SQL = """
+SELECT CASE WHEN co.collprovider = 'd'
+            THEN coalesce(to_jsonb(d) ->> 'daticulocale', to_jsonb(d) ->> 'datlocale')
+            ELSE coalesce(to_jsonb(co) ->> 'colliculocale', to_jsonb(co) ->> 'colllocale') END,
+       format('%%I.%%I', n.nspname, co.collname),
+       CASE WHEN co.collprovider = 'd' THEN pg_database_collation_actual_version(d.oid)
+            ELSE pg_collation_actual_version(co.oid) END
+FROM pg_attribute a
+JOIN pg_collation co ON co.oid = a.attcollation
+JOIN pg_namespace n ON n.oid = co.collnamespace
+JOIN pg_database d ON d.datname = current_database()
+WHERE a.attrelid = %s::regclass AND a.attname = %s AND co.collisdeterministic
+  AND (CASE WHEN co.collprovider = 'd' THEN d.datlocprovider ELSE co.collprovider END) = 'i'
+"""
+
+
+def _with_key_collation(conn, regclass: str, column: CatalogColumn) -> CatalogColumn:
+    row = conn.execute(_KEY_COLLATION_SQL, (regclass, column.name)).fetchone()
+    if row is None or not row[0]:
+        return column
+    return replace(column, icu_locale=row[0], icu_collation=row[1], collation_version=row[2])
+
+
 def read_description(conn, schema: str, table: str) -> TableDescription:
     """Describe ``schema.table`` through an open psycopg connection (the table must exist)."""
     regclass = f'"{schema}"."{table}"'
@@ -202,6 +240,7 @@ def read_description(conn, schema: str, table: str) -> TableDescription:
     key = tuple(row[0] for row in conn.execute(_KEY_SQL, (regclass,)).fetchall())
     columns = tuple(_with_key_order(conn, regclass, c) if c.name in key and c.type_kind in ("d", "e") else c
                     for c in columns)
+    columns = tuple(_with_key_collation(conn, regclass, c) if c.name in key and c.collation else c for c in columns)
     settings = {
         name: conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0] for name in TEXT_SETTINGS
     }

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql
 
 from cdc_pipeline.errors import ConfigError, SourceError, SourceUnreachableError
-from cdc_pipeline.source.catalog import TableDescription, read_description
+from cdc_pipeline.pgtext.collation import collated_key, icu_version
+from cdc_pipeline.source.catalog import CatalogColumn, TableDescription, read_description
 
 # Collations whose order is the code-point order destiny.csv uses for text keys.
 BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic", "pg_c_utf8"})
@@ -190,9 +192,36 @@ def relation_problems(conn, schema: str, table: str) -> list[str]:
 
 
 def linguistic_key_columns(description: TableDescription) -> dict[str, str]:
-    """Key columns (with their collation) whose collation does not order by code point, as destiny.csv does."""
+    """Key columns (with their collation) whose collation orders neither by code point nor by ICU's collator, the
+    two orders destiny.csv reproduces (libc locales such as en_US.UTF-8, nondeterministic ICU collations)."""
     return {c.name: c.collation for c in description.columns
-            if c.name in description.key_columns and c.collation and c.collation not in BYTE_ORDER_COLLATIONS}
+            if c.name in description.key_columns and c.collation and c.collation not in BYTE_ORDER_COLLATIONS
+            and not c.icu_locale}
+
+
+# Strings whose order differs between locales and ICU versions: case, accents (precomposed and combining),
+# ligatures, digits, punctuation, letters some languages sort apart (å, æ, ø, ö, ß, ı, ch), other scripts.
+_ICU_PROBE_LETTERS = ("a", "A", "b", "z", "Z", "ä", "Ä", "å", "æ", "ø", "ö", "é", "e\u0301", "E", "ß", "s", "i",
+                      "ı", "I", "İ", "-", " ", "_", "1", "2", "9", "c", "h", "ch", "ﬁ", "Ω", "ω", "日", "🙂", "'")
+ICU_PROBE = tuple(sorted({a + b for a in _ICU_PROBE_LETTERS for b in _ICU_PROBE_LETTERS} | set(_ICU_PROBE_LETTERS)))
+
+
+def check_icu_agreement(conn, column: CatalogColumn) -> None:
+    """destiny.csv orders a key under an ICU collation with the pipeline's ICU (PyICU): refuse when PostgreSQL's
+    ICU orders a set of probe strings otherwise (another ICU version, a tailoring the pipeline's ICU lacks)."""
+    query = sql.SQL("SELECT t FROM unnest(%s::text[]) AS t ORDER BY t COLLATE {}").format(
+        sql.SQL(column.icu_collation))  # format('%I.%I') from the catalog: quoted already
+    source = [row[0] for row in conn.execute(query, (list(ICU_PROBE),)).fetchall()]
+    ours = sorted(ICU_PROBE, key=collated_key(column.icu_locale))
+    if source != ours:
+        at = next(i for i, (a, b) in enumerate(zip(source, ours)) if a != b)
+        raise SourceError(
+            f"key column {column.name} uses the ICU collation {column.icu_collation} ({column.icu_locale!r}, version "
+            f"{column.collation_version}), which PostgreSQL's ICU orders otherwise than the pipeline's (ICU "
+            f"{icu_version()}): at probe position {at} PostgreSQL puts {source[at]!r}, the pipeline {ours[at]!r}. "
+            "destiny.csv could not be in ORDER BY's order. Run the pipeline with the ICU version PostgreSQL "
+            "links (PyICU built against it), or give the key a byte-order collation (ALTER TABLE ... ALTER "
+            "COLUMN ... TYPE text COLLATE \"C\").")
 
 
 def _check(conn, params: SourceParams, schema: str, table: str, slot_name: str) -> SourceReport:
@@ -216,6 +245,9 @@ def _check(conn, params: SourceParams, schema: str, table: str, slot_name: str) 
             f"table {schema}.{table} has no primary key; the merge keeps one row per key, so it needs one. "
             "Add a primary key (ALTER TABLE ... ADD PRIMARY KEY (...))."
         )
+    for column in description.columns:
+        if column.icu_locale and column.name in description.key_columns:
+            check_icu_agreement(conn, column)
     report = SourceReport(wal_level=wal_level, description=description, slot_exists=False)
     linguistic = linguistic_key_columns(description)
     if linguistic:

@@ -14,6 +14,7 @@ import uuid as uuid_module
 from collections.abc import Callable
 from decimal import Decimal
 
+from cdc_pipeline.pgtext.collation import collated_key
 from cdc_pipeline.pgtext.datetimes import days_from_civil
 
 _TYPMOD = re.compile(r"\([^)]*\)")
@@ -45,6 +46,26 @@ class EnumOrder(str):
         return order
 
 
+class CollatedOrder(str):
+    """A text type's name carrying the ICU locale of its deterministic collation: a key of that type orders as
+    PostgreSQL's ORDER BY does under that collation (ICU's order, ties broken by the bytes)."""
+
+    locale: str
+
+    def __new__(cls, type_name: str, locale: str) -> CollatedOrder:
+        order = super().__new__(cls, type_name)
+        order.locale = locale
+        return order
+
+
+def _collated_encoder(order: CollatedOrder) -> Callable[[str], bytes]:
+    """ICU's order then the bytes (cdc_pipeline.pgtext.collation); bpchar compares without its trailing blanks."""
+    key = collated_key(order.locale)
+    if normalize_type(order) in CHAR_TYPES:
+        return lambda text: key(text.rstrip(" "))
+    return key
+
+
 def _enum_encoder(order: EnumOrder) -> Callable[[str], bytes]:
     positions = {label: position for position, label in enumerate(order.labels)}
 
@@ -62,6 +83,8 @@ def component_encoder(format_type: str) -> Callable[[str], bytes]:
     """The encoding of one key component of this type (text order for a type without one of its own)."""
     if isinstance(format_type, EnumOrder):
         return _enum_encoder(format_type)
+    if isinstance(format_type, CollatedOrder):
+        return _collated_encoder(format_type)
     base = normalize_type(format_type)
     if base in INTEGER_WIDTH:
         width = INTEGER_WIDTH[base]

@@ -29,6 +29,8 @@ uuid                                    its 16 bytes
 bytea                                   its bytes, 0x00 escaped as 00 FF, terminated by 00 00
 text, varchar, char, anything else      UTF-8 bytes then 00 (text holds no NUL); char(n) without its
                                         trailing blanks (PostgreSQL compares bpchar without them)
+text under an ICU collation             ICU's sort key for the collation's locale (NUL-terminated), then the
+                                        UTF-8 bytes and 00: PostgreSQL's tie-break of equal strings
 ======================================  =====================================================================
 
 Any other type orders as its text form (see :func:`unordered_key_types` for the note the caller logs).
@@ -48,6 +50,7 @@ from cdc_pipeline.state.key_components import (
     CHAR_TYPES,
     INTEGER_WIDTH,
     TEXT_TYPES,
+    CollatedOrder,
     EnumOrder,
     component_encoder,
     encode_fallback_text,
@@ -58,13 +61,18 @@ __all__ = ["KeyEncoder", "encode_value", "key_orders", "normalize_type", "unorde
 
 
 def key_orders(description) -> dict[str, str]:
-    """Primary-key column -> what its values order by: its type (format_type), a domain's base type, or an enum's
-    labels in their declared order (an ``EnumOrder``), as the catalog described them."""
+    """Primary-key column -> what its values order by: its type (format_type), a domain's base type, an enum's
+    labels in their declared order (an ``EnumOrder``), or text under an ICU collation (a ``CollatedOrder``), as the
+    catalog described them."""
     orders: dict[str, str] = {}
     for name in description.key_columns:
         column = description.column(name)
         order = column.order_type or column.format_type
-        orders[name] = EnumOrder(order, column.enum_labels) if column.enum_labels is not None else order
+        if column.enum_labels is not None:
+            order = EnumOrder(order, column.enum_labels)
+        elif column.icu_locale:
+            order = CollatedOrder(order, column.icu_locale)
+        orders[name] = order
     return orders
 
 def unordered_key_columns(key_types: dict[str, str]) -> dict[str, str]:
@@ -122,6 +130,8 @@ class KeyEncoder:
 
     def _encode_column(self, values: Sequence[str], format_type: str) -> pa.Array:
         base = normalize_type(format_type)
+        if isinstance(format_type, CollatedOrder):
+            base = "collated"  # value by value, below: ICU's sort keys
         if base in INTEGER_WIDTH and base != "oid":
             width = INTEGER_WIDTH[base]
             try:

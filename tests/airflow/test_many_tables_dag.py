@@ -17,7 +17,9 @@ from tests.stack.test_sinks_support import retire_connector
 pytestmark = pytest.mark.airflow
 
 DAG_ID = "cdc_af_shop"
-ORDER_BY = {"public.af_shop_items": "id", "public.af_shop_orders": "order_id, line"}
+# The categories are keyed by a name under a Spanish ICU collation: ordered as ORDER BY orders it, not by code point.
+ORDER_BY = {"public.af_shop_items": "id", "public.af_shop_orders": "order_id, line", "public.af_shop_categories": "name"}
+TABLES = ", ".join(ORDER_BY)
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +28,14 @@ def shop(airflow_stack):
     path = write_connector(s.connectors_dir, "af_shop", ",".join(ORDER_BY), "afshop", sinks=[{"type": "csv"},
                                                                                            {"type": "parquet"}])
     driver = ConnectorDriver(s, path, s.data_dir)
-    driver.sql("DROP TABLE IF EXISTS public.af_shop_items, public.af_shop_orders")
+    driver.sql(f"DROP TABLE IF EXISTS {TABLES}")
     driver.sql("CREATE TABLE public.af_shop_items (id int PRIMARY KEY, name text, price numeric(10,2))")
     driver.sql("CREATE TABLE public.af_shop_orders (order_id int, line int, item int, PRIMARY KEY (order_id, line))")
     driver.sql("INSERT INTO public.af_shop_items SELECT g, 'item ' || g, g * 0.5 FROM generate_series(1, 60) g")
     driver.sql("INSERT INTO public.af_shop_orders SELECT g / 3, g % 3, g % 60 + 1 FROM generate_series(3, 300) g")
+    driver.sql('CREATE TABLE public.af_shop_categories (name text COLLATE "es-x-icu" PRIMARY KEY, items int)')
+    driver.sql("INSERT INTO public.af_shop_categories VALUES ('Zumos', 1), ('ñame', 2), ('nueces', 3), ('Árboles', 4), "
+               "('azúcar', 5), ('café', 6), ('Cafe', 7), ('chocolate', 8)")
     try:
         airflow_stack.wait_for_dag(DAG_ID)
         airflow_stack.set_paused(DAG_ID, False)
@@ -40,7 +45,7 @@ def shop(airflow_stack):
             airflow_stack.set_paused(DAG_ID, True)
         path.unlink(missing_ok=True)
         retire_connector(s, "af_shop", driver.spec.slot_name)
-        driver.sql("DROP TABLE IF EXISTS public.af_shop_items, public.af_shop_orders")
+        driver.sql(f"DROP TABLE IF EXISTS {TABLES}")
 
 
 def drain(airflow_stack, driver: ConnectorDriver, *, at_least_one_run: bool = True) -> list[str]:
@@ -76,7 +81,9 @@ def test_every_table_is_merged_by_its_own_mapped_task_and_ends_identical(airflow
               if ti["task_id"] == "table.merge_batch"}
     assert set(ORDER_BY) <= labels  # the grid names each instance by its table
     note = airflow_stack.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_ids[-1]}").json()["note"]
-    assert note.startswith("2/2 tables ok"), note
+    assert note.startswith("3/3 tables ok"), note
+    categories = shop.destinies()["public.af_shop_categories"]
+    assert categories != shop.copy_table("public.af_shop_categories", 'name COLLATE "C"')  # not code-point order
 
 
 def test_a_change_on_one_table_maps_one_merge_only(airflow_stack, shop):

@@ -351,20 +351,60 @@ def test_a_drain_while_kafka_connect_still_runs_the_connector_records_no_clean_e
     assert driver.history.incidents.incarnation(resume.incarnation).clean_end == resume.ends
 
 
-def test_a_key_under_a_linguistic_collation_is_refused_unless_code_point_order_is_accepted(stack_services, tmp_path):
-    """destiny.csv orders text keys by code point; under an ICU (or libc) collation ORDER BY differs, so
-    registration refuses the key, naming it and both fixes. A connector file that accepts code-point order
-    ("key_order": "code_point") registers, and destiny.csv is then COPY ... ORDER BY k COLLATE "C" byte for byte."""
+def test_keys_under_icu_collations_are_in_order_by_order_byte_for_byte(stack_services, tmp_path):
+    """A text key under an ICU collation (a single key under "es-x-icu", a composite one under a numeric-ordering
+    collation of our own) is ordered as PostgreSQL's ORDER BY orders it: ICU's collator, ties by bytes. Through
+    Debezium, after inserts, updates and deletes, destiny.csv is COPY ... ORDER BY the key, which is not the
+    code-point order."""
     driver = PipelineDriver(stack_services.settings, write_connector(tmp_path, "icu_key", "public.icu_items", "ik"),
                             tmp_path / "data")
     driver.sql("DROP TABLE IF EXISTS public.icu_items")
-    driver.sql('CREATE TABLE public.icu_items (k text COLLATE "und-x-icu" PRIMARY KEY, v int)')
-    driver.sql("INSERT INTO public.icu_items VALUES ('b', 1), ('B', 2), ('a', 3), ('_x', 4), ('ä', 5)")
-    with pytest.raises(SourceError, match=r"(?s)key column k uses the collation 'und-x-icu'.*COLLATE \"C\".*"
-                                          r"\"key_order\": \"code_point\" in icu_key.json"):
+    driver.sql('CREATE TABLE public.icu_items (k text COLLATE "es-x-icu" PRIMARY KEY, v int)')
+    words = ["Ñandú", "nueces", "Zumos", "azúcar", "Árboles", "café", "Cafe", "cafe", "ch", "cz", "_x", "a-b", "ab",
+             "a b", "ﬁn", "fin", "Ωmega", "ωmega", "日本", "e\u0301", "é", "10", "9"]
+    driver.sql("INSERT INTO public.icu_items SELECT w, i FROM unnest(%s::text[]) WITH ORDINALITY AS t(w, i)", (words,))
+    driver.register()
+    driver.drain_until_equal("k")
+    driver.sql("UPDATE public.icu_items SET v = v + 100 WHERE k IN ('café', 'Zumos')")
+    driver.sql("DELETE FROM public.icu_items WHERE k IN ('cz', 'é')")
+    driver.sql("INSERT INTO public.icu_items VALUES ('Ábaco', 1), ('zz', 2), ('CH', 3)")
+    expected = driver.drain_until_equal("k")
+    assert driver.destiny() == expected
+    assert expected != driver.copy_csv('k COLLATE "C"')  # the order matters: not the code points'
+
+    driver.sql("DROP COLLATION IF EXISTS public.numeric_icu")
+    driver.sql("CREATE COLLATION public.numeric_icu (provider = icu, locale = 'en-u-kn-true')")
+    numeric = PipelineDriver(stack_services.settings, write_connector(
+        tmp_path / "numeric", "icu_numeric", "public.icu_parts", "inu"), tmp_path / "data2")
+    numeric.sql("DROP TABLE IF EXISTS public.icu_parts")
+    numeric.sql("CREATE TABLE public.icu_parts (part text COLLATE public.numeric_icu, rev int, v text, "
+                "PRIMARY KEY (part, rev))")
+    numeric.sql("INSERT INTO public.icu_parts SELECT 'part-' || g, g % 3, 'v' FROM generate_series(1, 40) g")
+    numeric.register()
+    numeric.sql("UPDATE public.icu_parts SET v = 'w' WHERE rev = 1")
+    expected = numeric.drain_until_equal("part, rev")
+    assert numeric.destiny() == expected
+    assert b"part-2,2,v\npart-3,0,v\n" in expected and b"part-9,0,v\npart-10,1,w\n" in expected  # 9 < 10
+
+
+def test_a_key_no_order_reproduces_is_refused_unless_code_point_order_is_accepted(stack_services, tmp_path):
+    """A nondeterministic (case-insensitive) ICU collation calls distinct keys equal, and no byte order is
+    ORDER BY's: registration refuses the key, naming it and both fixes. A connector file that accepts code-point
+    order ("key_order": "code_point") registers, and destiny.csv is COPY ... ORDER BY k COLLATE "C" byte for
+    byte."""
+    driver = PipelineDriver(stack_services.settings, write_connector(tmp_path, "ci_key", "public.ci_items", "cik"),
+                            tmp_path / "data")
+    driver.sql("DROP TABLE IF EXISTS public.ci_items")
+    driver.sql("DROP COLLATION IF EXISTS public.case_insensitive")
+    driver.sql("CREATE COLLATION public.case_insensitive (provider = icu, locale = 'und-u-ks-level2', "
+               "deterministic = false)")
+    driver.sql("CREATE TABLE public.ci_items (k text COLLATE public.case_insensitive PRIMARY KEY, v int)")
+    driver.sql("INSERT INTO public.ci_items VALUES ('b', 1), ('a', 3), ('_x', 4), ('ä', 5), ('C', 6)")
+    with pytest.raises(SourceError, match=r"(?s)key column k uses the collation 'case_insensitive'.*COLLATE \"C\".*"
+                                          r"\"key_order\": \"code_point\" in ci_key.json"):
         driver.register()
     accepted = PipelineDriver(stack_services.settings, write_connector(
-        tmp_path / "accepted", "icu_key_cp", "public.icu_items", "ikc", key_order="code_point"), tmp_path / "data2")
+        tmp_path / "accepted", "ci_key_cp", "public.ci_items", "cikc", key_order="code_point"), tmp_path / "data2")
     accepted.register()
     expected = accepted.drain_until_equal('k COLLATE "C"')
     assert accepted.destiny() == expected

@@ -60,3 +60,49 @@ def test_labels_added_to_a_key_enum_are_a_schema_change_and_a_description_keeps_
     assert schema_differences(before, after) == [
         "key column k's order changed (its enum labels were ['sad', 'ok'], now ['sad', 'meh', 'ok']): rows are ordered by it"]
     assert TableDescription.from_json(after.to_json()) == after
+
+
+def icu_key(locale="es", version="153.120.42", format_type="text") -> CatalogColumn:
+    return CatalogColumn("k", 1, format_type, "text", "b", "S", collation=f"{locale}-x-icu", icu_locale=locale,
+                         icu_collation=f'pg_catalog."{locale}-x-icu"', collation_version=version)
+
+
+def test_an_icu_key_is_ordered_by_icus_collator_then_its_bytes_and_is_no_problem():
+    """Spanish ICU: case and accents are secondary to the letters, ñ sorts after n, and PostgreSQL's tie-break of
+    equal strings (the bytes) keeps 'e' + combining accent and 'é' apart, in byte order. (The same orders against
+    PostgreSQL's own ORDER BY: tests/stack/test_operations.py.)"""
+    from cdc_pipeline.state.sort_keys import KeyEncoder, key_orders
+
+    description = describe(icu_key())
+    assert key_order_problems(description) == []
+    encoder = KeyEncoder(tuple(key_orders(description).values()))
+    words = ["Zumos", "ñu", "nube", "Cafe", "café", "cafe", "e\u0301", "é", "ch", "cz", "Árbol", "azul"]
+    keys = encoder.encode_columns([words])
+    ordered = [words[i] for i in sorted(range(len(words)), key=lambda i: keys[i])]
+    assert ordered == ["Árbol", "azul", "cafe", "Cafe", "café", "ch", "cz", "e\u0301", "é", "nube", "ñu", "Zumos"]
+    # Both paths agree (numpy's S array drops the trailing zero bytes, which never decide an order).
+    assert [key.rstrip(b"\0") for key in encoder.encode_rows([[w] for w in words])] == [bytes(k) for k in keys]
+    assert sorted(words) != ordered  # not the code points' order
+
+
+def test_an_icu_char_key_compares_without_its_trailing_blanks_and_keys_are_prefix_free():
+    from cdc_pipeline.state.key_components import CollatedOrder, component_encoder
+
+    encode = component_encoder(CollatedOrder("character(4)", "und"))
+    assert encode("ab  ") == encode("ab")
+    values = ["a", "ab", "abc", "A", "", "b"]
+    encoded = [encode(v) for v in values]
+    assert not any(x != y and y.startswith(x) for x in encoded for y in encoded)
+
+
+def test_an_icu_collation_change_on_a_key_is_a_schema_change_and_a_description_keeps_it():
+    from cdc_pipeline.source.catalog import schema_differences
+
+    code_point = describe(CatalogColumn("k", 1, "text", "text", "b", "S", collation="C"))
+    assert schema_differences(code_point, describe(icu_key())) == [
+        "key column k's order changed (its ICU collation was none version -, now es version 153.120.42): rows are "
+        "ordered by it"]
+    assert schema_differences(describe(icu_key()), describe(icu_key(version="153.121"))) == [
+        "key column k's order changed (its ICU collation was es version 153.120.42, now es version 153.121): rows "
+        "are ordered by it"]
+    assert TableDescription.from_json(describe(icu_key()).to_json()) == describe(icu_key())
