@@ -22,7 +22,7 @@ POSTGRES_CONNECTOR_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
 # The connection details of the source come from the Airflow connection at registration time, so one
 # connector file serves the local stack and docker-compose alike, and no secret sits in git.
 SOURCE_KEYS = ("database.hostname", "database.port", "database.user", "database.password", "database.dbname")
-DEFAULT_PASSWORD_REFERENCE = "${env:CDC_PG_PASSWORD}"
+DEFAULT_PASSWORD_REFERENCE = "${env:CDC_CAPTURE_PASSWORD}"
 
 # Settings the pipeline relies on; a different value would silently change what destiny.csv holds.
 REQUIRED_SETTINGS = {
@@ -287,7 +287,10 @@ class ConnectorSpec:
                 "password never sits in Kafka Connect's stored config")
         filled = dict(self.config)
         filled.update({"database.hostname": host, "database.port": str(port), "database.user": user,
-                       "database.password": password_reference, "database.dbname": dbname})
+                       "database.password": password_reference, "database.dbname": dbname,
+                       # Registration keeps the publication (cdc_pipeline/source/publication.py): Debezium only
+                       # reads it, so its role needs no ownership of the tables.
+                       "publication.autocreate.mode": "disabled"})
         if self.patterns:
             if not self.expanded:
                 raise ConfigError(f"{self.path}: the patterns of table.include.list are not expanded yet")
@@ -436,6 +439,11 @@ def _check_config(path: Path, config: dict[str, str]) -> None:
     if owned:
         raise ConfigError(f"{path}: remove {', '.join(owned)}: the pipeline sets Debezium's signal and notification "
                           "channels itself, so a table can re-snapshot alone (docs/reliability.md).")
+    publication_mode = config.get("publication.autocreate.mode", "disabled").lower()
+    if publication_mode not in ("disabled", "filtered"):
+        raise ConfigError(f"{path}: remove \"publication.autocreate.mode\" (found {publication_mode!r}): registration "
+                          "keeps the connector's publication to exactly its tables itself, so Debezium's role needs "
+                          "no ownership of them (docs/source-privileges.md).")
     mode = config.get("snapshot.mode", "initial")
     if mode not in SNAPSHOT_MODES:
         raise ConfigError(f"{path}: set \"snapshot.mode\" to one of {SNAPSHOT_MODES} (found {mode!r}): a rebuild after a "

@@ -4,7 +4,8 @@ and the launcher's table of settings (``devstack/settings.py``) both read them h
 PG_HOST = "127.0.0.1"
 PG_PORT = 55432
 PG_DB = "testdb"
-PG_USER = "postgres"
+PG_USER = "postgres"  # the administrator: creates the databases, the capture role and the publications
+CAPTURE_USER = "cdc_capture"  # the pipeline and Debezium: LOGIN REPLICATION, SELECT on the tables
 SINK_DB = "cdc_sink"
 KAFKA_PORT = 19092
 KAFKA_CONTROLLER_PORT = 19093

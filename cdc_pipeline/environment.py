@@ -30,6 +30,18 @@ def cdc_variables(env: Mapping[str, str] | None = None, recorded: Path = RECORDE
     return values
 
 
+def source_params(v: Mapping[str, str]) -> SourceParams:
+    """The role the pipeline connects as: the capture role when one is set (CDC_CAPTURE_USER, or its default when
+    only CDC_CAPTURE_PASSWORD is, as the local stack records it), else CDC_PG_USER."""
+    user = v.get("CDC_CAPTURE_USER") or (defaults.CAPTURE_USER if v.get("CDC_CAPTURE_PASSWORD") else None)
+    if user:
+        password = v.get("CDC_CAPTURE_PASSWORD", "")
+    else:
+        user, password = v.get("CDC_PG_USER", defaults.PG_USER), v.get("CDC_PG_PASSWORD", "")
+    return SourceParams(v.get("CDC_PG_HOST", defaults.PG_HOST), int(v.get("CDC_PG_PORT", defaults.PG_PORT)), user,
+                        password, v.get("CDC_PG_DB", defaults.PG_DB))
+
+
 @dataclass(frozen=True)
 class PipelineEnvironment:
     data_dir: Path
@@ -55,9 +67,7 @@ class PipelineEnvironment:
             connect_url=url_with_credentials(
                 v.get("CDC_CONNECT_URL") or f"http://127.0.0.1:{v.get('CDC_CONNECT_PORT', defaults.CONNECT_PORT)}",
                 v.get("CDC_CONNECT_USER"), v.get("CDC_CONNECT_PASSWORD")),
-            source=SourceParams(v.get("CDC_PG_HOST", defaults.PG_HOST), int(v.get("CDC_PG_PORT", defaults.PG_PORT)),
-                                v.get("CDC_PG_USER", defaults.PG_USER), v.get("CDC_PG_PASSWORD", ""),
-                                v.get("CDC_PG_DB", defaults.PG_DB)),
+            source=source_params(v),
             airflow_url=v.get("CDC_AIRFLOW_URL") or (f"http://127.0.0.1:{v['CDC_AIRFLOW_PORT']}"
                                                      if v.get("CDC_AIRFLOW_PORT") else None),
             airflow_user=v.get("CDC_AIRFLOW_USER", "admin"),

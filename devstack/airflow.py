@@ -20,11 +20,11 @@ log = logging.getLogger(__name__)
 
 REQUIRED_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 # Resolved by Kafka Connect's EnvVarConfigProvider from the worker's environment (devstack/connect.py).
-CONNECT_PASSWORD_REFERENCE = "${env:CDC_PG_PASSWORD}"
+CONNECT_PASSWORD_REFERENCE = "${env:CDC_CAPTURE_PASSWORD}"
 
 
 def airflow_environment(settings: StackSettings) -> dict[str, str]:
-    """Every variable the launcher gives Airflow: its config, the CDC_* settings and the five connections.
+    """Every variable the launcher gives Airflow: its config, the CDC_* settings and the six connections.
 
     No airflow.cfg is edited by hand: Airflow writes a default one in AIRFLOW_HOME and these win over it.
     """
@@ -40,9 +40,13 @@ def airflow_environment(settings: StackSettings) -> dict[str, str]:
                               "login": s.connect_user, "password": s.connect_password},
         # The extra's connect_password is what the pipeline registers as database.password: a reference
         # Kafka Connect resolves from its own environment (config.providers=env), never the password.
-        "cdc_postgres": {"conn_type": "postgres", "host": s.pg_host, "port": s.pg_port, "login": s.pg_user,
-                         "password": s.pg_password, "schema": s.pg_db,
+        # The pipeline and Debezium connect as the capture role (LOGIN REPLICATION, SELECT); the administrator's
+        # connection only creates and alters the connector's publication (docs/source-privileges.md).
+        "cdc_postgres": {"conn_type": "postgres", "host": s.pg_host, "port": s.pg_port, "login": s.capture_user,
+                         "password": s.capture_password, "schema": s.pg_db,
                          "extra": {"connect_password": CONNECT_PASSWORD_REFERENCE}},
+        "cdc_postgres_admin": {"conn_type": "postgres", "host": s.pg_host, "port": s.pg_port, "login": s.pg_user,
+                               "password": s.pg_password, "schema": s.pg_db},
         "cdc_sink_postgres": {"conn_type": "postgres", "host": s.pg_host, "port": s.pg_port, "login": s.pg_user,
                               "password": s.pg_password, "schema": s.sink_db},
         # Lets finish_run put each run's one-line summary on the run as its note (plugins/cdc_airflow/run_notes.py).

@@ -75,9 +75,11 @@ QUIET_LOGGERS = {
 
 
 def connect_environment(settings: StackSettings) -> dict[str, str]:
-    """The worker's environment: ours, plus what connector configs reference: CDC_PG_PASSWORD, and the broker's
-    address for Debezium's signal consumer (CDC_SIGNAL_BOOTSTRAP_SERVERS)."""
-    return {**os.environ, "CDC_PG_PASSWORD": settings.pg_password,
+    """The worker's environment: ours, plus what connector configs reference: the capture role's password
+    (CDC_CAPTURE_PASSWORD; never the administrator's), and the broker's address for Debezium's signal consumer
+    (CDC_SIGNAL_BOOTSTRAP_SERVERS)."""
+    inherited = {k: v for k, v in os.environ.items() if k not in ("CDC_PG_PASSWORD", "CDC_CONNECT_PASSWORD")}
+    return {**inherited, "CDC_CAPTURE_PASSWORD": settings.capture_password,
             "CDC_SIGNAL_BOOTSTRAP_SERVERS": settings.kafka_bootstrap}
 
 

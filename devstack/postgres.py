@@ -20,6 +20,7 @@ from devstack.part import Part
 log = logging.getLogger(__name__)
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "include" / "demo"
+CAPTURE_ROLE_SCRIPT = Path(__file__).resolve().parent.parent / "docker" / "postgres" / "05-capture-role.sh"
 DEMO_SQL = (DEMO_DIR / "clientes.sql", DEMO_DIR / "tienda.sql")  # the demo connectors' tables
 OS_USER = "postgres"  # initdb refuses to run as root
 REPLICATION_SLOTS = 30
@@ -172,6 +173,20 @@ class PostgresPart(Part):
             if not _database_exists(conn, s.sink_db):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(s.sink_db)))
                 log.info("created the sink database %s", s.sink_db)
+        self._grant_capture_role()
+
+    def _grant_capture_role(self) -> None:
+        """The pipeline's and Debezium's least-privilege role, by the script docker-compose.yml's postgres image
+        runs too (one home for the grants), over TCP as the administrator."""
+        s = self.settings
+        env = {**os.environ, "PATH": f"{postgres_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
+               "PGHOST": "127.0.0.1", "PGPORT": str(s.pg_port), "PGPASSWORD": s.pg_password,
+               "POSTGRES_USER": s.pg_user, "POSTGRES_DB": s.pg_db,
+               "CDC_CAPTURE_USER": s.capture_user, "CDC_CAPTURE_PASSWORD": s.capture_password}
+        result = subprocess.run(["sh", str(CAPTURE_ROLE_SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise PartStartError(f"{CAPTURE_ROLE_SCRIPT.name} failed to set up the role {s.capture_user}: "
+                                 f"{(result.stderr or result.stdout).strip()}")
 
     def _create_seeded(self, conn: psycopg.Connection, db: str) -> None:
         """Create ``db`` with the demo table: built aside under a temporary name and renamed when complete,

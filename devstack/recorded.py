@@ -78,7 +78,7 @@ def chosen_values(settings: StackSettings, env: Mapping[str, str], recorded: Rec
     and the passwords of PostgreSQL and Kafka Connect (generated when they came from nowhere)."""
     resolved = settings.as_env()
     chosen = {name for name in _NAMES if env.get(name) or recorded.values.get(name)}
-    chosen.update(("CDC_PG_PASSWORD", "CDC_CONNECT_PASSWORD"))
+    chosen.update(("CDC_PG_PASSWORD", "CDC_CAPTURE_PASSWORD", "CDC_CONNECT_PASSWORD"))
     return {name: resolved[name] for name in sorted(chosen)}
 
 

@@ -50,7 +50,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CDC_PG_USER", "pg_user", defaults.PG_USER, "PostgreSQL user."),
     Setting("CDC_PG_PASSWORD", "pg_password", "cdc-<16 random hex digits>",
             "PostgreSQL password of `CDC_PG_USER`: generated once when unset, recorded, and set on the user at "
-            "every start (the local cluster also trusts 127.0.0.1)."),
+            "every start (TCP asks for it, scram-sha-256; only the cluster's own socket is trusted)."),
+    Setting("CDC_CAPTURE_USER", "capture_user", defaults.CAPTURE_USER,
+            "The role the pipeline and Debezium connect as: LOGIN REPLICATION and SELECT on the tables, nothing "
+            "more (created at start, with the grants of docs/source-privileges.md). `CDC_PG_USER` creates the "
+            "publications (connection `cdc_postgres_admin`)."),
+    Setting("CDC_CAPTURE_PASSWORD", "capture_password", "cdc-<16 random hex digits>",
+            "Password of `CDC_CAPTURE_USER`: generated once when unset, recorded, and set on the role at every start; "
+            "Kafka Connect reads it from its environment (`${env:CDC_CAPTURE_PASSWORD}`)."),
     Setting("CDC_SINK_DB", "sink_db", defaults.SINK_DB,
             "Database on the same PostgreSQL for the PostgreSQL sink (connection `cdc_sink_postgres`); "
             "created at start if missing."),
@@ -90,6 +97,8 @@ class StackSettings:
     pg_db: str
     pg_user: str
     pg_password: str
+    capture_user: str
+    capture_password: str
     sink_db: str
     kafka_port: int
     kafka_controller_port: int
@@ -108,7 +117,7 @@ class StackSettings:
         """Build settings: ``overrides`` win over ``env`` (default ``os.environ``), which wins over ``recorded``
         (the values ``./stack up`` recorded, see devstack.recorded), which wins over the defaults.
 
-        With no password (PostgreSQL's, Kafka Connect's) from any of them, a new one is generated (``cdc-`` + 16 hex digits): a common word
+        With no password (PostgreSQL's two roles', Kafka Connect's) from any of them, a new one is generated (``cdc-`` + 16 hex digits): a common word
         would be masked everywhere in Airflow's task logs, since Airflow hides connection passwords.
         """
         unknown = set(overrides) - set(_BY_FIELD)
@@ -134,6 +143,7 @@ class StackSettings:
             "connectors_dir": Path(raw("connectors_dir") or REPO_ROOT / "include" / "connectors").expanduser().absolute(),
             "pg_password": raw("pg_password") or generate_password(),
             "connect_password": raw("connect_password") or generate_password(),
+            "capture_password": raw("capture_password") or generate_password(),
         }
         for setting in SETTINGS:
             if setting.field in values:
@@ -208,6 +218,12 @@ class StackSettings:
     @property
     def airflow_url(self) -> str:
         return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def capture_conninfo(self) -> str:
+        """The pipeline's and Debezium's role (least privilege), where pg_conninfo is the administrator's."""
+        return (f"host={self.pg_host} port={self.pg_port} dbname={self.pg_db} "
+                f"user={self.capture_user} password={self.capture_password} connect_timeout=3")
 
     @property
     def pg_conninfo(self) -> str:

@@ -24,7 +24,7 @@ trap 'rm -f "$tmp"' EXIT
 while IFS= read -r line || [ -n "$line" ]; do
     case "$line" in
         AIRFLOW_FERNET_KEY=) echo "AIRFLOW_FERNET_KEY=$(fernet)" ;;
-        CDC_PG_PASSWORD=|CDC_CONNECT_PASSWORD=|CDC_AIRFLOW_PASSWORD=|AIRFLOW_DB_PASSWORD=|AIRFLOW_JWT_SECRET=|AIRFLOW_API_SECRET_KEY=|REDIS_PASSWORD=)
+        CDC_PG_PASSWORD=|CDC_CAPTURE_PASSWORD=|CDC_CONNECT_PASSWORD=|CDC_AIRFLOW_PASSWORD=|AIRFLOW_DB_PASSWORD=|AIRFLOW_JWT_SECRET=|AIRFLOW_API_SECRET_KEY=|REDIS_PASSWORD=)
             echo "$line$(token)" ;;
         *) printf '%s\n' "$line" ;;
     esac

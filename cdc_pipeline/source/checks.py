@@ -191,6 +191,28 @@ def relation_problems(conn, schema: str, table: str) -> list[str]:
     return kind_problems(schema, kind, is_partition, persistence, parent) or generated_problems(conn, regclass)
 
 
+def check_privileges(conn, params: SourceParams, schema: str, table: str) -> None:
+    """What the pipeline's role and Debezium's need, and nothing more, is asked: REPLICATION (the slot, the WAL),
+    USAGE on the schema and SELECT on the table (Debezium's snapshot, verify). Named here, with the grant to run,
+    rather than as Debezium's task failure. A schema or table that does not exist is left to the next check."""
+    role = sql.Identifier(params.user).as_string(conn)
+    missing = []
+    if not conn.execute("SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
+        missing.append(f"ALTER ROLE {role} REPLICATION;")
+    schema_exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    if schema_exists and not conn.execute("SELECT has_schema_privilege(%s, 'USAGE')", (schema,)).fetchone()[0]:
+        missing.append(f"GRANT USAGE ON SCHEMA {sql.Identifier(schema).as_string(conn)} TO {role};")
+    elif schema_exists:
+        relation = conn.execute("SELECT to_regclass(%s)::oid", (f'"{schema}"."{table}"',)).fetchone()[0]
+        if relation is not None and not conn.execute("SELECT has_table_privilege(%s::oid, 'SELECT')",
+                                                     (relation,)).fetchone()[0]:
+            missing.append(f"GRANT SELECT ON {sql.Identifier(schema, table).as_string(conn)} TO {role};")
+    if missing:
+        raise SourceError(f"the role {params.user} lacks what capturing {schema}.{table} needs (the replication "
+                          f"slot and the WAL, reading the table). Run as an administrator: {' '.join(missing)} "
+                          "(docs/source-privileges.md lists every grant).")
+
+
 def linguistic_key_columns(description: TableDescription) -> dict[str, str]:
     """Key columns (with their collation) whose collation orders neither by code point nor by ICU's collator, the
     two orders destiny.csv reproduces (libc locales such as en_US.UTF-8, nondeterministic ICU collations)."""
@@ -231,6 +253,7 @@ def _check(conn, params: SourceParams, schema: str, table: str, slot_name: str) 
             f"PostgreSQL at {params.describe()} has wal_level={wal_level}; logical decoding needs "
             "wal_level=logical. Run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL."
         )
+    check_privileges(conn, params, schema, table)
     exists = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{table}"',)).fetchone()[0]
     if exists is None:
         raise SourceError(f"table {schema}.{table} does not exist in the source database. Create it, or fix "

@@ -28,6 +28,7 @@ from cdc_pipeline.recovery.incremental import confirm_table_snapshots
 from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild, start_whole_rebuild
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
 from cdc_pipeline.source.checks import SourceParams, check_sources, linguistic_key_columns
+from cdc_pipeline.source.publication import ensure_publication
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.state.sort_keys import key_orders, unordered_key_columns
 from cdc_pipeline.formatting import size_text
@@ -44,6 +45,7 @@ def register_connector(
     *,
     kafka: Callable[[], KafkaClients],
     password_reference: str,
+    admin: SourceParams | None = None,
     timeout: float = 60.0,
 ) -> dict[str, Any]:
     """Check the source, create or update the connector (a no-op when unchanged), wait until RUNNING.
@@ -51,7 +53,8 @@ def register_connector(
     ``pipes`` are the connector's tables (one pipeline each): every table is checked and described before the
     connector is sent, so a table that cannot be captured exactly registers none. ``kafka`` makes the Kafka
     clients a rebuild needs (only called when one starts). The summary is the first table's, with one entry
-    per table under ``tables`` when there are several.
+    per table under ``tables`` when there are several. ``admin``, a role owning the tables, keeps the connector's
+    publication (the pipeline's own ``source`` role otherwise, which then needs that right).
     """
     spec = pipes[0].spec
     folder_notes = prepare_connector_folder(pipes[0])
@@ -71,6 +74,8 @@ def register_connector(
             atomic_write_text(pipe.layout.table_info, json.dumps(report.description.to_json(), indent=2) + "\n")
         config = spec.config_for_source(host=source.host, port=source.port, user=source.user, dbname=source.dbname,
                                         password_reference=password_reference)
+        # Before Debezium (re)starts: it reads the publication, and a table joining must be in it.
+        summaries[0]["publication"] = ensure_publication(admin or source, spec.publication_name, spec.table_names)
         try:
             for pipe, report, summary in zip(pipes, reports, summaries):
                 changed = _schema_change(pipe, report.description)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
 from airflow.sdk import BaseHook
 
-from cdc_airflow.settings import KAFKA_CONN_ID, KAFKA_CONNECT_CONN_ID, POSTGRES_CONN_ID
+from cdc_airflow.settings import KAFKA_CONN_ID, KAFKA_CONNECT_CONN_ID, POSTGRES_ADMIN_CONN_ID, POSTGRES_CONN_ID
 from cdc_pipeline.connector_spec import DEFAULT_PASSWORD_REFERENCE
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.kafka.client import KafkaClients
@@ -52,6 +52,18 @@ def source_params(conn_id: str = POSTGRES_CONN_ID) -> SourceParams:
     if missing:
         raise ConfigError(f"Airflow connection {conn_id!r} lacks {', '.join(missing)}; it describes the source PostgreSQL.")
     return SourceParams(host=conn.host, port=int(conn.port or 5432), user=conn.login, password=conn.password or "", dbname=conn.schema)
+
+
+def admin_source_params(conn_id: str = POSTGRES_ADMIN_CONN_ID) -> SourceParams | None:
+    """The administrator's connection, which creates and alters the connector's publication; None when it is not
+    defined (the pipeline's own role then must own the tables, or a DBA keeps the publication)."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    return source_params(conn_id)
 
 
 def password_reference(conn_id: str = POSTGRES_CONN_ID) -> str:

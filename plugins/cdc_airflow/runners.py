@@ -9,7 +9,13 @@ import logging
 from typing import Any
 
 from cdc_airflow.folder_owner import require_owned_folder
-from cdc_airflow.hooks import PipelineKafkaHook, kafka_connect_client, password_reference, source_params
+from cdc_airflow.hooks import (
+    PipelineKafkaHook,
+    admin_source_params,
+    kafka_connect_client,
+    password_reference,
+    source_params,
+)
 from cdc_airflow.run_notes import set_run_note
 from cdc_airflow.task_runtime import run_ref
 from cdc_pipeline.connector_spec import ConnectorSpec
@@ -47,7 +53,7 @@ def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, A
 
 def _register(spec: ConnectorSpec, pipes: list[Pipeline], context) -> dict[str, Any]:
     with kafka_connect_client() as connect:
-        return register_connector(pipes, connect, source_params(), run_ref(context),
+        return register_connector(pipes, connect, source_params(), run_ref(context), admin=admin_source_params(),
                                   kafka=PipelineKafkaHook(spec.name).clients, password_reference=password_reference(),
                                   timeout=float(context["params"]["connector_timeout_seconds"]))
 

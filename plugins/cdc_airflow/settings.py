@@ -10,6 +10,7 @@ from cdc_pipeline.layout import default_connectors_dir, default_data_dir
 KAFKA_CONN_ID = "cdc_kafka"
 KAFKA_CONNECT_CONN_ID = "cdc_kafka_connect"
 POSTGRES_CONN_ID = "cdc_postgres"
+POSTGRES_ADMIN_CONN_ID = "cdc_postgres_admin"  # optional: a role owning the tables keeps the publication
 AIRFLOW_API_CONN_ID = "cdc_airflow_api"   # optional: lets finish_run put its summary on the run as a note
 
 

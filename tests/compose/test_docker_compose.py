@@ -35,6 +35,7 @@ from devstack.settings import SETTINGS, StackSettings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 SINK_INIT_SCRIPT = REPO_ROOT / "docker" / "postgres" / "20-sink-database.sh"
+CAPTURE_ROLE_SCRIPT = REPO_ROOT / "docker" / "postgres" / "05-capture-role.sh"
 SECRET_KEY_RE = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN")
 # Local Airflow settings compose must share; the others differ on purpose (paths, host/port, sizing).
 SHARED_AIRFLOW_SETTINGS = ("AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL",
@@ -297,12 +298,19 @@ def check_local_stack_parity(model: dict) -> list[str]:
         if (connect.get("host"), str(connect.get("port"))) != ("connect", env.get("CDC_CONNECT_PORT")):
             problems.append(f"{name}: cdc_kafka_connect must be connect:CDC_CONNECT_PORT")
         source = env_of(svc.get("postgres", {}))
-        for conn_id, database in (("AIRFLOW_CONN_CDC_POSTGRES", source.get("POSTGRES_DB")),
-                                  ("AIRFLOW_CONN_CDC_SINK_POSTGRES", source.get("CDC_SINK_DB"))):
+        # The pipeline's connection is the capture role the postgres service creates; the administrator's keeps
+        # the publications and writes the sink.
+        capture = (source.get("CDC_CAPTURE_USER"), source.get("CDC_CAPTURE_PASSWORD"))
+        admin = (source.get("POSTGRES_USER"), source.get("POSTGRES_PASSWORD"))
+        if capture != (env.get("CDC_CAPTURE_USER"), env.get("CDC_CAPTURE_PASSWORD")):
+            problems.append(f"{name}: CDC_CAPTURE_USER/PASSWORD differ from the postgres service's")
+        for conn_id, (login, password), database in (
+                ("AIRFLOW_CONN_CDC_POSTGRES", capture, source.get("POSTGRES_DB")),
+                ("AIRFLOW_CONN_CDC_POSTGRES_ADMIN", admin, source.get("POSTGRES_DB")),
+                ("AIRFLOW_CONN_CDC_SINK_POSTGRES", admin, source.get("CDC_SINK_DB"))):
             conn = ours.get(conn_id, {})
             got = (conn.get("host"), str(conn.get("port")), conn.get("login"), conn.get("password"), conn.get("schema"))
-            want = (env.get("CDC_PG_HOST"), env.get("CDC_PG_PORT"), source.get("POSTGRES_USER"),
-                    source.get("POSTGRES_PASSWORD"), database)
+            want = (env.get("CDC_PG_HOST"), env.get("CDC_PG_PORT"), login, password, database)
             if got != want or conn.get("host") not in svc:
                 problems.append(f"{name}: {conn_id} is {got}, the postgres service and CDC_PG_* say {want}")
         for key in SHARED_AIRFLOW_SETTINGS:
@@ -347,14 +355,17 @@ def check_worker_settings(model: dict) -> list[str]:
 
 
 def check_connect_worker(model: dict) -> list[str]:
-    """The source password reaches Connect only as ${env:CDC_PG_PASSWORD}, resolved as in the local stack; offsets
+    """The capture role's password reaches Connect only as ${env:CDC_CAPTURE_PASSWORD}, resolved as in the local
+    stack, and the administrator's not at all; offsets
     are flushed every 10 s (the pipeline reads committed source offsets to see a snapshot end)."""
     connect = env_of(services(model).get("connect", {}))
     want = {"CONNECT_CONFIG_PROVIDERS": "env", "CONNECT_CONFIG_PROVIDERS_ENV_CLASS": ENV_CONFIG_PROVIDER,
             "CONNECT_CONFIG_PROVIDERS_ENV_PARAM_ALLOWLIST_PATTERN": ENV_ALLOWLIST_PATTERN,
-            "OFFSET_FLUSH_INTERVAL_MS": "10000", "CDC_PG_PASSWORD": sentinel("CDC_PG_PASSWORD")}
+            "OFFSET_FLUSH_INTERVAL_MS": "10000", "CDC_CAPTURE_PASSWORD": sentinel("CDC_CAPTURE_PASSWORD")}
     problems = [f"connect: {key}={connect.get(key)!r}, expected {value!r}" for key, value in want.items()
                 if connect.get(key) != value]
+    if "CDC_PG_PASSWORD" in connect:
+        problems.append("connect: CDC_PG_PASSWORD is the administrator's: the worker holds the capture role's only")
     if "CONNECT_OFFSET_FLUSH_INTERVAL_MS" in connect:
         problems.append("connect: the image's entrypoint overwrites CONNECT_OFFSET_FLUSH_INTERVAL_MS; "
                         "set OFFSET_FLUSH_INTERVAL_MS")
@@ -433,7 +444,8 @@ def check_databases(model: dict) -> list[str]:
                         "--encoding=UTF8 --lc-collate=C (destiny.csv orders text keys by code point)")
     init = {target: volume["source"] for target, volume in mounts(postgres).items()
             if target.startswith("/docker-entrypoint-initdb.d/")}
-    for needed in (REPO_ROOT / "include" / "demo" / "clientes.sql", SINK_INIT_SCRIPT):
+    for needed in (CAPTURE_ROLE_SCRIPT, REPO_ROOT / "include" / "demo" / "clientes.sql",
+                   REPO_ROOT / "include" / "demo" / "tienda.sql", SINK_INIT_SCRIPT):
         if str(needed) not in init.values() or not needed.exists():
             problems.append(f"postgres: mount {needed.relative_to(REPO_ROOT)} in /docker-entrypoint-initdb.d/")
     sinks = {env.get("CDC_SINK_DB")} | {env_of(s).get("CDC_SINK_DB") for s in airflow_services(model).values()}
@@ -564,7 +576,13 @@ BROKEN = {
     "another worker group": (check_worker_settings, set_env("connect", "GROUP_ID", "connect-cluster")),
     "group id overwritten": (check_worker_settings, set_env("connect", "CONNECT_GROUP_ID", "cdc-connect")),
     "no config provider": (check_connect_worker, set_env("connect", "CONNECT_CONFIG_PROVIDERS", None)),
-    "no password for the worker": (check_connect_worker, set_env("connect", "CDC_PG_PASSWORD", None)),
+    "no password for the worker": (check_connect_worker, set_env("connect", "CDC_CAPTURE_PASSWORD", None)),
+    "the administrator's password given to the worker": (check_connect_worker, set_env(
+        "connect", "CDC_PG_PASSWORD", "${CDC_PG_PASSWORD:?x}")),
+    "pipeline connects as the administrator": (check_local_stack_parity, set_connection(
+        "AIRFLOW_CONN_CDC_POSTGRES", login="${CDC_PG_USER:-postgres}", password="${CDC_PG_PASSWORD:?x}")),
+    "capture role not created": (check_databases, lambda d: d["services"]["postgres"].update(
+        {"volumes": [v for v in d["services"]["postgres"]["volumes"] if "05-capture-role" not in v]})),
     "flush interval overwritten": (check_connect_worker, set_env("connect", "CONNECT_OFFSET_FLUSH_INTERVAL_MS",
                                                                  "10000")),
     "password instead of the reference": (check_connect_worker, set_connection(

@@ -1,7 +1,7 @@
-"""The Connect worker resolves ${env:CDC_PG_PASSWORD}: the password works and never shows in the stored config.
+"""The Connect worker resolves ${env:CDC_CAPTURE_PASSWORD}: the password works and never shows in the stored config.
 
-The local cluster trusts 127.0.0.1, which would let any password through; so these tests use a dedicated
-user that pg_hba.conf makes authenticate with scram-sha-256, whose password is the stack's CDC_PG_PASSWORD.
+These tests use a dedicated user with a pg_hba.conf line of its own on top, so that the password it must give
+over TCP (scram-sha-256) is the one the worker holds whatever the rest of pg_hba.conf says, whose password is the stack's CDC_CAPTURE_PASSWORD (the one the worker holds).
 """
 
 import json
@@ -42,12 +42,12 @@ def connector_config(settings, password: str, slot: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def password_user(stack_services):
-    """A user that must give CDC_PG_PASSWORD over TCP (scram-sha-256 in pg_hba.conf); removed afterwards."""
+    """A user that must give CDC_CAPTURE_PASSWORD over TCP (scram-sha-256 in pg_hba.conf); removed afterwards."""
     s = stack_services.settings
     with psycopg.connect(s.pg_conninfo, autocommit=True) as conn:
         hba_file = conn.execute("SHOW hba_file").fetchone()[0]
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
-            sql.Identifier(USER), sql.Literal(s.pg_password)))
+            sql.Identifier(USER), sql.Literal(s.capture_password)))
         conn.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(sql.Identifier(s.pg_db), sql.Identifier(USER)))
         conn.execute(f"CREATE TABLE {TABLE} (id integer PRIMARY KEY, note text)")
         conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.SQL(TABLE), sql.Identifier(USER)))
@@ -95,7 +95,7 @@ def test_the_probe_user_really_needs_the_password(password_user):
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(host="127.0.0.1", port=s.pg_port, dbname=s.pg_db, user=USER, password="not-it",
                         connect_timeout=5).close()
-    with psycopg.connect(host="127.0.0.1", port=s.pg_port, dbname=s.pg_db, user=USER, password=s.pg_password,
+    with psycopg.connect(host="127.0.0.1", port=s.pg_port, dbname=s.pg_db, user=USER, password=s.capture_password,
                          connect_timeout=5) as conn:
         assert conn.execute("SELECT current_user").fetchone()[0] == USER
 
@@ -116,10 +116,10 @@ def test_a_connector_with_the_env_reference_runs_and_its_stored_config_holds_no_
     wait_until(running_or_failed, what=f"connector {CONNECTOR} to be RUNNING", timeout=90, interval=1,
                log_path=stack_log(password_user))
     stored = httpx.get(f"{s.connect_url}/connectors/{CONNECTOR}/config", timeout=10)
-    assert stored.json()["database.password"] == "${env:CDC_PG_PASSWORD}"
-    assert s.pg_password not in stored.text
+    assert stored.json()["database.password"] == "${env:CDC_CAPTURE_PASSWORD}"
+    assert s.capture_password not in stored.text
     listing = httpx.get(f"{s.connect_url}/connectors", params={"expand": "info"}, timeout=10).json()
-    assert s.pg_password not in json.dumps(listing[CONNECTOR])  # other tests' connectors are not ours to judge
+    assert s.capture_password not in json.dumps(listing[CONNECTOR])  # other tests' connectors are not ours to judge
 
 
 def test_a_wrong_password_is_refused_so_the_reference_is_what_authenticates(password_user):

@@ -36,6 +36,7 @@ def test_up_records_what_was_chosen_and_a_new_shell_finds_the_same_stack(record,
     assert document["recorded_by"] == "./stack up"
     assert document["settings"] == {"CDC_KAFKA_PORT": "29092", "CDC_PG_PASSWORD": settings.pg_password,
                                     "CDC_CONNECT_PASSWORD": settings.connect_password,
+                                    "CDC_CAPTURE_PASSWORD": settings.capture_password,
                                     "CDC_STACK_HOME": str(tmp_path / "home")}
     assert settings.connect_password.startswith("cdc-") and settings.connect_password != settings.pg_password
     assert stat.S_IMODE(record.stat().st_mode) == 0o600  # it holds passwords

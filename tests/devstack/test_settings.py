@@ -84,9 +84,13 @@ def test_airflow_environment_carries_the_five_connections_and_the_execution_api_
                                                                  "port": 2222, "schema": "http", "login": "cdc",
                                                                  "password": env["CDC_CONNECT_PASSWORD"]}
     pg = json.loads(env["AIRFLOW_CONN_CDC_POSTGRES"])
-    assert pg == {"conn_type": "postgres", "host": "127.0.0.1", "port": 4444, "login": "postgres",
-                  "password": s.pg_password, "schema": "testdb",
-                  "extra": {"connect_password": "${env:CDC_PG_PASSWORD}"}}
+    # The pipeline and Debezium: the least-privilege role; the administrator keeps the publications.
+    assert pg == {"conn_type": "postgres", "host": "127.0.0.1", "port": 4444, "login": "cdc_capture",
+                  "password": s.capture_password, "schema": "testdb",
+                  "extra": {"connect_password": "${env:CDC_CAPTURE_PASSWORD}"}}
+    assert json.loads(env["AIRFLOW_CONN_CDC_POSTGRES_ADMIN"]) == {
+        "conn_type": "postgres", "host": "127.0.0.1", "port": 4444, "login": "postgres", "password": s.pg_password,
+        "schema": "testdb"}
     sink = json.loads(env["AIRFLOW_CONN_CDC_SINK_POSTGRES"])
     assert sink == {
         "conn_type": "postgres", "host": "127.0.0.1", "port": 4444, "login": "postgres", "password": s.pg_password,
@@ -96,7 +100,7 @@ def test_airflow_environment_carries_the_five_connections_and_the_execution_api_
                    "password": s.airflow_password, "schema": "http"}
     assert sorted(k for k in env if k.startswith("AIRFLOW_CONN_")) == [
         "AIRFLOW_CONN_CDC_AIRFLOW_API", "AIRFLOW_CONN_CDC_KAFKA", "AIRFLOW_CONN_CDC_KAFKA_CONNECT",
-        "AIRFLOW_CONN_CDC_POSTGRES", "AIRFLOW_CONN_CDC_SINK_POSTGRES"]
+        "AIRFLOW_CONN_CDC_POSTGRES", "AIRFLOW_CONN_CDC_POSTGRES_ADMIN", "AIRFLOW_CONN_CDC_SINK_POSTGRES"]
 
 
 def test_airflow_parses_the_connection_variables():
@@ -110,8 +114,8 @@ def test_airflow_parses_the_connection_variables():
     assert (connect.host, connect.port, connect.schema) == ("127.0.0.1", 18083, "http")
     assert (connect.login, connect.password) == ("cdc", env["CDC_CONNECT_PASSWORD"])  # the REST API's basic auth
     pg = Connection.from_json(env["AIRFLOW_CONN_CDC_POSTGRES"], conn_id="cdc_postgres")
-    assert (pg.login, pg.password, pg.schema, pg.port) == ("postgres", env["CDC_PG_PASSWORD"], "testdb", 55432)
-    assert pg.extra_dejson == {"connect_password": "${env:CDC_PG_PASSWORD}"}
+    assert (pg.login, pg.password, pg.schema, pg.port) == ("cdc_capture", env["CDC_CAPTURE_PASSWORD"], "testdb", 55432)
+    assert pg.extra_dejson == {"connect_password": "${env:CDC_CAPTURE_PASSWORD}"}
     sink = Connection.from_json(env["AIRFLOW_CONN_CDC_SINK_POSTGRES"], conn_id="cdc_sink_postgres")
     assert (sink.host, sink.port, sink.login, sink.password, sink.schema) == (
         "127.0.0.1", 55432, "postgres", env["CDC_PG_PASSWORD"], "cdc_sink")

@@ -20,7 +20,7 @@ from cdc_pipeline.tasks.register import register_connector
 from cdc_pipeline.waiting import WaitTimeout, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-PASSWORD_REFERENCE = "${env:CDC_PG_PASSWORD}"
+PASSWORD_REFERENCE = "${env:CDC_CAPTURE_PASSWORD}"
 
 
 def write_connector(folder: Path, name: str, table: str, prefix: str, *, partitions: int = 4, **settings) -> Path:
@@ -81,16 +81,23 @@ class PipelineDriver:
 
     @property
     def source(self) -> SourceParams:
+        """The pipeline's role (least privilege), as the cdc_postgres connection gives it."""
+        s = self.settings
+        return SourceParams(s.pg_host, s.pg_port, s.capture_user, s.capture_password, s.pg_db)
+
+    @property
+    def admin(self) -> SourceParams:
+        """The administrator: what the tests do to the source as its application would, and the publication."""
         s = self.settings
         return SourceParams(s.pg_host, s.pg_port, s.pg_user, s.pg_password, s.pg_db)
 
     def sql(self, statement: str, params=None):
-        with self.source.connect(autocommit=True) as conn:
+        with self.admin.connect(autocommit=True) as conn:
             cur = conn.execute(statement, params)
             return cur.fetchall() if cur.description else None
 
     def copy_csv(self, order_by: str) -> bytes:
-        with self.source.connect() as conn:
+        with self.admin.connect() as conn:
             conn.execute("SET DateStyle = ISO")
             conn.execute("SET TimeZone = 'UTC'")
             out = bytearray()
@@ -114,6 +121,7 @@ class PipelineDriver:
     def register(self, run: RunRef | None = None) -> dict:
         with self.connect() as connect:
             return register_connector(self.pipes, connect, self.source, run or self.next_run(), kafka=self.kafka,
+                                      admin=self.admin,
                                       password_reference=PASSWORD_REFERENCE)
 
     def consume(self, run: RunRef, max_events: int = 10_000, **kwargs) -> dict:
@@ -295,5 +303,5 @@ class _Scoped:
     """What PipelineDriver.copy_csv reads: the source and one table's spec."""
 
     def __init__(self, driver: ConnectorDriver, qualified: str) -> None:
-        self.source = driver.source
+        self.source, self.admin = driver.source, driver.admin
         self.spec = driver.spec.for_table(qualified)

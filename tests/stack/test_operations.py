@@ -224,7 +224,9 @@ def test_the_source_password_never_reaches_kafka_connects_stored_config(stack_se
     driver = make(stack_services, tmp_path, "secret_items")
     with driver.connect() as connect:
         stored = connect.get_config("secret_items")
-    assert stored["database.password"] == "${env:CDC_PG_PASSWORD}"
+    assert stored["database.password"] == "${env:CDC_CAPTURE_PASSWORD}"
+    assert stored["database.user"] == driver.settings.capture_user  # the least-privilege role, not the administrator
+    assert driver.settings.capture_password not in json.dumps(stored)
     assert driver.settings.pg_password not in json.dumps(stored)
 
 

@@ -31,7 +31,8 @@ def test_source_details_are_filled_in_at_registration_not_kept_in_the_file():
     assert "database.password" not in spec.config
     filled = spec.config_for_source(host="h", port=5, user="u", dbname="d")
     # Only a config-provider reference is sent: GET /connectors/<name>/config never shows the password.
-    assert filled["database.password"] == "${env:CDC_PG_PASSWORD}" and filled["database.port"] == "5"
+    assert filled["database.password"] == "${env:CDC_CAPTURE_PASSWORD}" and filled["database.port"] == "5"
+    assert filled["publication.autocreate.mode"] == "disabled"  # registration keeps the publication
     assert spec.config_for_source(host="h", port=5, user="u", dbname="d",
                                   password_reference="${file:/etc/cdc/pg.properties:password}")["database.password"] \
         == "${file:/etc/cdc/pg.properties:password}"
