@@ -14,6 +14,8 @@ from psycopg import sql
 from cdc_pipeline.waiting import wait_until
 from devstack import process
 from devstack.__main__ import connector_lines
+from cdc_pipeline.source.checks import SourceParams
+from cdc_pipeline.source.publication import ensure_publication
 from devstack.airflow import CONNECT_PASSWORD_REFERENCE
 from devstack.demo import run_demo
 from devstack.ports import port_in_use
@@ -39,9 +41,13 @@ def register_clientes(stack: Stack) -> None:
     s = stack.settings
     spec = json.loads((REPO_ROOT / "include" / "connectors" / "clientes.json").read_text())
     config = {**spec["config"], "database.hostname": "127.0.0.1", "database.port": str(s.pg_port),
-              "database.user": s.pg_user, "database.password": CONNECT_PASSWORD_REFERENCE, "database.dbname": s.pg_db,
+              "database.user": s.capture_user, "database.password": CONNECT_PASSWORD_REFERENCE, "database.dbname": s.pg_db,
+              # What registration does (cdc_pipeline/source/publication.py): the publication is the administrator's.
+              "publication.autocreate.mode": "disabled",
               # No heartbeats: with nothing changing, the committed offset then stays the snapshot's last one.
               "heartbeat.interval.ms": "0"}
+    ensure_publication(SourceParams(s.pg_host, s.pg_port, s.pg_user, s.pg_password, s.pg_db),
+                       config["publication.name"], ["public.clientes"])
     response = httpx.put(f"{s.connect_url}/connectors/{spec['name']}/config", json=config, timeout=30)
     assert response.status_code in (200, 201), response.text
     # The distributed worker keeps the connector across the module's PostgreSQL restarts, and Debezium fails its

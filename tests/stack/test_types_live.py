@@ -157,6 +157,7 @@ def live_types(stack_services):
         "database.port": str(settings.pg_port), "database.user": settings.pg_user,
         "database.password": settings.pg_password, "database.dbname": DATABASE,
         "skipped.operations": "none",  # TRUNCATE events (the shipped file sets it too)
+        "publication.autocreate.mode": "filtered",  # Debezium, as the administrator, makes its own publication
     })
     with KafkaConnectClient(settings.connect_url) as connect:
         try:

@@ -135,7 +135,7 @@ class BackgroundChanges:
 
     def _run(self) -> None:
         try:
-            with self.driver.source.connect(autocommit=True) as conn:
+            with self.driver.admin.connect(autocommit=True) as conn:  # the application writes
                 while not self._stop.wait(self.pause):
                     kind = self.rng.choice(("insert", "insert", "update", "delete"))
                     if kind == "insert":
