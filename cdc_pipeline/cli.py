@@ -37,6 +37,7 @@ from cdc_pipeline.errors import CdcError, ConfigError
 from cdc_pipeline.history import History
 from cdc_pipeline.formatting import one_line
 from cdc_pipeline.instants import parse_instant
+from cdc_pipeline.operation_table import OPERATIONS, OperationRequest, OperationServices
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.table_choice import add_table_option, chosen_folders, chosen_pipelines
 
@@ -239,25 +240,32 @@ def _kafka(env: PipelineEnvironment, name: str):
     return KafkaClients.for_pipeline(env.kafka_config(), name)
 
 
-def cmd_reset(args) -> int:
-    from cdc_pipeline import operations
+def operation_services(env: PipelineEnvironment) -> OperationServices:
+    """The operations' services from the CDC_* settings (each built only when an operation asks)."""
+    from cdc_pipeline.kafka_connect import KafkaConnectClient
 
+    return OperationServices(kafka=lambda name: _kafka(env, name), connect=lambda: KafkaConnectClient(env.connect_url),
+                             source=lambda: env.source, connector_config=env.connector_config)
+
+
+def run_operation(name: str, pipe: Pipeline, env: PipelineEnvironment, request: OperationRequest) -> str:
+    """Run the operation ``name`` (cdc_pipeline.operation_table, as the operations DAG does) on ``pipe``; what
+    was done, in words."""
+    return OPERATIONS[name](pipe, operation_services(env), request).message
+
+
+def cmd_reset(args) -> int:
     env = environment(args)
     pipe = pipeline(args, env)
-    target = "beginning" if args.to_beginning else "date" if args.to_date else "run"
+    name = "reset_to_beginning" if args.to_beginning else "reset_to_date" if args.to_date else "reset_to_run"
     date = parse_instant(args.to_date, "--to-date") if args.to_date else None
     _confirm(args, f"Reset {pipe.label}: move its state, destiny.csv and buffer aside and read {pipe.spec.topic} again "
                    f"from {args.to_date or args.to_run or 'the beginning'}?")
-    with _kafka(env, pipe.spec.name) as kafka:
-        result = operations.reset(pipe, kafka, to=target, date=date, run_id=args.to_run, origin=_origin())
-    print(result.message)
+    print(run_operation(name, pipe, env, _request(date=date, run_id=args.to_run)))
     return 0
 
 
 def cmd_resnapshot(args) -> int:
-    from cdc_pipeline import operations
-    from cdc_pipeline.kafka_connect import KafkaConnectClient
-
     env = environment(args)
     if args.all_tables and args.table:
         raise ConfigError("--all-tables and --table exclude each other: leave one out")
@@ -269,25 +277,16 @@ def cmd_resnapshot(args) -> int:
         tables = pipe.spec.qualified_table
     _confirm(args, f"Re-snapshot {tables}: the connector reads {'each' if args.all_tables else 'the whole'} "
                    "table again and destiny.csv switches to the new snapshot once it is complete?")
-    with _kafka(env, pipe.spec.name) as kafka, KafkaConnectClient(env.connect_url) as connect:
-        result = operations.resnapshot(pipe, kafka, connect, origin=_origin(), connector_config=env.connector_config(pipe.spec),
-                                       whole=args.all_tables)
-    print(result.message)
+    print(run_operation("resnapshot", pipe, env, _request(whole=args.all_tables)))
     return 0
 
 
 def cmd_verify(args) -> int:
-    from cdc_pipeline.kafka_connect import KafkaConnectClient
-    from cdc_pipeline.verify import verify
-
     env = environment(args)
     spec = find_connector_spec(env.connectors_dir, args.connector, env.data_dir)
-    label = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    with _kafka(env, spec.name) as kafka, KafkaConnectClient(env.connect_url) as connect:
-        for pipe in every_pipeline(args, env, spec):
-            result = verify(pipe, kafka, env.source, run_id=label, connect=connect,
-                            connector_config=lambda: env.connector_config(spec), timeout=args.timeout)
-            say(pipe.label, args, result.line())
+    request = _request(run_label=f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}", timeout=args.timeout)
+    for pipe in every_pipeline(args, env, spec):
+        say(pipe.label, args, run_operation("verify", pipe, env, request))
     return 0
 
 
@@ -307,11 +306,10 @@ def cmd_drain(args) -> int:
 
 
 def cmd_operations(args) -> int:
-    from cdc_pipeline import operations
-
-    pipe = pipeline(args)
+    env = environment(args)
+    pipe = pipeline(args, env)
     if args.clear:
-        print(operations.clear_operation(pipe, _origin()))
+        print(run_operation("clear_unfinished_operation", pipe, env, _request()))
         return 0
     for op in pipe.history.incidents.operations(20):
         print(f"{op['id']}\t{op['kind']}\t{op['status']}\t{op['started_at']}\t{op['ended_at'] or ''}\t{op['origin']}\t"
@@ -328,11 +326,13 @@ def _confirm(args, question: str) -> None:
         raise ConfigError("nothing changed")
 
 
-def _origin() -> str:
+def _request(**fields) -> OperationRequest:
+    """An operation asked from this command line: its origin is the user and host."""
     import getpass
     import socket
 
-    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    origin = f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    return OperationRequest(origin=origin, run_label=fields.pop("run_label", origin), **fields)
 
 
 def _path(value: str):

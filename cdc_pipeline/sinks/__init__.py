@@ -16,8 +16,10 @@ a schema change are rendered in full and replace the sink's content atomically.
 API::
 
     retained_generations(pipe) -> frozenset[str]        # merge_batch keeps these generations; never raises
-    render_sink(pipe, sink_spec, run, target=TargetParams | callable | None) -> dict   # one sink task's body
-    TargetParams(host, port, user, password, dbname, conn_id)                           # a postgres sink's database
+    TargetParams(host, port, user, password, dbname, conn_id)   # a postgres sink's database
+
+One sink task's body, which renders through these modules and records the result, is
+:func:`cdc_pipeline.tasks.sink.render_sink` (a task like merge_batch; this package imports nothing from tasks/).
 
 Every render is recorded in the run history (``sink_results``: status, generation, rows, seconds, error);
 :func:`cdc_pipeline.sinks.results.sinks_line` sums them up for the run's one-line summary.
@@ -25,14 +27,12 @@ Every render is recorded in the run history (``sink_results``: status, generatio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cdc_pipeline.connector_spec import SinkSpec
-    from cdc_pipeline.history import RunRef
     from cdc_pipeline.pipeline import Pipeline
 
-__all__ = ["TargetParams", "render_sink", "retained_generations"]
+__all__ = ["TargetParams", "retained_generations"]
 
 
 def retained_generations(pipe: Pipeline) -> frozenset[str]:
@@ -40,12 +40,6 @@ def retained_generations(pipe: Pipeline) -> frozenset[str]:
     from cdc_pipeline.sinks.ledger import retained_generations as retained
 
     return retained(pipe.layout, pipe.spec.settings.sinks)
-
-
-def render_sink(pipe: Pipeline, sink: SinkSpec, run: RunRef, **kwargs: Any) -> dict[str, Any]:
-    from cdc_pipeline.sinks.render import render_sink as render
-
-    return render(pipe, sink, run, **kwargs)
 
 
 def __getattr__(name: str):

@@ -9,7 +9,7 @@ from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
 from airflow.sdk import BaseHook
 
 from cdc_airflow.settings import KAFKA_CONN_ID, KAFKA_CONNECT_CONN_ID, POSTGRES_ADMIN_CONN_ID, POSTGRES_CONN_ID
-from cdc_pipeline.connector_spec import DEFAULT_PASSWORD_REFERENCE
+from cdc_pipeline.connector_spec import DEFAULT_PASSWORD_REFERENCE, ConnectorSpec
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka_connect import KafkaConnectClient
@@ -69,3 +69,10 @@ def admin_source_params(conn_id: str = POSTGRES_ADMIN_CONN_ID) -> SourceParams |
 def password_reference(conn_id: str = POSTGRES_CONN_ID) -> str:
     """What register_connector sends as database.password: a config-provider reference Kafka Connect resolves."""
     return str(BaseHook.get_connection(conn_id).extra_dejson.get("connect_password") or DEFAULT_PASSWORD_REFERENCE)
+
+
+def connector_config(spec: ConnectorSpec) -> dict[str, str]:
+    """The config register_connector sends for ``spec``, with the source's details from the ``cdc_postgres`` connection."""
+    source = source_params()
+    return spec.config_for_source(host=source.host, port=source.port, user=source.user, dbname=source.dbname,
+                                  password_reference=password_reference())

@@ -14,11 +14,11 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from cdc_airflow.dag_arguments import connector_task_defaults
-from cdc_airflow.operation_names import ALL_TABLES, CHANGING, OPERATIONS
 from cdc_airflow.settings import DagSettings
 from cdc_airflow.task_runtime import one_line_errors
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.operation_table import ALL_TABLES, CHANGING, OPERATIONS, needing
 
 DOC = """
 ### Operations of `{name}` ({table})
@@ -42,6 +42,11 @@ def _table_param(spec: ConnectorSpec) -> dict[str, Param]:
                                        "re-snapshots every table of the connector whichever you pick.")}
 
 
+def _only_for(field: str) -> str:
+    """The form's section of a field few operations read, titled by them."""
+    return "Only for " + ", ".join(needing(field))
+
+
 def build_ops_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
     layout = PipelineLayout.under(settings.data_dir, spec.name)
     every = spec.settings.verify_every_minutes
@@ -55,20 +60,20 @@ def build_ops_dag(spec: ConnectorSpec, settings: DagSettings) -> DAG:
         default_args=connector_task_defaults(spec),
         tags=["cdc", "operations", spec.name],
         doc_md=DOC.format(name=spec.name, table=spec.qualified_table, dag_id=spec.dag_id, folder=layout.folder,
-                          operations="\n".join(f"- `{k}`: {v}" for k, v in OPERATIONS.items())),
+                          operations="\n".join(f"- `{k}`: {op.description}" for k, op in OPERATIONS.items())),
         params={
             # Each operation is named in the form by what it does; the fields only some operations use sit in
             # their own sections, titled by the operations that read them.
             "operation": Param("verify" if every else "status", enum=list(OPERATIONS), title="Operation",
-                               values_display={k: f"{k}{' (needs Confirm)' if k in CHANGING else ''}: {v}"
-                                               for k, v in OPERATIONS.items()},
+                               values_display={k: f"{k}{' (needs Confirm)' if op.changes else ''}: {op.description}"
+                                               for k, op in OPERATIONS.items()},
                                description="What to do. Those marked 'needs Confirm' change the pipeline: tick "
                                            "Confirm below. The task log says what was done."),
             "date": Param(None, type=["null", "string"], maxLength=40, title="Date",
-                          section="Only for reset_to_date",
+                          section=_only_for("date"),
                           description="ISO date or date-time, UTC if no zone, e.g. 2026-11-24 or 2026-11-24T08:00:00Z"),
             "run_id": Param(None, type=["null", "string"], maxLength=250, title="Run id",
-                            section="Only for reset_to_run",
+                            section=_only_for("run_id"),
                             description="A run of the pipeline DAG, e.g. scheduled__2026-11-24T08:00:00+00:00"),
             "confirm": Param(False, type="boolean", title="Confirm", section="Only for operations that change the pipeline",
                              description="Tick for " + ", ".join(sorted(CHANGING)) + "; the others ignore it."),

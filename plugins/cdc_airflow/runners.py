@@ -12,6 +12,7 @@ from cdc_airflow.folder_owner import require_owned_folder
 from cdc_airflow.hooks import (
     PipelineKafkaHook,
     admin_source_params,
+    connector_config,
     kafka_connect_client,
     password_reference,
     source_params,
@@ -19,12 +20,11 @@ from cdc_airflow.hooks import (
 from cdc_airflow.run_notes import set_run_note
 from cdc_airflow.task_runtime import run_ref
 from cdc_pipeline.connector_spec import ConnectorSpec
-from cdc_pipeline.errors import CdcError, ConfigError, SourceUnreachableError, TablesFailedError
-from cdc_pipeline.instants import parse_instant
+from cdc_pipeline.errors import CdcError, SourceUnreachableError, TablesFailedError
 from cdc_pipeline.layout import PipelineLayout
+from cdc_pipeline.operation_table import check_start_from
 from cdc_pipeline.pipeline import Pipeline, connector_pipelines, table_layout
 from cdc_pipeline.source.checks import expand_table_patterns
-from cdc_pipeline.formatting import describe_resume_point
 from cdc_pipeline.tasks.consume import consume_batch
 from cdc_pipeline.tasks.consume_tables import consume_tables
 from cdc_pipeline.tasks.finish import finish_run, finish_tables
@@ -32,12 +32,6 @@ from cdc_pipeline.tasks.merge import merge_batch
 from cdc_pipeline.tasks.register import register_connector
 
 log = logging.getLogger(__name__)
-
-
-def _connector_config(spec: ConnectorSpec) -> dict[str, str]:
-    source = source_params()
-    return spec.config_for_source(host=source.host, port=source.port, user=source.user, dbname=source.dbname,
-                                  password_reference=password_reference())
 
 
 def register(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
@@ -60,18 +54,10 @@ def _register(spec: ConnectorSpec, pipes: list[Pipeline], context) -> dict[str, 
 
 def _consume(spec: ConnectorSpec, pipes: list[Pipeline], context, consume_step) -> dict[str, Any]:
     params = context["params"]
-    start_from = parse_instant(params.get("start_from"))
-    if start_from is not None:
-        started = [f"{p.spec.qualified_table} resumes at {describe_resume_point(resume)}" for p in pipes
-                   if (resume := p.history.runs.resume_point()) is not None]
-        if started:
-            raise ConfigError(
-                f"start_from={params['start_from']} is only for a pipeline that has not read anything yet; in "
-                f"{spec.name}, {'; '.join(started)}. To restart from that date, trigger {spec.dag_id}_ops with "
-                f"operation=reset_to_date and date={params['start_from']}; or trigger this DAG without start_from.")
+    start_from = check_start_from(spec, pipes, params.get("start_from"))
     with PipelineKafkaHook(spec.name).clients() as kafka:
         return consume_step(kafka, run_ref(context), max_events=int(params["max_events"]),
-                            connect=kafka_connect_client, connector_config=lambda: _connector_config(spec),
+                            connect=kafka_connect_client, connector_config=lambda: connector_config(spec),
                             start_from=start_from)
 
 

@@ -1,4 +1,4 @@
-"""The body of a sink task (``sink_parquet``, ``sink_postgres_<table>``): cdc_pipeline.sinks.render_sink with the
+"""The body of a sink task (``sink_parquet``, ``sink_postgres_<table>``): cdc_pipeline.tasks.sink.render_sink with the
 sink database's details from its Airflow connection.
 
 Imported inside the task callable only (it pulls in pyarrow and psycopg).
@@ -15,8 +15,8 @@ from cdc_pipeline.connector_spec import ConnectorSpec, SinkSpec
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
-from cdc_pipeline.sinks import render_sink
 from cdc_pipeline.sinks.postgres_target import TargetParams
+from cdc_pipeline.tasks.sink import render_sink
 
 DEFAULT_SINK_CONN_ID = "cdc_sink_postgres"
 

@@ -20,10 +20,10 @@ import pytest
 
 from cdc_pipeline import operations
 from cdc_pipeline.history import RunRef
-from cdc_pipeline.sinks import render_sink
 from cdc_pipeline.sinks.postgres_target import TargetParams
 from cdc_pipeline.tasks.finish import finish_run
 from cdc_pipeline.tasks.merge import merge_batch
+from cdc_pipeline.tasks.sink import render_sink
 from cdc_pipeline.waiting import wait_until
 from devstack.ports import free_port
 from tests.stack.pipeline_driver import PipelineDriver, write_connector

@@ -13,9 +13,9 @@ import pytest
 
 from cdc_pipeline.errors import ConfigError, SinkError, SinkUnreachableError
 from cdc_pipeline.history import RunRef
-from cdc_pipeline.sinks import render_sink
 from cdc_pipeline.sinks import ledger as ledger_module
 from cdc_pipeline.sinks.postgres_target import TargetParams
+from cdc_pipeline.tasks.sink import render_sink
 from devstack.ports import free_port
 from tests.fixtures.types2.rows import SNAPSHOT_EDGE_ROWS, STREAM_EDGE_ROWS, random_row
 from tests.stack.pipeline_driver import REPO

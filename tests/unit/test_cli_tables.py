@@ -121,6 +121,9 @@ def test_drain_and_verify_go_over_every_table(run, monkeypatch):
         def line(self):
             return "identical"
 
+        def as_dict(self):
+            return {"result": "identical"}
+
     monkeypatch.setattr("cdc_pipeline.verify.verify", lambda pipe, *a, **k: Result(pipe))
     code, out, _ = run("drain", "--connector", "shop")
     assert code == 0 and out == "shop/public.a: drained\nshop/public.b: drained\n"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from cdc_airflow.ops_runner import _nothing_to_verify_yet, _scheduled
+from cdc_airflow.ops_runner import _scheduled
+from cdc_pipeline.operation_table import nothing_to_verify_yet
 from tests.unit.test_asof_support import SyntheticPipeline, r
 
 
@@ -15,7 +16,7 @@ def test_a_pipeline_that_has_not_run_has_nothing_to_verify_yet(tmp_path):
     from tests.stack.pipeline_driver import REPO
 
     pipe = Pipeline.under(tmp_path, load_connector_spec(REPO / "include" / "connectors" / "clientes.json"))
-    assert _nothing_to_verify_yet(pipe) == "clientes has not run yet"
+    assert nothing_to_verify_yet(pipe) == "clientes has not run yet"
 
 
 def test_a_pipeline_with_a_live_table_is_verified(tmp_path):
@@ -23,7 +24,7 @@ def test_a_pipeline_with_a_live_table_is_verified(tmp_path):
     synthetic.merge([r(1, "ana", "2026-12-06 10:00:00+00")], read_started="2026-12-06T10:00:05+00:00")
     pipe = SimpleNamespace(label="clientes", layout=synthetic.layout, history=synthetic.history,
                            table_description=lambda: synthetic.store.live().description)
-    assert _nothing_to_verify_yet(pipe) is None
+    assert nothing_to_verify_yet(pipe) is None
 
 
 def test_only_scheduled_runs_skip():

@@ -6,10 +6,10 @@ import pytest
 
 from cdc_pipeline.errors import RunFailedError
 from cdc_pipeline.history import RunRef
-from cdc_pipeline.sinks import render_sink
 from cdc_pipeline.sinks.results import sinks_line
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.tasks.finish import finish_run
+from cdc_pipeline.tasks.sink import render_sink
 from tests.unit.test_sinks_support import change_events, column, pipeline, table
 
 ITEMS = table(column("id", "integer", not_null=True), column("v", "text"))

@@ -13,8 +13,9 @@ import pytest
 
 from cdc_pipeline.errors import SinkError
 from cdc_pipeline.history import RunRef
-from cdc_pipeline.sinks import parquet_sink, render_sink
+from cdc_pipeline.sinks import parquet_sink
 from cdc_pipeline.state import StateStore
+from cdc_pipeline.tasks.sink import render_sink
 from tests.unit.test_sinks_support import change_events, column, pipeline, table
 
 ITEMS = table(column("id", "integer", not_null=True), column("name", "text"), column("amount", "numeric(10,2)"),

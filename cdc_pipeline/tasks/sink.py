@@ -1,4 +1,5 @@
-"""render_sink: the body of one sink task. Renders the live generation into one sink and records the result.
+"""render_sink: the body of one sink task (cdc_pipeline.sinks renders). Renders the live generation into one sink
+and records the result.
 
 The sink reads the state under a shared lock on the pipeline's lock file: sinks render side by side, while a
 merge, a consume or an operator command (which take it exclusively) waits until the render is done, so the
@@ -22,8 +23,8 @@ from cdc_pipeline.sinks.ledger import SinkLedger
 from cdc_pipeline.sinks.outcome import SinkOutcome
 from cdc_pipeline.sinks.postgres_target import TargetParams
 from cdc_pipeline.state import StateStore
-from cdc_pipeline.tasks.operations_guard import operation_in_progress
 from cdc_pipeline.formatting import one_line
+from cdc_pipeline.tasks.operations_guard import operation_in_progress
 from cdc_pipeline.tasks.tracking import tracked
 
 log = logging.getLogger(__name__)
