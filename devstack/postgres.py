@@ -161,7 +161,8 @@ class PostgresPart(Part):
 
     def after_ready(self) -> None:
         """Set the recorded password on CDC_PG_USER, create CDC_PG_DB (seeded with the demo table) and
-        CDC_SINK_DB when missing. Safe to run on every start: an existing database is never seeded again."""
+        CDC_SINK_DB when missing, and the capture role (CDC_CAPTURE_USER) with its grants. Safe to run on every
+        start: an existing database is never seeded again."""
         s = self.settings
         with self._connect("postgres") as conn:
             # TCP asks for this password (scram-sha-256): set it, hashed so, on every start.
@@ -173,15 +174,18 @@ class PostgresPart(Part):
             if not _database_exists(conn, s.sink_db):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(s.sink_db)))
                 log.info("created the sink database %s", s.sink_db)
-        self._grant_capture_role()
+        # template1 too: a database created later (a test's, a second source) is a copy of it, default privileges
+        # and schema grants included, so the role reads its tables as well.
+        for database in (s.pg_db, "template1"):
+            self._grant_capture_role(database)
 
-    def _grant_capture_role(self) -> None:
+    def _grant_capture_role(self, database: str) -> None:
         """The pipeline's and Debezium's least-privilege role, by the script docker-compose.yml's postgres image
         runs too (one home for the grants), over TCP as the administrator."""
         s = self.settings
         env = {**os.environ, "PATH": f"{postgres_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
                "PGHOST": "127.0.0.1", "PGPORT": str(s.pg_port), "PGPASSWORD": s.pg_password,
-               "POSTGRES_USER": s.pg_user, "POSTGRES_DB": s.pg_db,
+               "POSTGRES_USER": s.pg_user, "POSTGRES_DB": database,
                "CDC_CAPTURE_USER": s.capture_user, "CDC_CAPTURE_PASSWORD": s.capture_password}
         result = subprocess.run(["sh", str(CAPTURE_ROLE_SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
