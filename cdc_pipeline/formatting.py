@@ -47,6 +47,11 @@ def hhmm(iso: str | None) -> str:
     return moment.astimezone(UTC).strftime("%H:%M") if moment else "—"
 
 
+def hhmm_utc(iso: str | None) -> str:
+    """``12:53 UTC``: a time of day in a sentence, where the reader has no column heading to say the zone."""
+    return f"{hhmm(iso)} UTC"
+
+
 def age_text(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -95,6 +100,11 @@ def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
+def folded(text: object) -> str:
+    """Whitespace (newlines too) folded to single spaces, nothing cut: a multi-line error as one log line."""
+    return " ".join(str(text).split())
+
+
 def one_line(text: object, limit: int = ONE_LINE) -> str | None:
     """Whitespace folded to single spaces; a longer text keeps its start and its end, the middle cut to `` … ``.
 
@@ -103,7 +113,7 @@ def one_line(text: object, limit: int = ONE_LINE) -> str | None:
     """
     if text is None or text == "":
         return None
-    flat = " ".join(str(text).split())
+    flat = folded(text)
     if len(flat) <= limit:
         return flat
     flat = _without_addresses(flat, limit)

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from cdc_pipeline.errors import RunFailedError
-from cdc_pipeline.formatting import hhmm, one_line
+from cdc_pipeline.formatting import hhmm_utc, one_line
 from cdc_pipeline.history import RunRef, RunStatus, TryStatus, utc_now
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.sinks.results import sinks_line, sinks_summary
@@ -86,7 +86,7 @@ def failure_line(pipe: Pipeline, record: dict[str, Any], error: str) -> str:
         RunStatus.MERGED.value, RunStatus.COMMITTED.value) else "nothing drained"
     outages = pipe.history.incidents.open_outages()
     if outages:
-        down = "; ".join(f"{SERVICE_NAMES.get(o['service'], o['service'])} unreachable since {hhmm(o['first_seen_down_at']) + ' UTC'}"
+        down = "; ".join(f"{SERVICE_NAMES.get(o['service'], o['service'])} unreachable since {hhmm_utc(o['first_seen_down_at'])}"
                          for o in outages)
         return f"{down}; {drained}"
     return f"{one_line(error, 400)}; {drained}"

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from cdc_pipeline.formatting import (
-    age_text, ago_text, count_text, describe_verify, hhmm, one_line, plural, size_text, time_text,
+    age_text, ago_text, count_text, describe_verify, hhmm_utc, one_line, plural, size_text, time_text,
 )
 from cdc_pipeline.status import PipelineStatus
 
@@ -22,7 +22,7 @@ def state_label(status: PipelineStatus) -> str:
     """``OK``, ``LATE``, ``SOURCE DOWN since 12:53`` ..."""
     label = status.state.upper()
     if status.state_since and status.state.endswith(" down"):
-        label += f" since {hhmm(status.state_since)} UTC"
+        label += f" since {hhmm_utc(status.state_since)}"
     return label
 
 
@@ -111,7 +111,7 @@ def _unasked(status: PipelineStatus, service: str) -> str:
 
 
 def _incidents_cell(status: PipelineStatus) -> dict[str, Any]:
-    lines = [f"{SERVICE_NAMES.get(o['service'], o['service'])} down since {hhmm(o['first_seen_down_at'])} UTC "
+    lines = [f"{SERVICE_NAMES.get(o['service'], o['service'])} down since {hhmm_utc(o['first_seen_down_at'])} "
              f"({plural(o.get('runs_affected') or 1, 'run')})" for o in status.outages]
     if status.recovery:
         rebuild = status.recovery
