@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from cdc_airflow.dashboard.history_query import STATUS_FILTERS
 from cdc_airflow.dashboard.views import RunsQuery
+from cdc_pipeline.history import TryStatus
 
 REFRESH_SECONDS = 15
 COLUMNS = (("run", "started (UTC)"), ("state", "status"), ("events", "events"), ("offsets", "offsets moved"),
@@ -67,7 +68,7 @@ def strip_html(status: dict[str, Any]) -> str:
 def _run_rows(run: dict[str, Any], *, member: bool = False) -> str:
     key = e(run["run_id"])
     cls = f"run tone-{e(run['tone'])}" + (" fold-member" if member else "")
-    failed_try = next((t for t in reversed(run["tries"]) if t["status"] == "failed"), None)
+    failed_try = next((t for t in reversed(run["tries"]) if t["status"] == TryStatus.FAILED), None)
     log_try = failed_try or (run["tries"][-1] if run["tries"] else None)
     logs = f" {_airflow_link(log_try['log_url'], 'log', cls='log')}" if log_try and log_try["log_url"] else ""
     kind = "" if run["kind"] in ("scheduled", None) else f" <span class='kind'>{e(run['kind'])}</span>"
