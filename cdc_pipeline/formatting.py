@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 ONE_LINE = 160  # characters of an error or a note shown before it is expanded
+# The services an outage names (runs.sqlite's outages.service), as a sentence calls them.
+SERVICE_NAMES = {"postgres": "PostgreSQL", "connect": "Kafka Connect", "broker": "the Kafka broker"}
 
 
 def lsn_text(lsn: int | None) -> str | None:
@@ -50,6 +52,10 @@ def hhmm(iso: str | None) -> str:
 def hhmm_utc(iso: str | None) -> str:
     """``12:53 UTC``: a time of day in a sentence, where the reader has no column heading to say the zone."""
     return f"{hhmm(iso)} UTC"
+
+
+def service_name(service: str) -> str:
+    return SERVICE_NAMES.get(service, service)
 
 
 def age_text(seconds: float | None) -> str:

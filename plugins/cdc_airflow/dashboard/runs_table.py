@@ -13,14 +13,13 @@ from urllib.parse import quote
 
 from cdc_pipeline.formatting import (
     describe_ranges, describe_verify,
-    count_text, duration_text, hhmm, lsn_text, notes_list, one_line, parse_time, plural, time_text,
+    count_text, duration_text, hhmm, lsn_text, notes_list, one_line, parse_time, plural, service_name, time_text,
 )
 from cdc_pipeline.history import OperationStatus, RunStatus, TryStatus
 
 TABLE_GROUP = "table"  # cdc_airflow.tables_dag's mapped group (not imported: that module needs the Task SDK)
 AIRFLOW_RUN_PREFIXES = ("scheduled__", "manual__", "backfill__", "asset_triggered__", "dataset_triggered__")
 EVENT_KINDS = (("creates", "c"), ("updates", "u"), ("deletes", "d"), ("reads", "r"), ("truncates", "t"))
-SERVICE_NAMES = {"postgres": "PostgreSQL", "connect": "Kafka Connect", "broker": "the Kafka broker"}
 # Airflow's own states (DagRunState) of a run that has ended.
 AIRFLOW_ENDED = ("failed", "success")
 # A run Airflow should long have ended (the DAG's dagrun_timeout is 30 min) but whose end never reached the
@@ -208,7 +207,7 @@ def incident_line(item: dict[str, Any], now: datetime) -> dict[str, Any]:
     """An outage, rebuild, verification or operator command as one line between the runs."""
     kind = item["kind"]
     if kind == "outage":
-        name = SERVICE_NAMES.get(item["service"], item["service"])
+        name = service_name(item["service"])
         when = (f"since {hhmm(item['first_seen_down_at'])}, still down" if not item.get("back_at")
                 else f"{hhmm(item['first_seen_down_at'])}–{hhmm(item['back_at'])}")
         text = f"{name} unreachable {when} · {plural(item.get('runs_affected') or 1, 'run')} affected"
