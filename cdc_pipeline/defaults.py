@@ -11,4 +11,7 @@ KAFKA_PORT = 19092
 KAFKA_CONTROLLER_PORT = 19093
 CONNECT_PORT = 18083
 AIRFLOW_PORT = 18080
+AIRFLOW_USER = "admin"
+AIRFLOW_PASSWORD = "admin"
+CONNECT_USER = "cdc"  # Kafka Connect's REST API (basic authentication)
 GROUP_PREFIX = "cdc-csv"  # each pipeline's consumer group is <prefix>.<connector>

@@ -53,8 +53,8 @@ class PipelineEnvironment:
     password_reference: str = DEFAULT_PASSWORD_REFERENCE
     # Airflow's REST API, asked only whether a pipeline's DAG is paused (None: not asked).
     airflow_url: str | None = None
-    airflow_user: str = "admin"
-    airflow_password: str = "admin"
+    airflow_user: str = defaults.AIRFLOW_USER
+    airflow_password: str = defaults.AIRFLOW_PASSWORD
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides) -> PipelineEnvironment:
@@ -70,8 +70,8 @@ class PipelineEnvironment:
             source=source_params(v),
             airflow_url=v.get("CDC_AIRFLOW_URL") or (f"http://127.0.0.1:{v['CDC_AIRFLOW_PORT']}"
                                                      if v.get("CDC_AIRFLOW_PORT") else None),
-            airflow_user=v.get("CDC_AIRFLOW_USER", "admin"),
-            airflow_password=v.get("CDC_AIRFLOW_PASSWORD", "admin"),
+            airflow_user=v.get("CDC_AIRFLOW_USER", defaults.AIRFLOW_USER),
+            airflow_password=v.get("CDC_AIRFLOW_PASSWORD", defaults.AIRFLOW_PASSWORD),
         )
         values.update({k: val for k, val in overrides.items() if val is not None})
         return cls(**values)

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 ONE_LINE = 160  # characters of an error or a note shown before it is expanded
+# The services an outage names (runs.sqlite's outages.service), as a sentence calls them.
+SERVICE_NAMES = {"postgres": "PostgreSQL", "connect": "Kafka Connect", "broker": "the Kafka broker"}
 
 
 def lsn_text(lsn: int | None) -> str | None:
@@ -45,6 +47,15 @@ def time_text(iso: str | None, now: datetime) -> str:
 def hhmm(iso: str | None) -> str:
     moment = parse_time(iso)
     return moment.astimezone(UTC).strftime("%H:%M") if moment else "—"
+
+
+def hhmm_utc(iso: str | None) -> str:
+    """``12:53 UTC``: a time of day in a sentence, where the reader has no column heading to say the zone."""
+    return f"{hhmm(iso)} UTC"
+
+
+def service_name(service: str) -> str:
+    return SERVICE_NAMES.get(service, service)
 
 
 def age_text(seconds: float | None) -> str:
@@ -95,6 +106,11 @@ def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
+def folded(text: object) -> str:
+    """Whitespace (newlines too) folded to single spaces, nothing cut: a multi-line error as one log line."""
+    return " ".join(str(text).split())
+
+
 def one_line(text: object, limit: int = ONE_LINE) -> str | None:
     """Whitespace folded to single spaces; a longer text keeps its start and its end, the middle cut to `` … ``.
 
@@ -103,7 +119,7 @@ def one_line(text: object, limit: int = ONE_LINE) -> str | None:
     """
     if text is None or text == "":
         return None
-    flat = " ".join(str(text).split())
+    flat = folded(text)
     if len(flat) <= limit:
         return flat
     flat = _without_addresses(flat, limit)

@@ -16,12 +16,12 @@ from pathlib import Path
 from cdc_pipeline.atomic import atomic_write_text
 from cdc_pipeline.connector_spec import MAX_TABLES, load_connector_spec
 from cdc_pipeline.errors import ConfigError
-from cdc_pipeline.layout import REPO_ROOT
+from cdc_pipeline.layout import CONNECTORS_DIR
 from cdc_pipeline.pgtext.types import unsupported_columns
 from cdc_pipeline.source.catalog import read_description
 from cdc_pipeline.source.checks import SourceParams, generated_problems, kind_problems
 
-TEMPLATE = REPO_ROOT / "include" / "connectors" / "clientes.json"
+TEMPLATE = CONNECTORS_DIR / "clientes.json"
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 _TABLES_SQL = """

@@ -26,23 +26,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The places used when no CDC_* variable names another; the launcher's settings (devstack/settings.py) read
+# them here too, so the CLI, Airflow and ./stack agree.
+STACK_HOME = REPO_ROOT / ".stack"
+CONNECTORS_DIR = REPO_ROOT / "include" / "connectors"
+
+
+def data_dir_in(stack_home: Path) -> Path:
+    """The data folder of a stack home, when ``CDC_DATA_DIR`` does not name another."""
+    return stack_home / "data"
 
 
 def default_stack_home(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
-    return Path(env.get("CDC_STACK_HOME") or REPO_ROOT / ".stack")
+    return Path(env.get("CDC_STACK_HOME") or STACK_HOME)
 
 
 def default_data_dir(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
     """The data folder, the same for the CLI and Airflow: ``$CDC_DATA_DIR``, else ``$CDC_STACK_HOME/data``
     (which is ``<repo>/.stack/data`` when neither is set)."""
     env = os.environ if env is None else env
-    return Path(env.get("CDC_DATA_DIR") or default_stack_home(env) / "data")
+    return Path(env.get("CDC_DATA_DIR") or data_dir_in(default_stack_home(env)))
 
 
 def default_connectors_dir(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
-    return Path(env.get("CDC_CONNECTORS_DIR") or REPO_ROOT / "include" / "connectors")
+    return Path(env.get("CDC_CONNECTORS_DIR") or CONNECTORS_DIR)
 
 
 @dataclass(frozen=True)
@@ -130,5 +139,6 @@ class PipelineLayout:
 
 
 # Where ``./stack up`` records the CDC_* settings it ran with ({"settings": {"CDC_...": "..."}}), so commands
-# in a new shell (./stack, python -m cdc_pipeline) find the same stack. The environment wins over it.
-RECORDED_SETTINGS = REPO_ROOT / ".stack" / "settings.json"
+# in a new shell (./stack, python -m cdc_pipeline) find the same stack. The environment wins over it. It stays in
+# the default home whatever CDC_STACK_HOME says: it is read before the home is known.
+RECORDED_SETTINGS = STACK_HOME / "settings.json"

@@ -15,7 +15,7 @@ from typing import Any
 
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.history import History, RunStatus
-from cdc_pipeline.formatting import age_text, ago_text, hhmm, one_line, parse_time, size_text
+from cdc_pipeline.formatting import age_text, ago_text, hhmm_utc, one_line, parse_time, size_text
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import Pipeline
 
@@ -331,7 +331,3 @@ def kafka_backlog(clients, topic: str, *,
         return Backlog(per, sum(per.values()), age, "kafka", approximate=not exact)
 
     return probe
-
-
-def hhmm_utc(iso: str | None) -> str:
-    return f"{hhmm(iso)} UTC"

@@ -19,9 +19,8 @@ from pathlib import Path
 
 from cdc_pipeline import defaults
 from cdc_pipeline.kafka_connect import url_with_credentials
+from cdc_pipeline.layout import CONNECTORS_DIR, REPO_ROOT, STACK_HOME, data_dir_in
 from devstack.errors import SettingsError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -65,14 +64,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CDC_KAFKA_CONTROLLER_PORT", "kafka_controller_port", str(defaults.KAFKA_CONTROLLER_PORT),
             "Apache Kafka's KRaft controller port (the one node is broker and controller)."),
     Setting("CDC_CONNECT_PORT", "connect_port", str(defaults.CONNECT_PORT), "Kafka Connect REST port."),
-    Setting("CDC_CONNECT_USER", "connect_user", "cdc",
+    Setting("CDC_CONNECT_USER", "connect_user", defaults.CONNECT_USER,
             "User of Kafka Connect's REST API (basic authentication, as in docker-compose.yml)."),
     Setting("CDC_CONNECT_PASSWORD", "connect_password", "cdc-<16 random hex digits>",
             "Password of `CDC_CONNECT_USER` on Kafka Connect's REST API: generated once when unset, recorded, "
             "and written into the worker's credentials file at every start."),
     Setting("CDC_AIRFLOW_PORT", "airflow_port", str(defaults.AIRFLOW_PORT), "Airflow api-server and UI port."),
-    Setting("CDC_AIRFLOW_USER", "airflow_user", "admin", "Airflow login (SimpleAuthManager, role admin)."),
-    Setting("CDC_AIRFLOW_PASSWORD", "airflow_password", "admin", "Airflow password."),
+    Setting("CDC_AIRFLOW_USER", "airflow_user", defaults.AIRFLOW_USER, "Airflow login (SimpleAuthManager, role admin)."),
+    Setting("CDC_AIRFLOW_PASSWORD", "airflow_password", defaults.AIRFLOW_PASSWORD, "Airflow password."),
     Setting("CDC_KAFKA_GROUP_ID", "kafka_group_id", defaults.GROUP_PREFIX, "Kafka consumer group prefix."),
     Setting("CDC_NEW_DAGS_PAUSED", "new_dags_paused", "false",
             "Whether a DAG Airflow sees for the first time starts paused. `false`: a connector file added to a "
@@ -135,12 +134,12 @@ class StackSettings:
                     return value
             return None
 
-        stack_home = Path(raw("stack_home") or REPO_ROOT / ".stack").expanduser().absolute()
+        stack_home = Path(raw("stack_home") or STACK_HOME).expanduser().absolute()
         values: dict[str, object] = {
             "stack_home": stack_home,
-            "data_dir": Path(raw("data_dir") or stack_home / "data").expanduser().absolute(),
+            "data_dir": Path(raw("data_dir") or data_dir_in(stack_home)).expanduser().absolute(),
             "jars_dir": Path(raw("jars_dir") or REPO_ROOT / ".cache" / "jars").expanduser().absolute(),
-            "connectors_dir": Path(raw("connectors_dir") or REPO_ROOT / "include" / "connectors").expanduser().absolute(),
+            "connectors_dir": Path(raw("connectors_dir") or CONNECTORS_DIR).expanduser().absolute(),
             "pg_password": raw("pg_password") or generate_password(),
             "connect_password": raw("connect_password") or generate_password(),
             "capture_password": raw("capture_password") or generate_password(),

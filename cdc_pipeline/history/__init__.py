@@ -13,10 +13,10 @@ from pathlib import Path
 from cdc_pipeline.history.db import initialize
 from cdc_pipeline.history.incidents import Incarnation, Incidents, Recovery
 from cdc_pipeline.history.runs import ResumePoint, RunHistory, RunRef, utc_now
-from cdc_pipeline.history.statuses import DURABLE, RunKind, RunStatus, TryStatus
+from cdc_pipeline.history.statuses import DURABLE, OperationStatus, RunKind, RunStatus, SinkStatus, TryStatus
 
-__all__ = ["DURABLE", "History", "Incarnation", "Incidents", "Recovery", "ResumePoint", "RunHistory", "RunKind",
-           "RunRef", "RunStatus", "TryStatus", "utc_now"]
+__all__ = ["DURABLE", "History", "Incarnation", "Incidents", "OperationStatus", "Recovery", "ResumePoint",
+           "RunHistory", "RunKind", "RunRef", "RunStatus", "SinkStatus", "TryStatus", "utc_now"]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from cdc_pipeline.history.db import connect
 from cdc_pipeline.history.runs import utc_now
+from cdc_pipeline.history.statuses import OperationStatus
 
 SERVICES = ("postgres", "connect", "broker")
 
@@ -182,17 +183,19 @@ class Incidents:
     # --- operator commands --------------------------------------------------------------------------
     def begin_operation(self, kind: str, params: dict, origin: str) -> int:
         with self._db() as db:
-            return db.execute("INSERT INTO operations (kind, params, origin, pid, started_at, status) VALUES (?, ?, ?, ?, ?, 'running')",
-                              (kind, json.dumps(params, default=str), origin, os.getpid(), utc_now())).lastrowid
+            return db.execute("INSERT INTO operations (kind, params, origin, pid, started_at, status) VALUES (?, ?, ?, ?, ?, ?)",
+                              (kind, json.dumps(params, default=str), origin, os.getpid(), utc_now(),
+                               OperationStatus.RUNNING.value)).lastrowid
 
     def end_operation(self, op_id: int, *, ok: bool, detail: str) -> None:
         with self._db() as db:
             db.execute("UPDATE operations SET ended_at = ?, status = ?, detail = ? WHERE id = ?",
-                       (utc_now(), "done" if ok else "failed", detail[:4000], op_id))
+                       (utc_now(), (OperationStatus.DONE if ok else OperationStatus.FAILED).value, detail[:4000], op_id))
 
     def running_operation(self) -> dict[str, Any] | None:
         with self._db() as db:
-            row = db.execute("SELECT * FROM operations WHERE status = 'running' ORDER BY id DESC LIMIT 1").fetchone()
+            row = db.execute("SELECT * FROM operations WHERE status = ? ORDER BY id DESC LIMIT 1",
+                             (OperationStatus.RUNNING.value,)).fetchone()
         return dict(row) if row else None
 
     def operations(self, limit: int = 50) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""The closed sets of values the run history stores: run statuses, run kinds, task-try statuses."""
+"""The closed sets of values the run history stores: run statuses, run kinds, task-try, operator-command and sink
+statuses."""
 
 from __future__ import annotations
 
@@ -46,3 +47,22 @@ class TryStatus(StrEnum):
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
+
+
+class OperationStatus(StrEnum):
+    """An operator command (reset, resnapshot, verify, ...): running until it ends, then done or failed."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SinkStatus(StrEnum):
+    """What one render of one sink did."""
+
+    FULL = "full"                  # rendered from the whole live generation
+    INCREMENTAL = "incremental"    # the net change per key since the generation it held
+    UNCHANGED = "unchanged"        # it already held the live generation
+    WAITING = "waiting"            # no state yet
+    SKIPPED = "skipped"            # an operator command holds the pipeline
+    FAILED = "failed"              # recorded with its error

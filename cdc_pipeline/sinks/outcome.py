@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# full: rendered from the whole live generation; incremental: the net change per key since the generation it
-# held; unchanged: it already held the live generation; waiting: no state yet; skipped: an operator command
-# holds the pipeline. A failure is recorded as "failed" with its error.
-STATUSES = ("full", "incremental", "unchanged", "waiting", "skipped", "failed")
+from cdc_pipeline.history.statuses import SinkStatus
+
+STATUSES = tuple(SinkStatus)  # what each means: SinkStatus
 
 
 @dataclass
@@ -25,7 +24,8 @@ class SinkOutcome:
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}. Got {self.status!r}")
+            raise ValueError(f"status must be one of {tuple(s.value for s in STATUSES)}. Got {self.status!r}")
+        self.status = SinkStatus(self.status).value  # a plain str in the task's summary (XCom) and the history
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, [], {})}

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from cdc_pipeline.atomic import SHARED_FILE_MODE, atomic_writer
 from cdc_pipeline.errors import SinkError, StateError
+from cdc_pipeline.history.statuses import SinkStatus
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.sinks.arrow_convert import NullNotes, convert_batch
 from cdc_pipeline.sinks.arrow_types import arrow_columns, arrow_schema
@@ -44,14 +45,14 @@ def render_parquet(store: StateStore, live: GenerationInfo, ledger: SinkLedger, 
     else:
         reason = "first render" if held is None else f"the live generation changed ({held.generation} -> {live.id})"
     if held is not None and held.names(live) and file_generation(path) == (live.id, live.epoch):
-        return SinkOutcome("unchanged", f"{path.name} already holds generation {live.id}", live.id, live.epoch,
+        return SinkOutcome(SinkStatus.UNCHANGED, f"{path.name} already holds generation {live.id}", live.id, live.epoch,
                            rows=live.rows, detail={"path": str(path)})
     if held is not None and held.names(live):
         reason = f"{path.name} is missing or holds another generation"
     notes = NullNotes()
     rows = write_parquet(store, live, path, notes)
     ledger.write(LedgerEntry(applied=AppliedGeneration.of(live, at=_now())))
-    return SinkOutcome("full", reason, live.id, live.epoch, rows=rows, notes=notes.lines(),
+    return SinkOutcome(SinkStatus.FULL, reason, live.id, live.epoch, rows=rows, notes=notes.lines(),
                        detail={"path": str(path), "bytes": path.stat().st_size})
 
 

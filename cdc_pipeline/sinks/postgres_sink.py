@@ -27,6 +27,7 @@ from psycopg import sql
 from cdc_pipeline.connector_spec import SinkSpec
 from cdc_pipeline.copy_csv import format_row
 from cdc_pipeline.errors import ConfigError, SinkError, SinkUnreachableError, StateError
+from cdc_pipeline.history.statuses import SinkStatus
 from cdc_pipeline.sinks.ledger import AppliedGeneration, LedgerEntry, SinkLedger, catch_up_base
 from cdc_pipeline.sinks.outcome import SinkOutcome
 from cdc_pipeline.sinks.postgres_target import (
@@ -85,18 +86,18 @@ def _render_in_transaction(conn, store: StateStore, live: GenerationInfo, ledger
     loader = _Loader(conn, store, live, schema, table, columns)
 
     if shape == wanted and recorded is not None and recorded.names(live):
-        return SinkOutcome("unchanged", f"{sink.table} already holds generation {live.id}", live.id, live.epoch,
+        return SinkOutcome(SinkStatus.UNCHANGED, f"{sink.table} already holds generation {live.id}", live.id, live.epoch,
                            rows=live.rows), recorded
     if shape is None:
         loader.create_and_load()
-        outcome = SinkOutcome("full", f"created {sink.table}", live.id, live.epoch, rows=live.rows)
+        outcome = SinkOutcome(SinkStatus.FULL, f"created {sink.table}", live.id, live.epoch, rows=live.rows)
     elif shape != wanted:
         if recorded is None:
             raise ConfigError(f"the sink table {sink.table} exists with other columns than {description.qualified_table} "
                               f"({shape.describe_difference(wanted)}) and this pipeline did not create it. Drop it or "
                               "give the sink another \"table\"; the sink creates it with the source's types")
         loader.swap_in_new_shape()
-        outcome = SinkOutcome("full", f"new shape, table replaced: {shape.describe_difference(wanted)}", live.id,
+        outcome = SinkOutcome(SinkStatus.FULL, f"new shape, table replaced: {shape.describe_difference(wanted)}", live.id,
                               live.epoch, rows=live.rows)
     elif recorded is None:
         if conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier(schema, table))).fetchone()[0]:
@@ -104,22 +105,22 @@ def _render_in_transaction(conn, store: StateStore, live: GenerationInfo, ledger
                               f"(no row in {schema}.cdc_sink_applied): empty or drop it, or give the sink another "
                               "\"table\". The sink never overwrites a table it does not keep")
         loader.truncate_and_load()
-        outcome = SinkOutcome("full", f"first render into the existing empty table {sink.table}", live.id,
+        outcome = SinkOutcome(SinkStatus.FULL, f"first render into the existing empty table {sink.table}", live.id,
                               live.epoch, rows=live.rows)
     else:
         base, why = catch_up_base(store.folder, recorded, live)
         if base is None:
             loader.truncate_and_load()
-            outcome = SinkOutcome("full", why, live.id, live.epoch, rows=live.rows)
+            outcome = SinkOutcome(SinkStatus.FULL, why, live.id, live.epoch, rows=live.rows)
         else:
             upserted, deleted = loader.apply_diff(store.diff(base, live))
-            outcome = SinkOutcome("incremental", why, live.id, live.epoch, rows=live.rows, upserted=upserted,
+            outcome = SinkOutcome(SinkStatus.INCREMENTAL, why, live.id, live.epoch, rows=live.rows, upserted=upserted,
                                   deleted=deleted)
             count = loader.count()
             if count != live.rows:
                 loader.truncate_and_load()
                 outcome = SinkOutcome(
-                    "full", f"after applying the changes {sink.table} held {count} rows, the state {live.rows}: the "
+                    SinkStatus.FULL, f"after applying the changes {sink.table} held {count} rows, the state {live.rows}: the "
                     "table was changed outside the pipeline, so it was rendered in full", live.id, live.epoch,
                     rows=live.rows)
     record_bookkeeping(conn, schema, sink.table, applied, wanted)

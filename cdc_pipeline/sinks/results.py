@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from cdc_pipeline.history.statuses import SinkStatus
+
 
 def sinks_line(results: list[dict[str, Any]]) -> str:
     """``sinks: parquet full 1200 rows · postgres:public.t FAILED`` from ``Incidents.sink_results(run_id)``;
     "" when the run rendered no sink."""
     parts = []
     for result in sorted(results, key=lambda r: r["sink"]):
-        if result["status"] == "failed":
+        if result["status"] == SinkStatus.FAILED:
             parts.append(f"{result['sink']} FAILED")
         elif result.get("rows") is not None:
             parts.append(f"{result['sink']} {result['status']} {result['rows']} rows")

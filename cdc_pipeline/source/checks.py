@@ -12,6 +12,7 @@ import psycopg
 from psycopg import sql
 
 from cdc_pipeline.errors import ConfigError, SourceError, SourceUnreachableError
+from cdc_pipeline.formatting import folded
 from cdc_pipeline.pgtext.collation import collated_key, icu_version
 from cdc_pipeline.source.catalog import CatalogColumn, TableDescription, read_description
 
@@ -47,7 +48,7 @@ def connection_failure(exc: Exception) -> str:
     hint ('Is the server running on that host ...?')."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     reason = first.rsplit("failed: ", 1)[-1] if "failed: " in first else first
-    return " ".join(reason.split()).rstrip(".") or first
+    return folded(reason).rstrip(".") or first
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 from cdc_pipeline.batch_buffer import BatchBuffer
 from cdc_pipeline.connector_folder import prepare_connector_folder
 from cdc_pipeline.errors import CdcError
+from cdc_pipeline.formatting import folded
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.pipeline import Pipeline
@@ -42,7 +43,7 @@ def consume_tables(pipes: list[Pipeline], kafka: KafkaClients, run: RunRef, *, m
             summary = consume_batch(pipe, kafka, run, max_events=max_events, max_seconds=seconds, **consume_options)
         except (CdcError, OSError) as exc:
             first_error = first_error or exc
-            failed[name] = " ".join(str(exc).split())
+            failed[name] = folded(exc)
             failed_pipes.append(pipe)
             log.error("consume: %s failed: %s", name, failed[name])
             continue

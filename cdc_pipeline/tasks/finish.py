@@ -6,14 +6,13 @@ import logging
 from typing import Any
 
 from cdc_pipeline.errors import RunFailedError
-from cdc_pipeline.formatting import hhmm, one_line
+from cdc_pipeline.formatting import hhmm_utc, one_line, service_name
 from cdc_pipeline.history import RunRef, RunStatus, TryStatus, utc_now
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.sinks.results import sinks_line, sinks_summary
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = {"postgres": "PostgreSQL", "connect": "Kafka Connect", "broker": "the Kafka broker"}
 SUMMARY_FIELDS = (
     "status", "offset_ranges", "creates", "updates", "deletes", "reads", "truncates", "tombstones", "dead_lettered",
     "before_start", "max_lsn", "max_source_ts", "backlog", "merge_inserted", "merge_updated", "merge_deleted",
@@ -86,7 +85,7 @@ def failure_line(pipe: Pipeline, record: dict[str, Any], error: str) -> str:
         RunStatus.MERGED.value, RunStatus.COMMITTED.value) else "nothing drained"
     outages = pipe.history.incidents.open_outages()
     if outages:
-        down = "; ".join(f"{SERVICE_NAMES.get(o['service'], o['service'])} unreachable since {hhmm(o['first_seen_down_at']) + ' UTC'}"
+        down = "; ".join(f"{service_name(o['service'])} unreachable since {hhmm_utc(o['first_seen_down_at'])}"
                          for o in outages)
         return f"{down}; {drained}"
     return f"{one_line(error, 400)}; {drained}"

@@ -16,7 +16,7 @@ from typing import Any
 
 from cdc_pipeline.connector_spec import SinkSpec
 from cdc_pipeline.errors import ConfigError
-from cdc_pipeline.history import RunRef
+from cdc_pipeline.history import RunRef, SinkStatus
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock
 from cdc_pipeline.sinks.ledger import SinkLedger
@@ -43,7 +43,7 @@ def render_sink(pipe: Pipeline, sink: SinkSpec, run: RunRef, *, target: TargetSo
         try:
             outcome = _render(pipe, sink, target, lock_timeout)
         except BaseException as exc:
-            history.incidents.record_sink(run.run_id, sink.name, status="failed", generation=None, rows=None,
+            history.incidents.record_sink(run.run_id, sink.name, status=SinkStatus.FAILED.value, generation=None, rows=None,
                                           seconds=round(time.monotonic() - started, 3), error=one_line(str(exc) or type(exc).__name__, 2000))
             raise
         seconds = round(time.monotonic() - started, 3)
@@ -56,15 +56,15 @@ def render_sink(pipe: Pipeline, sink: SinkSpec, run: RunRef, *, target: TargetSo
 
 def _render(pipe: Pipeline, sink: SinkSpec, target: TargetSource, lock_timeout: float) -> SinkOutcome:
     if sink.type == "csv":
-        return SinkOutcome("unchanged", "destiny.csv is written by the merge itself")
+        return SinkOutcome(SinkStatus.UNCHANGED, "destiny.csv is written by the merge itself")
     busy = operation_in_progress(pipe, holding_lock=False)
     if busy is not None:
-        return SinkOutcome("skipped", busy)
+        return SinkOutcome(SinkStatus.SKIPPED, busy)
     with pipeline_lock(pipe.layout, shared=True, timeout=lock_timeout):
         store = StateStore(pipe.layout)
         live = store.live()
         if live is None:
-            return SinkOutcome("waiting", "no state yet: the first merge creates it")
+            return SinkOutcome(SinkStatus.WAITING, "no state yet: the first merge creates it")
         ledger = SinkLedger(pipe.layout, sink)
         if sink.type == "parquet":
             from cdc_pipeline.sinks.parquet_sink import render_parquet
@@ -82,7 +82,7 @@ def _render(pipe: Pipeline, sink: SinkSpec, target: TargetSource, lock_timeout: 
 
 def _log(sink: SinkSpec, outcome: SinkOutcome, seconds: float) -> None:
     figures = f"{outcome.rows} rows" if outcome.rows is not None else "no rows"
-    if outcome.status == "incremental":
+    if outcome.status == SinkStatus.INCREMENTAL:
         figures += f" (+/~ {outcome.upserted}, - {outcome.deleted})"
     log.info("sink %s: %s in %.2f s, generation %s, %s: %s", sink.name, outcome.status, seconds, outcome.generation,
              figures, outcome.reason)

@@ -88,7 +88,7 @@ def write_interval(layout: PipelineLayout, start: datetime, end: datetime) -> di
     log.info("backfill: %s", snapshot.line())
     changes = write_changes(layout, start, end, layout.changes_dir / f"{compact(start)}_{compact(end)}.csv")
     log.info("backfill: %s", changes.line())
-    line = (f"backfill [{_hhmm(start)}, {_hhmm(end)}): {snapshot.path.parent.name}/{snapshot.path.name} "
+    line = (f"backfill [{_minute_text(start)}, {_minute_text(end)}): {snapshot.path.parent.name}/{snapshot.path.name} "
             f"({snapshot.rows} rows{'' if snapshot.written else ', unchanged'}), {changes.path.parent.name}/"
             f"{changes.path.name} ({changes.events} changes{'' if changes.written else ', unchanged'})")
     log.info("%s", line)
@@ -145,5 +145,6 @@ def _utc(moment: datetime) -> datetime:
     return plain_utc(moment)
 
 
-def _hhmm(moment: datetime) -> str:
+def _minute_text(moment: datetime) -> str:
+    """An interval bound in a log line: to the minute, with its seconds only when it has some."""
     return moment.strftime("%Y-%m-%d %H:%M" if moment.second == 0 else "%Y-%m-%d %H:%M:%S")

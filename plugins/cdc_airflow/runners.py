@@ -21,6 +21,7 @@ from cdc_airflow.run_notes import set_run_note
 from cdc_airflow.task_runtime import run_ref
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import CdcError, SourceUnreachableError, TablesFailedError
+from cdc_pipeline.formatting import folded
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.operation_table import check_start_from
 from cdc_pipeline.pipeline import Pipeline, connector_pipelines, table_layout
@@ -173,7 +174,7 @@ def each_table(tables: list[str], step) -> dict[str, Any]:
         try:
             results[table] = step(table)
         except CdcError as exc:
-            log.error("%s: %s", table, " ".join(str(exc).split()))
+            log.error("%s: %s", table, folded(exc))
             failed.append((table, exc))
     if len(failed) == 1 and len(tables) == 1:
         raise failed[0][1]

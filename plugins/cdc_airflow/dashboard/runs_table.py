@@ -13,14 +13,15 @@ from urllib.parse import quote
 
 from cdc_pipeline.formatting import (
     describe_ranges, describe_verify,
-    count_text, duration_text, hhmm, lsn_text, notes_list, one_line, parse_time, plural, time_text,
+    count_text, duration_text, hhmm, lsn_text, notes_list, one_line, parse_time, plural, service_name, time_text,
 )
-from cdc_pipeline.history import RunStatus, TryStatus
+from cdc_pipeline.history import OperationStatus, RunStatus, TryStatus
 
 TABLE_GROUP = "table"  # cdc_airflow.tables_dag's mapped group (not imported: that module needs the Task SDK)
 AIRFLOW_RUN_PREFIXES = ("scheduled__", "manual__", "backfill__", "asset_triggered__", "dataset_triggered__")
 EVENT_KINDS = (("creates", "c"), ("updates", "u"), ("deletes", "d"), ("reads", "r"), ("truncates", "t"))
-SERVICE_NAMES = {"postgres": "PostgreSQL", "connect": "Kafka Connect", "broker": "the Kafka broker"}
+# Airflow's own states (DagRunState) of a run that has ended.
+AIRFLOW_ENDED = ("failed", "success")
 # A run Airflow should long have ended (the DAG's dagrun_timeout is 30 min) but whose end never reached the
 # history: the worker died or Airflow timed the run out before finish_run.
 UNFINISHED_AFTER_SECONDS = 35 * 60
@@ -77,7 +78,7 @@ def run_state(run: dict[str, Any], tries: list[dict[str, Any]], now: datetime,
         after = f" after {most} tries" if most > 1 else ""
         tone = {RunStatus.FAILED.value: "bad", RunStatus.SKIPPED.value: "idle"}.get(status, "warn" if most > 1 else "ok")
         return status + after, tone
-    if airflow_state in ("failed", "success"):
+    if airflow_state in AIRFLOW_ENDED:
         return f"{airflow_state} in Airflow, ended before finish_run", "bad" if airflow_state == "failed" else "warn"
     latest: dict[str, dict[str, Any]] = {}
     for attempt in tries:
@@ -95,7 +96,7 @@ def run_state(run: dict[str, Any], tries: list[dict[str, Any]], now: datetime,
     started = parse_time(run.get("started_at"))
     if started and (now - started).total_seconds() > UNFINISHED_AFTER_SECONDS:
         return "unfinished (no final status recorded)", "warn"
-    return "running" if status == "started" else f"running ({status})", "busy"
+    return "running" if status == RunStatus.STARTED else f"running ({status})", "busy"
 
 
 def run_view(run: dict[str, Any], tries: list[dict[str, Any]], links: AirflowLinks | None, now: datetime,
@@ -110,7 +111,7 @@ def run_view(run: dict[str, Any], tries: list[dict[str, Any]], links: AirflowLin
         if run.get("offset_ranges") else {}
     moved = {p: r for p, r in ranges.items() if r[1] > r[0]}
     started, ended = parse_time(run.get("started_at")), parse_time(run.get("ended_at"))
-    ended_elsewhere = ended is None and airflow_state in ("failed", "success")  # no end time recorded
+    ended_elsewhere = ended is None and airflow_state in AIRFLOW_ENDED  # no end time recorded
     seconds = None if not started or ended_elsewhere else ((ended or now) - started).total_seconds()
     merge = {"inserted": run.get("merge_inserted"), "updated": run.get("merge_updated"),
              "deleted": run.get("merge_deleted"), "truncated": run.get("merge_truncated")}
@@ -206,7 +207,7 @@ def incident_line(item: dict[str, Any], now: datetime) -> dict[str, Any]:
     """An outage, rebuild, verification or operator command as one line between the runs."""
     kind = item["kind"]
     if kind == "outage":
-        name = SERVICE_NAMES.get(item["service"], item["service"])
+        name = service_name(item["service"])
         when = (f"since {hhmm(item['first_seen_down_at'])}, still down" if not item.get("back_at")
                 else f"{hhmm(item['first_seen_down_at'])}–{hhmm(item['back_at'])}")
         text = f"{name} unreachable {when} · {plural(item.get('runs_affected') or 1, 'run')} affected"
@@ -229,7 +230,7 @@ def incident_line(item: dict[str, Any], now: datetime) -> dict[str, Any]:
         text = f"operator command {item.get('command')} ({item.get('origin') or '?'}): {item.get('status')}"
         if item.get("ended_at"):
             text += f" at {hhmm(item['ended_at'])}"
-        tone = {"failed": "bad", "running": "busy"}.get(item.get("status"), "info")
+        tone = {OperationStatus.FAILED: "bad", OperationStatus.RUNNING: "busy"}.get(item.get("status"), "info")
         detail = item.get("detail") if (item.get("detail") or "") not in ("", item.get("status")) else None
     return {"type": "line", "kind": kind, "at": item["at"], "time": time_text(item["at"], now), "text": text,
             "tone": tone, "detail": detail}

@@ -8,13 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from cdc_pipeline.formatting import (
-    age_text, ago_text, count_text, describe_verify, hhmm, one_line, plural, size_text, time_text,
+    age_text, ago_text, count_text, describe_verify, hhmm_utc, one_line, plural, service_name, size_text, time_text,
 )
 from cdc_pipeline.status import PipelineStatus
 
 STATE_TONES = {"ok": "ok", "paused": "warn", "late": "warn", "rebuilding": "warn", "not started": "idle",
                "on another host": "idle"}
-SERVICE_NAMES = {"postgres": "PostgreSQL", "connect": "Kafka Connect", "broker": "Kafka broker"}
 LARGE_WAL = 1024 ** 3  # a slot holding back more than this much WAL deserves a look
 
 
@@ -22,7 +21,7 @@ def state_label(status: PipelineStatus) -> str:
     """``OK``, ``LATE``, ``SOURCE DOWN since 12:53`` ..."""
     label = status.state.upper()
     if status.state_since and status.state.endswith(" down"):
-        label += f" since {hhmm(status.state_since)} UTC"
+        label += f" since {hhmm_utc(status.state_since)}"
     return label
 
 
@@ -111,7 +110,7 @@ def _unasked(status: PipelineStatus, service: str) -> str:
 
 
 def _incidents_cell(status: PipelineStatus) -> dict[str, Any]:
-    lines = [f"{SERVICE_NAMES.get(o['service'], o['service'])} down since {hhmm(o['first_seen_down_at'])} UTC "
+    lines = [f"{service_name(o['service']).removeprefix('the ')} down since {hhmm_utc(o['first_seen_down_at'])} "
              f"({plural(o.get('runs_affected') or 1, 'run')})" for o in status.outages]
     if status.recovery:
         rebuild = status.recovery
