@@ -269,13 +269,20 @@ def test_a_table_without_primary_key_is_refused_before_registration(stack_servic
         check_source(driver.source, "public", "nokey", "slot_nokey")
 
 
-def test_a_linguistic_collation_on_a_text_key_is_reported(stack_services, tmp_path):
+def test_a_collation_no_order_reproduces_on_a_text_key_is_reported_an_icu_one_is_not(stack_services, tmp_path):
     driver = PipelineDriver(stack_services.settings, write_connector(tmp_path, "coll", "public.coll_items", "co"),
                             tmp_path / "data")
     driver.sql("DROP TABLE IF EXISTS public.coll_items")
-    driver.sql('CREATE TABLE public.coll_items (k text COLLATE "und-x-icu" PRIMARY KEY)')
+    driver.sql("DROP COLLATION IF EXISTS public.coll_ci")
+    driver.sql("CREATE COLLATION public.coll_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)")
+    driver.sql('CREATE TABLE public.coll_items (k text COLLATE public.coll_ci PRIMARY KEY)')
     report = check_source(driver.source, "public", "coll_items", "slot_coll")
-    assert any("linguistic collation" in note and "und-x-icu" in note for note in report.notes)
+    assert any("linguistic collation" in note and "coll_ci" in note for note in report.notes)
+    driver.sql("DROP TABLE public.coll_items")
+    driver.sql('CREATE TABLE public.coll_items (k text COLLATE "und-x-icu" PRIMARY KEY)')  # ordered exactly
+    report = check_source(driver.source, "public", "coll_items", "slot_coll")
+    assert not any("collation" in note for note in report.notes)
+    assert report.description.column("k").icu_locale == "und"
     driver.sql("DROP TABLE public.coll_items")
     driver.sql("CREATE TABLE public.coll_items (k text PRIMARY KEY)")  # the cluster's C.UTF-8
     assert not any("collation" in note for note in check_source(driver.source, "public", "coll_items", "slot_coll").notes)
