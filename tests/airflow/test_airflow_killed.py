@@ -8,10 +8,11 @@ on a table of every promised type under the fidelity workload (TOAST, deletes, r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
-import time
+import sqlite3
 import warnings
 
 import pytest
@@ -55,22 +56,37 @@ def kill_all_of_airflow(airflow_stack) -> None:
         ref.signal(signal.SIGKILL)
     wait_until(lambda: not any(ref.alive() for ref in everything),
                what="every Airflow process to be gone after SIGKILL", timeout=30, interval=0.1)
-    # The kernel may hold the API port a moment longer than the processes live (seen: "port ... is already in
-    # use" on the restart at once); the launcher refuses a taken port, so wait for it as a restart script would.
+    wait_until_airflow_can_start(airflow_stack)
+
+
+def wait_until_airflow_can_start(airflow_stack) -> None:
+    """What a new Airflow needs once the old one's processes are gone: its ports free (the kernel may hold the API
+    port a moment longer than the processes live; seen: "port ... is already in use" on the restart at once, and
+    the launcher refuses a taken port), and its SQLite metadata database free to write."""
     s = airflow_stack.settings
     ports = (s.airflow_port, *log_server_ports(s))
     wait_until(lambda: not any(port_in_use(port) for port in ports),
-               what=f"Airflow's ports {ports} to be free after SIGKILL", timeout=60, interval=0.5)
+               what=f"Airflow's ports {ports} to be free", timeout=60, interval=0.5)
+    database = s.airflow_home / "airflow.db"
+
+    def writable() -> bool:
+        # mode=rw: never create the file; timeout=0: a lock still held is "not yet", not a wait inside the check.
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=rw", uri=True, timeout=0)) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.rollback()
+        return True
+
+    wait_until(writable, what=f"Airflow's metadata database {database} to take a writer", timeout=60, interval=0.5)
 
 
 def restart_airflow(airflow_stack) -> None:
-    """Start Airflow again; one more try after a pause if the first fails (a port or the metadata database may
-    still be held for a moment after SIGKILL), so a failure here does not take every later Airflow test along."""
+    """Start Airflow again; if the first start fails, once more when its ports and its metadata database are free
+    (the failed start stops what it started), so a failure here does not take every later Airflow test along."""
     try:
         airflow_stack.stack.start(["airflow"])
     except StackError as first:
         warnings.warn(f"Airflow did not start again at once after SIGKILL: {first}", stacklevel=1)
-        time.sleep(10)
+        wait_until_airflow_can_start(airflow_stack)
         airflow_stack.stack.start(["airflow"])
 
 

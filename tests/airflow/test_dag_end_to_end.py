@@ -166,10 +166,23 @@ def test_a_run_with_a_failed_registration_is_red_with_one_line_and_still_drains(
 
 
 def test_finish_run_reads_the_execution_apis_task_states_in_the_shape_it_has(airflow_stack, types_driver):
-    """failed_upstream() depends on the shape of ti.get_task_states' answer: checked against the real Airflow."""
-    run_id = run_dag(airflow_stack, TYPES_DAG)
-    log = airflow_stack.task_log(TYPES_DAG, run_id, "finish_run")
-    assert "Task failed" not in log and "KeyError" not in log
+    """failed_upstream() depends on the shape of ti.get_task_states' answer: checked against the real Airflow.
+    A green run closes as merged; in a run whose consume_batch is refused before it writes anything to the run
+    history (start_from on a pipeline that has read), only the states Airflow answers say what failed, and
+    finish_run fails the run naming those tasks."""
+    history = types_driver.history.runs
+    green = run_dag(airflow_stack, TYPES_DAG)
+    assert {ti["task_id"]: ti["state"] for ti in airflow_stack.task_instances(TYPES_DAG, green)}["finish_run"] == "success"
+    record = history.get_run(green)
+    assert (record["status"], record["error"]) == ("merged", None), record
+
+    refused = run_dag(airflow_stack, TYPES_DAG, conf={"start_from": "2026-11-24"}, expect="failed")
+    states = {ti["task_id"]: ti["state"] for ti in airflow_stack.task_instances(TYPES_DAG, refused)}
+    assert (states["register_connector"], states["consume_batch"], states["merge_batch"], states["finish_run"]) == (
+        "success", "failed", "upstream_failed", "failed"), states
+    record = history.get_run(refused)
+    assert (record["status"], record["error"]) == ("failed", "consume_batch, merge_batch failed: see their task logs")
+    assert "consume_batch, merge_batch failed" in airflow_stack.task_log(TYPES_DAG, refused, "finish_run")
 
 
 def test_trigger_params_are_validated(airflow_stack, types_driver):

@@ -18,6 +18,7 @@ from cdc_pipeline.tasks.consume_tables import consume_tables
 from cdc_pipeline.tasks.merge import merge_batch
 from cdc_pipeline.tasks.register import register_connector
 from cdc_pipeline.waiting import WaitTimeout, wait_until
+from tests.stack.peek import copy_table
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD_REFERENCE = "${env:CDC_CAPTURE_PASSWORD}"
@@ -98,14 +99,7 @@ class PipelineDriver:
 
     def copy_csv(self, order_by: str) -> bytes:
         with self.admin.connect() as conn:
-            conn.execute("SET DateStyle = ISO")
-            conn.execute("SET TimeZone = 'UTC'")
-            out = bytearray()
-            query = f"COPY (SELECT * FROM {self.spec.qualified_table} ORDER BY {order_by}) TO STDOUT WITH (FORMAT csv, HEADER)"
-            with conn.cursor().copy(query) as copy:
-                for chunk in copy:
-                    out += chunk
-            return bytes(out)
+            return copy_table(conn, self.spec.qualified_table, order_by)
 
     def kafka(self, group: str | None = None) -> KafkaClients:
         return KafkaClients({"bootstrap.servers": self.settings.kafka_bootstrap}, group or self.group)

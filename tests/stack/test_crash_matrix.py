@@ -88,8 +88,9 @@ def test_a_task_killed_at_each_boundary_is_repaired_by_its_retry(driver, point):
     if point.startswith("consume."):
         driver.consume(retry)
     driver.merge(retry)
-    expected = driver.drain_until_equal("k1, k2")
-    assert driver.destiny().decode() == expected.decode()
+    # The retry alone repairs: compared right after it, before any further run could make up for it. Every
+    # change is in the topic already (waited for above), and the table does not change meanwhile.
+    assert driver.destiny().decode() == driver.copy_csv("k1, k2").decode()
 
 
 POINTS_ORDER = CONSUME_POINTS + MERGE_POINTS

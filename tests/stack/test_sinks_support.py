@@ -20,6 +20,7 @@ from cdc_pipeline.sinks.arrow_types import ArrowColumn, arrow_columns
 from cdc_pipeline.sinks.postgres_target import TargetParams
 from cdc_pipeline.source.catalog import TableDescription, read_description
 from cdc_pipeline.state import StateStore
+from tests.stack.peek import copy_table
 
 _POSITIONS = itertools.count(1)
 
@@ -42,13 +43,7 @@ class Database:
 
     def copy_csv(self, table: str, order_by: str) -> bytes:
         with self.connect() as conn:
-            conn.execute("SET DateStyle = ISO")
-            conn.execute("SET TimeZone = 'UTC'")
-            out = bytearray()
-            with conn.cursor().copy(f"COPY (SELECT * FROM {table} ORDER BY {order_by}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
-                for chunk in copy:
-                    out += chunk
-            return bytes(out)
+            return copy_table(conn, table, order_by)
 
     def describe(self, table: str) -> TableDescription:
         schema, name = table.split(".")

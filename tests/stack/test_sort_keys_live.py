@@ -17,32 +17,32 @@ import pytest
 
 from cdc_pipeline.copy_csv import read_copy_csv
 from cdc_pipeline.state.sort_keys import KeyEncoder
+from tests.stack.peek import copy_table
 
 pytestmark = pytest.mark.stack
 
-rng = random.Random(20261124)
 COUNT = 400
 ALPHABET = ["a", "b", "z", "A", "Z", " ", ",", '"', "\\", "\n", "\t", "\x01", "é", "ñ", "ß", "€", "\u07ff", "\uffff", "😀", "0", "9"]
 
 
-def text_value(longest: int = 8) -> str:
+def text_value(rng: random.Random, longest: int = 8) -> str:
     return "".join(rng.choice(ALPHABET) for _ in range(rng.randrange(0, longest)))
 
 
-def numeric_value() -> str:
+def numeric_value(rng: random.Random) -> str:
     digits = str(rng.randrange(1, 10 ** rng.randrange(1, 30)))
     point = rng.randrange(0, len(digits) + 1)
     text = (digits[:point] or "0") + "." + (digits[point:] or "0") + "0" * rng.randrange(3)
     return ("-" if rng.random() < 0.5 else "") + text
 
 
-def float_value(single: bool) -> str:
+def float_value(rng: random.Random, single: bool) -> str:
     if single:
         return repr(struct.unpack(">f", struct.pack(">I", rng.getrandbits(32)))[0])
     return repr(struct.unpack(">d", struct.pack(">Q", rng.getrandbits(64)))[0])
 
 
-def timestamp_value(zone: bool) -> str:
+def timestamp_value(rng: random.Random, zone: bool) -> str:
     year = rng.choice([rng.randrange(1, 4714), rng.randrange(1, 10000), rng.randrange(10000, 294000)])
     bc = year <= 4713 and rng.random() < 0.3
     text = (f"{year:04d}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d} "
@@ -52,33 +52,34 @@ def timestamp_value(zone: bool) -> str:
     return text + (" BC" if bc else "")
 
 
-def date_value() -> str:
+def date_value(rng: random.Random) -> str:
     year = rng.choice([rng.randrange(1, 4714), rng.randrange(1, 10000), rng.randrange(10000, 5874000)])
     bc = year <= 4713 and rng.random() < 0.3
     return f"{year:04d}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}" + (" BC" if bc else "")
 
 
+# Per type: a generator of random values drawing from the generator it is given, and the type's edge values.
 GENERATORS = {
-    "smallint": (lambda: str(rng.randint(-32768, 32767)), ["-32768", "32767", "0", "-1", "1"]),
-    "integer": (lambda: str(rng.randint(-2**31, 2**31 - 1)), [str(-2**31), str(2**31 - 1), "0", "-1", "1", "256", "255"]),
-    "bigint": (lambda: str(rng.randint(-2**63, 2**63 - 1)), [str(-2**63), str(2**63 - 1), "0", "-1", "1"]),
+    "smallint": (lambda rng: str(rng.randint(-32768, 32767)), ["-32768", "32767", "0", "-1", "1"]),
+    "integer": (lambda rng: str(rng.randint(-2**31, 2**31 - 1)), [str(-2**31), str(2**31 - 1), "0", "-1", "1", "256", "255"]),
+    "bigint": (lambda rng: str(rng.randint(-2**63, 2**63 - 1)), [str(-2**63), str(2**63 - 1), "0", "-1", "1"]),
     "numeric": (numeric_value, ["NaN", "Infinity", "-Infinity", "0", "0.000", "1", "1.0", "10", "0.1", "-0.1", "-0.12", "-0.123",
                                 "1e-30", "-1e30", "99999999999999999999.99999999999999999999"]),
-    "numeric(12,3)": (lambda: f"{rng.uniform(-1e8, 1e8):.{rng.randrange(0, 5)}f}", ["0", "-0.001", "0.001", "99999999.999"]),
-    "real": (lambda: float_value(True), ["NaN", "Infinity", "-Infinity", "0", "-0", "1.1", "1e-45", "-1e-45", "3.4028235e+38"]),
-    "double precision": (lambda: float_value(False), ["NaN", "Infinity", "-Infinity", "0", "-0", "5e-324", "-5e-324", "1.7976931348623157e+308"]),
+    "numeric(12,3)": (lambda rng: f"{rng.uniform(-1e8, 1e8):.{rng.randrange(0, 5)}f}", ["0", "-0.001", "0.001", "99999999.999"]),
+    "real": (lambda rng: float_value(rng, True), ["NaN", "Infinity", "-Infinity", "0", "-0", "1.1", "1e-45", "-1e-45", "3.4028235e+38"]),
+    "double precision": (lambda rng: float_value(rng, False), ["NaN", "Infinity", "-Infinity", "0", "-0", "5e-324", "-5e-324", "1.7976931348623157e+308"]),
     "text": (text_value, ["", " ", "a", "a ", "ab", "b", "é", "e\u0301", "\x01"]),
     "character varying(40)": (text_value, ["", "a", "A", "ab"]),
-    "character(5)": (lambda: text_value(5).replace("\n", "x"), ["", "a", "a  b", "a\t", " a"]),
+    "character(5)": (lambda rng: text_value(rng, 5).replace("\n", "x"), ["", "a", "a  b", "a\t", " a"]),
     "date": (date_value, ["infinity", "-infinity", "4713-01-01 BC", "0001-12-31 BC", "0001-01-01", "2000-01-01", "10000-01-01"]),
-    "timestamp without time zone": (lambda: timestamp_value(False),
+    "timestamp without time zone": (lambda rng: timestamp_value(rng, False),
                                     ["infinity", "-infinity", "4713-01-01 00:00:00 BC", "2000-01-01 00:00:00", "294276-12-31 23:59:59.999999"]),
-    "timestamp with time zone": (lambda: timestamp_value(True), ["infinity", "-infinity", "2000-01-01 00:00:00+00", "2000-01-01 02:00:00+02"]),
-    "time without time zone": (lambda: f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(10**6):06d}",
+    "timestamp with time zone": (lambda rng: timestamp_value(rng, True), ["infinity", "-infinity", "2000-01-01 00:00:00+00", "2000-01-01 02:00:00+02"]),
+    "time without time zone": (lambda rng: f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(10**6):06d}",
                                ["00:00:00", "24:00:00", "23:59:59.999999", "12:00:00.5"]),
-    "uuid": (lambda: str(uuid.UUID(bytes=rng.randbytes(16))), ["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"]),
-    "boolean": (lambda: rng.choice(["t", "f"]), ["t", "f"]),
-    "bytea": (lambda: "\\x" + rng.randbytes(rng.randrange(0, 6)).hex(), ["\\x", "\\x00", "\\x0000", "\\x0001", "\\x01", "\\xff", "\\x00ff"]),
+    "uuid": (lambda rng: str(uuid.UUID(bytes=rng.randbytes(16))), ["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"]),
+    "boolean": (lambda rng: rng.choice(["t", "f"]), ["t", "f"]),
+    "bytea": (lambda rng: "\\x" + rng.randbytes(rng.randrange(0, 6)).hex(), ["\\x", "\\x00", "\\x0000", "\\x0001", "\\x01", "\\xff", "\\x00ff"]),
 }
 COMPOSITES = {
     "integer_text": ("integer", "text"),
@@ -87,6 +88,13 @@ COMPOSITES = {
     "boolean_bytea_timestamptz": ("boolean", "bytea", "timestamp with time zone"),
     "char_double": ("character(5)", "double precision"),
 }
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    """A generator of the test's own, seeded by its name: its values do not depend on which tests ran before it
+    (``--random-order`` shuffles them), and a failure repeats with the same values."""
+    return random.Random(f"20261124:{request.node.name}")
 
 
 @pytest.fixture(scope="module")
@@ -120,13 +128,8 @@ def ordered_by_postgres(conn, tmp_dir, table: str, types: tuple[str, ...], rows:
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
         "ORDER BY attnum", (f"sort_keys.{table}",)).fetchall()]
     # Read back through COPY itself: its text is what destiny.csv holds (a ::text cast differs, e.g. for boolean).
-    query = f"COPY (SELECT * FROM sort_keys.{table} ORDER BY {', '.join(names)}) TO STDOUT WITH (FORMAT csv, HEADER)"
-    data = bytearray()
-    with conn.cursor().copy(query) as copy:
-        for chunk in copy:
-            data += chunk
     path = tmp_dir / f"{table}.csv"
-    path.write_bytes(bytes(data))
+    path.write_bytes(copy_table(conn, f"sort_keys.{table}", ", ".join(names)))
     frame = read_copy_csv(path)
     return format_types, [tuple(row) for row in frame.itertuples(index=False)]
 
@@ -138,9 +141,9 @@ def assert_strictly_ascending(format_types: list[str], ordered: list[tuple[str, 
 
 
 @pytest.mark.parametrize("pg_type", sorted(GENERATORS))
-def test_one_column_keys_order_like_postgres(conn, tmp_path, pg_type):
+def test_one_column_keys_order_like_postgres(conn, tmp_path, rng, pg_type):
     generate, edges = GENERATORS[pg_type]
-    values = [*edges, *(generate() for _ in range(COUNT))]
+    values = [*edges, *(generate(rng) for _ in range(COUNT))]
     table = "t_" + "".join(ch if ch.isalnum() else "_" for ch in pg_type)
     format_types, ordered = ordered_by_postgres(conn, tmp_path, table, (pg_type,), [(v,) for v in values])
     assert format_types == [pg_type]
@@ -149,11 +152,11 @@ def test_one_column_keys_order_like_postgres(conn, tmp_path, pg_type):
 
 
 @pytest.mark.parametrize("name", sorted(COMPOSITES))
-def test_composite_keys_order_like_postgres(conn, tmp_path, name):
+def test_composite_keys_order_like_postgres(conn, tmp_path, rng, name):
     types = COMPOSITES[name]
     # Few distinct first components, so that the later ones decide often.
-    firsts = [GENERATORS[types[0]][0]() for _ in range(6)] + GENERATORS[types[0]][1][:3]
-    rows = [(rng.choice(firsts), *(GENERATORS[t][0]() if rng.random() < 0.8 else rng.choice(GENERATORS[t][1]) for t in types[1:]))
+    firsts = [GENERATORS[types[0]][0](rng) for _ in range(6)] + GENERATORS[types[0]][1][:3]
+    rows = [(rng.choice(firsts), *(GENERATORS[t][0](rng) if rng.random() < 0.8 else rng.choice(GENERATORS[t][1]) for t in types[1:]))
             for _ in range(COUNT)]
     if types[:2] == ("text", "text"):
         rows += [("a", "b"), ("ab", ""), ("a", ""), ("", "a"), ("a\x01", "")]
@@ -161,7 +164,7 @@ def test_composite_keys_order_like_postgres(conn, tmp_path, name):
     assert_strictly_ascending(format_types, ordered)
 
 
-def test_enum_and_domain_keys_order_like_postgres_through_the_catalog(conn, tmp_path):
+def test_enum_and_domain_keys_order_like_postgres_through_the_catalog(conn, tmp_path, rng):
     """An enum whose labels are declared out of alphabetical order (one added BEFORE another), domains over
     numeric, over a domain and over the enum: the catalog's description gives each key column its order, and
     the encodings of PostgreSQL's own ORDER BY rows ascend strictly."""
@@ -175,13 +178,13 @@ def test_enum_and_domain_keys_order_like_postgres_through_the_catalog(conn, tmp_
     conn.execute("CREATE TABLE sort_keys.enum_keys (m sort_keys.mood, p sort_keys.small_price, d sort_keys.mood_d, "
                  "PRIMARY KEY (m, p, d))")
     try:
-        _enum_and_domain_keys_order_like_postgres(conn, tmp_path)
+        _enum_and_domain_keys_order_like_postgres(conn, tmp_path, rng)
     finally:
         conn.execute("DROP TABLE sort_keys.enum_keys")
         conn.execute("DROP DOMAIN sort_keys.mood_d")
 
 
-def _enum_and_domain_keys_order_like_postgres(conn, tmp_path):
+def _enum_and_domain_keys_order_like_postgres(conn, tmp_path, rng):
     from cdc_pipeline.source.catalog import read_description
     from cdc_pipeline.state.sort_keys import key_orders
 
@@ -193,12 +196,8 @@ def _enum_and_domain_keys_order_like_postgres(conn, tmp_path):
     orders = key_orders(description)
     assert [getattr(o, "labels", None) for o in orders.values()] == [tuple(labels), None, tuple(labels)]
     assert orders["p"] == "numeric(8,2)"
-    data = bytearray()
-    with conn.cursor().copy("COPY (SELECT * FROM sort_keys.enum_keys ORDER BY m, p, d) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
-        for chunk in copy:
-            data += chunk
     path = tmp_path / "enum_keys.csv"
-    path.write_bytes(bytes(data))
+    path.write_bytes(copy_table(conn, "sort_keys.enum_keys", "m, p, d"))
     ordered = [tuple(row) for row in read_copy_csv(path).itertuples(index=False)]
     assert len(ordered) > 100 and ordered[0][0] == "sad" and ordered[-1][0] == "happy"
     assert_strictly_ascending(list(orders.values()), ordered)

@@ -19,8 +19,9 @@ from confluent_kafka.admin import NewPartitions
 
 from cdc_pipeline import cli
 from cdc_pipeline.errors import ConfigError
-from cdc_pipeline.kafka.topic import topic_partitions, watermarks
+from cdc_pipeline.kafka.topic import watermarks
 from cdc_pipeline.waiting import wait_until
+from tests.stack.peek import read_topic
 from tests.stack.pipeline_driver import PipelineDriver, drained_pipeline
 
 pytestmark = pytest.mark.stack
@@ -33,26 +34,8 @@ def _driver(stack, tmp_path, name: str, *, partitions: int = 1, config: dict[str
 
 def _records_of_key(driver: PipelineDriver, key: int) -> int:
     """Records of one key still in the topic (its changes and its tombstone)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": driver.settings.kafka_bootstrap, "group.id": "test.peek.key",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
-    with driver.kafka("test.peek") as kafka:
-        partitions = topic_partitions(kafka, driver.spec.topic) or []
-        ends = {p: watermarks(kafka, driver.spec.topic, p) for p in partitions}
-    try:
-        consumer.assign([TopicPartition(driver.spec.topic, p, low) for p, (low, _) in ends.items()])
-        found, finished = 0, set()
-        while len(finished) < len(partitions):
-            for message in consumer.consume(100, timeout=2):
-                if message.error() is not None:
-                    finished.add(message.partition())
-                    continue
-                if message.key() and json.loads(message.key()).get("payload", {}).get("id") == key:
-                    found += 1
-        return found
-    finally:
-        consumer.close()
+    records = read_topic(driver.settings.kafka_bootstrap, driver.spec.topic, group="test.peek.key")
+    return sum(1 for r in records if r.key and json.loads(r.key).get("payload", {}).get("id") == key)
 
 
 def test_a_compacted_topic_is_refused_at_registration_and_the_fix_ends_identical(stack_services, tmp_path):

@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from cdc_pipeline.copy_csv import format_row
 from cdc_pipeline.debezium.events import UNAVAILABLE_VALUE, ChangeEvent, decode_message
@@ -26,7 +25,7 @@ from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pgtext.context import RenderContext
 from cdc_pipeline.pgtext.types import unsupported_columns
 from cdc_pipeline.source.catalog import read_description
-from cdc_pipeline.waiting import wait_until
+from tests.stack.peek import TopicRecord, copy_table, wait_for_records
 
 pytestmark = pytest.mark.stack
 
@@ -62,61 +61,23 @@ class LiveSource:
 
     def copy(self, table: str) -> bytes:
         with self.connect(autocommit=False) as conn:
-            conn.execute("SET DateStyle = ISO")
-            conn.execute("SET TimeZone = 'UTC'")
-            out = bytearray()
-            with conn.cursor().copy(f"COPY (SELECT * FROM {table} ORDER BY k) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
-                for chunk in copy:
-                    out += chunk
-            return bytes(out)
+            return copy_table(conn, table, "k")
 
 
 def _insert(table: str, row: dict[str, str]) -> str:
     return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(row.values())})"
 
 
-def _read_topic(settings, topic: str) -> list[tuple[int, int, bytes | None, bytes | None]]:
-    consumer = Consumer({"bootstrap.servers": f"127.0.0.1:{settings.kafka_port}", "group.id": "types-live",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
-    try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        partitions = sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
-        if not partitions:
-            return []
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        at_end: set[int] = set()
-        records = []
-
-        def drained() -> bool:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is not None:
-                if message.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
-            elif message is not None:
-                at_end.discard(message.partition())
-                records.append((message.partition(), message.offset(), message.key(), message.value()))
-            return len(at_end) == len(partitions)
-
-        wait_until(drained, what=f"the end of every partition of {topic}", timeout=60, interval=0)
-        return records
-    finally:
-        consumer.close()
+def _wait_for_records(settings, topic: str, count: int) -> list[TopicRecord]:
+    return wait_for_records(settings.kafka_bootstrap, topic, count, group="types-live")
 
 
-def _wait_for_records(settings, topic: str, count: int) -> list:
-    def enough():
-        records = _read_topic(settings, topic)
-        return records if len(records) >= count else None
-
-    return wait_until(enough, what=f"{count} records on {topic}", timeout=120, interval=1.0)
-
-
-def _replay(records: list, context: RenderContext) -> tuple[tuple[str, ...], dict]:
+def _replay(records: list[TopicRecord], context: RenderContext) -> tuple[tuple[str, ...], dict]:
     events: list[tuple[int, int, int, ChangeEvent]] = []
-    for partition, offset, key, value in records:
-        event = decode_message(key, value, context)
+    for record in records:
+        event = decode_message(record.key, record.value, context)
         if event is not None:
-            events.append((event.lsn, partition, offset, event))
+            events.append((event.lsn, record.partition, record.offset, event))
     events.sort(key=lambda item: item[:3])
     table: dict = {}
     columns: tuple[str, ...] = ()
@@ -200,7 +161,7 @@ def test_new_types_decode_to_copy_bytes_on_the_live_chain(live_types, stack_serv
     for key in rng.sample(keys, 4):
         expected += 2 * source.execute(f"DELETE FROM types2 WHERE k = {key}")
     records = _wait_for_records(settings, topic, expected)
-    events = [decode_message(key, value, context) for _, _, key, value in records]
+    events = [decode_message(record.key, record.value, context) for record in records]
     assert any(e is not None and e.op == "u" and UNAVAILABLE_VALUE in e.values for e in events)
     columns, table = _replay(records, context)
     assert _as_copy(columns, table) == source.copy("types2")

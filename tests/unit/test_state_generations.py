@@ -15,15 +15,9 @@ from tests.unit.test_state_support import CLIENTES, describe, events
 
 
 @pytest.fixture
-def layout(tmp_path) -> PipelineLayout:
-    return PipelineLayout(tmp_path / "clientes")
-
-
-@pytest.fixture
-def store(layout) -> StateStore:
-    store = StateStore(layout, chunk_rows=3)
-    store.create(CLIENTES)
-    return store
+def chunk_rows() -> int:
+    """The ``store`` of tests/unit/conftest.py with chunks of 3 rows."""
+    return 3
 
 
 def generations(layout: PipelineLayout) -> list[str]:

@@ -8,20 +8,10 @@ from cdc_pipeline.errors import BatchFileError, StateError
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.state.resolve import UNAVAILABLE_VALUE
-from tests.unit.test_state_support import CLIENTES, describe, events, frame
+from tests.unit.test_state_support import describe, events, frame
 
 
-@pytest.fixture
-def layout(tmp_path) -> PipelineLayout:
-    return PipelineLayout(tmp_path / "clientes")
-
-
-@pytest.fixture
-def store(layout) -> StateStore:
-    # Tiny chunks, so that every test also crosses chunk boundaries of the index.
-    store = StateStore(layout, chunk_rows=2)
-    store.create(CLIENTES)
-    return store
+# ``layout`` and ``store`` (chunks of 2 rows): tests/unit/conftest.py
 
 
 def destiny(layout: PipelineLayout) -> str:
