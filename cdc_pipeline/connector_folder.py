@@ -19,12 +19,12 @@ from cdc_pipeline.history import utc_now
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.ownership import OWNER_FILE
 from cdc_pipeline.pipeline_lock import CONNECTOR_LOCK, connector_lock, pipeline_lock
+from cdc_pipeline.sent_tables import SENT_TABLES
 
 log = logging.getLogger(__name__)
 
 ADOPTING = ".adopting."
 RETIRED = "retired.json"
-SENT_TABLES = "connect_tables.json"   # the table list last sent to Kafka Connect, beside the tables' folders
 
 
 def prepare_connector_folder(pipe) -> list[str]:
@@ -134,24 +134,3 @@ def joining_tables(spec: ConnectorSpec, registered: dict[str, str] | None,
     else:
         return []
     return [t for t in spec.tables if t.qualified not in before]
-
-
-def sent_tables(connector_folder: Path) -> list[str] | None:
-    """The tables last sent to Kafka Connect for this connector (None: never recorded)."""
-    try:
-        return list(json.loads((connector_folder / SENT_TABLES).read_text(encoding="utf-8"))["tables"])
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{connector_folder / SENT_TABLES} cannot be read ({exc}): it records which tables Kafka "
-                          "Connect was last sent. Delete it only if Kafka Connect still knows the connector "
-                          "(GET /connectors/<name>/config)") from exc
-
-
-def record_sent_tables(connector_folder: Path, spec: ConnectorSpec) -> None:
-    """After Kafka Connect accepted the config: the tables it was sent, so a later registration can tell which
-    tables are new even if Connect forgets the connector."""
-    connector_folder.mkdir(parents=True, exist_ok=True)
-    if sent_tables(connector_folder) != list(spec.table_names):
-        atomic_write_text(connector_folder / SENT_TABLES,
-                          json.dumps({"connector": spec.name, "tables": list(spec.table_names), "at": utc_now()}) + "\n")

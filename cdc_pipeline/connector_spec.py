@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cdc_pipeline.errors import ConfigError
+from cdc_pipeline.sent_tables import sent_tables
 
 POSTGRES_CONNECTOR_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
 
@@ -332,8 +333,6 @@ def load_connector_spec(path: str | Path, data_dir: str | Path | None = None) ->
         tables=tables, patterns=patterns, listed=tables, expanded=not patterns,
     )
     if patterns and data_dir is not None:
-        from cdc_pipeline.connector_folder import sent_tables  # the data folder's record; it imports this module
-
         recorded = sent_tables(Path(data_dir) / name)
         if recorded is not None:
             spec = spec.with_matching_tables(recorded)

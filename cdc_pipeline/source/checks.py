@@ -13,7 +13,7 @@ from psycopg import sql
 
 from cdc_pipeline.errors import ConfigError, SourceError, SourceUnreachableError
 from cdc_pipeline.formatting import folded
-from cdc_pipeline.pgtext.collation import collated_key, icu_version
+from cdc_pipeline.source.collation import collated_key, icu_version
 from cdc_pipeline.source.catalog import CatalogColumn, TableDescription, read_description
 
 # Collations whose order is the code-point order destiny.csv uses for text keys.

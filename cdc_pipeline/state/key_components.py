@@ -14,7 +14,7 @@ import uuid as uuid_module
 from collections.abc import Callable
 from decimal import Decimal
 
-from cdc_pipeline.pgtext.collation import collated_key
+from cdc_pipeline.source.collation import collated_key
 from cdc_pipeline.pgtext.datetimes import days_from_civil
 
 _TYPMOD = re.compile(r"\([^)]*\)")
@@ -59,7 +59,7 @@ class CollatedOrder(str):
 
 
 def _collated_encoder(order: CollatedOrder) -> Callable[[str], bytes]:
-    """ICU's order then the bytes (cdc_pipeline.pgtext.collation); bpchar compares without its trailing blanks."""
+    """ICU's order then the bytes (cdc_pipeline.source.collation); bpchar compares without its trailing blanks."""
     key = collated_key(order.locale)
     if normalize_type(order) in CHAR_TYPES:
         return lambda text: key(text.rstrip(" "))

@@ -22,10 +22,11 @@ from cdc_pipeline.kafka.topic_config import refuse_compaction, topic_retention
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pgtext.types import unsupported_columns
 from cdc_pipeline.pipeline import Pipeline
-from cdc_pipeline.connector_folder import joining_tables, prepare_connector_folder, record_sent_tables, sent_tables
+from cdc_pipeline.connector_folder import joining_tables, prepare_connector_folder
 from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.incremental import confirm_table_snapshots
 from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild, start_whole_rebuild
+from cdc_pipeline.sent_tables import record_sent_tables, sent_tables
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
 from cdc_pipeline.source.checks import SourceParams, check_sources, linguistic_key_columns
 from cdc_pipeline.source.publication import ensure_publication
@@ -89,7 +90,7 @@ def register_connector(
             if joined:
                 summaries[0]["tables_added"] = _start_with_a_snapshot(pipes, joined, connect, kafka, config, run)
             action = connect.put_config(spec.name, config)
-            record_sent_tables(folder, spec)
+            record_sent_tables(folder, spec.name, spec.table_names)
             status = connect.wait_until_running(spec.name, timeout=timeout)
             if spec.many_tables:
                 alone = confirm_table_snapshots(pipes, connect, kafka, whole_rebuild=start_whole_rebuild)

@@ -111,15 +111,15 @@ def test_tables_the_registered_connector_does_not_capture_yet_are_joining(tmp_pa
 def test_when_connect_forgot_the_connector_the_tables_last_sent_decide(tmp_path):
     """Connect may lose a connector's config and keep its offsets: Debezium then resumes without a snapshot, so a
     table added meanwhile must still be found as joining, from the list recorded when Connect last accepted one."""
-    from cdc_pipeline.connector_folder import SENT_TABLES, record_sent_tables, sent_tables
+    from cdc_pipeline.sent_tables import SENT_TABLES, record_sent_tables, sent_tables
 
     folder = tmp_path / "data" / "shop"
     before = load_connector_spec(connector(tmp_path, "public.a,public.b"))
     assert sent_tables(folder) is None
-    record_sent_tables(folder, before)
+    record_sent_tables(folder, before.name, before.table_names)
     assert sent_tables(folder) == ["public.a", "public.b"]
     written = (folder / SENT_TABLES).stat().st_mtime_ns
-    record_sent_tables(folder, before)  # unchanged: not rewritten every run
+    record_sent_tables(folder, before.name, before.table_names)  # unchanged: not rewritten every run
     assert (folder / SENT_TABLES).stat().st_mtime_ns == written
 
     now = load_connector_spec(connector(tmp_path, "public.a,public.b,public.c"))
@@ -133,13 +133,13 @@ def test_when_connect_forgot_the_connector_the_tables_last_sent_decide(tmp_path)
 
 
 def test_adopting_a_one_table_folder_leaves_the_sent_tables_record_and_the_owner_in_the_connector_folder(tmp_path):
-    from cdc_pipeline.connector_folder import SENT_TABLES, record_sent_tables
+    from cdc_pipeline.sent_tables import SENT_TABLES, record_sent_tables
     from cdc_pipeline.ownership import OWNER_FILE, Worker, check_owner
 
     data = tmp_path / "data"
     folder = one_table_folder(data)
     one = load_connector_spec(connector(tmp_path, "public.a"))
-    record_sent_tables(folder, one)
+    record_sent_tables(folder, one.name, one.table_names)
     check_owner(folder, one, Worker("q", None, "h"), read_before=lambda: None)
     adopt_one_table_folder(data, load_connector_spec(connector(tmp_path, "public.a,public.b")))
     assert (folder / SENT_TABLES).exists() and not (folder / "public.a" / SENT_TABLES).exists()

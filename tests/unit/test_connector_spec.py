@@ -212,7 +212,8 @@ def test_patterns_in_the_table_list_take_the_tables_registration_found_and_send_
 
 
 def test_a_pattern_connector_reads_the_tables_last_sent_to_kafka_connect_from_its_data_folder(tmp_path):
-    from cdc_pipeline.connector_folder import record_sent_tables, retire_missing_tables
+    from cdc_pipeline.connector_folder import retire_missing_tables
+    from cdc_pipeline.sent_tables import record_sent_tables
 
     path = write(tmp_path, base_config() | {"table.include.list": r"public\.t_.*"}, name="pat")
     data = tmp_path / "data"
@@ -221,7 +222,7 @@ def test_a_pattern_connector_reads_the_tables_last_sent_to_kafka_connect_from_it
     (data / "pat" / "public.t_old").mkdir(parents=True)
     (data / "pat" / "public.t_old" / "runs.sqlite").write_text("")
     assert retire_missing_tables(data, unexpanded) == []  # unknown tables: nothing can have left
-    record_sent_tables(data / "pat", unexpanded.with_matching_tables(["public.t_a", "public.t_b", "public.x"]))
+    record_sent_tables(data / "pat", "pat", unexpanded.with_matching_tables(["public.t_a", "public.t_b", "public.x"]).table_names)
     known = load_connector_spec(path, data)
     assert known.expanded and known.table_names == ("public.t_a", "public.t_b") and known.qualified_table == "public.t_a"
     assert any("public.t_old left pat" in note for note in retire_missing_tables(data, known))
