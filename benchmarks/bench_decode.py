@@ -25,7 +25,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cdc_pipeline.copy_csv import format_dataframe, read_copy_csv, write_rows  # noqa: E402
+from cdc_pipeline.pgtext.copy_csv import format_dataframe, read_copy_csv, write_rows  # noqa: E402
 from cdc_pipeline.debezium.events import decode_csv, decode_message  # noqa: E402
 from cdc_pipeline.pgtext.context import RenderContext  # noqa: E402
 from cdc_pipeline.source.catalog import TableDescription  # noqa: E402

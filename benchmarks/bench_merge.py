@@ -70,7 +70,7 @@ def main() -> None:
 
 
 def run(rows: int, events: int, key: str, work: Path, profile: Path | None) -> dict:
-    from cdc_pipeline.copy_csv import format_rows
+    from cdc_pipeline.pgtext.copy_csv import format_rows
     from cdc_pipeline.layout import PipelineLayout
     from cdc_pipeline.state import StateStore
 
@@ -125,7 +125,7 @@ def measure_floor(destiny: Path, work: Path) -> float:
 
 def child(folder: Path, profile: str | None) -> None:
     """Runs in its own process: the merge's time and peak RSS, then the replay's time."""
-    from cdc_pipeline.copy_csv import read_copy_csv
+    from cdc_pipeline.pgtext.copy_csv import read_copy_csv
     from cdc_pipeline.layout import PipelineLayout
     from cdc_pipeline.state import StateStore
 

@@ -6,7 +6,7 @@ destiny.csv through the pipeline's own tasks, then measures, ROUNDS times each (
 
 - ``copy``: the floor, ``COPY (SELECT * FROM t ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)`` into memory, as
   verify takes it, with the source's CPU seconds spent meanwhile (every PostgreSQL process, from /proc);
-- ``verify``: ``cdc_pipeline.verify.verify`` end to end (the REPEATABLE READ COPY, the slot confirmation, the
+- ``verify``: ``cdc_pipeline.commands.verify.verify`` end to end (the REPEATABLE READ COPY, the slot confirmation, the
   drain, the comparison), its seconds and the source's CPU seconds. (Its memory: the COPY and destiny.csv, each
   about ``destiny_bytes``, are held at once; the process's peak RSS is the snapshot drain's, so not reported.)
 
@@ -84,7 +84,7 @@ def measure_copy(driver) -> dict:
 
 
 def measure_verify(driver, number: int) -> dict:
-    from cdc_pipeline.verify import verify
+    from cdc_pipeline.commands.verify import verify
 
     before, started = postgres_cpu_seconds(), time.monotonic()
     with driver.kafka() as kafka:

@@ -1,5 +1,5 @@
 """Operator commands that need no Airflow: ``python -m cdc_pipeline history|reset ...``."""
 
-from cdc_pipeline.cli import main
+from cdc_pipeline.commands.cli import main
 
 raise SystemExit(main())

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cdc_pipeline.atomic import atomic_writer, fsync_dir
-from cdc_pipeline.batch_buffer import TIMESTAMP
+from cdc_pipeline.buffer.batch_buffer import TIMESTAMP
 from cdc_pipeline.layout import PipelineLayout
 
 EPOCH = "_epoch"

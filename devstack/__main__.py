@@ -174,13 +174,13 @@ def _connector_mark(connector) -> str:
 
 
 def pipeline_lines(settings: StackSettings) -> tuple[bool, list[str]]:
-    """Per-pipeline status lines (cdc_pipeline.status: backlog, data as of, last merge, ...), one block per table
+    """Per-pipeline status lines (cdc_pipeline.commands.status: backlog, data as of, last merge, ...), one block per table
     of a connector that captures several, and False when a pipeline is not healthy."""
-    from cdc_pipeline.cli import connector_probes
+    from cdc_pipeline.commands.cli import connector_probes
     from cdc_pipeline.connector_spec import load_connector_files
     from cdc_pipeline.environment import PipelineEnvironment
     from cdc_pipeline.pipeline import connector_pipelines
-    from cdc_pipeline.status import table_statuses
+    from cdc_pipeline.commands.status import table_statuses
 
     env = PipelineEnvironment.load(env=settings.as_env())
     healthy, lines = True, []

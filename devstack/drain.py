@@ -4,7 +4,7 @@ Apache Kafka keeps its log on disk, so nothing depends on this for safety: a sto
 ``kill -9``) loses nothing, and the next run reads on from its resume point. ``./stack stop`` drains anyway so
 that destiny.csv holds every change made before the stop: Airflow is stopped (no run competes), Kafka Connect
 too (its producer flushes and its source offsets are written), then everything the broker holds is merged
-through the same consume and merge code as a run (``cdc_pipeline.operations.drain``).
+through the same consume and merge code as a run (``cdc_pipeline.commands.operations.drain``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from devstack.settings import StackSettings
 def drain_pipelines(settings: StackSettings, report: Callable[[str], None]) -> list[str]:
     """Drain every pipeline that has run (each table of a connector that captures several), reporting one
     message each; answer the failures, one line each naming the pipeline (the others are drained all the same)."""
-    from cdc_pipeline import operations
+    from cdc_pipeline.commands import operations
     from cdc_pipeline.connector_spec import discover_connector_specs
     from cdc_pipeline.environment import PipelineEnvironment
     from cdc_pipeline.kafka.client import KafkaClients

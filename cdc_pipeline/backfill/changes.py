@@ -20,8 +20,8 @@ from cdc_pipeline.backfill.coverage import PUBLICATION_MARGIN
 from cdc_pipeline.backfill.limits import check_window, show, to_millis
 from cdc_pipeline.backfill.output import publish
 from cdc_pipeline.backfill.view import LogView, effective_millis, open_view
-from cdc_pipeline.batch_buffer import OPERATION, PROVENANCE, TIMESTAMP
-from cdc_pipeline.copy_csv import format_row
+from cdc_pipeline.buffer.batch_buffer import OPERATION, PROVENANCE, TIMESTAMP
+from cdc_pipeline.pgtext.copy_csv import format_row
 from cdc_pipeline.errors import AsOfError
 from cdc_pipeline.layout import PipelineLayout
 

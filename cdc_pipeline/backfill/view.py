@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from cdc_pipeline.backfill.base import BaseRecord, read_base
-from cdc_pipeline.batch_buffer import OPERATION
+from cdc_pipeline.buffer.batch_buffer import OPERATION
 from cdc_pipeline.changelog import ChangeLog, LogFile, event_millis
 from cdc_pipeline.errors import AsOfError, StateError
 from cdc_pipeline.layout import PipelineLayout

@@ -8,7 +8,7 @@ straight-line code, the way ``dataclasses`` builds ``__init__``: per column one 
 and, only for text that may need it, one quoting check. Column names enter the code as ``repr()`` literals
 and converters as names bound in its namespace, never as source text.
 
-The fields follow PostgreSQL's COPY CSV rules (``cdc_pipeline.copy_csv``) for a file of more than one column
+The fields follow PostgreSQL's COPY CSV rules (``cdc_pipeline.pgtext.copy_csv``) for a file of more than one column
 (the buffer always has more): NULL is the empty field, the empty string is ``""``, a value holding a comma,
 quote, CR or LF is quoted with its quotes doubled.
 """
@@ -26,7 +26,7 @@ __all__ = ["compile_row_renderer", "csv_field"]
 
 RowRenderer = Callable[[dict], str]
 
-# The characters that force quoting: the same set as cdc_pipeline.copy_csv (kept apart so that decoding does
+# The characters that force quoting: the same set as cdc_pipeline.pgtext.copy_csv (kept apart so that decoding does
 # not import pandas; tests/unit/test_debezium_csv_rows.py checks both write the same bytes).
 _needs_quote = re.compile(r'[,"\n\r]').search
 

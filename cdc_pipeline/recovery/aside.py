@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.buffer.batch_buffer import BatchBuffer
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import DataLossError
 from cdc_pipeline.history import Recovery, RunStatus

@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from cdc_pipeline.connector_spec import SinkSpec
-from cdc_pipeline.copy_csv import format_row
+from cdc_pipeline.pgtext.copy_csv import format_row
 from cdc_pipeline.errors import ConfigError, SinkError, SinkUnreachableError, StateError
 from cdc_pipeline.history.statuses import SinkStatus
 from cdc_pipeline.sinks.ledger import AppliedGeneration, LedgerEntry, SinkLedger, catch_up_base

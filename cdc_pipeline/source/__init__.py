@@ -1,1 +1,1 @@
-"""The source PostgreSQL: prerequisite checks and the table's catalog description (verify: ``cdc_pipeline.verify``)."""
+"""The source PostgreSQL: prerequisite checks and the table's catalog description (verify: ``cdc_pipeline.commands.verify``)."""

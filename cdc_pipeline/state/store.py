@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cdc_pipeline.copy_csv import format_row
+from cdc_pipeline.pgtext.copy_csv import format_row
 from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.errors import BatchFileError, StateError
 from cdc_pipeline.layout import PipelineLayout

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.buffer.batch_buffer import BatchBuffer
 from cdc_pipeline.connector_folder import refuse_flat_over_nested
 from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.debezium.events import RenderContext
 from cdc_pipeline.errors import BrokerUnreachableError, DeadLettersError
-from cdc_pipeline.event_collector import EventCollector
+from cdc_pipeline.buffer.event_collector import EventCollector
 from cdc_pipeline.formatting import describe_counts, describe_moved, describe_ranges
 from cdc_pipeline.history import DURABLE, RunRef, RunStatus, utc_now
 from cdc_pipeline.kafka.client import KafkaClients

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.buffer.batch_buffer import BatchBuffer
 from cdc_pipeline.connector_folder import prepare_connector_folder
 from cdc_pipeline.errors import CdcError
 from cdc_pipeline.formatting import folded

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from cdc_pipeline.backfill.retention import prune_once_a_day
-from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.buffer.batch_buffer import BatchBuffer
 from cdc_pipeline.changelog import ChangeLog
 from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.debezium.events import UNAVAILABLE_VALUE

@@ -46,7 +46,7 @@ def build_init_dag(settings: DagSettings) -> DAG:
         @one_line_errors
         def survey_and_write() -> dict[str, Any]:
             from cdc_airflow.hooks import source_params
-            from cdc_pipeline.init_connector import connector_document, survey_schema, write_connector_file
+            from cdc_pipeline.commands.init_connector import connector_document, survey_schema, write_connector_file
 
             params = get_current_context()["params"]
             schema = params["schema"]

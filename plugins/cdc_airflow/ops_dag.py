@@ -18,7 +18,7 @@ from cdc_airflow.settings import DagSettings
 from cdc_airflow.task_runtime import one_line_errors
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.operation_table import ALL_TABLES, CHANGING, OPERATIONS, needing
+from cdc_pipeline.commands.operation_table import ALL_TABLES, CHANGING, OPERATIONS, needing
 
 DOC = """
 ### Operations of `{name}` ({table})

@@ -1,4 +1,4 @@
-"""The body of the operations DAG's task: read the form, run the operation from cdc_pipeline.operation_table with
+"""The body of the operations DAG's task: read the form, run the operation from cdc_pipeline.commands.operation_table with
 services built from Airflow connections."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.operation_table import OperationRequest, OperationServices, operation_named, run_on_connector
+from cdc_pipeline.commands.operation_table import OperationRequest, OperationServices, operation_named, run_on_connector
 
 
 def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:

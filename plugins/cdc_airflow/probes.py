@@ -1,10 +1,10 @@
-"""Status probes built from Airflow connections (tasks) — the live side of cdc_pipeline.status."""
+"""Status probes built from Airflow connections (tasks) — the live side of cdc_pipeline.commands.status."""
 
 from __future__ import annotations
 
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.status import Probes, kafka_backlog
+from cdc_pipeline.commands.status import Probes, kafka_backlog
 
 
 def airflow_probes(spec: ConnectorSpec, layout: PipelineLayout) -> Probes:

@@ -23,7 +23,7 @@ from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import CdcError, SourceUnreachableError, TablesFailedError
 from cdc_pipeline.formatting import folded
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.operation_table import check_start_from
+from cdc_pipeline.commands.operation_table import check_start_from
 from cdc_pipeline.pipeline import Pipeline, connector_pipelines, table_layout
 from cdc_pipeline.source.checks import expand_table_patterns
 from cdc_pipeline.tasks.consume import consume_batch

@@ -22,7 +22,7 @@ import pytest
 
 from cdc_pipeline.backfill.coverage import coverage
 from cdc_pipeline.backfill.view import open_view
-from cdc_pipeline.copy_csv import read_copy_csv
+from cdc_pipeline.pgtext.copy_csv import read_copy_csv
 from cdc_pipeline.instants import compact
 from cdc_pipeline.kafka.client import KafkaClients, group_id_for
 from cdc_pipeline.kafka.offsets import committed_offsets

@@ -17,7 +17,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from cdc_pipeline.copy_csv import read_copy_csv
+from cdc_pipeline.pgtext.copy_csv import read_copy_csv
 from cdc_pipeline.waiting import WaitTimeout, wait_until
 from devstack.errors import AirflowApiError
 from tests.stack.pipeline_driver import PipelineDriver

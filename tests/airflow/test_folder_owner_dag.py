@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cdc_pipeline import cli
+from cdc_pipeline.commands import cli
 from cdc_pipeline.ownership import OWNER_FILE, read_owner
 from tests.airflow.pipeline_dags import pipeline_dag
 

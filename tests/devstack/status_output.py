@@ -2,7 +2,7 @@
 
 import re
 
-# "<pipeline>: <STATE> — <headline>" (cdc_pipeline.status.PipelineStatus.lines)
+# "<pipeline>: <STATE> — <headline>" (cdc_pipeline.commands.status.PipelineStatus.lines)
 PIPELINE_LINE = re.compile(r"^(?P<name>\S+): (?P<state>[A-Z][A-Z ]*[A-Z]) — (?P<headline>.*)$", re.MULTILINE)
 HEALTHY_PIPELINE_STATES = {"OK", "NOT STARTED"}
 # PAUSED is healthy only with nothing waiting ("DAG paused · backlog 0 · ..."): a paused pipeline falls behind.

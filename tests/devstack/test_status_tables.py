@@ -8,8 +8,8 @@ import contextlib
 import pytest
 
 from cdc_pipeline.errors import CdcError
-from cdc_pipeline.operations import OperationResult
-from cdc_pipeline.status import Probes
+from cdc_pipeline.commands.operations import OperationResult
+from cdc_pipeline.commands.status import Probes
 from devstack.__main__ import destiny_paths, pipeline_lines
 from devstack.drain import drain_pipelines
 from devstack.settings import StackSettings
@@ -31,7 +31,7 @@ def test_stack_status_shows_each_table_of_a_connector(settings, monkeypatch):
     def probes(env, spec):
         yield lambda scoped: topics.append(scoped.topic) or Probes()
 
-    monkeypatch.setattr("cdc_pipeline.cli.connector_probes", probes)
+    monkeypatch.setattr("cdc_pipeline.commands.cli.connector_probes", probes)
     healthy, lines = pipeline_lines(settings)
     assert pipeline_states("\n".join(lines)) == {"clientes": "OK", "shop/public.a": "OK", "shop/public.b": "FAILING"}
     assert not healthy
@@ -54,7 +54,7 @@ def test_stack_stop_drains_every_table_that_ran(settings, monkeypatch):
         drained.append(pipe.layout.folder)
         return OperationResult(f"{pipe.label}: drained", {})
 
-    monkeypatch.setattr("cdc_pipeline.operations.drain", drain)
+    monkeypatch.setattr("cdc_pipeline.commands.operations.drain", drain)
     monkeypatch.setattr("cdc_pipeline.kafka.client.KafkaClients.for_pipeline",
                         classmethod(lambda cls, config, name: contextlib.nullcontext(name)))
     reported = []

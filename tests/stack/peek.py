@@ -1,6 +1,6 @@
 """What the source and the broker hold, read as a test compares it: a table through COPY, a topic to its end.
 
-Both stay independent of the pipeline's own readers (``cdc_pipeline.verify``, ``cdc_pipeline.kafka.reader``),
+Both stay independent of the pipeline's own readers (``cdc_pipeline.commands.verify``, ``cdc_pipeline.kafka.reader``),
 so that a test comparing the pipeline's output with them does not check the pipeline against itself.
 """
 

@@ -21,7 +21,7 @@ from cdc_pipeline.backfill.coverage import coverage
 from cdc_pipeline.backfill.limits import show
 from cdc_pipeline.backfill.retention import fold_before
 from cdc_pipeline.backfill.view import open_view
-from cdc_pipeline.copy_csv import format_row, read_copy_csv
+from cdc_pipeline.pgtext.copy_csv import format_row, read_copy_csv
 from cdc_pipeline.errors import AsOfError, NotCoveredYetError
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.waiting import wait_until

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from cdc_pipeline import operations
+from cdc_pipeline.commands import operations
 from cdc_pipeline.crashpoints import ENV, POINTS
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.waiting import wait_until

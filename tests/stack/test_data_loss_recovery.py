@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cdc_pipeline import cli
+from cdc_pipeline.commands import cli
 from cdc_pipeline.errors import DataLossError
 from cdc_pipeline.kafka.offsets import committed_offsets
 from cdc_pipeline.kafka.topic import topic_partitions, watermarks

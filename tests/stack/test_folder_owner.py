@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from cdc_pipeline import cli
+from cdc_pipeline.commands import cli
 from cdc_pipeline.errors import WrongWorkerError
 from cdc_pipeline.kafka.offsets import group_offsets
 from cdc_pipeline.ownership import Worker, check_owner, describe_group_read, read_owner

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cdc_pipeline import cli
+from cdc_pipeline.commands import cli
 from tests.stack.pipeline_driver import ConnectorDriver, PipelineDriver, write_connector
 
 pytestmark = pytest.mark.stack

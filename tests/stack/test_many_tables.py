@@ -114,7 +114,7 @@ def test_one_table_re_snapshots_alone_while_it_and_the_others_change(shop):
     updates and deletes its rows and another table changes too: Debezium reads it chunk by chunk between
     watermarks, the rebuilt state is promoted once the whole read is in the topic, and every table ends
     identical to COPY; no other table rebuilds and the connector's own snapshot is not taken again."""
-    from cdc_pipeline import operations
+    from cdc_pipeline.commands import operations
     from tests.stack.workload import BackgroundChanges
 
     shop.converge_tables(ORDER_BY)
@@ -142,7 +142,7 @@ def test_one_table_re_snapshots_alone_while_it_and_the_others_change(shop):
 def test_resnapshot_of_every_table_takes_the_connectors_own_snapshot(shop):
     """resnapshot --all-tables (and the fallback of a table whose incremental snapshot never completes): the
     connector's offsets are deleted, Debezium snapshots every table again, each rebuilds aside and ends identical."""
-    from cdc_pipeline import operations
+    from cdc_pipeline.commands import operations
 
     shop.converge_tables(ORDER_BY)
     before = last_recoveries(shop)
@@ -243,7 +243,7 @@ def test_a_one_table_pipeline_becomes_its_tables_folder_and_keeps_its_history(st
 def test_a_loss_on_one_tables_topic_fails_that_table_only_and_a_resnapshot_repairs_it(stack_services, tmp_path):
     """on_data_loss=fail: the table whose events Kafka deleted fails its run, naming the command; the other table
     goes on merging. The operator's resnapshot re-snapshots that table alone and both end identical."""
-    from cdc_pipeline import operations
+    from cdc_pipeline.commands import operations
     from cdc_pipeline.errors import RunFailedError
     from cdc_pipeline.tasks.finish import finish_tables
 

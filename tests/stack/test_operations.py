@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from cdc_pipeline import cli
+from cdc_pipeline.commands import cli
 from cdc_pipeline.errors import BrokerUnreachableError, DeadLettersError, SourceError, SourceUnreachableError
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.topic import topic_partitions
 from cdc_pipeline.source.checks import SourceParams, check_source, check_sources
 from cdc_pipeline.errors import VerifyMismatchError
-from cdc_pipeline.verify import verify
+from cdc_pipeline.commands.verify import verify
 from cdc_pipeline.waiting import WaitTimeout, wait_until
 from devstack.ports import free_port
 from tests.stack.pipeline_driver import PipelineDriver, drained_pipeline, write_connector
@@ -343,7 +343,7 @@ def test_a_drain_while_kafka_connect_still_runs_the_connector_records_no_clean_e
     """A clean end says nothing more can arrive on that incarnation (a broker that loses its data after it is then
     no loss): with the connector still running on Kafka Connect that would be untrue, so the drain merges what there
     is and says why it records no clean end. With Connect stopped (unreachable here) it records one."""
-    from cdc_pipeline import operations
+    from cdc_pipeline.commands import operations
     from cdc_pipeline.kafka_connect import KafkaConnectClient
 
     driver = make(stack_services, tmp_path, "drain_running")

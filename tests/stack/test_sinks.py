@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cdc_pipeline import operations
+from cdc_pipeline.commands import operations
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.sinks.postgres_target import TargetParams
 from cdc_pipeline.tasks.finish import finish_run

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from cdc_pipeline.copy_csv import read_copy_csv
+from cdc_pipeline.pgtext.copy_csv import read_copy_csv
 from cdc_pipeline.sinks import retained_generations
 from cdc_pipeline.sinks.arrow_types import ArrowColumn, arrow_columns
 from cdc_pipeline.sinks.postgres_target import TargetParams

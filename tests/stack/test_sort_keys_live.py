@@ -15,7 +15,7 @@ import uuid
 import psycopg
 import pytest
 
-from cdc_pipeline.copy_csv import read_copy_csv
+from cdc_pipeline.pgtext.copy_csv import read_copy_csv
 from cdc_pipeline.state.sort_keys import KeyEncoder
 from tests.stack.peek import copy_table
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cdc_pipeline.status import Probes, kafka_backlog, pipeline_status
+from cdc_pipeline.commands.status import Probes, kafka_backlog, pipeline_status
 from tests.stack.pipeline_driver import PipelineDriver, drained_pipeline
 
 pytestmark = pytest.mark.stack
@@ -64,7 +64,7 @@ def test_a_resume_point_the_broker_no_longer_holds_counts_what_it_holds_without_
 
 
 def test_the_backlog_counts_change_events_not_the_tombstones_deletes_add(stack_services, tmp_path, monkeypatch):
-    from cdc_pipeline import status as status_module
+    from cdc_pipeline.commands import status as status_module
 
     name = "status_tombstones"
     driver = drained(stack_services, tmp_path, name)

@@ -17,7 +17,7 @@ import json
 import pytest
 from confluent_kafka.admin import NewPartitions
 
-from cdc_pipeline import cli
+from cdc_pipeline.commands import cli
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.kafka.topic import watermarks
 from cdc_pipeline.waiting import wait_until

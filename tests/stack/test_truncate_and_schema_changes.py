@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdc_pipeline import operations
+from cdc_pipeline.commands import operations
 from cdc_pipeline.errors import SchemaChangedError
 from tests.stack.pipeline_driver import PipelineDriver, drained_pipeline
 from tests.stack.workload import BackgroundChanges

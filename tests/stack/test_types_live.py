@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-from cdc_pipeline.copy_csv import format_row
+from cdc_pipeline.pgtext.copy_csv import format_row
 from cdc_pipeline.debezium.events import UNAVAILABLE_VALUE, ChangeEvent, decode_message
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pgtext.context import RenderContext

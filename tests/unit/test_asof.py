@@ -8,7 +8,7 @@ import pytest
 
 from cdc_pipeline.backfill import write_as_of, write_changes
 from cdc_pipeline.backfill.coverage import coverage
-from cdc_pipeline.copy_csv import format_row
+from cdc_pipeline.pgtext.copy_csv import format_row
 from cdc_pipeline.errors import AsOfError, NotCoveredYetError
 from cdc_pipeline.instants import parse_instant
 from tests.unit.test_asof_support import HEADER, SyntheticPipeline, c, d, model_as_of, model_changes, r, t, u

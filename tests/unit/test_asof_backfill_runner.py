@@ -86,7 +86,7 @@ def test_the_run_is_closed_in_the_history_and_refusals_retry_only_when_waiting_h
 
 
 def test_a_failed_backfill_does_not_make_the_live_pipeline_failing(pipe):
-    from cdc_pipeline.status import pipeline_status
+    from cdc_pipeline.commands.status import pipeline_status
 
     with pytest.raises(AsOfError):
         backfill_runner.run(SPEC, pipe.layout.folder.parent, context("2026-11-24T09:59:00+00:00"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdc_pipeline.cli import main
+from cdc_pipeline.commands.cli import main
 from tests.unit.test_asof_support import SyntheticPipeline, c, model_as_of, r, u
 
 SNAPSHOT = "2026-11-24 10:00:00+00"

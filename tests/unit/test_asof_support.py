@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from cdc_pipeline.changelog import ChangeLog
-from cdc_pipeline.copy_csv import format_row
+from cdc_pipeline.pgtext.copy_csv import format_row
 from cdc_pipeline.history import History, RunRef
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.state import StateStore

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cdc_pipeline.batch_buffer import BatchBuffer, BufferMeta
+from cdc_pipeline.buffer.batch_buffer import BatchBuffer, BufferMeta
 from cdc_pipeline.errors import BatchFileError, ConfigError
 from cdc_pipeline.layout import PipelineLayout
 

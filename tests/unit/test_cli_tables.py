@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from cdc_pipeline import cli
-from cdc_pipeline.operations import OperationResult
+from cdc_pipeline.commands import cli
+from cdc_pipeline.commands.operations import OperationResult
 from cdc_pipeline.probes import asked_once
-from cdc_pipeline.status import Backlog, Probes
+from cdc_pipeline.commands.status import Backlog, Probes
 from tests.unit.many_tables_fixture import write_connectors, write_histories
 
 
@@ -111,7 +111,7 @@ def test_drain_and_verify_go_over_every_table(run, monkeypatch):
     drained, verified = [], []
     monkeypatch.setattr(cli, "_kafka", lambda env, name: contextlib.nullcontext(name))
     monkeypatch.setattr("cdc_pipeline.kafka_connect.KafkaConnectClient", lambda url: contextlib.nullcontext(url))
-    monkeypatch.setattr("cdc_pipeline.operations.drain", lambda pipe, kafka, **_: drained.append(pipe.layout.folder)
+    monkeypatch.setattr("cdc_pipeline.commands.operations.drain", lambda pipe, kafka, **_: drained.append(pipe.layout.folder)
                         or OperationResult(f"{pipe.label}: drained", {}))
 
     class Result:
@@ -124,7 +124,7 @@ def test_drain_and_verify_go_over_every_table(run, monkeypatch):
         def as_dict(self):
             return {"result": "identical"}
 
-    monkeypatch.setattr("cdc_pipeline.verify.verify", lambda pipe, *a, **k: Result(pipe))
+    monkeypatch.setattr("cdc_pipeline.commands.verify.verify", lambda pipe, *a, **k: Result(pipe))
     code, out, _ = run("drain", "--connector", "shop")
     assert code == 0 and out == "shop/public.a: drained\nshop/public.b: drained\n"
     assert drained == [run.data / "shop" / "public.a", run.data / "shop" / "public.b"]

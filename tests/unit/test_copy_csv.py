@@ -8,7 +8,7 @@ import random
 import pandas as pd
 import pytest
 
-from cdc_pipeline.copy_csv import (
+from cdc_pipeline.pgtext.copy_csv import (
     encode_field,
     format_dataframe,
     format_row,

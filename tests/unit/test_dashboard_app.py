@@ -14,7 +14,7 @@ from airflow.api_fastapi.core_api.security import get_user
 from cdc_airflow.dashboard.app import DashboardConfig, airflow_run_states, app, dag_access, dashboard_config
 from cdc_pipeline.formatting import ONE_LINE
 from cdc_airflow.dashboard.history_query import MAX_PAGE
-from cdc_pipeline.status import Backlog, Probes
+from cdc_pipeline.commands.status import Backlog, Probes
 from tests.unit.test_dashboard_fixture import NO_PK, NOW, build_history, run_id, write_connectors
 
 

@@ -14,7 +14,7 @@ from cdc_airflow.dashboard import live_probes as module
 from cdc_airflow.dashboard.live_probes import LiveAnswers, live_probes
 from cdc_pipeline.connector_spec import load_connector_spec
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.status import Backlog, pipeline_status
+from cdc_pipeline.commands.status import Backlog, pipeline_status
 from tests.unit.many_tables_fixture import merged_run
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from cdc_airflow.dashboard.live_probes import LiveAnswers, live_probes
 from cdc_airflow.dashboard import live_probes as live_module
 from cdc_pipeline.connector_spec import load_connector_spec
 from cdc_pipeline.history import History
-from cdc_pipeline.status import Backlog
+from cdc_pipeline.commands.status import Backlog
 from tests.unit.many_tables_fixture import table_folder, write_connectors, write_histories
 from tests.unit.test_dashboard_app import Text
 

@@ -13,7 +13,7 @@ from cdc_airflow.dashboard.history_query import MAX_PAGE, RunFilter, clamp_page
 from cdc_airflow.dashboard.runs_table import AirflowLinks, run_state
 from cdc_airflow.dashboard.status_strip import state_label, strip_cells
 from cdc_airflow.dashboard.views import RunsQuery, dashboard, runs_page
-from cdc_pipeline.status import Backlog, Probes, pipeline_status
+from cdc_pipeline.commands.status import Backlog, Probes, pipeline_status
 from tests.unit.test_dashboard_fixture import LSN, NO_PK, NOW, at, build_history, run_id, write_connectors
 
 
@@ -170,7 +170,7 @@ def test_the_catalog_finds_pipelines_by_dag_and_keeps_folders_without_a_connecto
 
 def test_the_last_error_has_its_own_cell_and_is_not_listed_twice():
     from cdc_airflow.dashboard.status_strip import problems
-    from cdc_pipeline.status import PipelineStatus
+    from cdc_pipeline.commands.status import PipelineStatus
 
     status = PipelineStatus("p", "failing", "", last_error="register_connector: " + NO_PK,
                             problems=["connector is PAUSED", f"last failed run: register_connector: {NO_PK}"])

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from cdc_pipeline.copy_csv import format_row
+from cdc_pipeline.pgtext.copy_csv import format_row
 from cdc_pipeline.debezium.csv_rows import compile_row_renderer, csv_field
 from cdc_pipeline.debezium.events import decode_csv, decode_message
 from cdc_pipeline.errors import EventDecodeError

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from cdc_pipeline.copy_csv import format_rows
+from cdc_pipeline.pgtext.copy_csv import format_rows
 from cdc_pipeline.debezium.events import UNAVAILABLE_VALUE, ChangeEvent, decode_message
 from cdc_pipeline.errors import EventDecodeError, UnsupportedTypeError
 from cdc_pipeline.pgtext.context import RenderContext

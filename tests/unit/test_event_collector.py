@@ -7,10 +7,10 @@ import gzip
 import json
 from pathlib import Path
 
-from cdc_pipeline.batch_buffer import BatchBuffer
+from cdc_pipeline.buffer.batch_buffer import BatchBuffer
 from cdc_pipeline.connector_spec import load_connector_spec
 from cdc_pipeline.debezium.events import RenderContext
-from cdc_pipeline.event_collector import EventCollector
+from cdc_pipeline.buffer.event_collector import EventCollector
 from cdc_pipeline.layout import PipelineLayout
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 
 from cdc_pipeline.connector_spec import load_connector_spec
 from cdc_pipeline.errors import ConfigError
-from cdc_pipeline.init_connector import TableVerdict, write_connector_file
+from cdc_pipeline.commands.init_connector import TableVerdict, write_connector_file
 
 
 def test_the_written_file_captures_the_tables_under_the_connectors_own_slot_and_prefix(tmp_path):

@@ -14,7 +14,7 @@ from cdc_pipeline.errors import BrokerUnreachableError, KafkaError, OffsetOutOfR
 from cdc_pipeline.kafka import reader
 from cdc_pipeline.kafka.offsets import commit_offsets, committed_offsets, offsets_at_time
 from cdc_pipeline.kafka.reader import OffsetRange, ReadResult, read_range
-from cdc_pipeline.status import Backlog, kafka_backlog
+from cdc_pipeline.commands.status import Backlog, kafka_backlog
 from tests.unit.scripted_kafka import TOPIC, FakeClock, ScriptedConsumer, clients_for, log, unreachable
 
 
@@ -355,7 +355,7 @@ def test_backlog_is_each_high_watermark_minus_the_resume_point_and_the_oldest_un
 
 
 def test_a_backlog_too_large_to_read_is_each_high_watermark_minus_the_resume_point_and_says_so(kafka, monkeypatch):
-    from cdc_pipeline import status
+    from cdc_pipeline.commands import status
 
     monkeypatch.setattr(status, "EXACT_BACKLOG_UP_TO", 5)
     now_ms = int(time.time() * 1000)

@@ -1,4 +1,4 @@
-"""The operator's operations, one table (cdc_pipeline.operation_table): the fields each needs, the refusals, which
+"""The operator's operations, one table (cdc_pipeline.commands.operation_table): the fields each needs, the refusals, which
 tables of a connector an operation runs on, and start_from refused once a pipeline has read something."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from cdc_pipeline.connector_spec import find_connector_spec
 from cdc_pipeline.errors import ConfigError
-from cdc_pipeline.operation_table import (ALL_TABLES, CHANGING, OPERATIONS, Operation, OperationOutcome,
+from cdc_pipeline.commands.operation_table import (ALL_TABLES, CHANGING, OPERATIONS, Operation, OperationOutcome,
                                           OperationRequest, OperationServices, check_start_from, needing,
                                           operation_named, run_on_connector)
 from cdc_pipeline.pipeline import connector_pipelines
@@ -65,7 +65,7 @@ def test_history_reads_the_run_history_only(folders):
 def test_a_connector_of_several_tables_runs_on_each_table_or_the_one_picked(folders, caplog):
     spec, calls = spec_named(folders, "shop"), []
     request = OperationRequest(origin="test", run_label="test")
-    with caplog.at_level(logging.INFO, logger="cdc_pipeline.operation_table"):
+    with caplog.at_level(logging.INFO, logger="cdc_pipeline.commands.operation_table"):
         each = run_on_connector(recording(calls), spec, folders[1], NO_SERVICES, request, table="public.b")
     assert each == {"tables": {"public.b": {"label": "shop/public.b"}}}
     assert "did shop/public.b" in caplog.text

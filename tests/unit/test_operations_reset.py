@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cdc_pipeline import operations
+from cdc_pipeline.commands import operations
 from cdc_pipeline.errors import DataLossError
 from tests.unit.scripted_kafka import ScriptedConsumer, clients_for, log
 from tests.unit.test_sinks_support import pipeline

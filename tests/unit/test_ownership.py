@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cdc_pipeline.claim import claim
+from cdc_pipeline.commands.claim import claim
 from cdc_pipeline.connector_spec import load_connector_spec
 from cdc_pipeline.errors import ConfigError, WrongWorkerError
 from cdc_pipeline.ownership import OWNER_FILE, Worker, check_owner, describe_group_read, read_owner
@@ -133,7 +133,7 @@ def test_the_status_of_a_connector_on_a_queue_whose_folder_is_elsewhere_says_so_
     import json as _json
 
     from cdc_pipeline.pipeline import connector_pipelines
-    from cdc_pipeline.status import table_statuses
+    from cdc_pipeline.commands.status import table_statuses
 
     document = _json.loads((REPO / "include" / "connectors" / "clientes.json").read_text())
     path = tmp_path / "remote.json"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from cdc_airflow.ops_runner import _scheduled
-from cdc_pipeline.operation_table import nothing_to_verify_yet
+from cdc_pipeline.commands.operation_table import nothing_to_verify_yet
 from tests.unit.test_asof_support import SyntheticPipeline, r
 
 

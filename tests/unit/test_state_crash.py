@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cdc_pipeline.copy_csv import format_rows
+from cdc_pipeline.pgtext.copy_csv import format_rows
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.state import StateStore
 from tests.unit.test_state_support import CLIENTES, events
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHUNK_ROWS = 4
 MERGE_SCRIPT = """
 import sys
-from cdc_pipeline.copy_csv import read_copy_csv
+from cdc_pipeline.pgtext.copy_csv import read_copy_csv
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.state import StateStore
 from pathlib import Path

@@ -9,7 +9,7 @@ import random
 import pandas as pd
 import pytest
 
-from cdc_pipeline.copy_csv import format_rows
+from cdc_pipeline.pgtext.copy_csv import format_rows
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.state.resolve import UNAVAILABLE_VALUE

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from cdc_pipeline.history import History, RunRef
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.status import pipeline_status
+from cdc_pipeline.commands.status import pipeline_status
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 
 from cdc_pipeline.history import History, RunRef
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.status import Backlog, Probes, pipeline_status
+from cdc_pipeline.commands.status import Backlog, Probes, pipeline_status
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import pytest
 
 from cdc_pipeline.history import History
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.verify import SourceSnapshot, VerifyResult, compare, log_differences
+from cdc_pipeline.commands.verify import SourceSnapshot, VerifyResult, compare, log_differences
 
 COPY = b'id,name\n1,ana\n2,"b,c"\n3,\n'
 

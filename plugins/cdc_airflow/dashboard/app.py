@@ -38,7 +38,7 @@ from cdc_airflow.dashboard.views import ProbeFactory, RunsQuery, RunStates, dash
 from cdc_airflow.dashboard.status_strip import status_json
 from cdc_airflow.settings import DagSettings
 from cdc_pipeline.errors import ConfigError
-from cdc_pipeline.table_choice import pick_tables
+from cdc_pipeline.commands.table_choice import pick_tables
 
 URL_PREFIX = "/cdc"
 STATIC = Path(__file__).with_name("static")

@@ -11,7 +11,7 @@ from cdc_pipeline.connector_spec import ConnectorSpec, load_connector_files
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.pipeline import connector_pipelines
-from cdc_pipeline.table_choice import recorded_tables, table_label
+from cdc_pipeline.commands.table_choice import recorded_tables, table_label
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as Futur
 from typing import Any
 
 from cdc_pipeline.connector_spec import ConnectorSpec
-from cdc_pipeline.status import Backlog, Probes, kafka_backlog
+from cdc_pipeline.commands.status import Backlog, Probes, kafka_backlog
 
 PROBE_SECONDS = 4.0     # how long a page waits for the services
 ANSWER_SECONDS = 10.0   # how long an answer is reused

@@ -1,4 +1,4 @@
-"""The status strip as data: cdc_pipeline.status's one status per pipeline, cut into the cells the page shows
+"""The status strip as data: cdc_pipeline.commands.status's one status per pipeline, cut into the cells the page shows
 on top (state, data as of, last merge, backlog, connector, slot, rows, dead letters, outages and rebuild,
 last error, last verify) plus the problems, each cell with a tone the page colours by."""
 
@@ -10,7 +10,7 @@ from typing import Any
 from cdc_pipeline.formatting import (
     age_text, ago_text, count_text, describe_verify, hhmm_utc, one_line, plural, service_name, size_text, time_text,
 )
-from cdc_pipeline.status import PipelineStatus
+from cdc_pipeline.commands.status import PipelineStatus
 
 STATE_TONES = {"ok": "ok", "paused": "warn", "late": "warn", "rebuilding": "warn", "not started": "idle",
                "on another host": "idle"}
@@ -134,7 +134,7 @@ def _verify_cell(status: PipelineStatus, now: datetime) -> dict[str, Any]:
 
 
 def status_json(status: PipelineStatus, now: datetime) -> dict[str, Any]:
-    """The status as the API returns it: every field of cdc_pipeline.status plus the strip's cells."""
+    """The status as the API returns it: every field of cdc_pipeline.commands.status plus the strip's cells."""
     data = status.as_dict()
     data["label"] = state_label(status)
     data["healthy"] = status.healthy

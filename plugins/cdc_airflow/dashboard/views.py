@@ -18,7 +18,7 @@ from cdc_airflow.dashboard.runs_table import AirflowLinks, run_view, table_entri
 from cdc_airflow.dashboard.status_strip import status_json
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.history import History
-from cdc_pipeline.status import PipelineStatus, Probes, status_here
+from cdc_pipeline.commands.status import PipelineStatus, Probes, status_here
 
 # Given a pipeline's spec and its resume point's ends (None: nothing read yet), the live probes, or None.
 ProbeFactory = Callable[[ConnectorSpec, "dict[int, int] | None"], Probes | None]

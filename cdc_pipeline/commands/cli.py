@@ -28,18 +28,18 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from cdc_pipeline.backfill.commands import add_subcommands as add_backfill_commands
-from cdc_pipeline.claim import add_claim_command
-from cdc_pipeline.init_connector import add_init_command
+from cdc_pipeline.commands.backfill_commands import add_subcommands as add_backfill_commands
+from cdc_pipeline.commands.claim import add_claim_command
+from cdc_pipeline.commands.init_connector import add_init_command
 from cdc_pipeline.connector_spec import ConnectorSpec, discover_connector_specs, find_connector_spec
 from cdc_pipeline.environment import PipelineEnvironment
 from cdc_pipeline.errors import CdcError, ConfigError
 from cdc_pipeline.history import History
 from cdc_pipeline.formatting import one_line
 from cdc_pipeline.instants import parse_instant
-from cdc_pipeline.operation_table import OPERATIONS, OperationRequest, OperationServices
+from cdc_pipeline.commands.operation_table import OPERATIONS, OperationRequest, OperationServices
 from cdc_pipeline.pipeline import Pipeline
-from cdc_pipeline.table_choice import add_table_option, chosen_folders, chosen_pipelines
+from cdc_pipeline.commands.table_choice import add_table_option, chosen_folders, chosen_pipelines
 
 HISTORY_FIELDS = ("run_id", "status", "offset_ranges", "creates", "updates", "deletes", "reads", "truncates",
                   "dead_lettered", "merge_inserted", "merge_updated", "merge_deleted", "destiny_rows", "backlog",
@@ -188,7 +188,7 @@ def _print_history(history: History, args) -> None:
 
 
 def cmd_status(args) -> int:
-    from cdc_pipeline.status import table_statuses
+    from cdc_pipeline.commands.status import table_statuses
 
     env = environment(args)
     statuses = []
@@ -210,7 +210,7 @@ def connector_probes(env: PipelineEnvironment, spec: ConnectorSpec):
     table's backlog from its topic; Kafka Connect and the slot, the connector's, are asked once."""
     from cdc_pipeline.kafka_connect import KafkaConnectClient
     from cdc_pipeline.probes import asked_once, connector_probe, dag_paused_probe, slot_probe
-    from cdc_pipeline.status import Probes, kafka_backlog
+    from cdc_pipeline.commands.status import Probes, kafka_backlog
 
     connector = asked_once(connector_probe(lambda: KafkaConnectClient(env.connect_url), spec.name))
     slot = asked_once(slot_probe(env.source, spec.slot_name))
@@ -249,7 +249,7 @@ def operation_services(env: PipelineEnvironment) -> OperationServices:
 
 
 def run_operation(name: str, pipe: Pipeline, env: PipelineEnvironment, request: OperationRequest) -> str:
-    """Run the operation ``name`` (cdc_pipeline.operation_table, as the operations DAG does) on ``pipe``; what
+    """Run the operation ``name`` (cdc_pipeline.commands.operation_table, as the operations DAG does) on ``pipe``; what
     was done, in words."""
     return OPERATIONS[name](pipe, operation_services(env), request).message
 
@@ -291,7 +291,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_drain(args) -> int:
-    from cdc_pipeline import operations
+    from cdc_pipeline.commands import operations
     from cdc_pipeline.kafka_connect import KafkaConnectClient
 
     env = environment(args)

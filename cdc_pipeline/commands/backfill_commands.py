@@ -1,4 +1,4 @@
-"""The ``as-of`` and ``changes`` subcommands of ``python -m cdc_pipeline`` (cdc_pipeline.cli adds them).
+"""The ``as-of`` and ``changes`` subcommands of ``python -m cdc_pipeline`` (cdc_pipeline.commands.cli adds them).
 
     python -m cdc_pipeline as-of --connector clientes --at 2026-11-24T12:00:00Z --out clientes-1200.csv
     python -m cdc_pipeline changes --connector clientes --from 2026-11-24T11:00:00Z --to 2026-11-24T12:00:00Z --out c.csv
@@ -16,7 +16,7 @@ from pathlib import Path
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.table_choice import add_table_option, chosen_folders
+from cdc_pipeline.commands.table_choice import add_table_option, chosen_folders
 
 INSTANT_HELP = "ISO date-time, UTC when no zone is given, e.g. 2026-11-24T12:00:00Z"
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from cdc_pipeline.atomic import atomic_write_text, atomic_writer
-from cdc_pipeline.copy_csv import format_row, read_copy_csv
+from cdc_pipeline.pgtext.copy_csv import format_row, read_copy_csv
 from cdc_pipeline.errors import BatchFileError, ConfigError
 from cdc_pipeline.layout import PipelineLayout
 

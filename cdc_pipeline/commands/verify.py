@@ -22,7 +22,7 @@ from typing import Any
 from psycopg import IsolationLevel
 
 from cdc_pipeline.changelog import ChangeLog
-from cdc_pipeline.copy_csv import format_row, read_copy_csv
+from cdc_pipeline.pgtext.copy_csv import format_row, read_copy_csv
 from cdc_pipeline.errors import CdcError, ConfigError, VerifyMismatchError
 from cdc_pipeline.history import RunRef, utc_now
 from cdc_pipeline.kafka.client import KafkaClients

@@ -18,7 +18,7 @@ from pathlib import Path
 from confluent_kafka import Message
 
 from cdc_pipeline.atomic import atomic_write_text
-from cdc_pipeline.batch_buffer import BufferMeta, BufferRows
+from cdc_pipeline.buffer.batch_buffer import BufferMeta, BufferRows
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.debezium.events import CsvChange, RenderContext, decode_csv, format_source_timestamp
 from cdc_pipeline.errors import EventDecodeError

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from cdc_pipeline.kafka_connect import KafkaConnectClient
     from cdc_pipeline.pipeline import Pipeline
     from cdc_pipeline.source.checks import SourceParams
-    from cdc_pipeline.status import Probes
+    from cdc_pipeline.commands.status import Probes
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class Operation:
 
 
 def _status(pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
-    from cdc_pipeline.status import pipeline_status
+    from cdc_pipeline.commands.status import pipeline_status
 
     status = pipeline_status(pipe.label, pipe.layout, services.probes(pipe) if services.probes else None)
     answers = _answerable(pipe)
@@ -112,7 +112,7 @@ def _history(pipe: Pipeline, services: OperationServices, request: OperationRequ
 
 
 def _verify(pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
-    from cdc_pipeline.verify import verify
+    from cdc_pipeline.commands.verify import verify
 
     not_yet = nothing_to_verify_yet(pipe) if request.scheduled else None
     if not_yet:
@@ -136,7 +136,7 @@ def nothing_to_verify_yet(pipe: Pipeline) -> str | None:
 
 def _reset_to(target: str) -> Callable[[Pipeline, OperationServices, OperationRequest], OperationOutcome]:
     def reset(pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
-        from cdc_pipeline import operations
+        from cdc_pipeline.commands import operations
 
         with services.kafka(pipe.spec.name) as kafka:
             done = operations.reset(pipe, kafka, to=target, date=request.date, run_id=request.run_id,
@@ -147,7 +147,7 @@ def _reset_to(target: str) -> Callable[[Pipeline, OperationServices, OperationRe
 
 
 def _resnapshot(pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
-    from cdc_pipeline import operations
+    from cdc_pipeline.commands import operations
 
     with services.kafka(pipe.spec.name) as kafka, services.connect() as connect:
         done = operations.resnapshot(pipe, kafka, connect, origin=request.origin,
@@ -156,7 +156,7 @@ def _resnapshot(pipe: Pipeline, services: OperationServices, request: OperationR
 
 
 def _clear(pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
-    from cdc_pipeline import operations
+    from cdc_pipeline.commands import operations
 
     message = operations.clear_operation(pipe, request.origin)
     return OperationOutcome(message, {"message": message})

@@ -1,5 +1,5 @@
 """Operator commands, one implementation each, reached from the CLI and from the operations DAG alike through
-:mod:`cdc_pipeline.operation_table` (drain: from the CLI and ``./stack stop``).
+:mod:`cdc_pipeline.commands.operation_table` (drain: from the CLI and ``./stack stop``).
 
 Each holds the pipeline lock for its whole duration (it waits for an in-flight run to finish its step) and
 leaves a marker in the run history while it works, so scheduled runs step aside with a clear log line; a
