@@ -218,6 +218,7 @@ def child_consume(config: dict) -> dict:
     from cdc_pipeline.history import RunRef
     from cdc_pipeline.kafka.client import KafkaClients
     from cdc_pipeline.pipeline import Pipeline
+    from cdc_pipeline.services import Services
     from cdc_pipeline.tasks.consume import consume_batch
 
     work = Path(config["work"])
@@ -229,7 +230,7 @@ def child_consume(config: dict) -> dict:
     pipe = Pipeline.under(work / "data", load_connector_spec(connector))
 
     def no_connect():
-        raise RuntimeError("the benchmark's consume_batch must not need Kafka Connect")
+        raise RuntimeError("the benchmark's consume_batch must not need Kafka Connect nor the source")
 
     profiler = None
     if config.get("profile"):
@@ -238,9 +239,10 @@ def child_consume(config: dict) -> dict:
         profiler = Profiler(interval=0.0005)
         profiler.start()
     started = time.perf_counter()
-    with KafkaClients(config["connection"], "bench-consume") as kafka:
-        summary = consume_batch(pipe, kafka, RunRef("manual__bench-consume"), max_events=config["max_events"],
-                                connect=no_connect, max_seconds=600)
+    services = Services(kafka=lambda name: KafkaClients(config["connection"], "bench-consume"), connect=no_connect,
+                        source=no_connect)
+    summary = consume_batch(pipe, services, RunRef("manual__bench-consume"), max_events=config["max_events"],
+                            max_seconds=600)
     seconds = time.perf_counter() - started
     if profiler is not None:
         profiler.stop()

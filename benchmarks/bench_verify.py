@@ -87,8 +87,7 @@ def measure_verify(driver, number: int) -> dict:
     from cdc_pipeline.commands.verify import verify
 
     before, started = postgres_cpu_seconds(), time.monotonic()
-    with driver.kafka() as kafka:
-        result = verify(driver.pipe, kafka, driver.source, run_id=f"bench__verify-{number}", connect=None)
+    result = verify(driver.pipe, driver.services, run_id=f"bench__verify-{number}", rebuild=False)
     seconds = time.monotonic() - started
     print(f"verify: {result.line()} in {seconds:.2f} s", flush=True)
     return {"seconds": round(seconds, 3), "source_cpu_seconds": round(postgres_cpu_seconds() - before, 2),

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cdc_pipeline import defaults
-from cdc_pipeline.connector_spec import DEFAULT_PASSWORD_REFERENCE, ConnectorSpec
+from cdc_pipeline.connector_spec import DEFAULT_PASSWORD_REFERENCE
 from cdc_pipeline.kafka_connect import url_with_credentials
 from cdc_pipeline.layout import RECORDED_SETTINGS, default_connectors_dir, default_data_dir
+from cdc_pipeline.services import Services
 from cdc_pipeline.source.checks import SourceParams
 
 
@@ -79,7 +80,11 @@ class PipelineEnvironment:
     def kafka_config(self) -> dict[str, str]:
         return {"bootstrap.servers": self.bootstrap_servers, "group.id": self.group_prefix}
 
-    def connector_config(self, spec: ConnectorSpec) -> dict[str, str]:
-        s = self.source
-        return spec.config_for_source(host=s.host, port=s.port, user=s.user, dbname=s.dbname,
-                                      password_reference=self.password_reference)
+    def services(self) -> Services:
+        """What the command line's operations reach, from these settings; each client made when asked."""
+        from cdc_pipeline.kafka.client import KafkaClients
+        from cdc_pipeline.kafka_connect import KafkaConnectClient
+
+        return Services(kafka=lambda name: KafkaClients.for_pipeline(self.kafka_config(), name),
+                        connect=lambda: KafkaConnectClient(self.connect_url), source=lambda: self.source,
+                        password_reference=self.password_reference)

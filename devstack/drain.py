@@ -21,8 +21,6 @@ def drain_pipelines(settings: StackSettings, report: Callable[[str], None]) -> l
     from cdc_pipeline.commands import operations
     from cdc_pipeline.connector_spec import discover_connector_specs
     from cdc_pipeline.environment import PipelineEnvironment
-    from cdc_pipeline.kafka.client import KafkaClients
-    from cdc_pipeline.kafka_connect import KafkaConnectClient
     from cdc_pipeline.pipeline import connector_pipelines
 
     env = PipelineEnvironment.load(env=settings.as_env())
@@ -33,9 +31,7 @@ def drain_pipelines(settings: StackSettings, report: Callable[[str], None]) -> l
             if not pipe.layout.history.exists():
                 continue  # never ran: nothing of it to lose
             try:
-                with KafkaClients.for_pipeline(env.kafka_config(), spec.name) as kafka:
-                    result = operations.drain(pipe, kafka, run_label=label,
-                                              connect_factory=lambda: KafkaConnectClient(env.connect_url))
+                result = operations.drain(pipe, env.services(), run_label=label)
             except Exception as exc:  # noqa: BLE001 - one pipeline's failure must not keep the others from draining
                 failures.append(f"could not drain pipeline {pipe.label}: {exc}")
                 continue

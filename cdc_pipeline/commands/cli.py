@@ -37,7 +37,7 @@ from cdc_pipeline.errors import CdcError, ConfigError
 from cdc_pipeline.history import History
 from cdc_pipeline.formatting import one_line
 from cdc_pipeline.instants import parse_instant
-from cdc_pipeline.commands.operation_table import OPERATIONS, OperationRequest, OperationServices
+from cdc_pipeline.commands.operation_table import OPERATIONS, OperationRequest
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.commands.table_choice import add_table_option, chosen_folders, chosen_pipelines
 
@@ -208,15 +208,15 @@ def cmd_status(args) -> int:
 def connector_probes(env: PipelineEnvironment, spec: ConnectorSpec):
     """Yield the probes of each table of ``spec`` (given the spec scoped to it): one Kafka client reads each
     table's backlog from its topic; Kafka Connect and the slot, the connector's, are asked once."""
-    from cdc_pipeline.kafka_connect import KafkaConnectClient
     from cdc_pipeline.probes import asked_once, connector_probe, dag_paused_probe, slot_probe
     from cdc_pipeline.commands.status import Probes, kafka_backlog
 
-    connector = asked_once(connector_probe(lambda: KafkaConnectClient(env.connect_url), spec.name))
-    slot = asked_once(slot_probe(env.source, spec.slot_name))
+    services = env.services()
+    connector = asked_once(connector_probe(services.connect, spec.name))
+    slot = asked_once(slot_probe(services.source(), spec.slot_name))
     paused = asked_once(dag_paused_probe(env.airflow_url, env.airflow_user, env.airflow_password, spec.dag_id)) \
         if env.airflow_url else None
-    with _kafka(env, spec.name) as kafka:
+    with services.kafka(spec.name) as kafka:
         yield lambda scoped: Probes(backlog=kafka_backlog(kafka, scoped.topic), connector=connector, slot=slot,
                                     paused=paused)
 
@@ -234,24 +234,10 @@ def cmd_outages(args) -> int:
     return 0
 
 
-def _kafka(env: PipelineEnvironment, name: str):
-    from cdc_pipeline.kafka.client import KafkaClients
-
-    return KafkaClients.for_pipeline(env.kafka_config(), name)
-
-
-def operation_services(env: PipelineEnvironment) -> OperationServices:
-    """The operations' services from the CDC_* settings (each built only when an operation asks)."""
-    from cdc_pipeline.kafka_connect import KafkaConnectClient
-
-    return OperationServices(kafka=lambda name: _kafka(env, name), connect=lambda: KafkaConnectClient(env.connect_url),
-                             source=lambda: env.source, connector_config=env.connector_config)
-
-
 def run_operation(name: str, pipe: Pipeline, env: PipelineEnvironment, request: OperationRequest) -> str:
     """Run the operation ``name`` (cdc_pipeline.commands.operation_table, as the operations DAG does) on ``pipe``; what
     was done, in words."""
-    return OPERATIONS[name](pipe, operation_services(env), request).message
+    return OPERATIONS[name](pipe, env.services(), request).message
 
 
 def cmd_reset(args) -> int:
@@ -292,16 +278,14 @@ def cmd_verify(args) -> int:
 
 def cmd_drain(args) -> int:
     from cdc_pipeline.commands import operations
-    from cdc_pipeline.kafka_connect import KafkaConnectClient
 
     env = environment(args)
     label = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for spec in connector_specs(args, env):
-        with _kafka(env, spec.name) as kafka:
+        services = env.services()
+        with services.kafka(spec.name) as kafka:
             for pipe in every_pipeline(args, env, spec):
-                result = operations.drain(pipe, kafka, run_label=label,
-                                          connect_factory=lambda: KafkaConnectClient(env.connect_url))
-                print(result.message)
+                print(operations.drain(pipe, services, run_label=label, kafka=kafka).message)
     return 0
 
 

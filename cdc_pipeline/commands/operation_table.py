@@ -3,8 +3,8 @@ and the function that runs it on one pipeline.
 
 The operations DAG (``cdc_<name>_ops``) builds its form from this table and dispatches from it; the command line
 (``python -m cdc_pipeline reset|resnapshot|verify|operations --clear``) dispatches its commands from it too. Each
-caller brings the services in its own way (:class:`OperationServices`: Airflow connections, or the CDC_*
-settings) and says what it prints or logs. Importing this module is light (the DAG file reads the table while
+caller brings the services in its own way (:class:`cdc_pipeline.services.Services`: Airflow connections, or the
+CDC_* settings) and says what it prints or logs. Importing this module is light (the DAG file reads the table while
 Airflow parses it): each operation imports what it runs when it runs.
 """
 
@@ -19,12 +19,9 @@ from typing import TYPE_CHECKING, Any
 from cdc_pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
+    from cdc_pipeline.services import Services
     from cdc_pipeline.connector_spec import ConnectorSpec
-    from cdc_pipeline.kafka.client import KafkaClients
-    from cdc_pipeline.kafka_connect import KafkaConnectClient
     from cdc_pipeline.pipeline import Pipeline
-    from cdc_pipeline.source.checks import SourceParams
-    from cdc_pipeline.commands.status import Probes
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +32,6 @@ FIELD_EXAMPLES = {
     "date": "e.g. 2026-11-24 or 2026-11-24T08:00:00Z",
     "run_id": "e.g. scheduled__2026-11-24T08:00:00+00:00 (python -m cdc_pipeline history lists them)",
 }
-
-
-@dataclass(frozen=True)
-class OperationServices:
-    """The services an operation may ask for, each built only when asked (the history needs none)."""
-
-    kafka: Callable[[str], KafkaClients]               # the connector's Kafka clients (a context manager)
-    connect: Callable[[], KafkaConnectClient]          # a Kafka Connect client (a context manager)
-    source: Callable[[], SourceParams]
-    connector_config: Callable[[ConnectorSpec], dict[str, str]]
-    probes: Callable[[Pipeline], Probes] | None = None  # status: the live probes (None: the run history only)
 
 
 @dataclass(frozen=True)
@@ -71,7 +57,7 @@ class Operation:
     name: str
     description: str
     changes: bool                                      # changes the pipeline: needs confirm (--yes on the CLI)
-    run: Callable[[Pipeline, OperationServices, OperationRequest], OperationOutcome]
+    run: Callable[[Pipeline, Services, OperationRequest], OperationOutcome]
     needs: tuple[str, ...] = ()                        # fields of the request it cannot do without
 
     def check(self, request: OperationRequest) -> None:
@@ -79,12 +65,12 @@ class Operation:
             if not getattr(request, field):
                 raise ConfigError(f"{self.name} needs {field!r}, {FIELD_EXAMPLES[field]}")
 
-    def __call__(self, pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
+    def __call__(self, pipe: Pipeline, services: Services, request: OperationRequest) -> OperationOutcome:
         self.check(request)
         return self.run(pipe, services, request)
 
 
-def _status(pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
+def _status(pipe: Pipeline, services: Services, request: OperationRequest) -> OperationOutcome:
     from cdc_pipeline.commands.status import pipeline_status
 
     status = pipeline_status(pipe.label, pipe.layout, services.probes(pipe) if services.probes else None)
@@ -102,7 +88,7 @@ def _answerable(pipe: Pipeline) -> str:
         return f"{pipe.layout.name}: could not read the change log ({exc})"
 
 
-def _history(pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
+def _history(pipe: Pipeline, services: Services, request: OperationRequest) -> OperationOutcome:
     from cdc_pipeline.tasks.finish import run_line
 
     rows = pipe.history.runs.recent_runs(20)
@@ -111,16 +97,14 @@ def _history(pipe: Pipeline, services: OperationServices, request: OperationRequ
                                       for row in rows]})
 
 
-def _verify(pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
+def _verify(pipe: Pipeline, services: Services, request: OperationRequest) -> OperationOutcome:
     from cdc_pipeline.commands.verify import verify
 
     not_yet = nothing_to_verify_yet(pipe) if request.scheduled else None
     if not_yet:
         return OperationOutcome(f"verify: {not_yet}; the next scheduled verify compares",
                                 {"result": "skipped", "reason": not_yet})
-    with services.kafka(pipe.spec.name) as kafka, services.connect() as connect:
-        result = verify(pipe, kafka, services.source(), run_id=request.run_label, connect=connect,
-                        connector_config=lambda: services.connector_config(pipe.spec), timeout=request.timeout)
+    result = verify(pipe, services, run_id=request.run_label, timeout=request.timeout)
     return OperationOutcome(result.line(), result.as_dict(), logged=True)
 
 
@@ -134,8 +118,8 @@ def nothing_to_verify_yet(pipe: Pipeline) -> str | None:
     return None
 
 
-def _reset_to(target: str) -> Callable[[Pipeline, OperationServices, OperationRequest], OperationOutcome]:
-    def reset(pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
+def _reset_to(target: str) -> Callable[[Pipeline, Services, OperationRequest], OperationOutcome]:
+    def reset(pipe: Pipeline, services: Services, request: OperationRequest) -> OperationOutcome:
         from cdc_pipeline.commands import operations
 
         with services.kafka(pipe.spec.name) as kafka:
@@ -146,7 +130,7 @@ def _reset_to(target: str) -> Callable[[Pipeline, OperationServices, OperationRe
     return reset
 
 
-def _resnapshot(pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
+def _resnapshot(pipe: Pipeline, services: Services, request: OperationRequest) -> OperationOutcome:
     from cdc_pipeline.commands import operations
 
     with services.kafka(pipe.spec.name) as kafka, services.connect() as connect:
@@ -155,7 +139,7 @@ def _resnapshot(pipe: Pipeline, services: OperationServices, request: OperationR
     return OperationOutcome(done.message, {"message": done.message, **done.detail})
 
 
-def _clear(pipe: Pipeline, services: OperationServices, request: OperationRequest) -> OperationOutcome:
+def _clear(pipe: Pipeline, services: Services, request: OperationRequest) -> OperationOutcome:
     from cdc_pipeline.commands import operations
 
     message = operations.clear_operation(pipe, request.origin)
@@ -191,7 +175,7 @@ def needing(field: str) -> list[str]:
     return [name for name, op in OPERATIONS.items() if field in op.needs]
 
 
-def run_on_connector(operation: Operation, spec: ConnectorSpec, data_dir, services: OperationServices,
+def run_on_connector(operation: Operation, spec: ConnectorSpec, data_dir, services: Services,
                      request: OperationRequest, table: str | None = None) -> dict[str, Any]:
     """``operation`` on the connector's pipeline, or, for a connector of several tables, on ``table`` or on each
     table in turn (``ALL_TABLES``, or None); a resnapshot of every table is the connector's own snapshot, once.
@@ -213,7 +197,7 @@ def run_on_connector(operation: Operation, spec: ConnectorSpec, data_dir, servic
     return {"tables": results}
 
 
-def _logged(operation: Operation, pipe: Pipeline, services: OperationServices,
+def _logged(operation: Operation, pipe: Pipeline, services: Services,
             request: OperationRequest) -> dict[str, Any]:
     outcome = operation(pipe, services, request)
     if not outcome.logged:

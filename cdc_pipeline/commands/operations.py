@@ -30,6 +30,7 @@ from cdc_pipeline.kafka.offsets import commit_offsets, offsets_at_time
 from cdc_pipeline.kafka.topic import inspect_topic
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.services import Services
 from cdc_pipeline.pipeline_lock import pipeline_lock, rebuild_locks
 from cdc_pipeline.recovery.detection import deleted_before
 from cdc_pipeline.recovery.rebuild import start_rebuild, start_whole_rebuild
@@ -149,17 +150,22 @@ def resnapshot(pipe: Pipeline, kafka: KafkaClients, connect: KafkaConnectClient,
     return OperationResult(message, {"recovery": recovery.id, "epoch": recovery.epoch})
 
 
-def drain(pipe: Pipeline, kafka: KafkaClients, *, run_label: str, connect_factory, max_batches: int = 100,
-          max_events: int = 100_000) -> OperationResult:
+def drain(pipe: Pipeline, services: Services, *, run_label: str, kafka: KafkaClients | None = None,
+          max_batches: int = 100, max_events: int = 100_000) -> OperationResult:
     """Consume and merge until every partition was read to its end; then record the clean end.
 
     The caller stops Kafka Connect first, so the end does not move; while Connect still runs the connector the
     drain happens but no clean end is recorded (the message says so). Each batch is a run of kind ``drain`` in
-    the history, through the same code as a scheduled run.
+    the history, through the same code as a scheduled run. ``kafka``: clients already open for the connector
+    (its tables drained one after the other), else the services' are opened.
     """
+    if kafka is None:
+        with services.kafka(pipe.spec.name) as clients:
+            return drain(pipe, services, run_label=run_label, kafka=clients, max_batches=max_batches,
+                         max_events=max_events)
     for number in range(1, max_batches + 1):
         run = RunRef(f"drain__{run_label}-{number}", 1, 1)
-        consumed = consume_batch(pipe, kafka, run, max_events=max_events, connect=connect_factory)
+        consumed = consume_batch(pipe, services, run, kafka=kafka, max_events=max_events)
         merge_batch(pipe, run)
         finish_run(pipe, run)  # closed like any run: status and end time
         if consumed.get("skipped"):
@@ -173,7 +179,7 @@ def drain(pipe: Pipeline, kafka: KafkaClients, *, run_label: str, connect_factor
     resume = pipe.history.runs.resume_point()
     if resume is None or resume.incarnation is None:
         return OperationResult(f"{pipe.label}: nothing to drain (no topic read yet)", {})
-    running = _connector_still_publishing(pipe, connect_factory)
+    running = _connector_still_publishing(pipe, services.connect)
     if running:
         # Events can still arrive after this end: a broker that later lost them would look cleanly stopped.
         message = (f"{pipe.label}: drained to the current end of incarnation {resume.incarnation} "

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,6 +29,7 @@ from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import pipeline_lock, rebuild_locks
 from cdc_pipeline.recovery.rebuild import start_rebuild
+from cdc_pipeline.services import Services
 from cdc_pipeline.source.checks import SourceParams
 from cdc_pipeline.tasks.consume import consume_batch
 from cdc_pipeline.tasks.merge import merge_batch
@@ -79,9 +79,17 @@ class VerifyResult:
                 + (f"; {self.action}" if self.action else ""))
 
 
-def verify(pipe: Pipeline, kafka: KafkaClients, source: SourceParams, *, run_id: str,
-           connect: KafkaConnectClient | None = None, connector_config: Callable[[], dict[str, str]] | None = None,
-           timeout: float = 300.0) -> VerifyResult:
+def verify(pipe: Pipeline, services: Services, *, run_id: str, timeout: float = 300.0,
+           rebuild: bool = True) -> VerifyResult:
+    """Compare destiny.csv with the source, every byte, at one snapshot; on a difference start a rebuild when
+    ``rebuild`` and the pipeline's on_data_loss says so."""
+    with services.kafka(pipe.spec.name) as kafka, services.connect() as connect:
+        return _verify(pipe, services, kafka, connect if rebuild else None, run_id=run_id, timeout=timeout)
+
+
+def _verify(pipe: Pipeline, services: Services, kafka: KafkaClients, connect: KafkaConnectClient | None, *,
+            run_id: str, timeout: float) -> VerifyResult:
+    source = services.source()
     history = pipe.history
     started = utc_now()
     if history.incidents.active_recovery() is not None:
@@ -94,13 +102,13 @@ def verify(pipe: Pipeline, kafka: KafkaClients, source: SourceParams, *, run_id:
     log.info("verify: source snapshot at WAL %s (xmin %s, xmax %s, %s in progress); %s bytes of COPY", snapshot.lsn,
              snapshot.xmin, snapshot.xmax, len(snapshot.in_progress), len(snapshot.copy))
     _wait_for_slot(source, pipe.spec.slot_name, snapshot.lsn, timeout)
-    _drain(pipe, kafka, run_id, connect, connector_config, timeout)
+    _drain(pipe, services, kafka, run_id, timeout)
     with pipeline_lock(pipe.layout):
         result = compare(pipe, snapshot, description.key_columns)
     if result.differing and pipe.spec.settings.on_data_loss == "resnapshot" and connect is not None:
         with rebuild_locks(pipe):
             recovery = start_rebuild(pipe, connect=connect, kafka=kafka,
-                                     connector_config=connector_config() if connector_config else None, run_id=run_id,
+                                     connector_config=services.connector_config(pipe.spec), run_id=run_id,
                                      reason="verify_mismatch", detail=result.line(), description=description)
         result.action = f"rebuild {recovery.id} started from a new snapshot (on_data_loss=resnapshot)"
     history.incidents.record_verification(run_id, started, result.result, result.compared, len(result.differing),
@@ -160,7 +168,7 @@ def _wait_for_slot(source: SourceParams, slot: str, lsn: str, timeout: float) ->
                "snapshot sees)", timeout=timeout, interval=1.0)
 
 
-def _drain(pipe, kafka, run_id, connect, connector_config, timeout) -> None:
+def _drain(pipe: Pipeline, services: Services, kafka: KafkaClients, run_id: str, timeout: float) -> None:
     """Read until a batch that started after the slot confirmed the snapshot's position reaches every end. Its own
     loop, not wait_until: an error of a batch must end the verify, not count as "not yet"."""
     deadline = time.monotonic() + timeout
@@ -168,9 +176,7 @@ def _drain(pipe, kafka, run_id, connect, connector_config, timeout) -> None:
     while True:
         number += 1
         run = RunRef(f"operation__verify-{run_id}-{number}", 1, 1)
-        consumed = consume_batch(pipe, kafka, run, max_events=100_000,
-                                 connect=(lambda: connect) if connect else _no_connect,
-                                 connector_config=connector_config or (lambda: None))
+        consumed = consume_batch(pipe, services, run, kafka=kafka, max_events=100_000)
         merge_batch(pipe, run)
         finish_run(pipe, run)  # closed like any run: status and end time
         if consumed.get("recovery") or consumed.get("schema_change"):
@@ -179,10 +185,6 @@ def _drain(pipe, kafka, run_id, connect, connector_config, timeout) -> None:
             return
         if time.monotonic() > deadline:
             raise ConfigError(f"verify could not catch up with the topic within {timeout:.0f} s; try again later")
-
-
-def _no_connect():
-    raise ConfigError("verify needs Kafka Connect to start a rebuild")
 
 
 def compare(pipe: Pipeline, snapshot: SourceSnapshot, key_columns: tuple[str, ...]) -> VerifyResult:

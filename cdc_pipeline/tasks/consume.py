@@ -11,9 +11,9 @@ Order of the steps, and what a crash between them leaves (every case is in the c
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,12 +29,12 @@ from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.offsets import commit_offsets, committed_offsets, offsets_at_time
 from cdc_pipeline.kafka.reader import ReadResult, read_range
 from cdc_pipeline.kafka.topic import TopicState, inspect_topic
-from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.detection import LossFound, NothingToRead, ReadPlan, plan_read
 from cdc_pipeline.recovery.rebuild import refuse, start_rebuild
 from cdc_pipeline.recovery.schema_signature import signature_change
+from cdc_pipeline.services import Services
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.tasks.operations_guard import skip_for_operation
 from cdc_pipeline.tasks.tracking import tracked
@@ -46,17 +46,23 @@ START_FROM_SETTING = "start_from_ms"
 
 def consume_batch(
     pipe: Pipeline,
-    kafka: KafkaClients,
+    services: Services,
     run: RunRef,
     *,
     max_events: int,
-    connect: Callable[[], KafkaConnectClient],
-    connector_config: Callable[[], dict[str, str] | None] = lambda: None,
+    kafka: KafkaClients | None = None,
     start_from: datetime | None = None,
     max_seconds: float = 120.0,
 ) -> dict[str, Any]:
-    """Read one bounded batch into buffer.csv and record it. ``connect`` makes a Kafka Connect client, used
-    only when a data loss or a schema change starts a rebuild."""
+    """Read one bounded batch into buffer.csv and record it. ``kafka``: clients already open for the connector (a
+    connector of several tables reads them all with one consumer); else the services' are opened for this batch.
+    Kafka Connect is asked only when a data loss or a schema change starts a rebuild."""
+    if kafka is None:
+        with services.kafka(pipe.spec.name) as clients:
+            return consume_batch(pipe, services, run, max_events=max_events, kafka=clients, start_from=start_from,
+                                 max_seconds=max_seconds)
+    connect = services.connect
+    connector_config = functools.partial(services.connector_config, pipe.spec)
     history = pipe.history
     with tracked(history, run, "consume_batch") as summary:
         summary.update(topic=pipe.spec.topic, buffer=str(pipe.layout.buffer))

@@ -19,17 +19,26 @@ from cdc_pipeline.formatting import folded
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.services import Services
 from cdc_pipeline.state import StateStore
 from cdc_pipeline.tasks.consume import consume_batch
 
 log = logging.getLogger(__name__)
 
 
-def consume_tables(pipes: list[Pipeline], kafka: KafkaClients, run: RunRef, *, max_events: int,
+def consume_tables(pipes: list[Pipeline], services: Services, run: RunRef, *, max_events: int,
                    max_seconds: float = 120.0, **consume_options: Any) -> dict[str, Any]:
-    """Consume every table, each at most ``max_events``; answer per table what it read, which tables failed, and ``to_merge``: the tables
-    with something for the merge (a buffer, a rebuild in progress, or no state yet), so quiet tables cost no
-    task. ``consume_options`` are ``consume_batch``'s (``connect``, ``connector_config``, ``start_from``)."""
+    """Consume every table, each at most ``max_events``, with one set of Kafka clients; answer per table what it
+    read, which tables failed, and ``to_merge``: the tables with something for the merge (a buffer, a rebuild in
+    progress, or no state yet), so quiet tables cost no task. ``consume_options`` are ``consume_batch``'s
+    (``start_from``)."""
+    with services.kafka(pipes[0].spec.name) as kafka:
+        return _consume_each(pipes, services, kafka, run, max_events=max_events, max_seconds=max_seconds,
+                             **consume_options)
+
+
+def _consume_each(pipes: list[Pipeline], services: Services, kafka: KafkaClients, run: RunRef, *, max_events: int,
+                  max_seconds: float, **consume_options: Any) -> dict[str, Any]:
     notes = prepare_connector_folder(pipes[0])
     tables: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
@@ -40,7 +49,8 @@ def consume_tables(pipes: list[Pipeline], kafka: KafkaClients, run: RunRef, *, m
         name = pipe.spec.qualified_table
         seconds = max(1.0, (deadline - time.monotonic()) / (len(pipes) - position))
         try:
-            summary = consume_batch(pipe, kafka, run, max_events=max_events, max_seconds=seconds, **consume_options)
+            summary = consume_batch(pipe, services, run, kafka=kafka, max_events=max_events, max_seconds=seconds,
+                                    **consume_options)
         except (CdcError, OSError) as exc:
             first_error = first_error or exc
             failed[name] = folded(exc)

@@ -8,6 +8,7 @@ description the state was built from (ADD COLUMN ... DEFAULT fills existing rows
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -19,7 +20,6 @@ from cdc_pipeline.history import RunRef
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.signals import ensure_signal_topic
 from cdc_pipeline.kafka.topic_config import refuse_compaction, topic_retention
-from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pgtext.types import unsupported_columns
 from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.connector_folder import joining_tables, prepare_connector_folder
@@ -27,6 +27,7 @@ from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.incremental import confirm_table_snapshots
 from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild, start_whole_rebuild
 from cdc_pipeline.sent_tables import record_sent_tables, sent_tables
+from cdc_pipeline.services import Services
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
 from cdc_pipeline.source.checks import SourceParams, check_sources, linguistic_key_columns
 from cdc_pipeline.source.publication import ensure_publication
@@ -38,26 +39,17 @@ from cdc_pipeline.tasks.tracking import tracked
 log = logging.getLogger(__name__)
 
 
-def register_connector(
-    pipes: list[Pipeline],
-    connect: KafkaConnectClient,
-    source: SourceParams,
-    run: RunRef,
-    *,
-    kafka: Callable[[], KafkaClients],
-    password_reference: str,
-    admin: SourceParams | None = None,
-    timeout: float = 60.0,
-) -> dict[str, Any]:
+def register_connector(pipes: list[Pipeline], services: Services, run: RunRef, *, timeout: float = 60.0) -> dict[str, Any]:
     """Check the source, create or update the connector (a no-op when unchanged), wait until RUNNING.
 
     ``pipes`` are the connector's tables (one pipeline each): every table is checked and described before the
-    connector is sent, so a table that cannot be captured exactly registers none. ``kafka`` makes the Kafka
-    clients a rebuild needs (only called when one starts). The summary is the first table's, with one entry
-    per table under ``tables`` when there are several. ``admin``, a role owning the tables, keeps the connector's
-    publication (the pipeline's own ``source`` role otherwise, which then needs that right).
+    connector is sent, so a table that cannot be captured exactly registers none. The Kafka clients are made only
+    when a rebuild starts. The summary is the first table's, with one entry per table under ``tables`` when there
+    are several. ``services.admin``, a role owning the tables, keeps the connector's publication (the pipeline's
+    own role otherwise, which then needs that right).
     """
     spec = pipes[0].spec
+    source = services.source()
     folder_notes = prepare_connector_folder(pipes[0])
     with contextlib.ExitStack() as stack:
         summaries = [stack.enter_context(tracked(pipe.history, run, "register_connector")) for pipe in pipes]
@@ -73,10 +65,12 @@ def register_connector(
         _refuse_inexact_key_order(pipes, reports)
         for pipe, report in zip(pipes, reports):
             atomic_write_text(pipe.layout.table_info, json.dumps(report.description.to_json(), indent=2) + "\n")
-        config = spec.config_for_source(host=source.host, port=source.port, user=source.user, dbname=source.dbname,
-                                        password_reference=password_reference)
+        config = services.connector_config(spec)
         # Before Debezium (re)starts: it reads the publication, and a table joining must be in it.
-        summaries[0]["publication"] = ensure_publication(admin or source, spec.publication_name, spec.table_names)
+        summaries[0]["publication"] = ensure_publication(services.admin() or source, spec.publication_name,
+                                                         spec.table_names)
+        kafka = functools.partial(services.kafka, spec.name)
+        connect = stack.enter_context(services.connect())
         try:
             for pipe, report, summary in zip(pipes, reports, summaries):
                 changed = _schema_change(pipe, report.description)

@@ -5,14 +5,19 @@ Imported only inside task callables: the Kafka provider pulls in confluent_kafka
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
 from airflow.sdk import BaseHook
 
 from cdc_airflow.settings import KAFKA_CONN_ID, KAFKA_CONNECT_CONN_ID, POSTGRES_ADMIN_CONN_ID, POSTGRES_CONN_ID
-from cdc_pipeline.connector_spec import DEFAULT_PASSWORD_REFERENCE, ConnectorSpec
+from cdc_pipeline.connector_spec import DEFAULT_PASSWORD_REFERENCE
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.pipeline import Pipeline
+from cdc_pipeline.services import Services
 from cdc_pipeline.source.checks import SourceParams
 
 
@@ -71,8 +76,8 @@ def password_reference(conn_id: str = POSTGRES_CONN_ID) -> str:
     return str(BaseHook.get_connection(conn_id).extra_dejson.get("connect_password") or DEFAULT_PASSWORD_REFERENCE)
 
 
-def connector_config(spec: ConnectorSpec) -> dict[str, str]:
-    """The config register_connector sends for ``spec``, with the source's details from the ``cdc_postgres`` connection."""
-    source = source_params()
-    return spec.config_for_source(host=source.host, port=source.port, user=source.user, dbname=source.dbname,
-                                  password_reference=password_reference())
+def pipeline_services(probes: Callable[[Pipeline], Any] | None = None) -> Services:
+    """The services of a task or an operation, from the Airflow connections; each client is made when asked."""
+    return Services(kafka=lambda name: PipelineKafkaHook(name).clients(), connect=kafka_connect_client,
+                    source=source_params, password_reference=password_reference(), admin=admin_source_params,
+                    probes=probes)

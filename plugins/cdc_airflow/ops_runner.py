@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from cdc_airflow.folder_owner import require_owned_folder
-from cdc_airflow.hooks import PipelineKafkaHook, connector_config, kafka_connect_client, source_params
+from cdc_airflow.hooks import pipeline_services
 from cdc_airflow.probes import airflow_probes
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.instants import parse_instant
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.commands.operation_table import OperationRequest, OperationServices, operation_named, run_on_connector
+from cdc_pipeline.commands.operation_table import OperationRequest, operation_named, run_on_connector
 
 
 def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
@@ -26,14 +26,9 @@ def run(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
     request = OperationRequest(
         origin=f"airflow:{run_id}", run_label=run_id, run_id=params.get("run_id"), scheduled=_scheduled(context),
         date=parse_instant(params.get("date"), "date") if "date" in operation.needs else None)
-    return run_on_connector(operation, spec, layout.folder.parent, airflow_services(), request, params.get("table"))
-
-
-def airflow_services() -> OperationServices:
-    """The operations' services from the Airflow connections (each looked up only when an operation asks)."""
-    return OperationServices(kafka=lambda name: PipelineKafkaHook(name).clients(), connect=kafka_connect_client,
-                             source=source_params, connector_config=connector_config,
-                             probes=lambda pipe: airflow_probes(pipe.spec, pipe.layout))
+    return run_on_connector(operation, spec, layout.folder.parent,
+                            pipeline_services(probes=lambda pipe: airflow_probes(pipe.spec, pipe.layout)), request,
+                            params.get("table"))
 
 
 def _scheduled(context) -> bool:

@@ -5,18 +5,12 @@ Imported inside the task callables only (it pulls in the pipeline's heavy depend
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from cdc_airflow.folder_owner import require_owned_folder
-from cdc_airflow.hooks import (
-    PipelineKafkaHook,
-    admin_source_params,
-    connector_config,
-    kafka_connect_client,
-    password_reference,
-    source_params,
-)
+from cdc_airflow.hooks import pipeline_services, source_params
 from cdc_airflow.run_notes import set_run_note
 from cdc_airflow.task_runtime import run_ref
 from cdc_pipeline.connector_spec import ConnectorSpec
@@ -43,23 +37,19 @@ def register(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, 
 def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
     require_owned_folder(spec, layout.folder.parent)
     pipe = Pipeline(spec, layout)
-    return _consume(spec, [pipe], context, lambda kafka, run, **options: consume_batch(pipe, kafka, run, **options))
+    return _consume(spec, [pipe], context, functools.partial(consume_batch, pipe))
 
 
 def _register(spec: ConnectorSpec, pipes: list[Pipeline], context) -> dict[str, Any]:
-    with kafka_connect_client() as connect:
-        return register_connector(pipes, connect, source_params(), run_ref(context), admin=admin_source_params(),
-                                  kafka=PipelineKafkaHook(spec.name).clients, password_reference=password_reference(),
-                                  timeout=float(context["params"]["connector_timeout_seconds"]))
+    return register_connector(pipes, pipeline_services(), run_ref(context),
+                              timeout=float(context["params"]["connector_timeout_seconds"]))
 
 
 def _consume(spec: ConnectorSpec, pipes: list[Pipeline], context, consume_step) -> dict[str, Any]:
     params = context["params"]
     start_from = check_start_from(spec, pipes, params.get("start_from"))
-    with PipelineKafkaHook(spec.name).clients() as kafka:
-        return consume_step(kafka, run_ref(context), max_events=int(params["max_events"]),
-                            connect=kafka_connect_client, connector_config=lambda: connector_config(spec),
-                            start_from=start_from)
+    return consume_step(pipeline_services(), run_ref(context), max_events=int(params["max_events"]),
+                        start_from=start_from)
 
 
 def merge(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
@@ -134,7 +124,7 @@ def consume_all_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]
     pipes = connector_pipelines(data_dir, spec)
     if not pipes:
         return _no_table_yet(spec)
-    return _consume(spec, pipes, context, lambda kafka, run, **options: consume_tables(pipes, kafka, run, **options))
+    return _consume(spec, pipes, context, functools.partial(consume_tables, pipes))
 
 
 def merge_tables(spec: ConnectorSpec, data_dir, context, tables: list[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from cdc_pipeline.tasks.consume import consume_batch
 from cdc_pipeline.tasks.consume_tables import consume_tables
 from cdc_pipeline.tasks.merge import merge_batch
 from cdc_pipeline.tasks.register import register_connector
+from cdc_pipeline.services import Services
 from cdc_pipeline.waiting import WaitTimeout, wait_until
 from tests.stack.peek import copy_table
 
@@ -107,21 +108,20 @@ class PipelineDriver:
     def connect(self) -> KafkaConnectClient:
         return KafkaConnectClient(self.settings.connect_url)
 
+    @property
+    def services(self) -> Services:
+        """What the Airflow tasks build from their connections, from the stack's settings (the test's own group)."""
+        return Services(kafka=lambda name: self.kafka(), connect=self.connect, source=lambda: self.source,
+                        password_reference=PASSWORD_REFERENCE, admin=lambda: self.admin)
+
     def connector_config(self) -> dict[str, str]:
-        s = self.source
-        return self.spec.config_for_source(host=s.host, port=s.port, user=s.user, dbname=s.dbname,
-                                           password_reference=PASSWORD_REFERENCE)
+        return self.services.connector_config(self.spec)
 
     def register(self, run: RunRef | None = None) -> dict:
-        with self.connect() as connect:
-            return register_connector(self.pipes, connect, self.source, run or self.next_run(), kafka=self.kafka,
-                                      admin=self.admin,
-                                      password_reference=PASSWORD_REFERENCE)
+        return register_connector(self.pipes, self.services, run or self.next_run())
 
     def consume(self, run: RunRef, max_events: int = 10_000, **kwargs) -> dict:
-        with self.kafka() as kafka:
-            return consume_batch(self.pipe, kafka, run, max_events=max_events, connect=self.connect,
-                                 connector_config=self.connector_config, **kwargs)
+        return consume_batch(self.pipe, self.services, run, max_events=max_events, **kwargs)
 
     def merge(self, run: RunRef) -> dict:
         return merge_batch(self.pipe, run)
@@ -265,9 +265,7 @@ class ConnectorDriver(PipelineDriver):
         return super().register(run)
 
     def consume(self, run: RunRef, max_events: int = 10_000, **kwargs) -> dict:
-        with self.kafka() as kafka:
-            return consume_tables(self.pipes, kafka, run, max_events=max_events, connect=self.connect,
-                                  connector_config=self.connector_config, **kwargs)
+        return consume_tables(self.pipes, self.services, run, max_events=max_events, **kwargs)
 
     def run_once(self, max_events: int = 10_000) -> tuple[dict, dict]:
         run = self.next_run()

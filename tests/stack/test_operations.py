@@ -4,6 +4,7 @@ the schedule, verify, outages, and the source password kept out of Kafka Connect
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import multiprocessing
@@ -186,9 +187,8 @@ def test_up_to_max_dead_letters_are_set_aside_and_the_run_goes_on(stack_services
 
 def test_verify_is_identical_on_a_live_table_and_finds_a_key_changed_by_hand(stack_services, tmp_path):
     driver = make(stack_services, tmp_path, "verified", rows=200)
-    with BackgroundChanges(driver, "public.verified", seed=9), driver.kafka() as kafka, driver.connect() as connect:
-        result = verify(driver.pipe, kafka, driver.source, run_id="manual__verify-1", connect=connect,
-                        connector_config=driver.connector_config)
+    with BackgroundChanges(driver, "public.verified", seed=9):
+        result = verify(driver.pipe, driver.services, run_id="manual__verify-1")
     assert result.result == "identical" and result.compared >= 200
     driver.drain_until_equal("id")
     # destiny.csv changed in place, keeping its size (a replaced file would be relinked by the next merge): the
@@ -200,18 +200,15 @@ def test_verify_is_identical_on_a_live_table_and_finds_a_key_changed_by_hand(sta
     with open(path, "r+b") as handle:
         handle.seek(row)
         handle.write(b"X")
-    with driver.kafka() as kafka, driver.connect() as connect:
-        with pytest.raises(VerifyMismatchError, match="DIFFERENT: 1 of .* keys differ"):
-            verify(driver.pipe, kafka, driver.source, run_id="manual__verify-2", connect=None)
+    with pytest.raises(VerifyMismatchError, match="DIFFERENT: 1 of .* keys differ"):
+        verify(driver.pipe, driver.services, run_id="manual__verify-2", rebuild=False)
     (last,) = driver.history.incidents.verifications(1)
     assert last["result"] == "different" and '"42"' in last["detail"]
 
     # With Kafka Connect at hand and on_data_loss=resnapshot (the default), a mismatch starts the atomic rebuild,
     # which brings back the table: byte-identical to COPY.
-    with driver.kafka() as kafka, driver.connect() as connect:
-        with pytest.raises(VerifyMismatchError):
-            verify(driver.pipe, kafka, driver.source, run_id="manual__verify-3", connect=connect,
-                   connector_config=driver.connector_config)
+    with pytest.raises(VerifyMismatchError):
+        verify(driver.pipe, driver.services, run_id="manual__verify-3")
     assert driver.history.incidents.active_recovery().reason == "verify_mismatch"
     (last,) = driver.history.incidents.verifications(1)
     assert "rebuild" in json.loads(last["detail"])["action"]
@@ -347,15 +344,13 @@ def test_a_drain_while_kafka_connect_still_runs_the_connector_records_no_clean_e
     from cdc_pipeline.kafka_connect import KafkaConnectClient
 
     driver = make(stack_services, tmp_path, "drain_running")
-    with driver.kafka() as kafka:
-        result = operations.drain(driver.pipe, kafka, run_label="running", connect_factory=driver.connect)
+    result = operations.drain(driver.pipe, driver.services, run_label="running")
     assert "NOT recorded as a clean end: Kafka Connect still runs connector drain_running (RUNNING)" in result.message
     resume = driver.history.runs.resume_point()
     assert driver.history.incidents.incarnation(resume.incarnation).clean_end is None
     stopped = f"http://127.0.0.1:{free_port()}"
-    with driver.kafka() as kafka:
-        result = operations.drain(driver.pipe, kafka, run_label="stopped",
-                                  connect_factory=lambda: KafkaConnectClient(stopped, timeout=2))
+    connect_stopped = dataclasses.replace(driver.services, connect=lambda: KafkaConnectClient(stopped, timeout=2))
+    result = operations.drain(driver.pipe, connect_stopped, run_label="stopped")
     assert result.message.endswith("recorded as a clean end")
     assert driver.history.incidents.incarnation(resume.incarnation).clean_end == resume.ends
 

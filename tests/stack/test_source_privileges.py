@@ -3,9 +3,12 @@ what they run as, what the publication needs from an owner, and the grants named
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from cdc_pipeline.errors import SourceError
+from cdc_pipeline.tasks.register import register_connector
 from tests.stack.pipeline_driver import PipelineDriver, write_connector
 
 pytestmark = pytest.mark.stack
@@ -46,20 +49,16 @@ def test_without_an_owners_connection_registration_names_the_publication_stateme
     statement; once the table's owner ran it, the same registration goes through."""
     driver = make(stack_services, tmp_path, "owner_items")
     driver.sql(f"DROP PUBLICATION IF EXISTS {driver.spec.publication_name}")
-    with driver.connect() as connect, pytest.raises(SourceError) as refused:
-        from cdc_pipeline.tasks.register import register_connector
-
-        register_connector(driver.pipes, connect, driver.source, driver.next_run(), kafka=driver.kafka,
-                           password_reference="${env:CDC_CAPTURE_PASSWORD}")  # no admin connection
+    without_admin = dataclasses.replace(driver.services, admin=lambda: None)  # no cdc_postgres_admin connection
+    with pytest.raises(SourceError) as refused:
+        register_connector(driver.pipes, without_admin, driver.next_run())
     message = str(refused.value)
     statement = (f'CREATE PUBLICATION "{driver.spec.publication_name}" FOR TABLE "public"."owner_items" WITH '
                  "(publish = 'insert, update, delete, truncate')")
     assert statement in message and "cdc_postgres_admin" in message and "cdc_capture may not create" in message
     assert driver.sql("SELECT count(*) FROM pg_publication WHERE pubname = %s", (driver.spec.publication_name,)) == [(0,)]
     driver.sql(statement)  # what a DBA runs, as the tables' owner
-    with driver.connect() as connect:
-        register_connector(driver.pipes, connect, driver.source, driver.next_run(), kafka=driver.kafka,
-                           password_reference="${env:CDC_CAPTURE_PASSWORD}")
+    register_connector(driver.pipes, without_admin, driver.next_run())
     expected = driver.drain_until_equal("id")
     assert driver.destiny() == expected
 

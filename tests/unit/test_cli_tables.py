@@ -10,6 +10,7 @@ import json
 import pytest
 
 from cdc_pipeline.commands import cli
+from cdc_pipeline.services import Services
 from cdc_pipeline.commands.operations import OperationResult
 from cdc_pipeline.probes import asked_once
 from cdc_pipeline.commands.status import Backlog, Probes
@@ -109,9 +110,9 @@ def test_a_table_that_has_not_run_yet_is_named_among_the_others(run):
 
 def test_drain_and_verify_go_over_every_table(run, monkeypatch):
     drained, verified = [], []
-    monkeypatch.setattr(cli, "_kafka", lambda env, name: contextlib.nullcontext(name))
-    monkeypatch.setattr("cdc_pipeline.kafka_connect.KafkaConnectClient", lambda url: contextlib.nullcontext(url))
-    monkeypatch.setattr("cdc_pipeline.commands.operations.drain", lambda pipe, kafka, **_: drained.append(pipe.layout.folder)
+    offline = Services(kafka=contextlib.nullcontext, connect=contextlib.nullcontext, source=lambda: None)
+    monkeypatch.setattr("cdc_pipeline.environment.PipelineEnvironment.services", lambda env: offline)
+    monkeypatch.setattr("cdc_pipeline.commands.operations.drain", lambda pipe, services, **_: drained.append(pipe.layout.folder)
                         or OperationResult(f"{pipe.label}: drained", {}))
 
     class Result:

@@ -9,13 +9,14 @@ import pytest
 
 from cdc_pipeline.connector_spec import find_connector_spec
 from cdc_pipeline.errors import ConfigError
+from cdc_pipeline.services import Services
 from cdc_pipeline.commands.operation_table import (ALL_TABLES, CHANGING, OPERATIONS, Operation, OperationOutcome,
-                                          OperationRequest, OperationServices, check_start_from, needing,
+                                          OperationRequest, check_start_from, needing,
                                           operation_named, run_on_connector)
 from cdc_pipeline.pipeline import connector_pipelines
 from tests.unit.many_tables_fixture import write_connectors, write_histories
 
-NO_SERVICES = OperationServices(kafka=None, connect=None, source=None, connector_config=None)
+NO_SERVICES = Services(kafka=None, connect=None, source=None)
 
 
 @pytest.fixture()
