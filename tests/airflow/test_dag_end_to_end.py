@@ -132,7 +132,7 @@ def test_a_run_with_a_failed_registration_is_red_with_one_line_and_still_drains(
     the run ends red with one readable line and no traceback, and the history agrees with Airflow."""
     driver = types_driver
     run_dag(airflow_stack, TYPES_DAG)
-    before = driver.topic_record_count()
+    before = driver.published_count()
     driver.sql("UPDATE public.af_types SET c_int = 7 WHERE k1 = 1")
     driver.wait_for_records(before + 1)
     airflow_stack.stack.stop(["postgres"])

@@ -217,7 +217,7 @@ def test_the_dag_page_has_a_dashboard_tab_and_the_api_needs_a_login(page, airflo
 
 def test_backlog_shows_while_the_dag_is_paused_and_zero_once_runs_drain_it(page, airflow_stack, driver, shots):
     drain(airflow_stack, driver)
-    before = driver.topic_record_count()
+    before = driver.published_count()
     driver.sql(f"INSERT INTO {TABLE} SELECT g, 'late ' || g, g FROM generate_series(101, 107) g")
     driver.wait_for_records(before + 7)
     assert unread_events(driver) == 7

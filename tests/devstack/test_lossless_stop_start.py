@@ -59,7 +59,7 @@ def driver(stack, request) -> PipelineDriver:
 
 
 def burst(driver: PipelineDriver, tag: str) -> None:
-    before = driver.topic_record_count()
+    before = driver.published_count()
     table = driver.spec.qualified_table
     driver.sql(f"UPDATE {table} SET v = '{tag} ' || id WHERE id % 2 = 0")
     driver.sql(f"INSERT INTO {table} SELECT g, '{tag}' FROM generate_series(1000 + length('{tag}') * 100,"

@@ -49,7 +49,7 @@ def churn(driver: PipelineDriver, seed: int) -> int:
     """Updates (some leaving a TOASTed value unchanged), deletes and re-inserts; answers the record count to wait for."""
     rng = random.Random(seed)
     keys = [tuple(row) for row in driver.sql(f"SELECT k1, k2 FROM {TABLE} ORDER BY k1, k2")]
-    before = driver.topic_record_count()
+    before = driver.published_count()
     changed = rng.sample(keys, 12)
     for k1, k2 in changed[:8]:
         update(driver, rng, k1, k2, rng.sample(COLUMNS[2:], 3), table=TABLE)

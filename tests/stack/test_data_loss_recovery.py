@@ -36,7 +36,7 @@ def _driver(stack, tmp_path, name, **settings) -> PipelineDriver:
 
 def _unread_burst(driver: PipelineDriver, table: str) -> None:
     """Changes the broker acknowledges but the pipeline does not read before they are deleted."""
-    before = driver.topic_record_count()
+    before = driver.published_count()
     driver.sql(f"UPDATE public.{table} SET v = 'burst ' || id WHERE id % 3 = 0")
     driver.sql(f"DELETE FROM public.{table} WHERE id % 7 = 0")
     driver.sql(f"INSERT INTO public.{table} SELECT g, 'new ' || g, g FROM generate_series(100, 120) g")
@@ -186,7 +186,7 @@ def test_a_deleted_consumer_group_is_noted_and_the_run_history_wins(stack_servic
     """The group's committed offsets are a mirror: gone (deleted on the real broker), the run says so, reads from the
     history's resume point, loses nothing and rebuilds nothing; its commit writes the mirror again."""
     driver = _driver(stack_services, tmp_path, "group_items")
-    before = driver.topic_record_count()
+    before = driver.published_count()
     driver.sql("UPDATE public.group_items SET v = 'after the group went' WHERE id <= 5")
     driver.wait_for_records(before + 5)
     with driver.kafka() as kafka:
@@ -251,7 +251,7 @@ def test_a_state_restored_from_before_the_last_batches_is_rebuilt_not_read_on(st
     driver = drained_pipeline(stack_services.settings, tmp_path, "state_restored", count=20)
     backup = tmp_path / "state-backup"
     shutil.copytree(driver.layout.state_dir, backup)
-    before = driver.topic_record_count()
+    before = driver.published_count()
     driver.sql("UPDATE public.state_restored SET v = 'after the backup' WHERE id <= 5")
     driver.sql("DELETE FROM public.state_restored WHERE id > 15")
     driver.wait_for_records(before + 10)

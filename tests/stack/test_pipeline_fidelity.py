@@ -60,7 +60,7 @@ def test_destiny_is_byte_identical_to_copy_after_a_mixed_workload(mixed):
 
 def test_a_retry_after_a_failed_commit_commits_the_recorded_batch_without_reading_again(acc_driver, monkeypatch):
     driver, rng = acc_driver, random.Random(7)
-    before = driver.topic_record_count()
+    before = driver.published_count()
     for i in range(1000, 1040):
         insert(driver, rng, i, "retry")
     assert driver.wait_for_records(before + 40) >= before + 40

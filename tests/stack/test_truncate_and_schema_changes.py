@@ -26,7 +26,7 @@ def make(stack, tmp_path, name: str, **settings) -> PipelineDriver:
 
 def test_a_truncate_in_the_middle_of_a_batch_removes_the_rows_before_it_only(stack_services, tmp_path):
     driver = make(stack_services, tmp_path, "trunc_mid")
-    before = driver.topic_record_count()
+    before = driver.published_count()
     driver.sql("INSERT INTO public.trunc_mid VALUES (100, 'before', 1, NULL)")
     driver.sql("UPDATE public.trunc_mid SET v = 'touched' WHERE id < 10")
     driver.sql("TRUNCATE public.trunc_mid")
@@ -43,7 +43,7 @@ def test_a_truncate_in_the_middle_of_a_batch_removes_the_rows_before_it_only(sta
 
 def test_a_truncate_as_the_last_event_of_a_batch_and_new_rows_in_the_next(stack_services, tmp_path):
     driver = make(stack_services, tmp_path, "trunc_edge")
-    before = driver.topic_record_count()
+    before = driver.published_count()
     driver.sql("UPDATE public.trunc_edge SET v = 'touched' WHERE id <= 5")
     driver.sql("TRUNCATE public.trunc_edge")
     driver.wait_for_records(before + 5 + 1)
@@ -107,7 +107,7 @@ def test_with_on_schema_change_fail_the_run_fails_naming_the_command_which_then_
         driver.sql(SCHEMA_CHANGES[table].format(t=name))
         with pytest.raises(SchemaChangedError, match=rf"column c_.*python -m cdc_pipeline resnapshot --connector {name}"):
             driver.register()
-        before = driver.topic_record_count()
+        before = driver.published_count()
         driver.sql(f"INSERT INTO public.{name} (id, v) VALUES (500, 'new shape')")
         driver.wait_for_records(before + 1)
         with pytest.raises(SchemaChangedError, match=rf"column c_.*on_schema_change.*resnapshot --connector {name}"):
