@@ -5,6 +5,7 @@ Imported only inside task callables: the Kafka provider pulls in confluent_kafka
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -77,7 +78,9 @@ def password_reference(conn_id: str = POSTGRES_CONN_ID) -> str:
 
 
 def pipeline_services(probes: Callable[[Pipeline], Any] | None = None) -> Services:
-    """The services of a task or an operation, from the Airflow connections; each client is made when asked."""
+    """The services of a task or an operation, from the Airflow connections; each client is made when asked. The
+    source's connections are looked up once per task (registration reads them for its checks, the connector's
+    config and the publication: each lookup is a call to Airflow's API)."""
     return Services(kafka=lambda name: PipelineKafkaHook(name).clients(), connect=kafka_connect_client,
-                    source=source_params, password_reference=password_reference(), admin=admin_source_params,
-                    probes=probes)
+                    source=functools.cache(source_params), password_reference=password_reference(),
+                    admin=functools.cache(admin_source_params), probes=probes)
