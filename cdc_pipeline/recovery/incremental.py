@@ -53,6 +53,10 @@ SILENCE_S = 600
 # Debezium's notifications are stamped by the Connect worker's clock, the signal id by ours.
 CLOCK_MARGIN_MS = 60_000
 SCANNED = ("SUCCEEDED", "EMPTY")
+# A scan that cannot succeed however often it is asked for. The others are asked again, up to MAX_SIGNALS: an
+# SQL_EXCEPTION is often the task's own connection closed under it (a signal read while the task restarts for a
+# config change, or while it looks for its WAL resume position), and a lasting one ends in the whole re-snapshot.
+FAILED_SCANS = ("NO_PRIMARY_KEY",)
 OFFSET_COLLECTIONS = "incremental_snapshot_collections"
 
 
@@ -120,7 +124,7 @@ def table_snapshot_verdict(notifications: list[Notification], signal_id: str, ta
     if completed or failure == "ABORTED":
         why = (f"Debezium ended the scan of {table} with {failure}" if failure
                else f"Debezium's snapshot ended without scanning {table}")
-        return Verdict("again" if failure in ("", "ABORTED", "SKIPPED", "UNKNOWN_SCHEMA") else "failed", why)
+        return Verdict("failed" if failure in FAILED_SCANS else "again", why)
     if heard_at is None and now_ms - sent // 1000 > UNHEARD_S * 1000:
         return Verdict("again", f"Debezium did not act on the signal within {UNHEARD_S} s")
     if heard_at is not None and now_ms - heard_at > SILENCE_S * 1000:

@@ -4,6 +4,8 @@ The tables mix what a database holds: every promised type with a composite key a
 orders, and a plain table that is truncated. Each table's destiny.csv ends byte-identical to COPY of that
 table; a schema change on one table, a table added to a running connector and a table removed all end
 identical with no manual step; a one-table pipeline from before moves into its table's folder and goes on.
+The tests of the shared connector ``mt_shop`` run in any order (``--random-order``) and never change its table
+list; a test that adds or removes tables has a connector of its own.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from tests.stack.workload import create_types_table, run_mixed_workload
 
 pytestmark = pytest.mark.stack
 
-ORDER_BY = {"public.mt_types": "k1, k2", "public.mt_orders": "order_id, line", "public.mt_plain": "id",
-            "public.mt_late": "id"}
+ORDER_BY = {"public.mt_types": "k1, k2", "public.mt_orders": "order_id, line", "public.mt_plain": "id"}
 
 
 def list_tables(path, tables: list[str]) -> None:
@@ -36,12 +37,11 @@ def shop(stack_services, tmp_path_factory):
     driver = ConnectorDriver(stack_services.settings, path, tmp / "data")
     create_types_table(driver.sql, "public.mt_types")
     for table, columns in (("mt_orders", "order_id int, line int, item text, qty numeric(8,2), PRIMARY KEY (order_id, line)"),
-                           ("mt_plain", "id int PRIMARY KEY, v text"), ("mt_late", "id int PRIMARY KEY, v text")):
+                           ("mt_plain", "id int PRIMARY KEY, v text")):
         driver.sql(f"DROP TABLE IF EXISTS public.{table}")
         driver.sql(f"CREATE TABLE public.{table} ({columns})")
     driver.sql("INSERT INTO public.mt_orders SELECT g / 4, g % 4, 'item ' || g, g * 1.25 FROM generate_series(4, 400) g")
     driver.sql("INSERT INTO public.mt_plain SELECT g, 'v' || g FROM generate_series(1, 50) g")
-    driver.sql("INSERT INTO public.mt_late SELECT g, 'late ' || g FROM generate_series(1, 30) g")
     run_mixed_workload(driver, random.Random(20261206), "public.mt_types", register=driver.register)
     return driver
 
@@ -54,7 +54,7 @@ def test_every_table_ends_identical_with_one_slot_and_one_topic_each(shop):
     assert shop.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (shop.spec.slot_name,)) == [(1,)]
     with shop.connect() as connect:
         assert len(connect.status(shop.spec.name).tasks) == 1
-    folders = sorted(p.name for p in (shop.data_dir / "mt_shop").iterdir() if p.is_dir())
+    folders = sorted(p.name for p in (shop.data_dir / "mt_shop").iterdir() if p.is_dir())  # none retired
     assert folders == ["public.mt_orders", "public.mt_plain", "public.mt_types"]
     with shop.kafka("test.peek") as kafka:
         topics = set(kafka.admin.list_topics(timeout=10).topics)
@@ -71,13 +71,15 @@ def test_changes_on_every_table_and_a_truncate_on_one_end_identical(shop):
     expected = shop.converge_tables(ORDER_BY)
     assert shop.destinies() == expected
     assert expected["public.mt_plain"].count(b"after truncate") == 21 and b"v1," not in expected["public.mt_plain"]
-    merged = [shop.table(t).history.runs.recent_runs(50) for t in ORDER_BY if t != "public.mt_late"]
-    assert all(any(r.get("merge_truncated") for r in runs) for runs in merged[2:])  # the truncate reached mt_plain
+    plain_runs = shop.table("public.mt_plain").history.runs.recent_runs(50)
+    assert any(r.get("merge_truncated") for r in plain_runs)  # the truncate reached mt_plain
 
 
 def test_a_quiet_table_costs_no_merge(shop):
     shop.converge_tables(ORDER_BY)
-    shop.sql("UPDATE public.mt_plain SET v = 'only this one' WHERE id = 100")
+    # An upsert: the row exists only if the truncate test ran before (its rows 100-120).
+    shop.sql("INSERT INTO public.mt_plain (id, v) VALUES (100, 'only this one') "
+             "ON CONFLICT (id) DO UPDATE SET v = 'only this one again'")
     shop.wait_for_records(1)
 
     def consumed_plain():
@@ -159,33 +161,45 @@ def test_resnapshot_of_every_table_takes_the_connectors_own_snapshot(shop):
     assert all(last_recoveries(shop)[t] != before[t] for t in before)
 
 
-def test_a_table_added_gets_its_existing_rows_and_a_table_removed_is_retired(shop):
-    shop.converge_tables(ORDER_BY)
-    path = shop.spec.path
-    list_tables(path, ["public.mt_orders", "public.mt_plain", "public.mt_late"])  # mt_types out, mt_late in
-    grown = ConnectorDriver(shop.settings, path, shop.data_dir, group=shop.group)
+def test_a_table_added_gets_its_existing_rows_and_a_table_removed_is_retired(stack_services, tmp_path):
+    """A connector of its own (the table list changes under it): mt_grow_types (every type, composite key) and
+    mt_grow_orders captured, then mt_grow_types out and mt_grow_late in, then mt_grow_types back."""
+    path = write_connector(tmp_path / "connectors", "mt_grow", "public.mt_grow_types,public.mt_grow_orders", "mtgrow")
+    driver = ConnectorDriver(stack_services.settings, path, tmp_path / "data")
+    create_types_table(driver.sql, "public.mt_grow_types")
+    for table in ("mt_grow_orders", "mt_grow_late"):
+        driver.sql(f"DROP TABLE IF EXISTS public.{table}")
+        driver.sql(f"CREATE TABLE public.{table} (id int PRIMARY KEY, v text)")
+    driver.sql("INSERT INTO public.mt_grow_orders SELECT g, 'order ' || g FROM generate_series(1, 60) g")
+    driver.sql("INSERT INTO public.mt_grow_late SELECT g, 'late ' || g FROM generate_series(1, 30) g")
+    run_mixed_workload(driver, random.Random(20261207), "public.mt_grow_types", register=driver.register)
+    order_by = {"public.mt_grow_types": "k1, k2", "public.mt_grow_orders": "id", "public.mt_grow_late": "id"}
+    assert driver.converge_tables(order_by) == driver.destinies()
+
+    list_tables(path, ["public.mt_grow_orders", "public.mt_grow_late"])  # mt_grow_types out, mt_grow_late in
+    grown = ConnectorDriver(driver.settings, path, driver.data_dir, group=driver.group)
     before = last_recoveries(grown)
     summary = grown.register()
-    assert "public.mt_late added" in summary["tables_added"] and "snapshotted alone" in summary["tables_added"]
-    assert any("public.mt_types left" in note for note in summary["notes"])
-    shop.sql("INSERT INTO public.mt_late VALUES (31, 'after the change')")
-    expected = grown.converge_tables(ORDER_BY)
-    assert grown.destinies() == expected and expected["public.mt_late"].count(b"late ") == 30
-    assert grown.table("public.mt_late").history.incidents.last_recovery().incremental
-    assert {t: r for t, r in last_recoveries(grown).items() if t != "public.mt_late"} == \
-        {t: r for t, r in before.items() if t != "public.mt_late"}  # the tables already captured went on
-    retired = shop.data_dir / "mt_shop" / "public.mt_types"
+    assert "public.mt_grow_late added" in summary["tables_added"] and "snapshotted alone" in summary["tables_added"]
+    assert any("public.mt_grow_types left" in note for note in summary["notes"])
+    driver.sql("INSERT INTO public.mt_grow_late VALUES (31, 'after the change')")
+    expected = grown.converge_tables(order_by)
+    assert grown.destinies() == expected and expected["public.mt_grow_late"].count(b"late ") == 30
+    assert grown.table("public.mt_grow_late").history.incidents.last_recovery().incremental
+    assert {t: r for t, r in last_recoveries(grown).items() if t != "public.mt_grow_late"} == \
+        {t: r for t, r in before.items() if t != "public.mt_grow_late"}  # the tables already captured went on
+    retired = driver.data_dir / "mt_grow" / "public.mt_grow_types"
     assert (retired / "retired.json").exists() and (retired / "destiny.csv").exists()
-    # mt_types changes while nobody captures it, then rejoins (as the module's other tests expect it) while Kafka
-    # Connect has forgotten the connector but kept its offsets: Debezium would resume without a snapshot, so the
-    # table list last sent to Connect must still tell that mt_types joins.
-    shop.sql("DELETE FROM public.mt_types WHERE ctid IN (SELECT ctid FROM public.mt_types LIMIT 3)")
-    with shop.connect() as connect:
-        connect.delete(shop.spec.name)
-    list_tables(path, list(ORDER_BY)[:3])
-    back = ConnectorDriver(shop.settings, path, shop.data_dir, group=shop.group)
-    assert "public.mt_types added" in back.register()["tables_added"]
-    assert back.converge_tables(ORDER_BY) == back.destinies()
+    # mt_grow_types changes while nobody captures it, then rejoins while Kafka Connect has forgotten the connector
+    # but kept its offsets: Debezium would resume without a snapshot, so the table list last sent to Connect must
+    # still tell that mt_grow_types joins.
+    driver.sql("DELETE FROM public.mt_grow_types WHERE ctid IN (SELECT ctid FROM public.mt_grow_types LIMIT 3)")
+    with driver.connect() as connect:
+        connect.delete(driver.spec.name)
+    list_tables(path, list(order_by))
+    back = ConnectorDriver(driver.settings, path, driver.data_dir, group=driver.group)
+    assert "public.mt_grow_types added" in back.register()["tables_added"]
+    assert back.converge_tables(order_by) == back.destinies()
     assert not (retired / "retired.json").exists()
 
 

@@ -88,10 +88,15 @@ def test_a_snapshot_that_ended_without_the_table_or_was_aborted_is_asked_again_a
     skipped = [note("TABLE_SCAN_COMPLETED", ours, scanned_collection="public.a", status="UNKNOWN_SCHEMA"),
                note("COMPLETED", ours)]
     assert table_snapshot_verdict(skipped, ours, "public.a", now_ms=now).state == "again"
-    broken = [note("TABLE_SCAN_COMPLETED", ours, scanned_collection="public.a", status="SQL_EXCEPTION"),
+    # The task's connection closed under the scan (a signal read while the task restarted): asked again.
+    closed = [note("TABLE_SCAN_COMPLETED", ours, scanned_collection="public.a", status="SQL_EXCEPTION"),
+              note("COMPLETED", ours)]
+    verdict = table_snapshot_verdict(closed, ours, "public.a", now_ms=now)
+    assert verdict.state == "again" and "SQL_EXCEPTION" in verdict.detail
+    broken = [note("TABLE_SCAN_COMPLETED", ours, scanned_collection="public.a", status="NO_PRIMARY_KEY"),
               note("COMPLETED", ours)]
     verdict = table_snapshot_verdict(broken, ours, "public.a", now_ms=now)
-    assert verdict.state == "failed" and "SQL_EXCEPTION" in verdict.detail
+    assert verdict.state == "failed" and "NO_PRIMARY_KEY" in verdict.detail
     aborted = [note("TABLE_SCAN_COMPLETED", ours, scanned_collection="public.a", status="SUCCEEDED"),
                note("ABORTED", ours, data_collections="public.a,public.b")]
     assert table_snapshot_verdict(aborted, ours, "public.a", now_ms=now).state == "again"
