@@ -25,6 +25,10 @@ POINTS = frozenset(
         "merge.after_live_switch",         # live pointer moved, destiny.csv not yet relinked
         "merge.before_buffer_archive",     # state and destiny.csv done, buffer not archived
         "rebuild.before_swap",             # rebuilt state complete, not yet live
+        "whole_rebuild.stopped",           # connector stopped for a whole rebuild, offsets not yet deleted
+        "whole_rebuild.before_resume",     # offsets deleted, every table set aside, connector still stopped
+        "whole_rebuild.resumed",           # connector resumed, the rebuild not yet recorded as resumed
+        "confirm_snapshot.stopped",        # connector stopped to confirm a table's snapshot, not yet resumed
     }
 )
 

@@ -49,7 +49,17 @@ def table_locks(layouts: list[PipelineLayout], *, timeout: float = 600.0) -> Ite
         yield
 
 
+@contextlib.contextmanager
+def connector_stop_lock(connector_folder: Path, *, timeout: float = 600.0, interval: float = 0.5) -> Iterator[None]:
+    """Held from the moment a step stops the connector until it resumed it (recovery/connector_stop.py): free
+    while the connector is stopped means the step that stopped it is gone. Taken last, after any other lock."""
+    with _flock(connector_folder, connector_folder / CONNECTOR_STOP_LOCK, shared=False, timeout=timeout,
+                interval=interval, holders="a rebuild's start or a snapshot's confirmation running beside this one?"):
+        yield
+
+
 CONNECTOR_LOCK = ".connector.lock"
+CONNECTOR_STOP_LOCK = ".connector-stop.lock"
 
 
 @contextlib.contextmanager

@@ -35,8 +35,9 @@ from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.signals import (Notification, ensure_signal_topic, new_signal_id, read_notifications,
                                         send_signal, signal_time_us)
 from cdc_pipeline.kafka_connect import KafkaConnectClient
-from cdc_pipeline.pipeline_lock import rebuild_locks
+from cdc_pipeline.pipeline_lock import connector_stop_lock, rebuild_locks
 from cdc_pipeline.recovery.aside import ensure_registered, rebuild_aside, record_start
+from cdc_pipeline.recovery.connector_stop import CONFIRM, clear_marker, stop_marked
 from cdc_pipeline.source.catalog import TableDescription
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def confirm_table_snapshots(pipes, connect: KafkaConnectClient, kafka_factory, *
             else:
                 lines[table] = f"rebuild {recovery.id}: {verdict.detail}"
         if scanned:
-            lines.update(_confirm_in_topic(spec, scanned, connect))
+            lines.update(_confirm_in_topic(scanned, connect))
     return lines
 
 
@@ -227,14 +228,18 @@ def _ask_again(pipe, recovery: Recovery, verdict: Verdict, connect: KafkaConnect
     return f"rebuild {recovery.id}: {verdict.detail}; signal {signal_id} sent again"
 
 
-def _confirm_in_topic(spec: ConnectorSpec, scanned, connect: KafkaConnectClient) -> dict[str, str]:
+def _confirm_in_topic(scanned, connect: KafkaConnectClient) -> dict[str, str]:
     """Debezium has scanned these tables: stop the connector so that Kafka Connect flushes what the task sent and
-    commits its offsets, then check those offsets no longer list the tables; resume."""
-    connect.stop(spec.name)
-    try:
-        still = tables_still_snapshotting(connect.offsets(spec.name))
-    finally:
-        connect.resume(spec.name)
+    commits its offsets, then check those offsets no longer list the tables; resume. A marked stop
+    (recovery/connector_stop.py): a task killed while the connector is stopped leaves it to the next registration."""
+    first = scanned[0][0]
+    with connector_stop_lock(first.connector_folder):
+        stop_marked(first, connect, CONFIRM)
+        try:
+            still = tables_still_snapshotting(connect.offsets(first.spec.name))
+        finally:
+            connect.resume(first.spec.name)
+        clear_marker(first)
     lines = {}
     for pipe, recovery in scanned:
         table = pipe.spec.qualified_table

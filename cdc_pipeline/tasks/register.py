@@ -25,7 +25,9 @@ from cdc_pipeline.pipeline import Pipeline
 from cdc_pipeline.connector_folder import joining_tables, prepare_connector_folder
 from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.incremental import confirm_table_snapshots
-from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild, start_whole_rebuild
+from cdc_pipeline.recovery.connector_stop import heal_interrupted_stop
+from cdc_pipeline.recovery.rebuild import (confirm_snapshot, refuse, restart_whole_rebuild, start_rebuild,
+                                           start_whole_rebuild)
 from cdc_pipeline.sent_tables import record_sent_tables, sent_tables
 from cdc_pipeline.services import Services
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
@@ -72,6 +74,10 @@ def register_connector(pipes: list[Pipeline], services: Services, run: RunRef, *
         kafka = functools.partial(services.kafka, spec.name)
         connect = stack.enter_context(services.connect())
         try:
+            healed = heal_interrupted_stop(pipes, connect, restart_whole_rebuild=functools.partial(
+                _restart_whole_rebuild, connect=connect, kafka=kafka, config=config))
+            if healed:
+                summaries[0]["healed"] = healed
             for pipe, report, summary in zip(pipes, reports, summaries):
                 changed = _schema_change(pipe, report.description)
                 if changed:
@@ -149,6 +155,11 @@ def _start_with_a_snapshot(pipes: list[Pipeline], joined, connect, kafka, config
     done = f"{what}; snapshotted alone while the other tables stream: {', '.join(rebuilds)}"
     log.warning("%s", done)
     return done
+
+
+def _restart_whole_rebuild(pipe: Pipeline, recovery, *, connect, kafka, config):
+    with kafka() as clients:
+        return restart_whole_rebuild(pipe, recovery, connect=connect, kafka=clients, connector_config=config)
 
 
 def _summarise(pipe: Pipeline, report, summary: dict, recovery, run: RunRef, *, action, status, source) -> None:

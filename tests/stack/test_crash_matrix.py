@@ -13,18 +13,18 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from cdc_pipeline.commands import operations
-from cdc_pipeline.crashpoints import ENV, POINTS
+from cdc_pipeline.crashpoints import POINTS
+from cdc_pipeline.errors import ConnectorError
+from cdc_pipeline.recovery.connector_stop import MARKER
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.waiting import wait_until
 from devstack import process
-from tests.stack.crash_step import arguments
-from tests.stack.pipeline_driver import REPO, PipelineDriver, write_connector
+from tests.stack.crash_step import killed_at, step_armed_at
+from tests.stack.pipeline_driver import PipelineDriver, write_connector
 from tests.stack.workload import COLUMNS, big_text, create_types_table, insert, run_mixed_workload, update
 
 pytestmark = pytest.mark.stack
@@ -60,19 +60,6 @@ def churn(driver: PipelineDriver, seed: int) -> int:
     new = 9000 + seed * 10
     insert(driver, rng, new, "crash", table=TABLE)
     return before + 8 + 4 * 2 + 2 + 1  # updates, deletes and their tombstones, re-inserts, one insert
-
-
-def step_armed_at(driver: PipelineDriver, step: str, run: RunRef, point: str) -> subprocess.CompletedProcess:
-    """Run one step in a process of its own that SIGKILLs itself if it reaches ``point``."""
-    env = {**os.environ, ENV: point, "PYTHONPATH": f"{REPO}:{REPO / 'plugins'}"}
-    return subprocess.run([sys.executable, "-m", "tests.stack.crash_step", arguments(driver, step, run)],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-
-
-def killed_at(driver: PipelineDriver, step: str, run: RunRef, point: str) -> subprocess.CompletedProcess:
-    result = step_armed_at(driver, step, run, point)
-    assert result.returncode == -signal.SIGKILL, f"{step} did not die at {point}: {result.stderr[-3000:]}"
-    return result
 
 
 @pytest.mark.parametrize("point", CONSUME_POINTS + MERGE_POINTS)
@@ -122,6 +109,50 @@ def test_a_merge_killed_just_before_it_swaps_a_rebuild_in_leaves_the_old_table_a
     driver.merge(RunRef(run.run_id, 2, 2, run.logical_start, run.logical_end))
     assert driver.history.incidents.active_recovery() is None
     assert driver.history.incidents.last_recovery().step == "promoted"
+    expected = driver.converge("k1, k2")
+    assert driver.destiny().decode() == expected.decode()
+
+
+WHOLE_REBUILD_POINTS = ("whole_rebuild.stopped", "whole_rebuild.before_resume", "whole_rebuild.resumed")
+
+
+@pytest.mark.parametrize("point", WHOLE_REBUILD_POINTS)
+def test_a_whole_rebuild_killed_before_it_resumed_the_connector_is_started_again_by_the_next_registration(driver,
+                                                                                                          point):
+    """An operator's resnapshot killed with the connector stopped (its offsets deleted or not, the table set aside
+    or not), or just after it resumed: the next registration finds the marker, starts the rebuild again and the
+    table ends identical, with no hand on Kafka Connect."""
+    driver.drain_until_equal("k1, k2")
+    previous = driver.history.incidents.last_recovery()
+    killed_at(driver, "resnapshot", driver.next_run(), point)
+    interrupted = driver.history.incidents.active_recovery()
+    assert interrupted is not None and interrupted.step == "requested"
+    assert previous is None or interrupted.id > previous.id
+    with driver.connect() as connect:
+        assert connect.status(driver.spec.name).state == ("RUNNING" if point == "whole_rebuild.resumed" else "STOPPED")
+    churn(driver, seed=600 + WHOLE_REBUILD_POINTS.index(point))
+    summary = driver.register()
+    assert f"rebuild {interrupted.id} of {TABLE} was interrupted" in summary["healed"], summary
+    again = driver.history.incidents.active_recovery()
+    assert again.id > interrupted.id and again.step in ("resumed", "snapshot_confirmed")
+    expected = driver.converge("k1, k2")
+    assert driver.destiny().decode() == expected.decode()
+    assert driver.history.incidents.last_recovery().id == again.id and not (driver.layout.folder / MARKER).exists()
+
+
+def test_a_connector_stopped_behind_the_pipelines_back_is_refused_until_it_is_resumed(driver):
+    """Nothing of the pipeline's own stopped it (no marker): registration does not override whoever did, it says
+    how to resume; once resumed, the changes made meanwhile arrive."""
+    driver.drain_until_equal("k1, k2")
+    name = driver.spec.name
+    with driver.connect() as connect:
+        connect.stop(name)
+    churn(driver, seed=700)
+    with pytest.raises(ConnectorError, match=rf"connector {name} is STOPPED in Kafka Connect, and not by this "
+                                             rf"pipeline.*PUT /connectors/{name}/resume"):
+        driver.register()
+    with driver.connect() as connect:
+        connect.resume(name)
     expected = driver.converge("k1, k2")
     assert driver.destiny().decode() == expected.decode()
 

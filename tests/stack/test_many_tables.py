@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 
 import pytest
 
@@ -140,6 +141,40 @@ def test_one_table_re_snapshots_alone_while_it_and_the_others_change(shop):
     assert (last.reason, last.step, last.incremental) == ("operator", "promoted", True)
     assert {t: r for t, r in last_recoveries(shop).items() if t != "public.mt_plain"} == \
         {t: r for t, r in before.items() if t != "public.mt_plain"}
+
+
+def test_a_confirmation_killed_while_the_connector_is_stopped_is_resumed_by_the_next_registration(shop):
+    """Registration stops the connector to confirm a table's incremental snapshot is in the topic; killed there,
+    it leaves the connector STOPPED and its marker. The next registration resumes it (no rebuild starts again) and
+    the table's rebuild completes."""
+    from cdc_pipeline.commands import operations
+    from cdc_pipeline.recovery.connector_stop import MARKER
+    from cdc_pipeline.waiting import wait_until
+    from tests.stack.crash_step import step_armed_at
+
+    shop.converge_tables(ORDER_BY)
+    plain = shop.table("public.mt_plain")
+    with shop.kafka() as kafka, shop.connect() as connect:
+        operations.resnapshot(plain, kafka, connect, origin="test", connector_config=shop.connector_config())
+    rebuilding = plain.history.incidents.active_recovery()
+
+    def killed_confirming() -> bool:
+        result = step_armed_at(shop, "register", shop.next_run(), "confirm_snapshot.stopped")
+        assert result.returncode in (0, -signal.SIGKILL), result.stderr[-3000:]
+        return result.returncode == -signal.SIGKILL  # 0: Debezium has not scanned the table yet
+
+    wait_until(killed_confirming, what="a registration that confirms the snapshot of mt_plain", timeout=180,
+               interval=1)
+    with shop.connect() as connect:
+        assert connect.status(shop.spec.name).state == "STOPPED"
+    assert (shop.data_dir / "mt_shop" / MARKER).exists()
+    summary = shop.register()
+    assert summary["healed"] == "connector mt_shop was left stopped by an interrupted confirm_snapshot: resumed"
+    assert plain.history.incidents.active_recovery().id == rebuilding.id  # the same rebuild goes on
+    expected = shop.converge_tables(ORDER_BY)
+    assert shop.destinies() == expected
+    last = plain.history.incidents.last_recovery()
+    assert (last.id, last.step, last.incremental) == (rebuilding.id, "promoted", True)
 
 
 def test_resnapshot_of_every_table_takes_the_connectors_own_snapshot(shop):

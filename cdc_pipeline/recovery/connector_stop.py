@@ -1,0 +1,106 @@
+"""The pipeline stops its connector for a moment in two places: a whole rebuild (its offsets are deleted while it is
+stopped) and the confirmation that a table's incremental snapshot is in the topic (stopping makes Kafka Connect
+flush and commit). While it is stopped, a marker in the connector's folder says who stopped it and why.
+
+A task killed in between (SIGKILL, an OOM, a lost worker) leaves the connector STOPPED and the marker behind. The
+next registration heals it: a whole rebuild that had not resumed the connector starts again (every one of its steps is safe to
+repeat), a confirmation's stop is resumed. The steps that stop the connector hold a lock of their own
+(``connector_stop_lock``) until it runs again, so a marker whose step still runs is never taken as stale. A connector STOPPED with no marker was stopped by someone else: the
+pipeline does not override that, it says how to resume it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cdc_pipeline.atomic import atomic_write_text
+from cdc_pipeline.crashpoints import crashpoint
+from cdc_pipeline.errors import ConnectorError
+from cdc_pipeline.kafka_connect import KafkaConnectClient
+from cdc_pipeline.pipeline_lock import connector_stop_lock, rebuild_locks
+
+log = logging.getLogger(__name__)
+
+MARKER = "connector-stopped.json"
+WHOLE_REBUILD = "whole_rebuild"
+CONFIRM = "confirm_snapshot"
+
+
+def marker_path(pipe) -> Path:
+    return pipe.connector_folder / MARKER
+
+
+def read_marker(pipe) -> dict | None:
+    path = marker_path(pipe)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:  # a torn write cannot happen (atomic), a hand edit can
+        return {"purpose": "unreadable", "detail": f"{path}: {exc}"}
+
+
+def stop_marked(pipe, connect: KafkaConnectClient, purpose: str, **detail) -> None:
+    """Stop the connector, the marker written first. The caller resumes it, then ``clear_marker``; an exception
+    between leaves both: the next registration finishes the step or starts it again."""
+    atomic_write_text(marker_path(pipe), json.dumps(
+        {"connector": pipe.spec.name, "purpose": purpose, "table": pipe.spec.qualified_table,
+         "at": datetime.now(UTC).isoformat(timespec="seconds"), **detail}, indent=2) + "\n")
+    connect.stop(pipe.spec.name)
+    crashpoint(f"{purpose}.stopped")
+
+
+def clear_marker(pipe) -> None:
+    marker_path(pipe).unlink(missing_ok=True)
+
+
+def heal_interrupted_stop(pipes, connect: KafkaConnectClient, *, restart_whole_rebuild: Callable) -> str | None:
+    """Before registration waits for RUNNING: finish what a killed step left. Answers a line for the run's summary
+    when it healed something. ``restart_whole_rebuild(pipe, recovery)`` starts a whole rebuild again."""
+    first = pipes[0]
+    name = first.spec.name
+    marker = read_marker(first)
+    if marker is None:
+        status = connect.status(name)
+        if status is not None and status.state == "STOPPED":
+            raise ConnectorError(
+                f"connector {name} is STOPPED in Kafka Connect, and not by this pipeline (no {MARKER} in "
+                f"{first.connector_folder}): nothing is captured while it is. Resume it with "
+                f"PUT /connectors/{name}/resume on Kafka Connect's REST API (curl -u \"$CDC_CONNECT_USER\" -X PUT "
+                f"<connect url>/connectors/{name}/resume), or pause the DAG {first.spec.dag_id} to stop the pipeline "
+                "instead")
+        return None
+    pipe = {p.spec.qualified_table: p for p in pipes}.get(marker.get("table", ""), first)
+    # The step that wrote the marker holds this lock until it resumed the connector: free means it is gone.
+    with connector_stop_lock(first.connector_folder):
+        marker = read_marker(first)
+        if marker is None:
+            return None  # it finished while we waited
+        if not _interrupted_whole_rebuild(pipe, marker):
+            status = connect.status(name)
+            if status is not None and status.state == "STOPPED":
+                log.warning("connector %s was left STOPPED by an interrupted step (%s at %s): resuming it", name,
+                            marker.get("purpose"), marker.get("at"))
+                connect.resume(name)
+            clear_marker(first)
+            return f"connector {name} was left stopped by an interrupted {marker.get('purpose')}: resumed"
+    # Started again under the locks its caller held (start_whole_rebuild takes the stop lock itself).
+    with rebuild_locks(pipe):
+        marker = read_marker(first)
+        recovery = pipe.history.incidents.active_recovery()
+        if marker is None or not _interrupted_whole_rebuild(pipe, marker):
+            return None  # another step finished or restarted it meanwhile
+        log.warning("connector %s: a whole rebuild (rebuild %s of %s) was interrupted before it resumed the "
+                    "connector; starting it again", name, recovery.id, pipe.spec.qualified_table)
+        again = restart_whole_rebuild(pipe, recovery)
+    return (f"rebuild {recovery.id} of {pipe.spec.qualified_table} was interrupted before the connector resumed: "
+            f"started again as rebuild {again.id}")
+
+
+def _interrupted_whole_rebuild(pipe, marker: dict) -> bool:
+    recovery = pipe.history.incidents.active_recovery()
+    return marker.get("purpose") == WHOLE_REBUILD and recovery is not None and recovery.step == "requested"
