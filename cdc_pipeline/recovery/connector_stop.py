@@ -1,12 +1,13 @@
 """The pipeline stops its connector for a moment in two places: a whole rebuild (its offsets are deleted while it is
 stopped) and the confirmation that a table's incremental snapshot is in the topic (stopping makes Kafka Connect
-flush and commit). While it is stopped, a marker in the connector's folder says who stopped it and why.
+flush and commit). While it is stopped, a marker in the connector's folder says who stopped it and why, and the
+step holds the connector's stop lock (``connector_stop_lock``) until the connector runs again.
 
-A task killed in between (SIGKILL, an OOM, a lost worker) leaves the connector STOPPED and the marker behind. The
-next registration heals it: a whole rebuild that had not resumed the connector starts again (every one of its steps is safe to
-repeat), a confirmation's stop is resumed. The steps that stop the connector hold a lock of their own
-(``connector_stop_lock``) until it runs again, so a marker whose step still runs is never taken as stale. A connector STOPPED with no marker was stopped by someone else: the
-pipeline does not override that, it says how to resume it.
+A task killed in between (SIGKILL, an OOM, a lost worker) leaves the connector STOPPED and the marker behind, and
+the lock free. The next registration heals it: a whole rebuild that had not resumed the connector starts again
+(every one of its steps is safe to repeat), a confirmation's stop is resumed. A marker whose step still runs is
+never taken as stale: its lock is held. A connector STOPPED with no marker was stopped by someone else: the pipeline
+does not override that, it says how to resume it.
 """
 
 from __future__ import annotations
@@ -66,14 +67,16 @@ def heal_interrupted_stop(pipes, connect: KafkaConnectClient, *, restart_whole_r
     marker = read_marker(first)
     if marker is None:
         status = connect.status(name)
-        if status is not None and status.state == "STOPPED":
-            raise ConnectorError(
-                f"connector {name} is STOPPED in Kafka Connect, and not by this pipeline (no {MARKER} in "
-                f"{first.connector_folder}): nothing is captured while it is. Resume it with "
-                f"PUT /connectors/{name}/resume on Kafka Connect's REST API (curl -u \"$CDC_CONNECT_USER\" -X PUT "
-                f"<connect url>/connectors/{name}/resume), or pause the DAG {first.spec.dag_id} to stop the pipeline "
-                "instead")
-        return None
+        if status is None or status.state != "STOPPED":
+            return None
+        # Read again under the stop lock: a step of ours may have been stopping or resuming it just then.
+        with connector_stop_lock(first.connector_folder):
+            marker = read_marker(first)
+            status = connect.status(name)
+            if marker is None and status is not None and status.state == "STOPPED":
+                raise _stopped_by_someone_else(first)
+        if marker is None:
+            return None
     pipe = {p.spec.qualified_table: p for p in pipes}.get(marker.get("table", ""), first)
     # The step that wrote the marker holds this lock until it resumed the connector: free means it is gone.
     with connector_stop_lock(first.connector_folder):
@@ -104,3 +107,12 @@ def heal_interrupted_stop(pipes, connect: KafkaConnectClient, *, restart_whole_r
 def _interrupted_whole_rebuild(pipe, marker: dict) -> bool:
     recovery = pipe.history.incidents.active_recovery()
     return marker.get("purpose") == WHOLE_REBUILD and recovery is not None and recovery.step == "requested"
+
+
+def _stopped_by_someone_else(first) -> ConnectorError:
+    name = first.spec.name
+    return ConnectorError(
+        f"connector {name} is STOPPED in Kafka Connect, and not by this pipeline (no {MARKER} in "
+        f"{first.connector_folder}): nothing is captured while it is. Resume it with PUT /connectors/{name}/resume on "
+        f"Kafka Connect's REST API (curl -u \"$CDC_CONNECT_USER\" -X PUT <connect url>/connectors/{name}/resume), or "
+        f"pause the DAG {first.spec.dag_id} to stop the pipeline instead")
