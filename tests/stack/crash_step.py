@@ -57,11 +57,10 @@ def main(raw: str) -> int:
         driver.merge(run)
     elif args["step"] == "register":
         driver.register(run)
-    else:  # resnapshot, as the operations table runs it: under the rebuild's locks
+    else:  # resnapshot (it takes the rebuild's locks itself)
         from cdc_pipeline.commands import operations
-        from cdc_pipeline.pipeline_lock import rebuild_locks
 
-        with rebuild_locks(driver.pipe), driver.kafka() as kafka, driver.connect() as connect:
+        with driver.kafka() as kafka, driver.connect() as connect:
             operations.resnapshot(driver.pipe, kafka, connect, origin="test", connector_config=driver.connector_config())
     return 0
 
