@@ -9,10 +9,25 @@ EVENTS changes (updates, inserts, deletes, unchanged-TOAST placeholders) to a bu
 - ``replay_s``: the same batch merged again (the replay shortcut: nothing is rewritten);
 - ``floor_s``: ``pyarrow.csv.read_csv`` + ``write_csv`` of that same destiny.csv, in this process.
 
+With ``--tables N`` it measures instead what a many-table connector's mapped merge task does each minute: a
+small batch (EVENTS, say 5) into each of N tables of ROWS rows (say 10,000), through the whole task,
+``cdc_pipeline.tasks.merge.merge_batch`` (run history, lock, buffer, state, change log, archive), the tables
+one after another in one fresh child process. One pipeline folder is built (the state, ``--prior`` earlier
+merges through merge_batch, the run consume would have recorded, a buffer.csv of EVENTS events) and copied N
+times. Figures:
+
+- ``import_s``: the child's ``import cdc_pipeline.tasks.merge`` (each Airflow task is a fresh process);
+- ``first_merge_s``: the first table's merge_batch (it also pays the imports done on first use);
+- ``merge_s`` / ``merge_cpu_s``: the median merge_batch of the other tables, wall and CPU seconds;
+- ``floor_s``: the median, over the same tables, of the least a merge that keeps the commit protocol writes:
+  destiny.csv copied to a new file beside it, fsync'd, renamed over a name, the folder fsync'd;
+- ``read_write_floor_s``: ``pyarrow.csv.read_csv`` + ``write_csv`` of one table's destiny.csv (the other mode's floor).
+
 Prints progress, then as its LAST line one JSON object. Asserts nothing.
 
 Run:  .venv/bin/python benchmarks/bench_merge.py ROWS EVENTS [--key composite|integer] [--workdir DIR]
                                                  [--profile OUT.txt] [--results FILE.jsonl]
+      .venv/bin/python benchmarks/bench_merge.py 10000 5 --tables 50 [--prior 3] [--profile OUT.prof]
 Plot: .venv/bin/python benchmarks/bench_merge.py --plot FILE.jsonl OUT.png
 """
 
@@ -25,6 +40,7 @@ import platform
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +61,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-tables":
+        child_tables(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--plot":
         plot(Path(sys.argv[2]), Path(sys.argv[3]))
         return
@@ -53,12 +72,18 @@ def main() -> None:
     parser.add_argument("events", type=int)
     parser.add_argument("--key", choices=["composite", "integer"], default="composite")
     parser.add_argument("--workdir", type=Path, help="where to build the table (default: a temporary folder, removed)")
-    parser.add_argument("--profile", type=Path, help="profile the merge with pyinstrument, text report to this file")
+    parser.add_argument("--profile", type=Path, help="profile the merge with pyinstrument, text report to this file "
+                        "(with --tables: cProfile of the merges after the first, pstats data)")
     parser.add_argument("--results", type=Path, help="also append the JSON line to this file")
+    parser.add_argument("--tables", type=int, help="small-batch mode: merge_batch into this many tables in one process")
+    parser.add_argument("--prior", type=int, default=3, help="with --tables: merges made before the measured one")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-merge-"))
     try:
-        figures = run(args.rows, args.events, args.key, work, args.profile)
+        if args.tables:
+            figures = run_tables(args.rows, args.events, args.tables, args.prior, args.key, work, args.profile)
+        else:
+            figures = run(args.rows, args.events, args.key, work, args.profile)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -154,6 +179,154 @@ def child(folder: Path, profile: str | None) -> None:
     peak_mb = peak_rss_mb()
     print(json.dumps({"merge_s": round(merge_s, 4), "replay_s": round(replay_s, 5), "read_buffer_s": round(read_buffer_s, 4),
                       "peak_rss_mb": round(peak_mb, 1), "result": result.as_dict()}))
+
+
+def run_tables(rows: int, events: int, tables: int, prior: int, key: str, work: Path, profile: Path | None) -> dict:
+    """The small-batch mode (see the module docstring)."""
+    started = time.perf_counter()
+    template = build_pipeline(work / "template", rows, events, prior, key)
+    folders = []
+    for number in range(tables):
+        folder = work / "tables" / f"t{number:04d}"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # cp -a keeps destiny.csv a hard link to the live generation's file, as the pipeline leaves it.
+        subprocess.run(["cp", "-a", str(template), str(folder)], check=True)
+        folders.append(folder)
+    generate_s = time.perf_counter() - started
+    destiny = template / "destiny.csv"
+    progress(f"{tables} tables of {rows:,} rows (destiny.csv {destiny.stat().st_size / 1e6:.2f} MB), {events} events "
+             f"each, built in {generate_s:.1f} s")
+    floors = [durable_rewrite_floor(folder / "destiny.csv") for folder in folders]
+    floor_s = statistics.median(floors)
+    read_write_floor_s = measure_floor(destiny, work)
+    progress(f"floor (destiny.csv copied, fsync'd, renamed, folder fsync'd): {floor_s * 1e3:.2f} ms; "
+             f"pyarrow read + write: {read_write_floor_s * 1e3:.1f} ms")
+    command = [sys.executable, __file__, "--child-tables", str(work / "tables"), str(tables)]
+    command += [str(profile)] if profile else []
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise SystemExit(f"the merge child failed:\n{finished.stderr}")
+    merged = json.loads(finished.stdout.strip().splitlines()[-1])
+    outputs = {(folder / "destiny.csv").read_bytes() for folder in folders}
+    if len(outputs) != 1:
+        raise SystemExit("the tables' destiny.csv differ after the same merge")
+    progress(f"merge_batch: import {merged['import_s']:.3f} s, first table {merged['first_merge_s'] * 1e3:.1f} ms, "
+             f"then median {merged['merge_s'] * 1e3:.1f} ms ({merged['merge_cpu_s'] * 1e3:.1f} ms CPU) a table")
+    return {
+        "mode": "tables", "tables": tables, "rows": rows, "events": events, "prior": prior, "key": key,
+        "destiny_mb": round(destiny.stat().st_size / 1e6, 2), "import_s": merged["import_s"],
+        "first_merge_s": merged["first_merge_s"], "merge_s": merged["merge_s"], "merge_cpu_s": merged["merge_cpu_s"],
+        "merge_max_s": merged["merge_max_s"], "all_merges_s": merged["all_merges_s"], "floor_s": round(floor_s, 5),
+        "merge_floor_ratio": round(merged["merge_s"] / floor_s, 2), "read_write_floor_s": round(read_write_floor_s, 4),
+        "child_peak_rss_mb": merged["peak_rss_mb"], "result": merged["result"], "generate_s": round(generate_s, 1),
+        "cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
+    }
+
+
+def build_pipeline(folder: Path, rows: int, events: int, prior: int, key: str) -> Path:
+    """A pipeline folder as the merge task finds it after consume: the state, ``prior`` merges (their history,
+    change log and archived buffers), the measured run recorded, a buffer.csv of ``events`` events."""
+    from cdc_pipeline.buffer.batch_buffer import BatchBuffer, BufferMeta
+    from cdc_pipeline.history import RunRef
+    from cdc_pipeline.layout import PipelineLayout
+    from cdc_pipeline.state import StateStore
+    from cdc_pipeline.tasks.merge import merge_batch
+
+    pipe = bench_pipeline(folder)
+    table = BenchTable(key, rows, random.Random(1))
+    description = table.description()
+    store = StateStore(PipelineLayout(folder))
+    store.create(description)
+    for first in range(0, rows, LOAD_BATCH):
+        store.apply(table.snapshot_batch(first, min(first + LOAD_BATCH, rows)))
+    meta = BufferMeta(description.qualified_table, description.column_names, description.key_columns)
+    runs = pipe.history.runs
+    for number in range(prior + 1):
+        run = RunRef(f"scheduled__2026-11-24T08:{number:02d}:00+00:00")
+        runs.ensure_run(run)
+        batch = [{k: v for k, v in record.items()} | {"_incarnation": "1", "_txid": str(1000 + number)}
+                 for record in table.change_batch(events).to_dict("records")]
+        BatchBuffer(pipe.layout).add(meta, batch)
+        ranges = {}
+        for record in batch:
+            partition, offset = int(record["_partition"]), int(record["_offset"])
+            low, high = ranges.get(partition, (offset, offset + 1))
+            ranges[partition] = (min(low, offset), max(high, offset + 1))
+        runs.record_batch(run.run_id, incarnation=1, epoch=0, ranges=ranges)
+        if number < prior:
+            merge_batch(pipe, run)
+    return folder
+
+
+def bench_pipeline(folder: Path):
+    from cdc_pipeline.connector_spec import load_connector_spec
+    from cdc_pipeline.layout import PipelineLayout
+    from cdc_pipeline.pipeline import Pipeline
+
+    return Pipeline(load_connector_spec(ROOT / "include" / "connectors" / "clientes.json"), PipelineLayout(folder))
+
+
+def durable_rewrite_floor(destiny: Path) -> float:
+    """destiny.csv copied to a new file in its folder, fsync'd, renamed over a name, the folder fsync'd."""
+    temporary, target = destiny.with_name(".floor.tmp"), destiny.with_name(".floor.csv")
+    started = time.perf_counter()
+    with open(destiny, "rb") as source, open(temporary, "wb") as copy:
+        shutil.copyfileobj(source, copy, 1 << 20)
+        copy.flush()
+        os.fsync(copy.fileno())
+    os.replace(temporary, target)
+    folder = os.open(destiny.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    elapsed = time.perf_counter() - started
+    target.unlink()
+    return elapsed
+
+
+def child_tables(tables: Path, count: int, profile: str | None) -> None:
+    """Runs in a fresh process, as a mapped merge task: the imports, then merge_batch of each table in turn."""
+    started = time.perf_counter()
+    from cdc_pipeline.tasks.merge import merge_batch
+
+    import_s = time.perf_counter() - started
+    from cdc_pipeline.history import RunRef
+
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+    walls, cpus, summary = [], [], {}
+    folders = sorted(tables.iterdir())[:count]
+    for number, folder in enumerate(folders):
+        pipe = bench_pipeline(folder)
+        run = RunRef(last_run_id(pipe))
+        if profiler and number:
+            profiler.enable()
+        wall, cpu = time.perf_counter(), time.process_time()
+        summary = merge_batch(pipe, run)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+        if profiler and number:
+            profiler.disable()
+        if not summary.get("written"):
+            raise SystemExit(f"{folder}: the merge wrote nothing: {summary}")
+    if profiler:
+        profiler.dump_stats(profile)
+    rest = walls[1:] or walls
+    print(json.dumps({
+        "import_s": round(import_s, 4), "first_merge_s": round(walls[0], 5), "merge_s": round(statistics.median(rest), 5),
+        "merge_cpu_s": round(statistics.median(cpus[1:] or cpus), 5), "merge_max_s": round(max(rest), 5),
+        "all_merges_s": round(sum(walls), 4), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "result": {k: summary.get(k) for k in ("events", "inserted", "updated", "deleted", "stale", "destiny_rows")},
+    }))
+
+
+def last_run_id(pipe) -> str:
+    """The run consume recorded last (the one whose buffer the merge applies)."""
+    return pipe.history.runs.recent_runs(1)[0]["run_id"]
 
 
 def peak_rss_mb() -> float:

@@ -264,9 +264,9 @@ class ConnectorSpec:
         }
 
     def for_table(self, qualified: str) -> ConnectorSpec:
-        for scoped in self.table_specs():
-            if scoped.qualified_table == qualified:
-                return scoped
+        for t in self.tables:  # only the one asked for is scoped: a merge task calls this for each of its tables
+            if t.qualified == qualified:
+                return self._scoped(t)
         raise ConfigError(f"connector {self.name} does not capture {qualified!r}; it captures "
                           f"{', '.join(self.table_names)} (table.include.list in {self.path.name})")
 

@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from cdc_pipeline.atomic import atomic_write_text, atomic_writer
-from cdc_pipeline.pgtext.copy_csv import format_row, read_copy_csv
+from cdc_pipeline.pgtext.copy_csv import format_row, frame_of, read_copy_csv_table
 from cdc_pipeline.errors import BatchFileError, ConfigError
 from cdc_pipeline.layout import PipelineLayout
 
@@ -120,11 +121,16 @@ class BatchBuffer:
 
     def read(self) -> tuple[BufferMeta | None, pd.DataFrame]:
         """The unmerged events as strings (None for NULL); an empty frame when there are none."""
+        meta, table = self.read_table()
+        return meta, frame_of(table)
+
+    def read_table(self) -> tuple[BufferMeta | None, pa.Table]:
+        """:meth:`read` as an Arrow table of string columns (null for NULL), what the merge applies."""
         meta = self.read_meta()
         if meta is None or not self.path.exists():
-            return meta, pd.DataFrame()
-        frame = read_copy_csv(self.path)
-        header = list(frame.columns)
+            return meta, pa.table({})
+        frame = read_copy_csv_table(self.path)
+        header = list(frame.column_names)
         tail = len(PROVENANCE) + 1
         if header[:1] != [OPERATION] or tuple(header[-tail:]) != (TIMESTAMP, *PROVENANCE) \
                 or tuple(header[1:-tail]) != meta.columns:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,9 +84,26 @@ class RunHistory:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self._shared = threading.local()
 
     def _db(self):
-        return connect(self.path, readonly=self.readonly)
+        shared = getattr(self._shared, "db", None)
+        return nullcontext(shared) if shared is not None else connect(self.path, readonly=self.readonly)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The calls made inside (in this thread) share one transaction: committed together at the end, rolled
+        back together on an error. Each write transaction costs runs.sqlite's journal its syncs (four), so a
+        task's bookkeeping is grouped (cdc_pipeline.tasks.tracking). Nested, the inner one joins the outer."""
+        if getattr(self._shared, "db", None) is not None:
+            yield
+            return
+        with connect(self.path, readonly=self.readonly) as db:
+            self._shared.db = db
+            try:
+                yield
+            finally:
+                self._shared.db = None
 
     # --- runs -------------------------------------------------------------------------------------
     def ensure_run(self, run: RunRef) -> None:

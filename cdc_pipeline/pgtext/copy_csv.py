@@ -34,6 +34,8 @@ __all__ = [
     "write_rows",
     "format_dataframe",
     "read_copy_csv",
+    "read_copy_csv_table",
+    "frame_of",
 ]
 
 # The four characters that force quoting (CopyAttributeOutCSV's preliminary pass).
@@ -163,6 +165,20 @@ def read_copy_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     An unquoted empty field is NULL (None); a quoted ``""`` is the empty string. Quoted values may hold
     commas, quotes, CR and LF. Raises :class:`BatchFileError` for an empty file or one that does not parse.
     """
+    return frame_of(read_copy_csv_table(path))
+
+
+def frame_of(table: pa.Table) -> pd.DataFrame:
+    """A table of string columns as a frame of object columns holding str or None (no column: an empty frame)."""
+    if table.num_columns == 0:
+        return pd.DataFrame()
+    header = table.column_names
+    columns = {name: _to_object(table.column(index)) for index, name in enumerate(header)}
+    return pd.DataFrame(columns, columns=header, dtype=object)
+
+
+def read_copy_csv_table(path: str | os.PathLike[str]) -> pa.Table:
+    """:func:`read_copy_csv` as an Arrow table of string columns (null for NULL), the header's names in order."""
     header = _read_header(path)
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in header},
@@ -187,8 +203,7 @@ def read_copy_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise BatchFileError(f"{os.fspath(path)} is not a COPY CSV file with the header {header!r}: {exc}") from exc
     if table.column_names != header:
         raise BatchFileError(f"{os.fspath(path)}: header parsed as {table.column_names!r}, expected {header!r}")
-    columns = {name: _to_object(table.column(index)) for index, name in enumerate(header)}
-    return pd.DataFrame(columns, columns=header, dtype=object)
+    return table
 
 
 def _to_object(column: pa.ChunkedArray) -> np.ndarray:

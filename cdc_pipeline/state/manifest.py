@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cdc_pipeline.atomic import READ_ONLY_MODE, atomic_writer, fsync_dir
+from cdc_pipeline.atomic import READ_ONLY_MODE, atomic_writer
 from cdc_pipeline.errors import StateError
 from cdc_pipeline.source.catalog import TableDescription
 
@@ -155,8 +155,8 @@ def write_manifest(info: GenerationInfo) -> None:
     }
     with atomic_writer(info.manifest_path) as handle:
         handle.write(json.dumps(raw, indent=1) + "\n")
-    os.chmod(info.manifest_path, READ_ONLY_MODE)
-    fsync_dir(info.path)
+        os.fchmod(handle.fileno(), READ_ONLY_MODE)  # read-only from the moment it has its name
+    # atomic_writer fsync'd the file (its mode with it), renamed it and fsync'd the generation's folder.
 
 
 def _range_key(text: str) -> tuple[int, int]:

@@ -44,13 +44,13 @@ def _merge_locked(pipe: Pipeline, run: RunRef, summary: dict, *, archive_keep: i
     history, layout = pipe.history, pipe.layout
     buffer = BatchBuffer(layout)
     store = StateStore(layout)
-    meta, frame = buffer.read()
+    meta, frame = buffer.read_table()  # Arrow: no pandas frame to build for the state to take apart again
     epoch = history.runs.current_epoch()
     if meta is not None and len(frame) and meta.epoch != epoch:
         archived = buffer.clear(archive_as=f"superseded-epoch-{meta.epoch}", keep=archive_keep)
         log.warning("merge: buffer events of epoch %s are superseded by a rebuild (epoch %s); set aside in %s",
                     meta.epoch, epoch, archived)
-        meta, frame = None, frame.iloc[0:0]
+        meta, frame = None, frame.slice(0, 0)
     rebuild = store.rebuild()
     lineage = "rebuild" if rebuild is not None else "live"
     if rebuild is None and store.live() is None:

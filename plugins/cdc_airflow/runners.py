@@ -1,6 +1,9 @@
 """The bodies of the CDC tasks: build clients from Airflow connections, call cdc_pipeline.tasks.
 
-Imported inside the task callables only (it pulls in the pipeline's heavy dependencies).
+Imported inside the task callables only. Each task is a process of its own, so what only some steps use is
+imported inside them: Kafka's and PostgreSQL's clients, consume and register by the connector's steps, the
+state (pandas, pyarrow, numpy) by the merge; a merge task does not load the former, finish_run and
+publish_destiny load neither (docs/performance.md, "A small batch into many tables").
 """
 
 from __future__ import annotations
@@ -10,21 +13,14 @@ import logging
 from typing import Any
 
 from cdc_airflow.folder_owner import require_owned_folder
-from cdc_airflow.hooks import pipeline_services, source_params
 from cdc_airflow.run_notes import set_run_note
 from cdc_airflow.task_runtime import run_ref
 from cdc_pipeline.connector_spec import ConnectorSpec
 from cdc_pipeline.errors import CdcError, SourceUnreachableError, TablesFailedError
 from cdc_pipeline.formatting import folded
 from cdc_pipeline.layout import PipelineLayout
-from cdc_pipeline.commands.operation_table import check_start_from
 from cdc_pipeline.pipeline import Pipeline, connector_pipelines, table_layout
-from cdc_pipeline.source.checks import expand_table_patterns
-from cdc_pipeline.tasks.consume import consume_batch
-from cdc_pipeline.tasks.consume_tables import consume_tables
 from cdc_pipeline.tasks.finish import finish_run, finish_tables
-from cdc_pipeline.tasks.merge import merge_batch
-from cdc_pipeline.tasks.register import register_connector
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +31,25 @@ def register(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, 
 
 
 def consume(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    from cdc_pipeline.tasks.consume import consume_batch
+
     require_owned_folder(spec, layout.folder.parent)
     pipe = Pipeline(spec, layout)
     return _consume(spec, [pipe], context, functools.partial(consume_batch, pipe))
 
 
 def _register(spec: ConnectorSpec, pipes: list[Pipeline], context) -> dict[str, Any]:
+    from cdc_airflow.hooks import pipeline_services
+    from cdc_pipeline.tasks.register import register_connector
+
     return register_connector(pipes, pipeline_services(), run_ref(context),
                               timeout=float(context["params"]["connector_timeout_seconds"]))
 
 
 def _consume(spec: ConnectorSpec, pipes: list[Pipeline], context, consume_step) -> dict[str, Any]:
+    from cdc_airflow.hooks import pipeline_services
+    from cdc_pipeline.commands.operation_table import check_start_from
+
     params = context["params"]
     start_from = check_start_from(spec, pipes, params.get("start_from"))
     return consume_step(pipeline_services(), run_ref(context), max_events=int(params["max_events"]),
@@ -53,6 +57,8 @@ def _consume(spec: ConnectorSpec, pipes: list[Pipeline], context, consume_step) 
 
 
 def merge(spec: ConnectorSpec, layout: PipelineLayout, context) -> dict[str, Any]:
+    from cdc_pipeline.tasks.merge import merge_batch
+
     require_owned_folder(spec, layout.folder.parent)
     return merge_batch(Pipeline(spec, layout), run_ref(context))
 
@@ -110,6 +116,9 @@ def expanded_tables(spec: ConnectorSpec) -> ConnectorSpec:
     does not answer, the tables last sent to Kafka Connect (registration then records the outage)."""
     if not spec.patterns:
         return spec
+    from cdc_airflow.hooks import source_params
+    from cdc_pipeline.source.checks import expand_table_patterns
+
     try:
         return expand_table_patterns(source_params(), spec)
     except SourceUnreachableError:
@@ -120,6 +129,8 @@ def expanded_tables(spec: ConnectorSpec) -> ConnectorSpec:
 
 
 def consume_all_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]:
+    from cdc_pipeline.tasks.consume_tables import consume_tables
+
     require_owned_folder(spec, data_dir)
     pipes = connector_pipelines(data_dir, spec)
     if not pipes:
@@ -128,6 +139,8 @@ def consume_all_tables(spec: ConnectorSpec, data_dir, context) -> dict[str, Any]
 
 
 def merge_tables(spec: ConnectorSpec, data_dir, context, tables: list[str]) -> dict[str, Any]:
+    from cdc_pipeline.tasks.merge import merge_batch
+
     require_owned_folder(spec, data_dir)
     run = run_ref(context)
     return each_table(tables, lambda table: merge_batch(Pipeline.under(data_dir, spec.for_table(table)), run))

@@ -79,6 +79,21 @@ def test_parsing_the_dag_file_imports_none_of_the_pipelines_heavy_dependencies(t
     assert heavy == "HEAVY:", f"imported at parse time: {heavy}"
 
 
+@pytest.mark.parametrize(("imports", "expected"), [
+    # finish_run and publish_destiny: the runners module alone
+    ("import cdc_airflow.runners", ""),
+    # a merge task: the state's libraries, not Kafka's nor PostgreSQL's clients
+    ("import cdc_airflow.runners, cdc_pipeline.tasks.merge", "pandas,pyarrow,numpy,orjson"),
+])
+def test_a_task_process_imports_only_what_its_step_uses(tmp_path, imports, expected):
+    probe = f"import sys; {imports}; print('HEAVY:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    env = {"AIRFLOW_HOME": str(tmp_path / "home"), "PYTHONPATH": f"{REPO}:{REPO / 'plugins'}", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (heavy,) = [line for line in result.stdout.splitlines() if line.startswith("HEAVY:")]
+    assert heavy == f"HEAVY:{expected}"
+
+
 def test_a_broken_connector_file_gets_a_dag_that_says_why_and_the_others_still_load(tmp_path, monkeypatch):
     from cdc_airflow.dag_factory import build_dags
     from cdc_airflow.settings import DagSettings

@@ -40,6 +40,46 @@ def test_each_try_is_a_row(tmp_path):
     assert history.runs.get_run("r")["tries"] == 2
 
 
+def test_a_transaction_commits_its_writes_together_or_none_of_them(tmp_path):
+    history = History.open(tmp_path / "runs.sqlite")
+    run = RunRef("r", 1, 1)
+    outside = History.open(tmp_path / "runs.sqlite").runs  # another connection: sees only what is committed
+    with history.runs.transaction():
+        history.runs.ensure_run(run)
+        with history.runs.transaction():  # nested: joins the outer one
+            history.runs.start_try(run, "merge_batch")
+        assert history.runs.get_run("r") is not None and outside.get_run("r") is None
+    assert outside.get_run("r") is not None and [t["task_id"] for t in outside.tries("r")] == ["merge_batch"]
+    try:
+        with history.runs.transaction():
+            history.runs.end_try(run, "merge_batch", status=TryStatus.SUCCESS, duration=1.0)
+            history.runs.update_run("r", no_such_field=1)
+    except ValueError:
+        pass
+    assert outside.tries("r")[0]["status"] == "running"  # the end_try before the error was rolled back with it
+    history.runs.update_run("r", merge_seconds=2.0)  # after it, each call commits on its own again
+    assert outside.get_run("r")["merge_seconds"] == 2.0
+
+
+def test_a_tracked_task_records_its_try_and_its_duration(tmp_path):
+    from cdc_pipeline.tasks.tracking import tracked
+
+    history = History.open(tmp_path / "runs.sqlite")
+    run = RunRef("r", 1, 2)
+    try:
+        with tracked(history, run, "merge_batch") as summary:
+            summary["events"] = 3
+            raise OSError("disk full")
+    except OSError:
+        pass
+    assert history.runs.get_run("r")["error"] == "merge_batch (try 1 of 2, retrying): disk full"
+    with tracked(history, RunRef("r", 2, 2), "merge_batch") as summary:
+        summary["events"] = 3
+    record = history.runs.get_run("r")
+    assert record["error"] is None and record["merge_seconds"] is not None and record["tries"] == 2
+    assert [(t["try_number"], t["status"]) for t in history.runs.tries("r")] == [(1, "failed"), (2, "success")]
+
+
 def test_an_outage_opens_extends_and_closes(tmp_path):
     incidents = History.open(tmp_path / "runs.sqlite").incidents
     first = incidents.seen_down("postgres", "run1", "refused")

@@ -33,3 +33,17 @@ def test_bench_merge_prints_its_figures_as_one_json_object_last(tmp_path):
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_merge.py"), "--plot", str(results), str(plot)],
                    check=True, capture_output=True, timeout=120)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_merge_tables_mode_prints_its_figures_as_one_json_object_last(tmp_path):
+    finished = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_merge.py"), "300", "3", "--tables", "3", "--prior", "1",
+         "--key", "integer"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert finished.returncode == 0, finished.stderr
+    figures = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert {"import_s", "first_merge_s", "merge_s", "merge_cpu_s", "floor_s", "merge_floor_ratio",
+            "read_write_floor_s"} <= set(figures)
+    assert (figures["mode"], figures["tables"], figures["rows"], figures["events"]) == ("tables", 3, 300, 3)
+    assert figures["result"]["events"] == 3
