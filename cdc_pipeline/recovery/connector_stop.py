@@ -100,8 +100,19 @@ def heal_interrupted_stop(pipes, connect: KafkaConnectClient, *, restart_whole_r
         log.warning("connector %s: a whole rebuild (rebuild %s of %s) was interrupted before it resumed the "
                     "connector; starting it again", name, recovery.id, pipe.spec.qualified_table)
         again = restart_whole_rebuild(pipe, recovery)
+        _end_dead_resnapshot(pipe, again.id)
     return (f"rebuild {recovery.id} of {pipe.spec.qualified_table} was interrupted before the connector resumed: "
             f"started again as rebuild {again.id}")
+
+
+def _end_dead_resnapshot(pipe, rebuild_id: int) -> None:
+    """An operator's resnapshot that died here is done once its rebuild started again: the runs that step aside for
+    an unfinished command (tasks/operations_guard.py) go on. Any other dead command still waits for the operator."""
+    running = pipe.history.incidents.running_operation()
+    if running is not None and running["kind"] == "resnapshot":
+        pipe.history.incidents.end_operation(
+            running["id"], ok=True, detail=f"its process died with the connector stopped; register_connector started "
+            f"its rebuild again (rebuild {rebuild_id})")
 
 
 def _interrupted_whole_rebuild(pipe, marker: dict) -> bool:

@@ -135,6 +135,7 @@ def test_a_whole_rebuild_killed_before_it_resumed_the_connector_is_started_again
     assert f"rebuild {interrupted.id} of {TABLE} was interrupted" in summary["healed"], summary
     again = driver.history.incidents.active_recovery()
     assert again.id > interrupted.id and again.step in ("resumed", "snapshot_confirmed")
+    assert driver.history.incidents.running_operation() is None  # the resnapshot is done: runs do not step aside
     expected = driver.converge("k1, k2")
     assert driver.destiny().decode() == expected.decode()
     assert driver.history.incidents.last_recovery().id == again.id and not (driver.layout.folder / MARKER).exists()

@@ -80,6 +80,7 @@ def test_a_confirmation_killed_while_stopped_is_resumed_by_the_next_registration
 def test_a_whole_rebuild_killed_before_it_resumed_is_started_again(pipes):
     connect = FakeConnect()
     pipe = pipes[-1]
+    dead_command = pipe.history.incidents.begin_operation("resnapshot", {}, "cli")  # its process was killed
     recovery_id = pipe.history.incidents.start_recovery(run_id="r1", reason="operator", detail="asked", lost=None,
                                                          epoch=1)
     stop_marked(pipe, connect, WHOLE_REBUILD, rebuild=recovery_id)
@@ -93,6 +94,10 @@ def test_a_whole_rebuild_killed_before_it_resumed_is_started_again(pipes):
     healed = heal_interrupted_stop(pipes, connect, restart_whole_rebuild=again)
     assert started == [(pipe.spec.qualified_table, recovery_id, "requested")]
     assert f"rebuild {recovery_id} of {pipe.spec.qualified_table} was interrupted" in healed
+    # The operator's resnapshot is done once its rebuild started again: the runs no longer step aside for it.
+    assert pipe.history.incidents.running_operation() is None
+    (command,) = [op for op in pipe.history.incidents.operations(5) if op["id"] == dead_command]
+    assert command["status"] == "done" and "started its rebuild again" in command["detail"]
 
 
 def test_a_whole_rebuild_killed_after_it_recorded_resumed_only_clears_its_marker(pipes):
