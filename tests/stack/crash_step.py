@@ -27,7 +27,9 @@ SETTINGS = ("pg_host", "pg_port", "pg_user", "pg_password", "pg_db", "capture_us
 
 def arguments(driver: PipelineDriver, step: str, run: RunRef, max_events: int = 10_000) -> str:
     settings = {name: getattr(driver.settings, name) for name in SETTINGS}
-    return json.dumps({"settings": settings, "connector": str(driver.spec.path), "data_dir": str(driver.layout.folder.parent),
+    # A one-table pipeline's folder is <data_dir>/<connector>; a connector of several has a folder per table in it.
+    data_dir = driver.data_dir if isinstance(driver, ConnectorDriver) else driver.layout.folder.parent
+    return json.dumps({"settings": settings, "connector": str(driver.spec.path), "data_dir": str(data_dir),
                        "group": driver.group, "step": step, "run_id": run.run_id, "try": run.try_number,
                        "max_events": max_events, "tables": isinstance(driver, ConnectorDriver)})
 
