@@ -87,10 +87,11 @@ class KafkaConnectClient:
 
     def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
         """One REST call. A distributed worker answers 409 while its group rebalances (after a start, or when
-        connectors are added): asked again after a short pause, up to REBALANCE_TRIES times."""
+        connectors are added), and 500 "a rebalance is expected" just after a connector was stopped or resumed:
+        asked again after a short pause, up to REBALANCE_TRIES times."""
         for attempt in range(1, REBALANCE_TRIES):
             response = self._send(method, path, **kwargs)
-            if response.status_code != 409:
+            if not _rebalancing(response):
                 return response
             time.sleep(0.5 * attempt)
         return self._send(method, path, **kwargs)
@@ -216,12 +217,18 @@ class KafkaConnectClient:
         return outcome
 
 
+def _rebalancing(response: httpx.Response) -> bool:
+    """Kafka Connect's answers while its group rebalances: 409, or 500 whose message says a rebalance is expected
+    (DistributedHerder's RebalanceNeededException)."""
+    return response.status_code == 409 or (response.status_code == 500 and "rebalance" in response.text.lower())
+
+
 def _expect(response: httpx.Response, codes: Collection[int], what: str, fix: str) -> None:
     """Raise ConnectorError unless Kafka Connect answered one of ``codes``: the message names the call, the
     status, Kafka Connect's own message and ``fix``, what to do about it."""
     if response.status_code in codes:
         return
-    if response.status_code == 409:
+    if _rebalancing(response):
         fix = (f"The worker's group was still rebalancing after {REBALANCE_TRIES} tries: wait until it settles, "
                f"then try again. {fix}")
     request = response.request

@@ -105,6 +105,28 @@ def test_a_rebalancing_worker_is_asked_again_and_a_lasting_409_is_reported(monke
     assert len(calls) == 7
 
 
+def test_a_500_saying_a_rebalance_is_expected_is_asked_again_and_other_500s_are_not(monkeypatch):
+    """What a worker answered GET /connectors/NAME/config with right after that connector was resumed."""
+    monkeypatch.setattr("cdc_pipeline.kafka_connect.time.sleep", lambda seconds: None)
+    expected = {"error_code": 500, "message": "Request cannot be completed because a rebalance is expected"}
+    answers = [500, 200]
+
+    def resuming(request: httpx.Request) -> httpx.Response:
+        code = answers.pop(0)
+        return httpx.Response(code, json={"name": "c"} if code == 200 else expected)
+
+    assert client(resuming).get_config("c") == {"name": "c"}
+    calls: list[str] = []
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(500, json={"error_code": 500, "message": "NullPointerException"})
+
+    with pytest.raises(ConnectorError, match="500: NullPointerException"):
+        client(broken).get_config("c")
+    assert len(calls) == 1
+
+
 def test_a_refused_call_names_the_call_the_status_connects_message_and_the_remedy():
     def not_stopped(request):
         return httpx.Response(400, json={"error_code": 400, "message": "Connectors must be in the STOPPED state"})
