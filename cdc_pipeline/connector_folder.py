@@ -18,7 +18,8 @@ from cdc_pipeline.errors import ConfigError
 from cdc_pipeline.history import utc_now
 from cdc_pipeline.layout import PipelineLayout
 from cdc_pipeline.ownership import OWNER_FILE
-from cdc_pipeline.pipeline_lock import CONNECTOR_LOCK, connector_lock, pipeline_lock
+from cdc_pipeline.pipeline_lock import (CONNECTOR_LOCK, CONNECTOR_STOP_LOCK, CONNECTOR_STOPPED, connector_lock,
+                                        pipeline_lock)
 from cdc_pipeline.sent_tables import SENT_TABLES
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ def adopt_one_table_folder(data_dir: str | Path, spec: ConnectorSpec) -> str | N
     stage = folder / f"{ADOPTING}{target_name}"
     with pipeline_lock(flat):  # a run of the one-table version still in flight finishes first
         stage.mkdir(exist_ok=True)
-        keep = {stage.name, CONNECTOR_LOCK, ".lock", SENT_TABLES, OWNER_FILE, *spec.table_names}
+        keep = {stage.name, CONNECTOR_LOCK, CONNECTOR_STOP_LOCK, CONNECTOR_STOPPED, ".lock", SENT_TABLES, OWNER_FILE,
+                *spec.table_names}
         for entry in sorted(folder.iterdir()):
             if entry.name not in keep and not entry.name.startswith(ADOPTING):
                 os.rename(entry, stage / entry.name)

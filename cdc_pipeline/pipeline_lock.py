@@ -60,6 +60,8 @@ def connector_stop_lock(connector_folder: Path, *, timeout: float = 600.0, inter
 
 CONNECTOR_LOCK = ".connector.lock"
 CONNECTOR_STOP_LOCK = ".connector-stop.lock"
+# Written before such a step stops the connector, removed once it runs again (recovery/connector_stop.py).
+CONNECTOR_STOPPED = "connector-stopped.json"
 
 
 @contextlib.contextmanager

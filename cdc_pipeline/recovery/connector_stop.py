@@ -22,11 +22,11 @@ from cdc_pipeline.atomic import atomic_write_text
 from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.errors import ConnectorError
 from cdc_pipeline.kafka_connect import KafkaConnectClient
-from cdc_pipeline.pipeline_lock import connector_stop_lock, rebuild_locks
+from cdc_pipeline.pipeline_lock import CONNECTOR_STOPPED, connector_stop_lock, rebuild_locks
 
 log = logging.getLogger(__name__)
 
-MARKER = "connector-stopped.json"
+MARKER = CONNECTOR_STOPPED
 WHOLE_REBUILD = "whole_rebuild"
 CONFIRM = "confirm_snapshot"
 

@@ -144,3 +144,18 @@ def test_adopting_a_one_table_folder_leaves_the_sent_tables_record_and_the_owner
     adopt_one_table_folder(data, load_connector_spec(connector(tmp_path, "public.a,public.b")))
     assert (folder / SENT_TABLES).exists() and not (folder / "public.a" / SENT_TABLES).exists()
     assert (folder / OWNER_FILE).exists() and not (folder / "public.a" / OWNER_FILE).exists()
+
+
+def test_adopting_a_one_table_folder_leaves_a_marked_stop_of_the_connector_in_the_connector_folder(tmp_path):
+    """A whole rebuild killed with the connector stopped, then tables added: the marker stays the connector's, so
+    the next registration still finds it (recovery/connector_stop.py)."""
+    from cdc_pipeline.pipeline_lock import CONNECTOR_STOPPED, connector_stop_lock
+
+    data = tmp_path / "data"
+    folder = one_table_folder(data)
+    with connector_stop_lock(folder):
+        pass
+    (folder / CONNECTOR_STOPPED).write_text('{"purpose": "whole_rebuild", "table": "public.a"}')
+    adopt_one_table_folder(data, load_connector_spec(connector(tmp_path, "public.a,public.b")))
+    assert (folder / CONNECTOR_STOPPED).exists() and (folder / ".connector-stop.lock").exists()
+    assert sorted(p.name for p in (folder / "public.a").iterdir()) == ["destiny.csv", "runs.sqlite", "state", "table.json"]
