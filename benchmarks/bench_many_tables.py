@@ -206,7 +206,11 @@ class Load:
 
 
 class Watcher(threading.Thread):
-    """Polls the destiny.csv of the tables with a sampled change pending; notes when the row shows its version."""
+    """Polls the destiny.csv of the tables with a sampled change pending; notes when the row shows its version.
+
+    A file is read again only when it is another file (a merge renames a new one into place) or was written since
+    its last reading: reading 10,000 rows of every pending table every 0.5 s took CPU from the pipeline it
+    measures (about 90 tables wait at once at 200 tables)."""
 
     def __init__(self, destinies: dict[str, Path]) -> None:
         super().__init__(daemon=True, name="destiny-watcher")
@@ -215,10 +219,12 @@ class Watcher(threading.Thread):
         self._seen: dict[tuple[str, int, int], float] = {}
         self._halt = threading.Event()
         self._lock = threading.Lock()
+        self._read: dict[str, tuple[int, int, int] | None] = {}  # what each file was when last read
 
     def watch(self, table: str, key: int, version: int) -> None:
         with self._lock:
             self._pending[(table, key, version)] = None
+            self._read.pop(table, None)  # read at least once for the new sample
 
     def pending(self) -> int:
         with self._lock:
@@ -233,6 +239,12 @@ class Watcher(threading.Thread):
                 by_table.setdefault(table, []).append((key, version))
             for table, rows in by_table.items():
                 now = time.time()
+                stamp = file_stamp(self.destinies[table])
+                with self._lock:
+                    unchanged = table in self._read and self._read[table] == stamp
+                    self._read[table] = stamp
+                if unchanged:
+                    continue
                 versions = versions_in(self.destinies[table], {key for key, _ in rows})
                 with self._lock:
                     for key, version in rows:
@@ -247,6 +259,15 @@ class Watcher(threading.Thread):
 
     def delays(self, samples: list[tuple[str, int, int, float]]) -> list[float]:
         return [self._seen[(t, k, v)] - committed for t, k, v, committed in samples if (t, k, v) in self._seen]
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """Which file is at ``path`` and when it was last written: (inode, mtime in ns, size); None when absent."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def versions_in(path: Path, keys: set[int]) -> dict[int, int]:
