@@ -1,7 +1,7 @@
 """The pipeline stops its connector for a moment in two places: a whole rebuild (its offsets are deleted while it is
 stopped) and the confirmation that a table's incremental snapshot is in the topic (stopping makes Kafka Connect
 flush and commit). While it is stopped, a marker in the connector's folder says who stopped it and why, and the
-step holds the connector's stop lock (``connector_stop_lock``) until the connector runs again.
+step holds the connector's stop lock (``connector_stop_lock``) until the connector runs again (``marked_stop``).
 
 A task killed in between (SIGKILL, an OOM, a lost worker) leaves the connector STOPPED and the marker behind, and
 the lock free. The next registration heals it: a whole rebuild that had not resumed the connector starts again
@@ -12,27 +12,28 @@ does not override that, it says how to resume it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cdc_pipeline.atomic import atomic_write_text
 from cdc_pipeline.crashpoints import crashpoint
 from cdc_pipeline.errors import ConnectorError
+from cdc_pipeline.history import Recovery
 from cdc_pipeline.kafka_connect import KafkaConnectClient
 from cdc_pipeline.pipeline_lock import CONNECTOR_STOPPED, connector_stop_lock, rebuild_locks
 
 log = logging.getLogger(__name__)
 
-MARKER = CONNECTOR_STOPPED
 WHOLE_REBUILD = "whole_rebuild"
 CONFIRM = "confirm_snapshot"
 
 
 def marker_path(pipe) -> Path:
-    return pipe.connector_folder / MARKER
+    return pipe.connector_folder / CONNECTOR_STOPPED
 
 
 def read_marker(pipe) -> dict | None:
@@ -45,17 +46,22 @@ def read_marker(pipe) -> dict | None:
         return {"purpose": "unreadable", "detail": f"{path}: {exc}"}
 
 
-def stop_marked(pipe, connect: KafkaConnectClient, purpose: str, **detail) -> None:
-    """Stop the connector, the marker written first. The caller resumes it, then ``clear_marker``; an exception
-    between leaves both: the next registration finishes the step or starts it again."""
-    atomic_write_text(marker_path(pipe), json.dumps(
-        {"connector": pipe.spec.name, "purpose": purpose, "table": pipe.spec.qualified_table,
-         "at": datetime.now(UTC).isoformat(timespec="seconds"), **detail}, indent=2) + "\n")
-    connect.stop(pipe.spec.name)
-    crashpoint(f"{purpose}.stopped")
+@contextlib.contextmanager
+def marked_stop(pipe, connect: KafkaConnectClient, purpose: str, **detail) -> Iterator[None]:
+    """Stop the connector for the body, under the stop lock and with the marker written first; the body resumes
+    it. The marker goes when the body ends; an exception leaves it: the next registration finishes the step or
+    starts it again."""
+    with connector_stop_lock(pipe.connector_folder):
+        atomic_write_text(marker_path(pipe), json.dumps(
+            {"connector": pipe.spec.name, "purpose": purpose, "table": pipe.spec.qualified_table,
+             "at": datetime.now(UTC).isoformat(timespec="seconds"), **detail}, indent=2) + "\n")
+        connect.stop(pipe.spec.name)
+        crashpoint(f"{purpose}.stopped")
+        yield
+        _clear_marker(pipe)
 
 
-def clear_marker(pipe) -> None:
+def _clear_marker(pipe) -> None:
     marker_path(pipe).unlink(missing_ok=True)
 
 
@@ -83,19 +89,19 @@ def heal_interrupted_stop(pipes, connect: KafkaConnectClient, *, restart_whole_r
         marker = read_marker(first)
         if marker is None:
             return None  # it finished while we waited
-        if not _interrupted_whole_rebuild(pipe, marker):
+        if _interrupted_rebuild(pipe, marker) is None:
             status = connect.status(name)
             if status is not None and status.state == "STOPPED":
                 log.warning("connector %s was left STOPPED by an interrupted step (%s at %s): resuming it", name,
                             marker.get("purpose"), marker.get("at"))
                 connect.resume(name)
-            clear_marker(first)
+            _clear_marker(first)
             return f"connector {name} was left stopped by an interrupted {marker.get('purpose')}: resumed"
     # Started again under the locks its caller held (start_whole_rebuild takes the stop lock itself).
     with rebuild_locks(pipe):
         marker = read_marker(first)
-        recovery = pipe.history.incidents.active_recovery()
-        if marker is None or not _interrupted_whole_rebuild(pipe, marker):
+        recovery = _interrupted_rebuild(pipe, marker) if marker is not None else None
+        if recovery is None:
             return None  # another step finished or restarted it meanwhile
         log.warning("connector %s: a whole rebuild (rebuild %s of %s) was interrupted before it resumed the "
                     "connector; starting it again", name, recovery.id, pipe.spec.qualified_table)
@@ -115,15 +121,18 @@ def _end_dead_resnapshot(pipe, rebuild_id: int) -> None:
             f"its rebuild again (rebuild {rebuild_id})")
 
 
-def _interrupted_whole_rebuild(pipe, marker: dict) -> bool:
+def _interrupted_rebuild(pipe, marker: dict) -> Recovery | None:
+    """The whole rebuild the marker is for, when it had not resumed the connector; else None."""
+    if marker.get("purpose") != WHOLE_REBUILD:
+        return None
     recovery = pipe.history.incidents.active_recovery()
-    return marker.get("purpose") == WHOLE_REBUILD and recovery is not None and recovery.step == "requested"
+    return recovery if recovery is not None and recovery.step == "requested" else None
 
 
 def _stopped_by_someone_else(first) -> ConnectorError:
     name = first.spec.name
     return ConnectorError(
-        f"connector {name} is STOPPED in Kafka Connect, and not by this pipeline (no {MARKER} in "
+        f"connector {name} is STOPPED in Kafka Connect, and not by this pipeline (no {CONNECTOR_STOPPED} in "
         f"{first.connector_folder}): nothing is captured while it is. Resume it with PUT /connectors/{name}/resume on "
         f"Kafka Connect's REST API (curl -u \"$CDC_CONNECT_USER\" -X PUT <connect url>/connectors/{name}/resume), or "
         f"pause the DAG {first.spec.dag_id} to stop the pipeline instead")

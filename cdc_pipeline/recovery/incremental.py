@@ -35,9 +35,9 @@ from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.signals import (Notification, ensure_signal_topic, new_signal_id, read_notifications,
                                         send_signal, signal_time_us)
 from cdc_pipeline.kafka_connect import KafkaConnectClient
-from cdc_pipeline.pipeline_lock import connector_stop_lock, rebuild_locks
+from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.aside import ensure_registered, rebuild_aside, record_start
-from cdc_pipeline.recovery.connector_stop import CONFIRM, clear_marker, stop_marked
+from cdc_pipeline.recovery.connector_stop import CONFIRM, marked_stop
 from cdc_pipeline.source.catalog import TableDescription
 
 log = logging.getLogger(__name__)
@@ -233,13 +233,11 @@ def _confirm_in_topic(scanned, connect: KafkaConnectClient) -> dict[str, str]:
     commits its offsets, then check those offsets no longer list the tables; resume. A marked stop
     (recovery/connector_stop.py): a task killed while the connector is stopped leaves it to the next registration."""
     first = scanned[0][0]
-    with connector_stop_lock(first.connector_folder):
-        stop_marked(first, connect, CONFIRM)
+    with marked_stop(first, connect, CONFIRM):
         try:
             still = tables_still_snapshotting(connect.offsets(first.spec.name))
         finally:
             connect.resume(first.spec.name)
-        clear_marker(first)
     lines = {}
     for pipe, recovery in scanned:
         table = pipe.spec.qualified_table

@@ -29,10 +29,10 @@ from cdc_pipeline.history import History, Recovery
 from cdc_pipeline.kafka.client import KafkaClients
 from cdc_pipeline.kafka.topic import inspect_topic
 from cdc_pipeline.kafka_connect import KafkaConnectClient
-from cdc_pipeline.pipeline_lock import connector_stop_lock, table_locks
+from cdc_pipeline.pipeline_lock import table_locks
 from cdc_pipeline.recovery import incremental
 from cdc_pipeline.recovery.aside import ensure_registered, rebuild_aside, record_start
-from cdc_pipeline.recovery.connector_stop import WHOLE_REBUILD, clear_marker, stop_marked
+from cdc_pipeline.recovery.connector_stop import WHOLE_REBUILD, marked_stop
 from cdc_pipeline.source.catalog import TableDescription
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,7 @@ def start_whole_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClient
         # Stopped under a marker: a step killed before the connector resumes is started again by the next
         # registration (recovery/connector_stop.py), each of these steps being safe to repeat.
         ensure_registered(pipe.spec, connect, connector_config)
-        with connector_stop_lock(pipe.connector_folder):
-            stop_marked(pipe, connect, WHOLE_REBUILD, rebuild=started[0][3].id)
+        with marked_stop(pipe, connect, WHOLE_REBUILD, rebuild=started[0][3].id):
             connect.delete_offsets(pipe.spec.name)
             for each, each_run, each_description, recovery in started:
                 rebuild_aside(each, kafka, each_run, each_description, reason, recovery)
@@ -119,16 +118,7 @@ def start_whole_rebuild(pipe, *, connect: KafkaConnectClient, kafka: KafkaClient
             crashpoint("whole_rebuild.resumed")
             for each, _, _, recovery in started:
                 each.history.incidents.recovery_step(recovery.id, "resumed")
-            clear_marker(pipe)
     return pipe.history.incidents.active_recovery()
-
-
-def restart_whole_rebuild(pipe, recovery: Recovery, *, connect: KafkaConnectClient, kafka: KafkaClients,
-                          connector_config: dict[str, str] | None) -> Recovery:
-    """A whole rebuild whose step was killed before the connector resumed starts again (a new recovery)."""
-    return start_whole_rebuild(pipe, connect=connect, kafka=kafka, connector_config=connector_config, run_id=None,
-                               reason=recovery.reason, detail=f"{recovery.detail} (started again: rebuild "
-                               f"{recovery.id} was interrupted)", description=pipe.table_description())
 
 
 def snapshot_completed(offsets: list[dict] | None) -> bool:

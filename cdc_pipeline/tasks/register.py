@@ -26,8 +26,7 @@ from cdc_pipeline.connector_folder import joining_tables, prepare_connector_fold
 from cdc_pipeline.pipeline_lock import rebuild_locks
 from cdc_pipeline.recovery.incremental import confirm_table_snapshots
 from cdc_pipeline.recovery.connector_stop import heal_interrupted_stop
-from cdc_pipeline.recovery.rebuild import (confirm_snapshot, refuse, restart_whole_rebuild, start_rebuild,
-                                           start_whole_rebuild)
+from cdc_pipeline.recovery.rebuild import confirm_snapshot, refuse, start_rebuild, start_whole_rebuild
 from cdc_pipeline.sent_tables import record_sent_tables, sent_tables
 from cdc_pipeline.services import Services
 from cdc_pipeline.source.catalog import TableDescription, schema_differences
@@ -158,8 +157,11 @@ def _start_with_a_snapshot(pipes: list[Pipeline], joined, connect, kafka, config
 
 
 def _restart_whole_rebuild(pipe: Pipeline, recovery, *, connect, kafka, config):
+    """A whole rebuild killed before it resumed the connector starts again, as a new recovery."""
     with kafka() as clients:
-        return restart_whole_rebuild(pipe, recovery, connect=connect, kafka=clients, connector_config=config)
+        return start_whole_rebuild(pipe, connect=connect, kafka=clients, connector_config=config, run_id=None,
+                                   reason=recovery.reason, detail=f"{recovery.detail} (started again: rebuild "
+                                   f"{recovery.id} was interrupted)", description=pipe.table_description())
 
 
 def _summarise(pipe: Pipeline, report, summary: dict, recovery, run: RunRef, *, action, status, source) -> None:

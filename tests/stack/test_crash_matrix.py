@@ -19,7 +19,7 @@ import pytest
 from cdc_pipeline.commands import operations
 from cdc_pipeline.crashpoints import POINTS
 from cdc_pipeline.errors import ConnectorError
-from cdc_pipeline.recovery.connector_stop import MARKER
+from cdc_pipeline.pipeline_lock import CONNECTOR_STOPPED
 from cdc_pipeline.history import RunRef
 from cdc_pipeline.waiting import wait_until
 from devstack import process
@@ -138,7 +138,7 @@ def test_a_whole_rebuild_killed_before_it_resumed_the_connector_is_started_again
     assert driver.history.incidents.running_operation() is None  # the resnapshot is done: runs do not step aside
     expected = driver.converge("k1, k2")
     assert driver.destiny().decode() == expected.decode()
-    assert driver.history.incidents.last_recovery().id == again.id and not (driver.layout.folder / MARKER).exists()
+    assert driver.history.incidents.last_recovery().id == again.id and not (driver.layout.folder / CONNECTOR_STOPPED).exists()
 
 
 def test_a_connector_stopped_behind_the_pipelines_back_is_refused_until_it_is_resumed(driver):

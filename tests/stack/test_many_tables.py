@@ -148,7 +148,7 @@ def test_a_confirmation_killed_while_the_connector_is_stopped_is_resumed_by_the_
     it leaves the connector STOPPED and its marker. The next registration resumes it (no rebuild starts again) and
     the table's rebuild completes."""
     from cdc_pipeline.commands import operations
-    from cdc_pipeline.recovery.connector_stop import MARKER
+    from cdc_pipeline.pipeline_lock import CONNECTOR_STOPPED
     from cdc_pipeline.waiting import wait_until
     from tests.stack.crash_step import step_armed_at
 
@@ -167,7 +167,7 @@ def test_a_confirmation_killed_while_the_connector_is_stopped_is_resumed_by_the_
                interval=1)
     with shop.connect() as connect:
         assert connect.status(shop.spec.name).state == "STOPPED"
-    assert (shop.data_dir / "mt_shop" / MARKER).exists()
+    assert (shop.data_dir / "mt_shop" / CONNECTOR_STOPPED).exists()
     summary = shop.register()
     assert summary["healed"] == "connector mt_shop was left stopped by an interrupted confirm_snapshot: resumed"
     assert plain.history.incidents.active_recovery().id == rebuilding.id  # the same rebuild goes on

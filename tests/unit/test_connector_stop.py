@@ -16,9 +16,9 @@ import pytest
 from cdc_pipeline.connector_spec import load_connector_spec
 from cdc_pipeline.errors import ConnectorError
 from cdc_pipeline.pipeline import connector_pipelines
-from cdc_pipeline.pipeline_lock import connector_stop_lock
-from cdc_pipeline.recovery.connector_stop import (CONFIRM, MARKER, WHOLE_REBUILD, clear_marker,
-                                                  heal_interrupted_stop, read_marker, stop_marked)
+from cdc_pipeline.pipeline_lock import CONNECTOR_STOPPED
+from cdc_pipeline.recovery.connector_stop import (CONFIRM, WHOLE_REBUILD, heal_interrupted_stop, marked_stop,
+                                                  read_marker)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,19 +59,28 @@ def never(*_args):
     raise AssertionError("no whole rebuild should start again here")
 
 
+class Killed(Exception):
+    """Stands for the kill: the step's body ends early, its lock is released, nothing after it runs."""
+
+
+def killed_while_stopped(pipe, connect, purpose: str, **detail) -> None:
+    with pytest.raises(Killed):
+        with marked_stop(pipe, connect, purpose, **detail):
+            raise Killed
+
+
 def test_a_stop_of_the_pipeline_is_marked_until_it_is_cleared(pipes):
     connect = FakeConnect()
-    stop_marked(pipes[-1], connect, CONFIRM)
-    marker = read_marker(pipes[0])  # one marker per connector, whichever table wrote it
-    assert marker["purpose"] == CONFIRM and marker["table"] == pipes[-1].spec.qualified_table
-    assert connect.calls == [("stop", pipes[0].spec.name)]
-    clear_marker(pipes[-1])
+    with marked_stop(pipes[-1], connect, CONFIRM):
+        marker = read_marker(pipes[0])  # one marker per connector, whichever table wrote it
+        assert marker["purpose"] == CONFIRM and marker["table"] == pipes[-1].spec.qualified_table
+        assert connect.calls == [("stop", pipes[0].spec.name)]
     assert read_marker(pipes[0]) is None
 
 
 def test_a_confirmation_killed_while_stopped_is_resumed_by_the_next_registration(pipes):
     connect = FakeConnect()
-    stop_marked(pipes[-1], connect, CONFIRM)  # ... and the task was killed here
+    killed_while_stopped(pipes[-1], connect, CONFIRM)
     healed = heal_interrupted_stop(pipes, connect, restart_whole_rebuild=never)
     assert "resumed" in healed and connect.state == "RUNNING" and read_marker(pipes[0]) is None
     assert heal_interrupted_stop(pipes, connect, restart_whole_rebuild=never) is None  # nothing left to heal
@@ -83,12 +92,13 @@ def test_a_whole_rebuild_killed_before_it_resumed_is_started_again(pipes):
     dead_command = pipe.history.incidents.begin_operation("resnapshot", {}, "cli")  # its process was killed
     recovery_id = pipe.history.incidents.start_recovery(run_id="r1", reason="operator", detail="asked", lost=None,
                                                          epoch=1)
-    stop_marked(pipe, connect, WHOLE_REBUILD, rebuild=recovery_id)
+    killed_while_stopped(pipe, connect, WHOLE_REBUILD, rebuild=recovery_id)
     started = []
 
     def again(which, recovery):
         started.append((which.spec.qualified_table, recovery.id, recovery.step))
-        clear_marker(which)  # as start_whole_rebuild does once it resumed the connector
+        with marked_stop(which, connect, WHOLE_REBUILD):  # as start_whole_rebuild does
+            connect.resume(which.spec.name)
         return recovery
 
     healed = heal_interrupted_stop(pipes, connect, restart_whole_rebuild=again)
@@ -105,16 +115,18 @@ def test_a_whole_rebuild_killed_after_it_recorded_resumed_only_clears_its_marker
     pipe = pipes[0]
     recovery_id = pipe.history.incidents.start_recovery(run_id="r1", reason="operator", detail="asked", lost=None,
                                                          epoch=1)
-    stop_marked(pipe, connect, WHOLE_REBUILD, rebuild=recovery_id)
-    connect.resume(pipe.spec.name)
-    pipe.history.incidents.recovery_step(recovery_id, "resumed")  # ... killed before the marker was cleared
+    with pytest.raises(Killed):
+        with marked_stop(pipe, connect, WHOLE_REBUILD, rebuild=recovery_id):
+            connect.resume(pipe.spec.name)
+            pipe.history.incidents.recovery_step(recovery_id, "resumed")
+            raise Killed  # ... before the marker was cleared
     assert "resumed" in heal_interrupted_stop(pipes, connect, restart_whole_rebuild=never)
     assert read_marker(pipe) is None and connect.calls[-1] == ("resume", pipe.spec.name)
 
 
 def test_a_connector_stopped_by_someone_else_is_refused_with_how_to_resume_it(pipes):
     connect = FakeConnect(state="STOPPED")
-    with pytest.raises(ConnectorError, match=rf"STOPPED in Kafka Connect, and not by this pipeline \(no {MARKER}.*"
+    with pytest.raises(ConnectorError, match=rf"STOPPED in Kafka Connect, and not by this pipeline \(no {CONNECTOR_STOPPED}.*"
                                              r"PUT /connectors/\w+/resume.*or pause the DAG"):
         heal_interrupted_stop(pipes, connect, restart_whole_rebuild=never)
     assert connect.calls == []  # not resumed behind the operator's back
@@ -123,16 +135,13 @@ def test_a_connector_stopped_by_someone_else_is_refused_with_how_to_resume_it(pi
 def test_a_marker_whose_step_still_runs_is_left_to_that_step(pipes):
     """The stop lock is held from the stop to the resume: registration waits for it, then finds the marker gone."""
     connect = FakeConnect()
-    folder = pipes[0].connector_folder
     holding, release = threading.Event(), threading.Event()
 
     def step():
-        with connector_stop_lock(folder):
-            stop_marked(pipes[0], connect, CONFIRM)
+        with marked_stop(pipes[0], connect, CONFIRM):
             holding.set()
             release.wait(10)
             connect.resume(pipes[0].spec.name)
-            clear_marker(pipes[0])
 
     worker = threading.Thread(target=step)
     worker.start()
